@@ -1,0 +1,5 @@
+//! watchdog: one cycle of observe → decide → act → record per invocation.
+
+pub mod config;
+pub mod probe;
+pub mod target;

@@ -1,0 +1,133 @@
+//! The one interface to the operating system's process tables, in the manner of monit's
+//! `sysdep_*.c`: one file per platform, and this module is the only place that picks one.
+//! Everything above this module is platform-free.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as platform;
+
+/// Why a reading of another process failed. A permission error is never turned into
+/// "0 FDs" or "no process": callers must be able to tell the three apart.
+#[derive(Debug, thiserror::Error)]
+pub enum OsError {
+    #[error("no process with PID {0}")]
+    NoSuchProcess(u32),
+    #[error("permission denied reading PID {pid} ({what}); run as the same user as the server, or as root")]
+    PermissionDenied { pid: u32, what: &'static str },
+    #[error("cannot read {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot parse {what}: {detail}")]
+    Parse { what: String, detail: String },
+}
+
+/// What identifies one process across time: PIDs are reused, start times are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    pub pid: u32,
+    /// Platform-specific start stamp (clock ticks since boot on Linux); compare for
+    /// equality only.
+    pub start_key: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    Running,
+    /// Stopped by a signal (SIGSTOP, SIGTSTP) or traced.
+    Stopped,
+    /// Exited but not reaped: holds no FDs and no port; as good as dead to us.
+    Zombie,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessInfo {
+    pub identity: Identity,
+    pub ppid: u32,
+    pub uid: Option<u32>,
+    /// Wall-clock start, for ages and the pidfile mtime test (about 1 s precision on Linux).
+    pub start_time: SystemTime,
+    pub argv: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub rss_bytes: Option<u64>,
+    pub state: ProcState,
+}
+
+impl ProcessInfo {
+    pub fn pid(&self) -> u32 {
+        self.identity.pid
+    }
+    pub fn command_line(&self) -> String {
+        self.argv.join(" ")
+    }
+}
+
+/// One open file descriptor and what it points at, as the kernel names it
+/// (`/path`, `/path (deleted)`, `socket:[123]`, `pipe:[456]`, `anon_inode:[eventfd]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdEntry {
+    pub fd: i32,
+    pub target: String,
+}
+
+/// The target's `RLIMIT_NOFILE`; `None` fields mean unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct FdLimit {
+    pub soft: Option<u64>,
+    pub hard: Option<u64>,
+}
+
+/// Who LISTENs on a TCP port, as far as this user can see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortOwner {
+    /// Nothing listens on the port.
+    Free,
+    /// These processes hold the listening socket (more than one after a fork that
+    /// inherited it); the first is the one found first among the candidates, if any.
+    Held(Vec<u32>),
+    /// Something listens, but no process we can read holds it (another user's
+    /// process, or another network namespace's). Never act on such a port.
+    Hidden,
+}
+
+pub fn process_info(pid: u32) -> Result<ProcessInfo, OsError> {
+    platform::process_info(pid)
+}
+
+/// The process's environment, for replaying it on restart and for spotting its
+/// supervisor (`XPC_SERVICE_NAME`, `SUPERVISOR_PROCESS_NAME`, `INVOCATION_ID`).
+pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
+    platform::process_environ(pid)
+}
+
+/// The process's identity now, or `None` if it no longer exists (or is a zombie).
+pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
+    platform::identity(pid)
+}
+
+pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
+    platform::list_fds(pid)
+}
+
+pub fn fd_limit(pid: u32) -> Result<Option<FdLimit>, OsError> {
+    platform::fd_limit(pid)
+}
+
+/// Every PID on the system (that this user can list).
+pub fn all_pids() -> Result<Vec<u32>, OsError> {
+    platform::all_pids()
+}
+
+/// Whether anything LISTENs on `port` (TCP, IPv4 or IPv6) and who holds it. The
+/// `candidates` are searched first (pidfile PID, last known PID) so that the full scan
+/// of every process's FDs is the last resort.
+pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
+    platform::port_owner(port, candidates)
+}
