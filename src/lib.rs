@@ -1,5 +1,24 @@
 //! watchdog: one cycle of observe → decide → act → record per invocation.
+//!
+//! - observe: [`target`] finds the server, [`probe`] reads its health, FDs and files;
+//! - decide: [`decide`] is a pure function of the observation, config and history;
+//! - act: [`act`] is the only code that signals, spawns or runs a restart command;
+//! - record: [`log`], [`history`], [`incident`], [`report`].
+//!
+//! [`cycle`] strings them together for `check` and `status`.
 
+pub mod act;
+pub mod cli;
 pub mod config;
+pub mod cycle;
+pub mod deadline;
+pub mod decide;
+pub mod exit_code;
+pub mod fds_command;
+pub mod history;
+pub mod incident;
+pub mod lock;
+pub mod log;
 pub mod probe;
+pub mod report;
 pub mod target;

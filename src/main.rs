@@ -1,3 +1,72 @@
-fn main() {
-    println!("watchdog: not yet");
+use std::process::ExitCode as StdExitCode;
+
+use clap::Parser;
+
+use watchdog::cli::{Cli, Command};
+use watchdog::config::{self, Config, Method};
+use watchdog::cycle;
+use watchdog::exit_code::ExitCode;
+
+fn main() -> StdExitCode {
+    // clap prints usage errors itself and exits 2, as SPEC §6 asks.
+    let cli = Cli::parse();
+    run(cli).into()
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let opts = &cli.options;
+    let (cfg, source) = match load_config(&cli) {
+        Ok(loaded) => loaded,
+        Err(message) => {
+            eprintln!("watchdog: {message}");
+            return ExitCode::Usage;
+        }
+    };
+    let with_method = |run: &dyn Fn(Method) -> ExitCode| match cycle::resolve_method(&cfg) {
+        Ok(method) => run(method),
+        Err(message) => {
+            let origin = source
+                .as_ref()
+                .map_or("the configuration".into(), |p| p.display().to_string());
+            eprintln!("watchdog: {origin}: {message}");
+            ExitCode::Usage
+        }
+    };
+    match cli.command.as_ref().unwrap_or(&Command::Check) {
+        Command::Check => with_method(&|method| cycle::check(&cfg, opts, method)),
+        Command::Status => with_method(&|method| cycle::status(&cfg, opts, method)),
+        Command::Fds { top } => watchdog::fds_command::run(&cfg, opts, *top),
+        Command::Config { check } => print_config(&cfg, source.as_deref(), *check),
+        Command::Schedule { .. } => {
+            eprintln!(
+                "watchdog: `schedule` is not implemented yet; for now add this line with `crontab -e`:\n  * * * * * {} check",
+                current_exe()
+            );
+            ExitCode::Usage
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<(Config, Option<std::path::PathBuf>), String> {
+    let loaded = config::load(cli.options.config.as_deref()).map_err(|e| e.to_string())?;
+    let mut cfg = loaded.config;
+    cfg.apply(&cli.options.overrides()).map_err(|e| e.to_string())?;
+    Ok((cfg, loaded.source))
+}
+
+fn print_config(cfg: &Config, source: Option<&std::path::Path>, check_only: bool) -> ExitCode {
+    let origin = source.map_or("no config file; defaults".into(), |p| p.display().to_string());
+    if check_only {
+        eprintln!("watchdog: configuration OK ({origin})");
+    } else {
+        println!("# effective configuration ({origin})");
+        print!("{}", cfg.to_toml());
+    }
+    ExitCode::Healthy
+}
+
+fn current_exe() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "watchdog".into())
 }

@@ -1,4 +1,68 @@
 //! Observation: everything read about the target in one run. No side effects on it.
 
+pub mod fds;
+pub mod files;
 pub mod health;
 pub mod os;
+
+use std::time::SystemTime;
+
+use crate::probe::fds::FdReading;
+use crate::probe::files::FileReading;
+use crate::probe::health::HealthResult;
+use crate::target::Discovery;
+
+/// What one run saw, before any decision.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    pub discovery: Discovery,
+    pub health: HealthResult,
+    /// `None` when there is no target; `Err` with the reason when its FDs could not be
+    /// read (another user's process, say).
+    pub fds: Option<Result<FdReading, String>>,
+    pub files: Vec<FileReading>,
+    pub at: SystemTime,
+}
+
+impl Observation {
+    pub fn fd_reading(&self) -> Option<&FdReading> {
+        self.fds.as_ref().and_then(|r| r.as_ref().ok())
+    }
+}
+
+/// How many paths the run's FD reading keeps (the incident snapshot keeps them all).
+const TOP_PATHS: usize = 10;
+
+/// Reads everything one run needs, in the order that keeps the target's identity
+/// fresh: find it, probe health, then count its FDs.
+pub fn observe(
+    cfg: &crate::config::Config,
+    pid: Option<u32>,
+    last_known_pid: Option<u32>,
+    prober: &health::Prober,
+) -> Observation {
+    let sources = crate::target::Sources {
+        pid,
+        // An explicit --pid replaces the pidfile as the PID source.
+        pidfile: if pid.is_some() {
+            None
+        } else {
+            cfg.target.pidfile.clone()
+        },
+        port: cfg.port(),
+        match_: cfg.target.match_.clone(),
+        last_known_pid,
+    };
+    let discovery = crate::target::discover(&sources);
+    let health = prober.check();
+    let fds = discovery.target.as_ref().map(|t| {
+        fds::read(t.info.pid(), &cfg.fds.paths, TOP_PATHS).map_err(|e| e.to_string())
+    });
+    Observation {
+        discovery,
+        health,
+        fds,
+        files: files::read(&cfg.files),
+        at: SystemTime::now(),
+    }
+}

@@ -1,0 +1,262 @@
+//! Acting: the only code that signals, kills, spawns or runs a restart command
+//! (SPEC §5.5–§5.6). `--dry-run` never reaches this module.
+
+pub mod signal;
+pub mod spawn;
+
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, Method};
+use crate::deadline::Deadline;
+use crate::decide::{Action, ActionKind};
+use crate::probe::health::Prober;
+use crate::probe::os::{self, PortOwner, ProcessInfo};
+use spawn::Launch;
+
+const POLL: Duration = Duration::from_millis(100);
+/// Time given to the server to act on `pre_kill_signal` (a stack dump) before SIGTERM.
+const PRE_KILL_PAUSE: Duration = Duration::from_secs(1);
+
+/// What acting needs from the rest of the run.
+pub struct Context<'a> {
+    pub cfg: &'a Config,
+    pub prober: &'a Prober,
+    /// The run's bound: no step outlives it.
+    pub deadline: Deadline,
+    pub port: Option<u16>,
+    pub state_dir: &'a Path,
+}
+
+/// What happened, for the report, the log and the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// Healthy again after acting.
+    pub ok: bool,
+    /// Steps taken and what was seen, in words.
+    pub detail: String,
+    pub new_pid: Option<u32>,
+    pub new_fds: Option<u64>,
+}
+
+impl Outcome {
+    fn failed(steps: &[String], why: impl std::fmt::Display) -> Outcome {
+        let mut all = steps.to_vec();
+        all.push(why.to_string());
+        Outcome {
+            ok: false,
+            detail: all.join("; "),
+            new_pid: None,
+            new_fds: None,
+        }
+    }
+}
+
+/// The file a server started by the watchdog writes its output to.
+pub fn server_log(state_dir: &Path) -> PathBuf {
+    state_dir.join("server.log")
+}
+
+fn command_log(state_dir: &Path) -> PathBuf {
+    state_dir.join("command.log")
+}
+
+/// Carries out `action` on `target` (the process found this run; `None` for a start).
+pub fn perform(action: &Action, target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
+    match (action.method, action.kind, target) {
+        (Method::Command, _, _) => run_command(target, ctx),
+        (Method::Builtin, ActionKind::Restart, Some(target)) => builtin_restart(target, ctx),
+        (Method::Builtin, ActionKind::Start, _) => builtin_start(ctx),
+        (method, kind, _) => Outcome::failed(
+            &[],
+            format!("cannot {kind:?} with method {method:?} in this version").to_lowercase(),
+        ),
+    }
+}
+
+/// Kill the server and start it again: capture how it was started, optional
+/// pre-kill signal, SIGTERM → SIGKILL, wait for the port, start, verify.
+fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
+    let restart = &ctx.cfg.restart;
+    let mut steps = Vec::new();
+    // Captured before the kill: afterwards there is nothing left to read.
+    let launch = match capture(target) {
+        Ok(launch) => launch,
+        Err(why) if restart.start_command.is_none() => {
+            return Outcome::failed(&steps, format!("cannot capture how PID {} was started: {why}", target.pid()));
+        }
+        Err(_) => Launch {
+            argv: Vec::new(),
+            cwd: fallback_cwd(ctx),
+            env: Vec::new(),
+        },
+    };
+    if let Some(sig) = restart.pre_kill_signal {
+        match signal::send(target.identity, sig) {
+            Ok(true) => {
+                steps.push(format!("sent signal {sig} to PID {}", target.pid()));
+                sleep(ctx.deadline.cap(PRE_KILL_PAUSE));
+            }
+            Ok(false) => {}
+            Err(e) => return Outcome::failed(&steps, e),
+        }
+    }
+    match signal::terminate(target.identity, ctx.deadline.cap(restart.stop_timeout)) {
+        Ok(ending) => steps.push(format!("PID {} {}", target.pid(), ending.describe())),
+        Err(e) => return Outcome::failed(&steps, e),
+    }
+    if let Err(why) = wait_port_free(ctx) {
+        return Outcome::failed(&steps, why);
+    }
+    let child = match &restart.start_command {
+        Some(shell) => spawn::shell_detached(shell, &launch.cwd, &server_log(ctx.state_dir)),
+        None => spawn::replay(&launch, &server_log(ctx.state_dir)),
+    };
+    match child {
+        Ok(child) => {
+            steps.push(format!("started PID {}", child.id()));
+            verify(steps, Some(child), restart.start_command.is_none(), ctx)
+        }
+        Err(e) => Outcome::failed(&steps, e),
+    }
+}
+
+/// No server is running: start one with `start_command`.
+fn builtin_start(ctx: &Context) -> Outcome {
+    let Some(shell) = &ctx.cfg.restart.start_command else {
+        return Outcome::failed(&[], "no start_command configured");
+    };
+    if let Err(why) = wait_port_free(ctx) {
+        return Outcome::failed(&[], why);
+    }
+    match spawn::shell_detached(shell, &fallback_cwd(ctx), &server_log(ctx.state_dir)) {
+        Ok(child) => {
+            let steps = vec![format!("ran start_command as PID {}", child.id())];
+            verify(steps, Some(child), false, ctx)
+        }
+        Err(e) => Outcome::failed(&[], e),
+    }
+}
+
+/// `method = "command"`: the operator's own restart command, bounded by
+/// `command_timeout`. It learns the old PID from `WATCHDOG_TARGET_PID`.
+fn run_command(target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
+    let Some(shell) = &ctx.cfg.restart.command else {
+        return Outcome::failed(&[], "method = \"command\" needs restart.command");
+    };
+    let env: Vec<(&str, String)> = target
+        .map(|t| vec![("WATCHDOG_TARGET_PID", t.pid().to_string())])
+        .unwrap_or_default();
+    let deadline = ctx.deadline.sub(ctx.cfg.restart.command_timeout);
+    match spawn::run_bounded(shell, &env, &command_log(ctx.state_dir), deadline) {
+        Ok(()) => verify(vec![format!("ran `{shell}`")], None, false, ctx),
+        Err(e) => Outcome::failed(&[], e),
+    }
+}
+
+fn capture(target: &ProcessInfo) -> Result<Launch, String> {
+    if target.argv.is_empty() {
+        return Err("its command line is empty".into());
+    }
+    let cwd = target
+        .cwd
+        .clone()
+        .ok_or_else(|| "its working directory is unreadable".to_string())?;
+    let env = os::process_environ(target.pid()).map_err(|e| e.to_string())?;
+    Ok(Launch {
+        argv: target.argv.clone(),
+        cwd,
+        env,
+    })
+}
+
+fn fallback_cwd(ctx: &Context) -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(|| ctx.state_dir.to_path_buf())
+}
+
+/// A new server refuses to start while anything holds its port, so wait for the old
+/// one's socket to close (up to `stop_timeout`).
+fn wait_port_free(ctx: &Context) -> Result<(), String> {
+    let Some(port) = ctx.port else {
+        return Ok(());
+    };
+    let deadline = ctx.deadline.sub(ctx.cfg.restart.stop_timeout);
+    loop {
+        let owner = os::port_owner(port, &[]);
+        if matches!(owner, Ok(PortOwner::Free)) {
+            return Ok(());
+        }
+        if deadline.passed() {
+            let holder = match owner {
+                Ok(PortOwner::Held(pids)) => format!("PID {}", pids[0]),
+                Ok(_) => "a process this user cannot see".to_string(),
+                Err(e) => format!("unknown ({e})"),
+            };
+            return Err(format!(
+                "port {port} is still held by {holder} after {:.0}s; not starting a second server",
+                ctx.cfg.restart.stop_timeout.as_secs_f64()
+            ));
+        }
+        sleep(POLL.min(deadline.remaining()));
+    }
+}
+
+/// Waits up to `verify_timeout` for health to pass, then names the new server and
+/// counts its FDs. A started server that exits first fails at once rather than at the
+/// end of the wait.
+fn verify(mut steps: Vec<String>, mut child: Option<Child>, child_is_server: bool, ctx: &Context) -> Outcome {
+    let started = Instant::now();
+    let verify_timeout = ctx.cfg.restart.verify_timeout;
+    let deadline = ctx.deadline.sub(verify_timeout);
+    let mut last_error = String::from("no health check completed");
+    loop {
+        let (attempt, _) = ctx.prober.attempt(deadline.cap(ctx.cfg.health.timeout));
+        if attempt.ok {
+            steps.push(format!("healthy after {:.1}s", started.elapsed().as_secs_f64()));
+            let spawned = child.as_ref().map(Child::id);
+            let new_pid = ctx.port.and_then(|port| new_server_pid(port, spawned));
+            let new_fds = new_pid.and_then(|pid| os::list_fds(pid).ok()).map(|fds| fds.len() as u64);
+            return Outcome {
+                ok: true,
+                detail: steps.join("; "),
+                new_pid: new_pid.or(spawned.filter(|_| child_is_server)),
+                new_fds,
+            };
+        }
+        last_error = attempt.error.unwrap_or(last_error);
+        if let Some(exit) = early_exit(child.as_mut(), child_is_server) {
+            return Outcome::failed(&steps, format!("{exit} before becoming healthy (its output is in {})", server_log(ctx.state_dir).display()));
+        }
+        if deadline.passed() {
+            return Outcome::failed(
+                &steps,
+                format!("not healthy within verify_timeout {:.0}s: {last_error}", verify_timeout.as_secs_f64()),
+            );
+        }
+        sleep(ctx.deadline.cap(Duration::from_millis(250)));
+    }
+}
+
+/// A replayed server that exits has failed; a start command that exits 0 may have
+/// daemonized the server, so only its failure counts.
+fn early_exit(child: Option<&mut Child>, child_is_server: bool) -> Option<String> {
+    let status = child?.try_wait().ok()??;
+    if child_is_server || !status.success() {
+        Some(format!("the new process exited ({status})"))
+    } else {
+        None
+    }
+}
+
+fn new_server_pid(port: u16, spawned: Option<u32>) -> Option<u32> {
+    let candidates: Vec<u32> = spawned.into_iter().collect();
+    match os::port_owner(port, &candidates) {
+        Ok(PortOwner::Held(pids)) => pids.first().copied(),
+        _ => None,
+    }
+}

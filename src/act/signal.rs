@@ -1,0 +1,135 @@
+//! Signals, with the process's identity re-checked right before each one (SPEC §8):
+//! PIDs are reused, so a PID alone is never enough to signal.
+
+use std::thread::sleep;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+use crate::probe::os::{self, Identity, ProcState};
+
+const POLL: Duration = Duration::from_millis(50);
+/// How long to wait for the kernel to tear a process down after SIGKILL. Covered by
+/// the run bound's slack.
+const AFTER_KILL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("refusing to signal PID {pid}: {why}")]
+    Refused { pid: u32, why: &'static str },
+    #[error("signal {signal} to PID {pid} failed: {source}")]
+    Failed {
+        pid: u32,
+        signal: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("PID {pid} survived SIGKILL (uninterruptible sleep?); not restarting over it")]
+    Survived { pid: u32 },
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It was already gone before we signalled it.
+    AlreadyGone,
+    Terminated,
+    Killed,
+}
+
+impl Ending {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Ending::AlreadyGone => "was already gone",
+            Ending::Terminated => "exited after SIGTERM",
+            Ending::Killed => "killed with SIGKILL after stop_timeout",
+        }
+    }
+}
+
+/// Sends `signal` if, and only if, the process is still the one identified.
+/// Returns `Ok(false)` when it is gone (or the PID now belongs to another process).
+pub fn send(who: Identity, signal: i32) -> Result<bool, SignalError> {
+    refuse_protected(who.pid)?;
+    if !still_running(who) {
+        return Ok(false);
+    }
+    let pid = libc::pid_t::try_from(who.pid).map_err(|_| SignalError::Refused {
+        pid: who.pid,
+        why: "PID out of range",
+    })?;
+    // SAFETY: kill(2) takes plain integers and has no memory effects.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        return Ok(false);
+    }
+    Err(SignalError::Failed {
+        pid: who.pid,
+        signal,
+        source: err,
+    })
+}
+
+/// SIGTERM, wait up to `stop_timeout`, then SIGKILL. A stopped process (SIGSTOP) is
+/// also sent SIGCONT so that it can act on the SIGTERM; if it does not, SIGKILL ends
+/// it regardless of the stop.
+pub fn terminate(who: Identity, stop_timeout: Duration) -> Result<Ending, SignalError> {
+    if !send(who, libc::SIGTERM)? {
+        return Ok(Ending::AlreadyGone);
+    }
+    if is_stopped(who.pid) {
+        send(who, libc::SIGCONT)?;
+    }
+    if wait_gone(who, Deadline::after(stop_timeout)) {
+        return Ok(Ending::Terminated);
+    }
+    if !send(who, libc::SIGKILL)? {
+        return Ok(Ending::Terminated);
+    }
+    if wait_gone(who, Deadline::after(AFTER_KILL)) {
+        Ok(Ending::Killed)
+    } else {
+        Err(SignalError::Survived { pid: who.pid })
+    }
+}
+
+/// PID 1, the watchdog itself and its parent (the cron or launchd job, a shell) are
+/// never signalled, whatever the sources said.
+fn refuse_protected(pid: u32) -> Result<(), SignalError> {
+    let refuse = |why| Err(SignalError::Refused { pid, why });
+    if pid <= 1 {
+        return refuse("PID 0 and 1 are never signalled");
+    }
+    if pid == std::process::id() {
+        return refuse("it is the watchdog itself");
+    }
+    // SAFETY: getppid has no preconditions.
+    let parent = unsafe { libc::getppid() };
+    if u32::try_from(parent).is_ok_and(|p| p == pid) {
+        return refuse("it is the watchdog's parent");
+    }
+    Ok(())
+}
+
+fn still_running(who: Identity) -> bool {
+    matches!(os::identity(who.pid), Ok(Some(now)) if now == who)
+}
+
+fn is_stopped(pid: u32) -> bool {
+    matches!(os::process_info(pid), Ok(info) if info.state == ProcState::Stopped)
+}
+
+/// Polls until the process is gone (or a zombie, which holds no FDs and no port).
+pub fn wait_gone(who: Identity, deadline: Deadline) -> bool {
+    loop {
+        if !still_running(who) {
+            return true;
+        }
+        if deadline.passed() {
+            return false;
+        }
+        sleep(POLL.min(deadline.remaining()));
+    }
+}

@@ -1,0 +1,251 @@
+//! Starting processes: the server, detached in a new session with its output in a log
+//! file, and bounded shell commands (`method = "command"`).
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("cannot open the server's output log {path}: {source}")]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start {program}: {source}")]
+    Start {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {seconds:.0}s; its process group was killed")]
+    TimedOut { command: String, seconds: f64 },
+    #[error("`{command}` failed: {status}")]
+    Failed { command: String, status: ExitStatus },
+}
+
+/// How to start the server again: what it was started with, captured before the kill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub argv: Vec<String>,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Launch {
+    /// The program to execute: an absolute `argv[0]`, one relative to the server's
+    /// working directory, or the first match on the server's own `PATH` (not the
+    /// watchdog's: cron's `PATH` is minimal).
+    pub fn program(&self) -> Option<PathBuf> {
+        let first = self.argv.first()?;
+        if first.contains('/') {
+            return Some(self.cwd.join(first));
+        }
+        let path = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str())?;
+        path.split(':')
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| self.cwd.join(dir).join(first))
+            .find(|candidate| is_executable(candidate))
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Opens (appending) the file that a started process writes its output to.
+fn output_log(path: &Path) -> Result<(File, File), SpawnError> {
+    let wrap = |source| SpawnError::Log {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(wrap)?;
+    }
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(wrap)?;
+    let err = out.try_clone().map_err(wrap)?;
+    Ok((out, err))
+}
+
+/// Starts the server in a new session (so it outlives the watchdog, and no terminal or
+/// cron job signal reaches it), stdin from /dev/null, output appended to `log`.
+pub fn detached(mut command: Command, log: &Path) -> Result<Child, SpawnError> {
+    let (out, err) = output_log(log)?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let program = command.get_program().to_string_lossy().into_owned();
+    command
+        .spawn()
+        .map_err(|source| SpawnError::Start { program, source })
+}
+
+/// The server's own command line, cwd and environment, exactly.
+pub fn replay(launch: &Launch, log: &Path) -> Result<Child, SpawnError> {
+    let program = launch.program().ok_or_else(|| SpawnError::Start {
+        program: launch.argv.first().cloned().unwrap_or_default(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "not found on the server's PATH; set restart.start_command",
+        ),
+    })?;
+    let mut command = Command::new(program);
+    command
+        .arg0(&launch.argv[0])
+        .args(&launch.argv[1..])
+        .current_dir(&launch.cwd)
+        .env_clear()
+        .envs(launch.env.iter().map(|(k, v)| (k, v)));
+    detached(command, log)
+}
+
+/// `/bin/sh -c <shell>` as a detached server start.
+pub fn shell_detached(shell: &str, cwd: &Path, log: &Path) -> Result<Child, SpawnError> {
+    let mut command = Command::new("/bin/sh");
+    command.arg("-c").arg(shell).current_dir(cwd);
+    detached(command, log)
+}
+
+/// Runs `/bin/sh -c <shell>` to completion within `deadline`. It runs in its own
+/// process group so that on timeout the whole group (which we started) is killed, not
+/// only the shell.
+pub fn run_bounded(
+    shell: &str,
+    extra_env: &[(&str, String)],
+    log: &Path,
+    deadline: Deadline,
+) -> Result<(), SpawnError> {
+    let (out, err) = output_log(log)?;
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(shell)
+        .envs(extra_env.iter().map(|(k, v)| (*k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0)
+        .spawn()
+        .map_err(|source| SpawnError::Start {
+            program: "/bin/sh".into(),
+            source,
+        })?;
+    let started = deadline.remaining();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(SpawnError::Failed {
+                    command: shell.into(),
+                    status,
+                });
+            }
+            Ok(None) if deadline.passed() => {
+                kill_group(&mut child);
+                return Err(SpawnError::TimedOut {
+                    command: shell.into(),
+                    seconds: started.as_secs_f64(),
+                });
+            }
+            Ok(None) => sleep(POLL.min(deadline.remaining())),
+            Err(source) => {
+                kill_group(&mut child);
+                return Err(SpawnError::Start {
+                    program: "/bin/sh".into(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Kills the process group led by a child we started, then reaps the child.
+fn kill_group(child: &mut Child) {
+    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative PID signals the group we created with
+        // process_group(0); it has no memory effects.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn launch(argv: &[&str], path: &str) -> Launch {
+        Launch {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            cwd: PathBuf::from("/srv/app"),
+            env: vec![("PATH".into(), path.into())],
+        }
+    }
+
+    #[test]
+    fn program_resolution() {
+        assert_eq!(
+            launch(&["/usr/bin/env", "x"], "").program(),
+            Some(PathBuf::from("/usr/bin/env"))
+        );
+        assert_eq!(
+            launch(&["./server.py"], "").program(),
+            Some(PathBuf::from("/srv/app/./server.py"))
+        );
+        assert_eq!(launch(&["sh"], "/nonexistent:/bin").program(), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(launch(&["no-such-program-here"], "/bin").program(), None);
+        assert_eq!(launch(&[], "/bin").program(), None);
+    }
+
+    #[test]
+    fn bounded_command_reports_failure_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("command.log");
+        let long = Deadline::after(Duration::from_secs(20));
+        run_bounded("echo hi; exit 0", &[], &log, long).expect("success");
+        assert!(fs::read_to_string(&log).unwrap().contains("hi"));
+        let failed = run_bounded("exit 7", &[], &log, long).unwrap_err();
+        assert!(failed.to_string().contains("exit status: 7"), "{failed}");
+        let env = [("WATCHDOG_TARGET_PID", "99".to_string())];
+        run_bounded("test \"$WATCHDOG_TARGET_PID\" = 99", &env, &log, long).expect("env passed");
+
+        // A command that would hang, with a grandchild: both die with the group.
+        let marker = dir.path().join("grandchild-pid");
+        let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
+        let short = Deadline::after(Duration::from_millis(500));
+        let timed_out = run_bounded(&script, &[], &log, short).unwrap_err();
+        assert!(matches!(timed_out, SpawnError::TimedOut { .. }), "{timed_out}");
+        let grandchild: u32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        let gone = Deadline::after(Duration::from_secs(5));
+        while crate::probe::os::identity(grandchild).ok().flatten().is_some() && !gone.passed() {
+            sleep(POLL);
+        }
+        assert!(
+            crate::probe::os::identity(grandchild).ok().flatten().is_none(),
+            "the group was killed"
+        );
+    }
+}

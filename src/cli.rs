@@ -1,0 +1,203 @@
+//! The command line (SPEC §3). Every option shared by the subcommands overrides the
+//! config file; `watchdog` alone is `watchdog check`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Overrides;
+use crate::log::Verbosity;
+
+const ABOUT: &str = "Keeps a long-running local web server alive, one check per run.";
+
+const LONG_ABOUT: &str = "\
+Keeps a long-running local web server alive, one check per run.
+
+Run it every minute from cron, a launchd StartInterval job or a systemd timer. Each run
+finds the server process (pidfile, the process LISTENing on the port, or a command-line
+match), checks its /health URL with a hard timeout, counts its open file descriptors,
+and when a limit is crossed restarts it (or asks its supervisor to), logging every
+decision. A healthy run prints nothing, so cron sends no mail.
+
+Without a config file it watches Hermes WebUI on http://127.0.0.1:8787/health.
+Start with `watchdog status` to see what it sees, then `watchdog check --dry-run`.";
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  healthy (warnings allowed)
+  1  unhealthy, restarted, and healthy again
+  2  usage or configuration error; nothing touched
+  3  restart attempted and failed, or not healthy within verify_timeout
+  4  unhealthy but not acted on (dry run, startup grace, crash-loop guard,
+     method none, nothing to start, target unclear)
+  5  skipped: another run holds the lock
+
+Example crontab line:
+  * * * * * /usr/local/bin/watchdog check";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "watchdog",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = false
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub options: Options,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one cycle: observe, decide, act, record (the default).
+    ///
+    /// Prints nothing when healthy (use -v to see the reading). Problems and actions go
+    /// to stderr, which cron mails, and to the log file.
+    Check,
+    /// Observe and decide, print a readable report; never acts.
+    ///
+    /// Exits as `check --dry-run` would: 0 healthy, 4 if `check` would act or is held
+    /// back.
+    Status,
+    /// FD census of the target: total, limit, counts by kind, top paths.
+    ///
+    /// The replacement for `lsof -p PID | sort | uniq -c | sort -rn | head`.
+    Fds {
+        /// How many paths to list.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        top: usize,
+    },
+    /// Print the effective configuration as TOML (defaults, file and flags merged).
+    Config {
+        /// Only validate the configuration; exit 2 with file:line:column if it is wrong.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print (or install) the job that runs `watchdog check` every minute.
+    Schedule {
+        #[arg(value_enum)]
+        kind: ScheduleKind,
+        /// Install the job instead of printing it.
+        #[arg(long)]
+        install: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleKind {
+    Cron,
+    Launchd,
+    Systemd,
+}
+
+#[derive(Debug, Args)]
+pub struct Options {
+    /// Config file [default: $XDG_CONFIG_HOME/watchdog/watchdog.toml, then
+    /// /etc/watchdog/watchdog.toml; none at all is fine]
+    #[arg(short, long, value_name = "FILE", env = "WATCHDOG_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Health URL to probe (overrides health.url), e.g. http://127.0.0.1:8787/health
+    #[arg(long, value_name = "URL", global = true)]
+    pub url: Option<String>,
+
+    /// TCP port the server LISTENs on (overrides target.port; default: the URL's port)
+    #[arg(long, value_name = "N", global = true)]
+    pub port: Option<u16>,
+
+    /// PID file naming the server (overrides target.pidfile)
+    #[arg(long, value_name = "FILE", global = true)]
+    pub pidfile: Option<PathBuf>,
+
+    /// The server's PID, instead of the pidfile
+    #[arg(long, value_name = "N", global = true)]
+    pub pid: Option<u32>,
+
+    /// Text the server's command line contains, e.g. "server.py" (overrides target.match)
+    #[arg(long = "match", value_name = "TEXT", global = true)]
+    pub match_: Option<String>,
+
+    /// Restart at or above this many open FDs (overrides fds.max)
+    #[arg(long, value_name = "N", global = true)]
+    pub max_fds: Option<u64>,
+
+    /// Decide and report, but touch nothing (exit 4 where a real run would act)
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Print exactly one JSON document on stdout (the report) and nothing else there
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Also print healthy readings on stderr
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print only errors on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl Options {
+    pub fn verbosity(&self) -> Verbosity {
+        if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
+
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            url: self.url.clone(),
+            port: self.port,
+            pidfile: self.pidfile.clone(),
+            match_: self.match_.clone(),
+            max_fds: self.max_fds,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn check_is_the_default_and_options_go_anywhere() {
+        let cli = Cli::try_parse_from(["watchdog", "--dry-run"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(cli.options.dry_run);
+        let cli = Cli::try_parse_from(["watchdog", "status", "--json", "--pid", "42"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Status)));
+        assert_eq!(cli.options.pid, Some(42));
+        assert!(cli.options.json);
+        let cli = Cli::try_parse_from(["watchdog", "--port", "9000", "fds", "--top", "5"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Fds { top: 5 })));
+        assert_eq!(cli.options.port, Some(9000));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            vec!["watchdog", "--port", "70000"],
+            vec!["watchdog", "--pid", "-3"],
+            vec!["watchdog", "-v", "-q"],
+            vec!["watchdog", "schedule", "anacron"],
+        ] {
+            let err = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! One run: observe → decide → act → record. `check` does all four; `status` stops
+//! after deciding and only prints.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::act::{self, Outcome};
+use crate::cli::Options;
+use crate::config::{Config, Method};
+use crate::deadline::{Deadline, run_bound};
+use crate::decide::{self, Decision, Plan, Severity};
+use crate::exit_code::ExitCode;
+use crate::history::{self, FdSample, History, RestartRecord};
+use crate::incident;
+use crate::lock::{self, LockError};
+use crate::log::{Event, Level, Logger, Verbosity};
+use crate::probe::health::Prober;
+use crate::probe::{self, Observation};
+use crate::report::{self, Report};
+
+/// A condition that persists is logged again at most this often.
+const REPEAT_QUIET: Duration = Duration::from_secs(3600);
+/// Extra time past the bound before the failsafe ends a stuck run.
+const FAILSAFE_GRACE: Duration = Duration::from_secs(2);
+
+/// The restart method this version can carry out, after `auto`.
+pub fn resolve_method(cfg: &Config) -> Result<Method, String> {
+    match cfg.restart.method {
+        Method::Auto | Method::Builtin => Ok(Method::Builtin),
+        Method::Command if cfg.restart.command.is_none() => Err(
+            "restart.method = \"command\" needs restart.command (a shell command that restarts the server)"
+                .into(),
+        ),
+        Method::Command => Ok(Method::Command),
+        Method::None => Ok(Method::None),
+        other => Err(format!(
+            "restart.method = {:?} is not supported by this version yet; use \"builtin\", \"command\" or \"none\"",
+            other.as_str()
+        )),
+    }
+}
+
+fn history_path(cfg: &Config) -> PathBuf {
+    cfg.state.dir.join("history.json")
+}
+
+fn own_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// A run that outlives its bound (a read of /proc that blocks, a bug) is ended here
+/// rather than left to pile up under cron.
+fn arm_failsafe(bound: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(bound + FAILSAFE_GRACE);
+        eprintln!(
+            "watchdog: this run exceeded its bound of {}s and is being stopped",
+            bound.as_secs()
+        );
+        std::process::exit(i32::from(ExitCode::RestartFailed.code()));
+    });
+}
+
+struct Run<'a> {
+    cfg: &'a Config,
+    opts: &'a Options,
+    logger: Logger,
+    history: History,
+    now: SystemTime,
+}
+
+pub fn check(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
+    let bound = run_bound(cfg);
+    let deadline = Deadline::after(bound);
+    arm_failsafe(bound);
+    let _lock = match lock::acquire(&cfg.state.dir) {
+        Ok(lock) => lock,
+        Err(LockError::Held(path)) => {
+            if opts.verbose {
+                eprintln!("watchdog: another run holds {}; skipping this one", path.display());
+            }
+            return ExitCode::Locked;
+        }
+        Err(e) => {
+            eprintln!("watchdog: {e}; check [state] dir");
+            return ExitCode::Usage;
+        }
+    };
+    let mut logger = Logger::open(&cfg.log, opts.verbosity());
+    let loaded = History::load(&history_path(cfg));
+    if let Some(problem) = loaded.problem {
+        logger.emit(&Event::new(Level::Warning, "warning", problem));
+    }
+    let mut run = Run {
+        cfg,
+        opts,
+        logger,
+        history: loaded.history,
+        now: SystemTime::now(),
+    };
+
+    let prober = Prober::new(&cfg.health);
+    let obs = probe::observe(cfg, opts.pid, run.history.last_pid, &prober);
+    let decision = run.decide(&obs, method);
+    run.remember(&obs);
+    run.log_decision(&obs, &decision);
+    let outcome = match &decision.plan {
+        Plan::Act(action) => Some(run.act(action, &obs, &decision, &prober, deadline)),
+        _ => None,
+    };
+    if let Err(e) = run.history.save(&history_path(cfg)) {
+        eprintln!("watchdog: {e}");
+    }
+    let report = report::build(&report::Inputs {
+        observation: &obs,
+        decision: &decision,
+        outcome: outcome.as_ref(),
+        port: cfg.port(),
+        dry_run: opts.dry_run,
+        bound,
+    });
+    if opts.json {
+        print_json(&report);
+    }
+    report.exit_code
+}
+
+/// Observe and decide as `check --dry-run` would; print; touch nothing, not even the
+/// log or the history.
+pub fn status(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
+    let bound = run_bound(cfg);
+    arm_failsafe(bound);
+    let history = History::load(&history_path(cfg)).history;
+    let prober = Prober::new(&cfg.health);
+    let obs = probe::observe(cfg, opts.pid, history.last_pid, &prober);
+    let now = SystemTime::now();
+    let decision = decide::decide(
+        &obs,
+        cfg,
+        &decide::Context {
+            now,
+            method,
+            restarts_in_window: history.restarts_within(cfg.restart.window, now),
+            dry_run: true,
+            own_uid: own_uid(),
+        },
+    );
+    let report = report::build(&report::Inputs {
+        observation: &obs,
+        decision: &decision,
+        outcome: None,
+        port: cfg.port(),
+        dry_run: true,
+        bound,
+    });
+    if opts.json {
+        print_json(&report);
+    } else {
+        print!("{}", report::status_text(&report, &cfg.health.url));
+    }
+    report.exit_code
+}
+
+fn print_json(report: &Report) {
+    match serde_json::to_string_pretty(report) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("watchdog: cannot encode the report: {e}"),
+    }
+}
+
+impl Run<'_> {
+    fn decide(&self, obs: &Observation, method: Method) -> Decision {
+        decide::decide(
+            obs,
+            self.cfg,
+            &decide::Context {
+                now: self.now,
+                method,
+                restarts_in_window: self
+                    .history
+                    .restarts_within(self.cfg.restart.window, self.now),
+                dry_run: self.opts.dry_run,
+                own_uid: own_uid(),
+            },
+        )
+    }
+
+    /// The FD sample for the trend and the PID to search first next time.
+    fn remember(&mut self, obs: &Observation) {
+        let Some(target) = &obs.discovery.target else {
+            return;
+        };
+        self.history.last_pid = Some(target.info.pid());
+        if let Some(reading) = obs.fd_reading() {
+            self.history.record_sample(FdSample {
+                at: history::epoch_seconds(obs.at),
+                pid: target.info.pid(),
+                total: reading.total,
+                patterns: reading
+                    .patterns
+                    .iter()
+                    .map(|p| (p.pattern.clone(), p.count))
+                    .collect(),
+            });
+        }
+    }
+
+    /// Healthy: at most a heartbeat. Warnings and suppressions that persist are logged
+    /// once per REPEAT_QUIET, not every minute; a manual run (dry run, verbose) always
+    /// shows them.
+    fn log_decision(&mut self, obs: &Observation, decision: &Decision) {
+        let pid = obs.discovery.target.as_ref().map(|t| t.info.pid());
+        let dry_run = self.opts.dry_run;
+        let (hard, soft): (Vec<_>, Vec<_>) = decision
+            .reasons
+            .iter()
+            .partition(|r| r.severity == Severity::Hard);
+        let codes = |rs: &[&decide::Reason]| -> Vec<String> { rs.iter().map(|r| code(r)).collect() };
+        let details = |rs: &[&decide::Reason]| -> String {
+            rs.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>().join("; ")
+        };
+
+        if decision.reasons.is_empty() {
+            self.heartbeat(obs, pid);
+            return;
+        }
+        if !soft.is_empty() && self.due(&format!("warning:{}", codes(&soft).join(","))) {
+            let event = Event::new(Level::Warning, "warning", details(&soft))
+                .pid(pid)
+                .reasons(codes(&soft))
+                .dry_run(dry_run);
+            self.logger.emit(&event);
+        }
+        if hard.is_empty() {
+            return;
+        }
+        let unhealthy = Event::new(Level::Warning, "unhealthy", details(&hard))
+            .pid(pid)
+            .reasons(codes(&hard))
+            .dry_run(dry_run);
+        match &decision.plan {
+            Plan::Suppressed { would, why } => {
+                let key = format!("suppressed:{}:{}", codes(&hard).join(","), why_key(why));
+                if !self.due(&key) {
+                    return;
+                }
+                self.logger.emit(&unhealthy);
+                let target = pid.map_or("a new server".into(), |p| format!("PID {p}"));
+                let message = format!(
+                    "would {} {target} via {}; not acting: {}",
+                    report::kind_name(would.kind),
+                    would.method.as_str(),
+                    report::suppression_text(why)
+                );
+                let event = Event::new(Level::Warning, "suppressed", message)
+                    .pid(pid)
+                    .reasons(codes(&hard))
+                    .dry_run(dry_run)
+                    .with("method", would.method.as_str())
+                    .with("would", report::kind_name(would.kind));
+                self.logger.emit(&event);
+            }
+            _ => self.logger.emit(&unhealthy),
+        }
+    }
+
+    fn heartbeat(&mut self, obs: &Observation, pid: Option<u32>) {
+        if !self.cfg.log.heartbeat && self.opts.verbosity() != Verbosity::Verbose {
+            return;
+        }
+        let fds = obs.fd_reading().map_or("?".into(), |f| f.total.to_string());
+        let message = format!(
+            "healthy: status {} in {} ms, {fds} FDs",
+            obs.health.status.map_or("?".into(), |s| s.to_string()),
+            obs.health.latency_ms.unwrap_or(0)
+        );
+        let event = Event::new(Level::Info, "healthy", message).pid(pid);
+        if self.cfg.log.heartbeat {
+            self.logger.emit(&event);
+        } else {
+            eprintln!("watchdog: {}", event.line());
+        }
+    }
+
+    fn due(&mut self, key: &str) -> bool {
+        self.opts.dry_run
+            || self.opts.verbose
+            || self.history.due(key, REPEAT_QUIET, self.now)
+    }
+
+    /// Snapshot, announce, act, report the result and remember it for the guard.
+    fn act(
+        &mut self,
+        action: &decide::Action,
+        obs: &Observation,
+        decision: &Decision,
+        prober: &Prober,
+        deadline: Deadline,
+    ) -> Outcome {
+        let target = obs.discovery.target.as_ref().map(|t| &t.info);
+        let pid = target.map(|t| t.pid());
+        let method = action.method.as_str();
+        let reasons: Vec<String> = decision
+            .reasons
+            .iter()
+            .filter(|r| r.severity == Severity::Hard)
+            .map(code)
+            .collect();
+        if let Some(target) = target {
+            self.snapshot(target, obs, decision);
+        }
+        let (event, message) = match pid {
+            Some(pid) => ("restart", format!("restarting PID {pid} via {method}")),
+            None => ("start", format!("starting the server via {method}")),
+        };
+        self.logger.emit(
+            &Event::new(Level::Warning, event, message)
+                .pid(pid)
+                .reasons(reasons.clone())
+                .with("method", method),
+        );
+        let outcome = act::perform(
+            action,
+            target,
+            &act::Context {
+                cfg: self.cfg,
+                prober,
+                deadline,
+                port: self.cfg.port(),
+                state_dir: &self.cfg.state.dir,
+            },
+        );
+        let event = if outcome.ok {
+            Event::new(Level::Info, "restarted", outcome.detail.clone())
+        } else {
+            Event::new(Level::Error, "restart_failed", outcome.detail.clone())
+        };
+        self.logger.emit(
+            &event
+                .pid(pid)
+                .reasons(reasons.clone())
+                .with("method", method)
+                .with("new_pid", outcome.new_pid)
+                .with("new_fds", outcome.new_fds),
+        );
+        self.history.record_restart(RestartRecord {
+            at: history::epoch_seconds(SystemTime::now()),
+            ts: report::rfc3339(SystemTime::now()),
+            kind: report::kind_name(action.kind).into(),
+            method: method.into(),
+            old_pid: pid,
+            new_pid: outcome.new_pid,
+            reasons,
+            result: if outcome.ok { "restarted" } else { "failed" }.into(),
+        });
+        if let Some(new_pid) = outcome.new_pid {
+            self.history.last_pid = Some(new_pid);
+        }
+        outcome
+    }
+
+    /// Evidence first: a snapshot that cannot be written is reported, and the restart
+    /// goes ahead — a server that is down matters more than its post-mortem.
+    fn snapshot(&mut self, target: &crate::probe::os::ProcessInfo, obs: &Observation, decision: &Decision) {
+        let written = incident::write(
+            &self.cfg.state.dir,
+            target,
+            obs,
+            &decision.reasons,
+            &self.history.samples,
+            &self.cfg.fds.paths,
+        );
+        let event = match written {
+            Ok(path) => Event::new(
+                Level::Info,
+                "incident",
+                format!("snapshot of PID {} saved to {}", target.pid(), path.display()),
+            )
+            .with("incident", path.display().to_string()),
+            Err(e) => Event::new(
+                Level::Warning,
+                "incident",
+                format!(
+                    "cannot save the snapshot of PID {} in {}: {e}",
+                    target.pid(),
+                    incident::dir(&self.cfg.state.dir).display()
+                ),
+            ),
+        };
+        self.logger.emit(&event.pid(Some(target.pid())));
+    }
+}
+
+fn code(reason: &decide::Reason) -> String {
+    reason.code.as_str().to_string()
+}
+
+fn why_key(why: &decide::Suppression) -> &'static str {
+    use decide::Suppression::*;
+    match why {
+        DryRun => "dry_run",
+        StartupGrace { .. } => "startup_grace",
+        CrashLoop { .. } => "crash_loop",
+        MethodNone => "method_none",
+        NothingToStart => "nothing_to_start",
+        TargetUnclear { .. } => "target_unclear",
+        NotPermitted { .. } => "not_permitted",
+    }
+}

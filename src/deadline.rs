@@ -1,0 +1,78 @@
+//! The bound on one run (SPEC §8). Every wait in the run takes the smaller of its own
+//! timeout and what is left of the run's bound, so a server that accepts and never
+//! answers, or a command that hangs, cannot stretch a run.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+
+/// Slack for the work between the bounded waits (reading /proc, writing the log).
+const SLACK: Duration = Duration::from_secs(5);
+
+/// attempts × timeout + (attempts − 1) × interval + 2 × stop_timeout
+/// + command_timeout + verify_timeout + 5 s.
+pub fn run_bound(cfg: &Config) -> Duration {
+    let attempts = cfg.health.attempts.max(1);
+    cfg.health.timeout * attempts
+        + cfg.health.interval * (attempts - 1)
+        + cfg.restart.stop_timeout * 2
+        + cfg.restart.command_timeout
+        + cfg.restart.verify_timeout
+        + SLACK
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    end: Instant,
+}
+
+impl Deadline {
+    pub fn after(limit: Duration) -> Deadline {
+        Deadline {
+            end: Instant::now() + limit,
+        }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.end.saturating_duration_since(Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+
+    /// The smaller of `limit` and what is left.
+    pub fn cap(&self, limit: Duration) -> Duration {
+        limit.min(self.remaining())
+    }
+
+    /// A deadline `limit` from now, but never later than this one.
+    pub fn sub(&self, limit: Duration) -> Deadline {
+        Deadline::after(self.cap(limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bound_follows_the_spec_formula() {
+        let mut cfg = crate::config::defaults(None);
+        cfg.health.attempts = 3;
+        cfg.health.timeout = Duration::from_secs(5);
+        cfg.health.interval = Duration::from_secs(2);
+        cfg.restart.stop_timeout = Duration::from_secs(10);
+        cfg.restart.command_timeout = Duration::from_secs(30);
+        cfg.restart.verify_timeout = Duration::from_secs(60);
+        // 15 + 4 + 20 + 30 + 60 + 5
+        assert_eq!(run_bound(&cfg), Duration::from_secs(134));
+    }
+
+    #[test]
+    fn sub_deadlines_never_outlive_their_parent() {
+        let parent = Deadline::after(Duration::from_millis(50));
+        assert!(parent.sub(Duration::from_secs(60)).remaining() <= Duration::from_millis(50));
+        assert_eq!(parent.cap(Duration::from_millis(1)), Duration::from_millis(1));
+    }
+}

@@ -1,0 +1,429 @@
+//! The decision (SPEC §5.3–§5.4): a pure function of what was observed, the policy,
+//! the history and the clock. No I/O here, so every rule is a row in a table test.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::config::{Config, FileAction, Method};
+use crate::probe::Observation;
+use crate::probe::fds::FdReading;
+use crate::target::Finding;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    HealthFailed,
+    FdsOverLimit,
+    FdPathOverLimit,
+    RssOverLimit,
+    FileOverSize,
+    OrphanPortHolder,
+    NoProcess,
+    StalePidfile,
+    /// Over `warn_percent` of the FD limit that applies: a warning only.
+    FdsNearLimit,
+    /// The FDs of the target could not be read (permission): a warning only.
+    FdsUnreadable,
+    /// The sources disagree or the port holder cannot be seen: never act.
+    TargetUnclear,
+}
+
+impl ReasonCode {
+    /// The code as it appears in the report and the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::HealthFailed => "health_failed",
+            ReasonCode::FdsOverLimit => "fds_over_limit",
+            ReasonCode::FdPathOverLimit => "fd_path_over_limit",
+            ReasonCode::RssOverLimit => "rss_over_limit",
+            ReasonCode::FileOverSize => "file_over_size",
+            ReasonCode::OrphanPortHolder => "orphan_port_holder",
+            ReasonCode::NoProcess => "no_process",
+            ReasonCode::StalePidfile => "stale_pidfile",
+            ReasonCode::FdsNearLimit => "fds_near_limit",
+            ReasonCode::FdsUnreadable => "fds_unreadable",
+            ReasonCode::TargetUnclear => "target_unclear",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Restart now.
+    Hard,
+    /// Log a warning; exit 0.
+    Soft,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub severity: Severity,
+    pub detail: String,
+    pub value: Option<u64>,
+    pub limit: Option<u64>,
+}
+
+impl Reason {
+    fn hard(code: ReasonCode, detail: String) -> Reason {
+        Reason {
+            code,
+            severity: Severity::Hard,
+            detail,
+            value: None,
+            limit: None,
+        }
+    }
+    fn soft(code: ReasonCode, detail: String) -> Reason {
+        Reason {
+            severity: Severity::Soft,
+            ..Reason::hard(code, detail)
+        }
+    }
+    fn measured(mut self, value: u64, limit: u64) -> Reason {
+        self.value = Some(value);
+        self.limit = Some(limit);
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Healthy,
+    /// Only soft reasons.
+    Warning,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Restart,
+    Start,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub kind: ActionKind,
+    pub method: Method,
+}
+
+/// Why an unhealthy server is left alone this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Suppression {
+    DryRun,
+    StartupGrace { age: Duration, grace: Duration },
+    CrashLoop { restarts: u32, max: u32, window: Duration },
+    MethodNone,
+    NothingToStart,
+    TargetUnclear { detail: String },
+    NotPermitted { detail: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    Nothing,
+    Act(Action),
+    /// `would` is what a run without the suppression would have done.
+    Suppressed { would: Action, why: Suppression },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub plan: Plan,
+}
+
+/// What the decision needs besides the observation and the config.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub now: SystemTime,
+    /// The restart method after auto-detection (never `Method::Auto`).
+    pub method: Method,
+    /// Restarts recorded in history within `restart.window` before `now`.
+    pub restarts_in_window: u32,
+    pub dry_run: bool,
+    /// The user the watchdog runs as: a builtin restart can only signal its own
+    /// processes unless it is root.
+    pub own_uid: u32,
+}
+
+pub fn decide(obs: &Observation, cfg: &Config, ctx: &Context) -> Decision {
+    let reasons = reasons(obs, cfg);
+    let verdict = verdict(&reasons);
+    let plan = if verdict == Verdict::Unhealthy {
+        plan(obs, cfg, ctx, &reasons)
+    } else {
+        Plan::Nothing
+    };
+    Decision {
+        verdict,
+        reasons,
+        plan,
+    }
+}
+
+fn verdict(reasons: &[Reason]) -> Verdict {
+    if reasons.iter().any(|r| r.severity == Severity::Hard) {
+        Verdict::Unhealthy
+    } else if reasons.is_empty() {
+        Verdict::Healthy
+    } else {
+        Verdict::Warning
+    }
+}
+
+fn reasons(obs: &Observation, cfg: &Config) -> Vec<Reason> {
+    let mut reasons: Vec<Reason> = obs.discovery.findings.iter().map(finding_reason).collect();
+    reasons.extend(health_reason(obs));
+    match &obs.fds {
+        Some(Ok(reading)) => reasons.extend(fd_reasons(reading, cfg)),
+        Some(Err(why)) => reasons.push(Reason::soft(
+            ReasonCode::FdsUnreadable,
+            format!("cannot count the target's FDs: {why}"),
+        )),
+        None => {}
+    }
+    reasons.extend(rss_reason(obs, cfg));
+    reasons.extend(file_reasons(obs));
+    reasons
+}
+
+fn finding_reason(finding: &Finding) -> Reason {
+    match finding {
+        Finding::StalePidfile { path, why, .. } => Reason::soft(
+            ReasonCode::StalePidfile,
+            format!("stale pidfile {}: {why}", path.display()),
+        ),
+        Finding::Disagree { detail }
+        | Finding::Ambiguous { detail }
+        | Finding::Unreadable { detail, .. } => {
+            Reason::soft(ReasonCode::TargetUnclear, detail.clone())
+        }
+        Finding::PortHidden { port } => Reason::soft(
+            ReasonCode::TargetUnclear,
+            format!(
+                "something listens on port {port} but no process this user can read holds it \
+                 (another user's process?); run the watchdog as that user or as root"
+            ),
+        ),
+    }
+}
+
+fn health_reason(obs: &Observation) -> Option<Reason> {
+    let health = &obs.health;
+    let has_target = obs.discovery.target.is_some();
+    if health.ok {
+        return (!has_target).then(|| {
+            Reason::soft(
+                ReasonCode::NoProcess,
+                "health passes but no server process was found: check [target]".into(),
+            )
+        });
+    }
+    let error = health.error.as_deref().unwrap_or("failed");
+    let attempts = health.attempts.len();
+    let tried = if attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{attempts} attempts")
+    };
+    if has_target {
+        Some(Reason::hard(
+            ReasonCode::HealthFailed,
+            format!("health check failed ({tried}): {error}"),
+        ))
+    } else {
+        Some(Reason::hard(
+            ReasonCode::NoProcess,
+            format!("no server process found, and health failed ({tried}): {error}"),
+        ))
+    }
+}
+
+/// The FD count at which a restart is due: the smaller of `fds.max` and
+/// `max_percent` of the target's soft limit, where that limit is known.
+fn fd_restart_limit(reading: &FdReading, cfg: &Config) -> (u64, String) {
+    let by_count = (cfg.fds.max, format!("max {}", cfg.fds.max));
+    match reading.limit.and_then(|l| l.soft) {
+        Some(soft) => {
+            let by_percent = soft * u64::from(cfg.fds.max_percent) / 100;
+            if by_percent < by_count.0 {
+                (
+                    by_percent,
+                    format!("{}% of the soft limit {soft}", cfg.fds.max_percent),
+                )
+            } else {
+                by_count
+            }
+        }
+        None => by_count,
+    }
+}
+
+fn fd_reasons(reading: &FdReading, cfg: &Config) -> Vec<Reason> {
+    let mut reasons = Vec::new();
+    let (limit, limit_text) = fd_restart_limit(reading, cfg);
+    let total = reading.total;
+    if total >= limit {
+        reasons.push(
+            Reason::hard(
+                ReasonCode::FdsOverLimit,
+                format!("{total} open FDs ({limit_text})"),
+            )
+            .measured(total, limit),
+        );
+    } else {
+        let warn_at = limit * u64::from(cfg.fds.warn_percent) / 100;
+        if total >= warn_at {
+            reasons.push(
+                Reason::soft(
+                    ReasonCode::FdsNearLimit,
+                    format!(
+                        "{total} open FDs, over {}% of the restart limit {limit} ({limit_text})",
+                        cfg.fds.warn_percent
+                    ),
+                )
+                .measured(total, limit),
+            );
+        }
+    }
+    for pattern in &reading.patterns {
+        if pattern.count > pattern.max {
+            reasons.push(
+                Reason::hard(
+                    ReasonCode::FdPathOverLimit,
+                    format!(
+                        "{} FDs match {:?} (max {})",
+                        pattern.count, pattern.pattern, pattern.max
+                    ),
+                )
+                .measured(pattern.count, pattern.max),
+            );
+        }
+    }
+    reasons
+}
+
+fn rss_reason(obs: &Observation, cfg: &Config) -> Option<Reason> {
+    let max = cfg.memory.max_rss?;
+    let rss = obs.discovery.target.as_ref()?.info.rss_bytes?;
+    (rss > max).then(|| {
+        Reason::hard(
+            ReasonCode::RssOverLimit,
+            format!("resident memory {rss} bytes (max {max})"),
+        )
+        .measured(rss, max)
+    })
+}
+
+fn file_reasons(obs: &Observation) -> Vec<Reason> {
+    obs.files
+        .iter()
+        .filter_map(|file| {
+            let size = file.size?;
+            if size <= file.max_size {
+                return None;
+            }
+            let detail = format!(
+                "{} is {size} bytes (max {})",
+                file.path.display(),
+                file.max_size
+            );
+            let reason = match file.action {
+                FileAction::Restart => Reason::hard(ReasonCode::FileOverSize, detail),
+                FileAction::Warn => Reason::soft(ReasonCode::FileOverSize, detail),
+            };
+            Some(reason.measured(size, file.max_size))
+        })
+        .collect()
+}
+
+/// The one action for an unhealthy run, or why none is taken. The order of the
+/// checks matters: safety first (never act on an unclear target), then what the
+/// operator configured, then the guards; a dry run reports whatever would have
+/// stopped a real run.
+fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> Plan {
+    let target = obs.discovery.target.as_ref();
+    let action = Action {
+        kind: if target.is_some() {
+            ActionKind::Restart
+        } else {
+            ActionKind::Start
+        },
+        method: ctx.method,
+    };
+    let suppressed = |why| Plan::Suppressed { would: action, why };
+
+    if let Some(finding) = obs.discovery.findings.iter().find(|f| f.blocks_action()) {
+        return suppressed(Suppression::TargetUnclear {
+            detail: finding_reason(finding).detail,
+        });
+    }
+    if ctx.method == Method::None {
+        return suppressed(Suppression::MethodNone);
+    }
+    if action.kind == ActionKind::Start && !can_start(cfg, ctx.method) {
+        return suppressed(Suppression::NothingToStart);
+    }
+    if let Some(target) = target {
+        if ctx.method == Method::Builtin
+            && let Some(uid) = target.info.uid
+            && ctx.own_uid != 0
+            && uid != ctx.own_uid
+        {
+            return suppressed(Suppression::NotPermitted {
+                detail: format!(
+                    "PID {} belongs to uid {uid} and the watchdog runs as uid {}: \
+                     run it as that user or as root",
+                    target.info.pid(),
+                    ctx.own_uid
+                ),
+            });
+        }
+        let age = ctx
+            .now
+            .duration_since(target.info.start_time)
+            .unwrap_or(Duration::ZERO);
+        if age < cfg.target.startup_grace && only_health_failed(reasons) {
+            return suppressed(Suppression::StartupGrace {
+                age,
+                grace: cfg.target.startup_grace,
+            });
+        }
+    }
+    if ctx.restarts_in_window >= cfg.restart.max_restarts {
+        return suppressed(Suppression::CrashLoop {
+            restarts: ctx.restarts_in_window,
+            max: cfg.restart.max_restarts,
+            window: cfg.restart.window,
+        });
+    }
+    if ctx.dry_run {
+        return suppressed(Suppression::DryRun);
+    }
+    Plan::Act(action)
+}
+
+/// With no process to restart, only a method that knows how to start one can act.
+fn can_start(cfg: &Config, method: Method) -> bool {
+    match method {
+        Method::Builtin => cfg.restart.start_command.is_some(),
+        Method::Command => true,
+        _ => false,
+    }
+}
+
+fn only_health_failed(reasons: &[Reason]) -> bool {
+    reasons
+        .iter()
+        .filter(|r| r.severity == Severity::Hard)
+        .all(|r| r.code == ReasonCode::HealthFailed)
+}
+
+#[cfg(test)]
+mod tests;

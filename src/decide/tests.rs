@@ -1,0 +1,590 @@
+//! Table tests: one row per rule of SPEC §5.3–§5.4.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::config::{self, FileAction, FdPathRule};
+use crate::probe::fds::{FdReading, KindCounts, PatternCount};
+use crate::probe::files::FileReading;
+use crate::probe::health::{Attempt, HealthResult};
+use crate::probe::os::{FdLimit, Identity, ProcState, ProcessInfo};
+use crate::target::{Discovery, Target};
+
+const NOW_S: u64 = 1_800_000_000;
+const OWN_UID: u32 = 1000;
+
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(NOW_S)
+}
+
+fn server(age: Duration) -> Target {
+    Target {
+        info: ProcessInfo {
+            identity: Identity {
+                pid: 4242,
+                start_key: 77,
+            },
+            ppid: 1,
+            uid: Some(OWN_UID),
+            start_time: now() - age,
+            argv: vec!["python3".into(), "server.py".into()],
+            cwd: Some(PathBuf::from("/srv/hermes")),
+            rss_bytes: Some(100 << 20),
+            state: ProcState::Running,
+        },
+        evidence: vec!["port"],
+    }
+}
+
+fn healthy() -> HealthResult {
+    HealthResult {
+        ok: true,
+        status: Some(200),
+        latency_ms: Some(3),
+        error: None,
+        attempts: vec![Attempt {
+            ok: true,
+            status: Some(200),
+            latency_ms: Some(3),
+            error: None,
+        }],
+        json: None,
+    }
+}
+
+fn hanging() -> HealthResult {
+    let failed = Attempt {
+        ok: false,
+        status: None,
+        latency_ms: None,
+        error: Some("timed out after 5s".into()),
+    };
+    HealthResult {
+        ok: false,
+        status: None,
+        latency_ms: None,
+        error: Some("timed out after 5s".into()),
+        attempts: vec![failed.clone(), failed.clone(), failed],
+        json: None,
+    }
+}
+
+fn fds(total: u64, state_db: u64) -> FdReading {
+    FdReading {
+        total,
+        limit: Some(FdLimit {
+            soft: Some(4096),
+            hard: None,
+        }),
+        by_kind: KindCounts {
+            file: total,
+            ..KindCounts::default()
+        },
+        top_paths: vec![],
+        patterns: vec![PatternCount {
+            pattern: "state.db".into(),
+            count: state_db,
+            max: 200,
+        }],
+    }
+}
+
+/// A healthy, hour-old server with 100 FDs; each row changes one thing.
+fn observation() -> Observation {
+    Observation {
+        discovery: Discovery {
+            target: Some(server(Duration::from_secs(3600))),
+            findings: vec![],
+            port_owner: None,
+        },
+        health: healthy(),
+        fds: Some(Ok(fds(100, 30))),
+        files: vec![],
+        at: now(),
+    }
+}
+
+fn policy() -> Config {
+    let mut cfg = config::defaults(Some(std::path::Path::new("/home/me")));
+    cfg.fds.paths = vec![FdPathRule {
+        pattern: "state.db".into(),
+        max: 200,
+    }];
+    cfg
+}
+
+fn context() -> Context {
+    Context {
+        now: now(),
+        method: Method::Builtin,
+        restarts_in_window: 0,
+        dry_run: false,
+        own_uid: OWN_UID,
+    }
+}
+
+/// The plan, reduced to what a row asserts.
+#[derive(Debug, PartialEq)]
+enum Expect {
+    Nothing,
+    Restart,
+    Start,
+    Suppressed(&'static str),
+}
+
+fn shape(plan: &Plan) -> Expect {
+    match plan {
+        Plan::Nothing => Expect::Nothing,
+        Plan::Act(a) if a.kind == ActionKind::Restart => Expect::Restart,
+        Plan::Act(_) => Expect::Start,
+        Plan::Suppressed { why, .. } => Expect::Suppressed(match why {
+            Suppression::DryRun => "dry_run",
+            Suppression::StartupGrace { .. } => "startup_grace",
+            Suppression::CrashLoop { .. } => "crash_loop",
+            Suppression::MethodNone => "method_none",
+            Suppression::NothingToStart => "nothing_to_start",
+            Suppression::TargetUnclear { .. } => "target_unclear",
+            Suppression::NotPermitted { .. } => "not_permitted",
+        }),
+    }
+}
+
+type Change = fn(&mut Observation, &mut Config, &mut Context);
+
+struct Row {
+    name: &'static str,
+    change: Change,
+    verdict: Verdict,
+    codes: &'static [(ReasonCode, Severity)],
+    plan: Expect,
+}
+
+use ReasonCode::*;
+use Severity::*;
+
+fn no_target(o: &mut Observation) {
+    o.discovery.target = None;
+    o.fds = None;
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        name: "healthy",
+        change: |_, _, _| {},
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "health failed restarts",
+        change: |o, _, _| o.health = hanging(),
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "fds at max restarts",
+        change: |o, _, _| o.fds = Some(Ok(fds(1000, 10))),
+        verdict: Verdict::Unhealthy,
+        codes: &[(FdsOverLimit, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "fds one under max only warns",
+        change: |o, _, _| o.fds = Some(Ok(fds(999, 10))),
+        verdict: Verdict::Warning,
+        codes: &[(FdsNearLimit, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "fds under warn share is healthy",
+        change: |o, _, _| o.fds = Some(Ok(fds(749, 10))),
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "fds over max_percent of a small soft limit restarts",
+        change: |o, _, _| {
+            let mut reading = fds(240, 10);
+            reading.limit = Some(FdLimit {
+                soft: Some(256),
+                hard: Some(1024),
+            });
+            o.fds = Some(Ok(reading));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(FdsOverLimit, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "warn share applies to the percent limit",
+        change: |o, _, _| {
+            let mut reading = fds(180, 10);
+            reading.limit = Some(FdLimit {
+                soft: Some(256),
+                hard: Some(1024),
+            });
+            o.fds = Some(Ok(reading));
+        },
+        verdict: Verdict::Warning,
+        codes: &[(FdsNearLimit, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "unknown limit (macOS) uses max only",
+        change: |o, _, _| {
+            let mut reading = fds(900, 10);
+            reading.limit = None;
+            o.fds = Some(Ok(reading));
+        },
+        verdict: Verdict::Warning,
+        codes: &[(FdsNearLimit, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "state.db over its pattern max restarts",
+        change: |o, _, _| o.fds = Some(Ok(fds(400, 201))),
+        verdict: Verdict::Unhealthy,
+        codes: &[(FdPathOverLimit, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "state.db at its pattern max is fine",
+        change: |o, _, _| o.fds = Some(Ok(fds(400, 200))),
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "unreadable fds warn",
+        change: |o, _, _| o.fds = Some(Err("permission denied".into())),
+        verdict: Verdict::Warning,
+        codes: &[(FdsUnreadable, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "rss over max restarts",
+        change: |_, c, _| c.memory.max_rss = Some(50 << 20),
+        verdict: Verdict::Unhealthy,
+        codes: &[(RssOverLimit, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "file over size with warn",
+        change: |o, _, _| o.files = vec![file(2000, FileAction::Warn)],
+        verdict: Verdict::Warning,
+        codes: &[(FileOverSize, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "file over size with restart",
+        change: |o, _, _| o.files = vec![file(2000, FileAction::Restart)],
+        verdict: Verdict::Unhealthy,
+        codes: &[(FileOverSize, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "missing file is no reading",
+        change: |o, _, _| {
+            let mut f = file(0, FileAction::Restart);
+            f.size = None;
+            o.files = vec![f];
+        },
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "stale pidfile is a warning and the real target is still acted on",
+        change: |o, _, _| {
+            o.discovery.findings = vec![Finding::StalePidfile {
+                path: "/run/x.pid".into(),
+                pid: Some(7),
+                why: "PID 7 is not running".into(),
+            }];
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(StalePidfile, Soft), (HealthFailed, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "stale pidfile alone exits healthy-with-warning",
+        change: |o, _, _| {
+            o.discovery.findings = vec![Finding::StalePidfile {
+                path: "/run/x.pid".into(),
+                pid: None,
+                why: "does not contain a PID".into(),
+            }];
+        },
+        verdict: Verdict::Warning,
+        codes: &[(StalePidfile, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "disagreeing sources never act",
+        change: |o, _, _| {
+            o.discovery.target = None;
+            o.fds = None;
+            o.discovery.findings = vec![Finding::Disagree {
+                detail: "pidfile names 7, port held by 8".into(),
+            }];
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(TargetUnclear, Soft), (NoProcess, Hard)],
+        plan: Expect::Suppressed("target_unclear"),
+    },
+    Row {
+        name: "hidden port holder never acts",
+        change: |o, _, _| {
+            no_target(o);
+            o.discovery.findings = vec![Finding::PortHidden { port: 8787 }];
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(TargetUnclear, Soft), (NoProcess, Hard)],
+        plan: Expect::Suppressed("target_unclear"),
+    },
+    Row {
+        name: "no process and no start command: nothing to start",
+        change: |o, _, _| {
+            no_target(o);
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Suppressed("nothing_to_start"),
+    },
+    Row {
+        name: "no process with a start command starts",
+        change: |o, c, _| {
+            no_target(o);
+            o.health = hanging();
+            c.restart.start_command = Some("./start.sh".into());
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Start,
+    },
+    Row {
+        name: "no process with method command starts",
+        change: |o, _, x| {
+            no_target(o);
+            o.health = hanging();
+            x.method = Method::Command;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Start,
+    },
+    Row {
+        name: "no process but health passes is a warning",
+        change: |o, _, _| no_target(o),
+        verdict: Verdict::Warning,
+        codes: &[(NoProcess, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "method none never acts",
+        change: |o, _, x| {
+            o.health = hanging();
+            x.method = Method::None;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("method_none"),
+    },
+    Row {
+        name: "young process failing health is in its grace",
+        change: |o, _, _| {
+            o.discovery.target = Some(server(Duration::from_secs(30)));
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("startup_grace"),
+    },
+    Row {
+        name: "grace does not cover an FD leak",
+        change: |o, _, _| {
+            o.discovery.target = Some(server(Duration::from_secs(30)));
+            o.health = hanging();
+            o.fds = Some(Ok(fds(1200, 10)));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard), (FdsOverLimit, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "grace of 0s restarts at once",
+        change: |o, c, _| {
+            o.discovery.target = Some(server(Duration::from_secs(1)));
+            o.health = hanging();
+            c.target.startup_grace = Duration::ZERO;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "crash-loop guard at max_restarts",
+        change: |o, _, x| {
+            o.health = hanging();
+            x.restarts_in_window = 3;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("crash_loop"),
+    },
+    Row {
+        name: "one under the guard still restarts",
+        change: |o, _, x| {
+            o.health = hanging();
+            x.restarts_in_window = 2;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "dry run reports and does nothing",
+        change: |o, _, x| {
+            o.fds = Some(Ok(fds(1000, 10)));
+            x.dry_run = true;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(FdsOverLimit, Hard)],
+        plan: Expect::Suppressed("dry_run"),
+    },
+    Row {
+        name: "dry run names the guard that would stop a real run",
+        change: |o, _, x| {
+            o.health = hanging();
+            x.dry_run = true;
+            x.restarts_in_window = 5;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("crash_loop"),
+    },
+    Row {
+        name: "dry run of a healthy server does nothing",
+        change: |_, _, x| x.dry_run = true,
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "another user's process is not killed by a builtin restart",
+        change: |o, _, _| {
+            o.health = hanging();
+            if let Some(t) = o.discovery.target.as_mut() {
+                t.info.uid = Some(0);
+            }
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("not_permitted"),
+    },
+    Row {
+        name: "root may restart another user's process",
+        change: |o, _, x| {
+            o.health = hanging();
+            x.own_uid = 0;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Restart,
+    },
+];
+
+fn file(size: u64, action: FileAction) -> FileReading {
+    FileReading {
+        path: "/home/me/.hermes/state.db-wal".into(),
+        size: Some(size),
+        max_size: 1000,
+        action,
+        error: None,
+    }
+}
+
+#[test]
+fn every_rule() {
+    for row in ROWS {
+        let (mut obs, mut cfg, mut ctx) = (observation(), policy(), context());
+        (row.change)(&mut obs, &mut cfg, &mut ctx);
+        let decision = decide(&obs, &cfg, &ctx);
+        let codes: Vec<(ReasonCode, Severity)> = decision
+            .reasons
+            .iter()
+            .map(|r| (r.code, r.severity))
+            .collect();
+        assert_eq!(decision.verdict, row.verdict, "{}: verdict", row.name);
+        assert_eq!(codes, row.codes, "{}: reasons", row.name);
+        assert_eq!(shape(&decision.plan), row.plan, "{}: plan", row.name);
+    }
+}
+
+#[test]
+fn reasons_carry_value_limit_and_readable_detail() {
+    let mut obs = observation();
+    obs.fds = Some(Ok(fds(420, 420)));
+    let decision = decide(&obs, &policy(), &context());
+    let path = &decision.reasons[0];
+    assert_eq!(path.code, FdPathOverLimit);
+    assert_eq!((path.value, path.limit), (Some(420), Some(200)));
+    assert_eq!(path.detail, "420 FDs match \"state.db\" (max 200)");
+}
+
+#[test]
+fn suppressed_plans_say_what_would_have_been_done() {
+    let mut obs = observation();
+    obs.health = hanging();
+    let mut ctx = context();
+    ctx.dry_run = true;
+    let decision = decide(&obs, &policy(), &ctx);
+    assert_eq!(
+        decision.plan,
+        Plan::Suppressed {
+            would: Action {
+                kind: ActionKind::Restart,
+                method: Method::Builtin
+            },
+            why: Suppression::DryRun
+        }
+    );
+}
+
+#[test]
+fn a_clock_behind_the_start_time_counts_as_age_zero() {
+    let mut obs = observation();
+    obs.discovery.target = Some(server(Duration::ZERO));
+    if let Some(t) = obs.discovery.target.as_mut() {
+        t.info.start_time = now() + Duration::from_secs(60);
+    }
+    obs.health = hanging();
+    let decision = decide(&obs, &policy(), &context());
+    assert_eq!(shape(&decision.plan), Expect::Suppressed("startup_grace"));
+}
+
+#[test]
+fn reason_codes_read_the_same_in_json_and_text() {
+    for code in [
+        HealthFailed,
+        FdsOverLimit,
+        FdPathOverLimit,
+        RssOverLimit,
+        FileOverSize,
+        OrphanPortHolder,
+        NoProcess,
+        StalePidfile,
+        FdsNearLimit,
+        FdsUnreadable,
+        TargetUnclear,
+    ] {
+        assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+    }
+}

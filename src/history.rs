@@ -1,0 +1,254 @@
+//! The small history file (SPEC §7): recent restarts for the crash-loop guard, recent
+//! FD samples for the trend, and the last PID seen (searched first next run). Bounded
+//! in size, written atomically, and a corrupt file is reported and replaced rather
+//! than stopping the watchdog.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// At most this many of each record are kept; a minute-by-minute watchdog fills the
+/// samples in a little over a day.
+const MAX_RESTARTS: usize = 100;
+const MAX_SAMPLES: usize = 1500;
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    pub version: u32,
+    #[serde(default)]
+    pub last_pid: Option<u32>,
+    #[serde(default)]
+    pub restarts: Vec<RestartRecord>,
+    #[serde(default)]
+    pub samples: Vec<FdSample>,
+    /// When each repeatable message (a warning, a suppression) was last logged, so that
+    /// a condition that lasts for hours is logged once an hour, not once a minute.
+    #[serde(default)]
+    pub last_logged: BTreeMap<String, u64>,
+}
+
+/// One restart (or start) the watchdog carried out or attempted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartRecord {
+    /// Seconds since the epoch; what the window arithmetic uses.
+    pub at: u64,
+    /// The same instant, readable.
+    pub ts: String,
+    pub kind: String,
+    pub method: String,
+    pub old_pid: Option<u32>,
+    pub new_pid: Option<u32>,
+    pub reasons: Vec<String>,
+    /// "restarted" or "failed".
+    pub result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FdSample {
+    pub at: u64,
+    pub pid: u32,
+    pub total: u64,
+    #[serde(default)]
+    pub patterns: Vec<(String, u64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("cannot write history {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A history read from disk, with what was wrong with the file if it was unusable.
+pub struct Loaded {
+    pub history: History,
+    pub problem: Option<String>,
+}
+
+pub fn epoch_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl History {
+    pub fn load(path: &Path) -> Loaded {
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Loaded {
+                    history: History::new(),
+                    problem: None,
+                };
+            }
+            Err(e) => {
+                return Loaded {
+                    history: History::new(),
+                    problem: Some(format!("cannot read history {}: {e}", path.display())),
+                };
+            }
+        };
+        match serde_json::from_str::<History>(&text) {
+            Ok(history) => Loaded {
+                history,
+                problem: None,
+            },
+            Err(e) => Loaded {
+                history: History::new(),
+                problem: Some(format!(
+                    "history {} is corrupt ({e}); starting a new one",
+                    path.display()
+                )),
+            },
+        }
+    }
+
+    pub fn new() -> History {
+        History {
+            version: VERSION,
+            ..History::default()
+        }
+    }
+
+    /// Restarts within `window` before `now`: what the crash-loop guard counts. Every
+    /// attempt counts, failed ones too, or a restart that always fails would be
+    /// retried every minute for ever.
+    pub fn restarts_within(&self, window: Duration, now: SystemTime) -> u32 {
+        let since = epoch_seconds(now).saturating_sub(window.as_secs());
+        self.restarts.iter().filter(|r| r.at > since).count() as u32
+    }
+
+    pub fn record_restart(&mut self, record: RestartRecord) {
+        self.restarts.push(record);
+        trim_front(&mut self.restarts, MAX_RESTARTS);
+    }
+
+    /// Whether a message identified by `key` is due: not logged within `quiet` before
+    /// `now`. Marks it logged when it is.
+    pub fn due(&mut self, key: &str, quiet: Duration, now: SystemTime) -> bool {
+        let now_s = epoch_seconds(now);
+        let due = self
+            .last_logged
+            .get(key)
+            .is_none_or(|&at| now_s >= at + quiet.as_secs());
+        if due {
+            self.last_logged.insert(key.to_string(), now_s);
+        }
+        // Keys of conditions that ended long ago would otherwise pile up.
+        let stale = now_s.saturating_sub(quiet.as_secs() * 24);
+        self.last_logged.retain(|_, at| *at >= stale);
+        due
+    }
+
+    pub fn record_sample(&mut self, sample: FdSample) {
+        self.samples.push(sample);
+        trim_front(&mut self.samples, MAX_SAMPLES);
+    }
+
+    /// Writes to a temporary file beside the target, syncs it and renames it over the
+    /// old one, so a crash mid-write leaves the previous history intact.
+    pub fn save(&self, path: &Path) -> Result<(), HistoryError> {
+        let wrap = |source| HistoryError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other).map_err(wrap)?;
+        let mut file = fs::File::create(&tmp).map_err(wrap)?;
+        file.write_all(&text).map_err(wrap)?;
+        file.sync_all().map_err(wrap)?;
+        fs::rename(&tmp, path).map_err(wrap)
+    }
+}
+
+fn trim_front<T>(items: &mut Vec<T>, keep: usize) {
+    if items.len() > keep {
+        items.drain(..items.len() - keep);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restart_at(at: u64) -> RestartRecord {
+        RestartRecord {
+            at,
+            ts: String::new(),
+            kind: "restart".into(),
+            method: "builtin".into(),
+            old_pid: Some(1),
+            new_pid: Some(2),
+            reasons: vec!["health_failed".into()],
+            result: "restarted".into(),
+        }
+    }
+
+    #[test]
+    fn counts_restarts_inside_the_window_only() {
+        let mut h = History::new();
+        for at in [1000, 5000, 6000, 6500] {
+            h.record_restart(restart_at(at));
+        }
+        let now = UNIX_EPOCH + Duration::from_secs(7000);
+        assert_eq!(h.restarts_within(Duration::from_secs(3600), now), 3);
+        assert_eq!(h.restarts_within(Duration::from_secs(600), now), 1);
+    }
+
+    #[test]
+    fn repeated_messages_are_due_once_per_quiet_period() {
+        let mut h = History::new();
+        let hour = Duration::from_secs(3600);
+        let t0 = UNIX_EPOCH + Duration::from_secs(100_000);
+        assert!(h.due("warning:stale_pidfile", hour, t0));
+        assert!(!h.due("warning:stale_pidfile", hour, t0 + Duration::from_secs(60)));
+        assert!(h.due("warning:fds_near_limit", hour, t0 + Duration::from_secs(60)));
+        assert!(h.due("warning:stale_pidfile", hour, t0 + hour));
+    }
+
+    #[test]
+    fn stays_bounded() {
+        let mut h = History::new();
+        for at in 0..(MAX_RESTARTS as u64 + 10) {
+            h.record_restart(restart_at(at));
+        }
+        for at in 0..(MAX_SAMPLES as u64 + 10) {
+            h.record_sample(FdSample {
+                at,
+                pid: 1,
+                total: at,
+                patterns: vec![],
+            });
+        }
+        assert_eq!(h.restarts.len(), MAX_RESTARTS);
+        assert_eq!(h.restarts[0].at, 10, "the oldest are dropped");
+        assert_eq!(h.samples.len(), MAX_SAMPLES);
+    }
+
+    #[test]
+    fn round_trips_and_replaces_a_corrupt_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.json");
+        assert!(History::load(&path).problem.is_none(), "absent is fine");
+
+        let mut h = History::new();
+        h.last_pid = Some(42);
+        h.record_restart(restart_at(10));
+        h.save(&path).unwrap();
+        let loaded = History::load(&path);
+        assert!(loaded.problem.is_none());
+        assert_eq!(loaded.history, h);
+
+        fs::write(&path, b"{\"version\": 1, \"restarts\": [tru").unwrap();
+        let loaded = History::load(&path);
+        let problem = loaded.problem.expect("corruption is reported");
+        assert!(problem.contains("corrupt"), "{problem}");
+        assert_eq!(loaded.history, History::new());
+    }
+}

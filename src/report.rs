@@ -1,0 +1,384 @@
+//! The report of one run (SPEC §6): the `--json` document and the readable `status`
+//! page, both built from the same observation, decision and outcome.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Local, SecondsFormat};
+use serde::Serialize;
+
+use crate::act::Outcome;
+use crate::decide::{ActionKind, Decision, Plan, Reason, Severity, Suppression, Verdict};
+use crate::exit_code::ExitCode;
+use crate::probe::Observation;
+use crate::probe::fds::FdReading;
+use crate::probe::health::HealthResult;
+use crate::target::Target;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub target: Option<TargetReport>,
+    pub health: HealthReport,
+    pub fds: Option<FdReading>,
+    pub rss_bytes: Option<u64>,
+    pub files: Vec<FileReport>,
+    pub verdict: Verdict,
+    pub reasons: Vec<Reason>,
+    pub action: ActionReport,
+    pub exit_code: ExitCode,
+    /// The most this run could have taken (SPEC §8), in seconds.
+    pub bound_s: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetReport {
+    pub pid: u32,
+    pub start_time: String,
+    pub age_s: u64,
+    pub argv: Vec<String>,
+    pub port: Option<u16>,
+    /// Which sources named the process: "pid", "pidfile", "port", "match".
+    pub found_by: Vec<&'static str>,
+    /// The supervisor that owns the process, once supervisors are detected.
+    pub supervisor: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HealthReport {
+    pub ok: bool,
+    pub status: Option<u16>,
+    pub latency_ms: Option<u64>,
+    pub error: Option<String>,
+    pub attempts: usize,
+    /// One entry per failed attempt, in order.
+    pub errors: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub size: Option<u64>,
+    pub max_size: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActionReport {
+    pub kind: &'static str,
+    pub method: Option<&'static str>,
+    pub dry_run: bool,
+    pub result: Option<&'static str>,
+    pub detail: Option<String>,
+    pub new_pid: Option<u32>,
+    pub new_fds: Option<u64>,
+}
+
+/// The exit code a run ends with (SPEC §6).
+pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
+    match (&decision.plan, outcome) {
+        (Plan::Nothing, _) => ExitCode::Healthy,
+        (Plan::Suppressed { .. }, _) => ExitCode::NotActed,
+        (Plan::Act(_), Some(outcome)) if outcome.ok => ExitCode::Restarted,
+        (Plan::Act(_), _) => ExitCode::RestartFailed,
+    }
+}
+
+pub struct Inputs<'a> {
+    pub observation: &'a Observation,
+    pub decision: &'a Decision,
+    pub outcome: Option<&'a Outcome>,
+    pub port: Option<u16>,
+    pub dry_run: bool,
+    pub bound: Duration,
+}
+
+pub fn build(inputs: &Inputs) -> Report {
+    let obs = inputs.observation;
+    let target = obs.discovery.target.as_ref();
+    Report {
+        target: target.map(|t| target_report(t, inputs.port, obs.at)),
+        health: health_report(&obs.health),
+        fds: obs.fd_reading().cloned(),
+        rss_bytes: target.and_then(|t| t.info.rss_bytes),
+        files: obs
+            .files
+            .iter()
+            .map(|f| FileReport {
+                path: f.path.display().to_string(),
+                size: f.size,
+                max_size: f.max_size,
+            })
+            .collect(),
+        verdict: inputs.decision.verdict,
+        reasons: inputs.decision.reasons.clone(),
+        action: action_report(inputs),
+        exit_code: exit_code(inputs.decision, inputs.outcome),
+        bound_s: inputs.bound.as_secs(),
+    }
+}
+
+fn target_report(target: &Target, port: Option<u16>, now: SystemTime) -> TargetReport {
+    TargetReport {
+        pid: target.info.pid(),
+        start_time: rfc3339(target.info.start_time),
+        age_s: age(target, now).as_secs(),
+        argv: target.info.argv.clone(),
+        port,
+        found_by: target.evidence.clone(),
+        supervisor: None,
+    }
+}
+
+pub fn age(target: &Target, now: SystemTime) -> Duration {
+    now.duration_since(target.info.start_time)
+        .unwrap_or(Duration::ZERO)
+}
+
+pub fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Local>::from(t).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+fn health_report(health: &HealthResult) -> HealthReport {
+    HealthReport {
+        ok: health.ok,
+        status: health.status,
+        latency_ms: health.latency_ms,
+        error: health.error.clone(),
+        attempts: health.attempts.len(),
+        errors: health
+            .attempts
+            .iter()
+            .filter_map(|a| a.error.clone())
+            .collect(),
+    }
+}
+
+fn action_report(inputs: &Inputs) -> ActionReport {
+    let none = ActionReport {
+        kind: "none",
+        method: None,
+        dry_run: inputs.dry_run,
+        result: None,
+        detail: None,
+        new_pid: None,
+        new_fds: None,
+    };
+    match &inputs.decision.plan {
+        Plan::Nothing => none,
+        Plan::Suppressed { would, why } => ActionReport {
+            kind: kind_name(would.kind),
+            method: Some(would.method.as_str()),
+            result: Some("suppressed"),
+            detail: Some(suppression_text(why)),
+            ..none
+        },
+        Plan::Act(action) => {
+            let outcome = inputs.outcome;
+            ActionReport {
+                kind: kind_name(action.kind),
+                method: Some(action.method.as_str()),
+                result: Some(match outcome {
+                    Some(o) if o.ok => "restarted",
+                    _ => "failed",
+                }),
+                detail: outcome.map(|o| o.detail.clone()),
+                new_pid: outcome.and_then(|o| o.new_pid),
+                new_fds: outcome.and_then(|o| o.new_fds),
+                ..none
+            }
+        }
+    }
+}
+
+pub fn kind_name(kind: ActionKind) -> &'static str {
+    match kind {
+        ActionKind::Restart => "restart",
+        ActionKind::Start => "start",
+    }
+}
+
+/// Why nothing was done, in the words the log and `status` use.
+pub fn suppression_text(why: &Suppression) -> String {
+    match why {
+        Suppression::DryRun => "dry run: nothing was touched".into(),
+        Suppression::StartupGrace { age, grace } => format!(
+            "startup grace: the process is {} old, younger than startup_grace {}",
+            human_duration(*age),
+            human_duration(*grace)
+        ),
+        Suppression::CrashLoop {
+            restarts,
+            max,
+            window,
+        } => format!(
+            "crash-loop guard: {restarts} restarts within the last {} (max_restarts = {max}); \
+             not restarting again until older ones leave the window — look at the server's log",
+            human_duration(*window)
+        ),
+        Suppression::MethodNone => "restart.method = \"none\": observing only".into(),
+        Suppression::NothingToStart => {
+            "no server process is running and there is no way to start one: \
+             set restart.start_command (or method = \"command\")"
+                .into()
+        }
+        Suppression::TargetUnclear { detail } => {
+            format!("the target is not clearly identified, so nothing is touched: {detail}")
+        }
+        Suppression::NotPermitted { detail } => detail.clone(),
+    }
+}
+
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The `status` page: what was seen, what it means and what `check` would do.
+pub fn status_text(report: &Report, url: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "watchdog status — {url}");
+    match &report.target {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "target    PID {} `{}`, up {}, found by {}",
+                t.pid,
+                t.argv.join(" "),
+                human_duration(Duration::from_secs(t.age_s)),
+                t.found_by.join(", ")
+            );
+        }
+        None => {
+            let _ = writeln!(out, "target    no server process found");
+        }
+    }
+    let h = &report.health;
+    if h.ok {
+        let _ = writeln!(
+            out,
+            "health    ok: status {} in {} ms",
+            h.status.map_or("?".into(), |s| s.to_string()),
+            h.latency_ms.unwrap_or(0)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "health    FAILED ({} attempt{}): {}",
+            h.attempts,
+            if h.attempts == 1 { "" } else { "s" },
+            h.errors.join(" | ")
+        );
+    }
+    if let Some(fds) = &report.fds {
+        let limit = match fds.limit {
+            Some(l) => format!(
+                "soft limit {}, hard {}",
+                l.soft.map_or("unlimited".into(), |v| v.to_string()),
+                l.hard.map_or("unlimited".into(), |v| v.to_string())
+            ),
+            None => "limit unknown on this platform".into(),
+        };
+        let k = &fds.by_kind;
+        let _ = writeln!(
+            out,
+            "fds       {} open ({limit}): file {}, socket {}, pipe {}, other {}",
+            fds.total, k.file, k.socket, k.pipe, k.other
+        );
+        for p in &fds.patterns {
+            let flag = if p.count > p.max { "  OVER" } else { "" };
+            let _ = writeln!(out, "          {:?}: {} (max {}){flag}", p.pattern, p.count, p.max);
+        }
+    }
+    if let Some(rss) = report.rss_bytes {
+        let _ = writeln!(out, "memory    {} resident", human_size(rss));
+    }
+    for f in &report.files {
+        if let Some(size) = f.size {
+            let _ = writeln!(
+                out,
+                "file      {} {} (max {})",
+                f.path,
+                human_size(size),
+                human_size(f.max_size)
+            );
+        }
+    }
+    let _ = writeln!(out, "verdict   {}", verdict_name(report.verdict));
+    for r in &report.reasons {
+        let mark = match r.severity {
+            Severity::Hard => "restart",
+            Severity::Soft => "warning",
+        };
+        let _ = writeln!(out, "  {mark}: {}: {}", r.code.as_str(), r.detail);
+    }
+    let a = &report.action;
+    let would = match a.result {
+        None => "nothing to do".to_string(),
+        Some("suppressed") => format!(
+            "would {} via {}, but will not: {}",
+            a.kind,
+            a.method.unwrap_or("?"),
+            a.detail.as_deref().unwrap_or("")
+        ),
+        Some(result) => format!(
+            "{} via {}: {result} {}",
+            a.kind,
+            a.method.unwrap_or("?"),
+            a.detail.as_deref().unwrap_or("")
+        ),
+    };
+    let _ = writeln!(out, "action    {would}");
+    let _ = writeln!(out, "bound     a run ends within {}s", report.bound_s);
+    out
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Healthy => "healthy",
+        Verdict::Warning => "healthy, with warnings",
+        Verdict::Unhealthy => "UNHEALTHY",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        let table = [
+            (5, "5s"),
+            (75, "1m 15s"),
+            (3700, "1h 1m"),
+            (90000, "1d 1h"),
+        ];
+        for (s, text) in table {
+            assert_eq!(human_duration(Duration::from_secs(s)), text);
+        }
+    }
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(10 << 20), "10.0 MiB");
+    }
+}
