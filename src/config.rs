@@ -3,9 +3,29 @@
 //!
 //! Every value is checked while it is deserialized, so an error carries the span of
 //! the offending value and the expected form.
+//!
+//! `~` handling: `defaults`, `from_toml_str` and `lookup_path` take the home directory
+//! as an argument. With `None`, paths starting with `~` are kept as written (never
+//! replaced by a guess such as "/"); `load` finds the home directory from `$HOME` or
+//! the user database and fails with `ConfigError::NoHome` if it still has none while
+//! a path needs it, so later code never sees a literal `~`.
 
-use std::path::PathBuf;
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod lookup;
+mod raw;
+mod render;
+pub mod signal;
+#[cfg(test)]
+mod tests;
+pub mod units;
+pub mod url;
+
+pub use lookup::{Loaded, Lookup, SYSTEM_CONFIG, load, load_from, lookup_path};
+pub use url::HttpUrl;
 
 /// How a restart is carried out (SPEC §5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,18 +40,21 @@ pub enum Method {
     None,
 }
 
+/// What a `[[files]]` rule does when the file is over `max_size` (SPEC §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileAction {
     Warn,
     Restart,
 }
 
+/// The form of the log file's lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Json,
     Text,
 }
 
+/// The effective configuration: defaults, then the file, then command-line overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub target: TargetConfig,
@@ -125,4 +148,311 @@ pub struct LogConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
     pub dir: PathBuf,
+}
+
+impl Method {
+    /// Every method, in the order the SPEC lists them.
+    pub const ALL: [Method; 8] = [
+        Method::Auto,
+        Method::Builtin,
+        Method::Launchd,
+        Method::Systemd,
+        Method::Supervisor,
+        Method::Runit,
+        Method::Command,
+        Method::None,
+    ];
+
+    /// The name used in the configuration file and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Auto => "auto",
+            Method::Builtin => "builtin",
+            Method::Launchd => "launchd",
+            Method::Systemd => "systemd",
+            Method::Supervisor => "supervisor",
+            Method::Runit => "runit",
+            Method::Command => "command",
+            Method::None => "none",
+        }
+    }
+}
+
+impl FileAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileAction::Warn => "warn",
+            FileAction::Restart => "restart",
+        }
+    }
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Json => "json",
+            LogFormat::Text => "text",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for FileAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why no configuration could be produced. Every variant means exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value in the file is wrong; `line` and `column` are 1-based and point at it.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("cannot read config {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// A file named by `--config` or `$WATCHDOG_CONFIG` does not exist.
+    #[error(
+        "config file {} does not exist (named by --config or $WATCHDOG_CONFIG): create it, \
+         or write a starting point with `env -u WATCHDOG_CONFIG watchdog config > {}`",
+        path.display(),
+        path.display()
+    )]
+    NotFound { path: PathBuf },
+    /// A command-line override such as `--url` has a bad value.
+    #[error("{flag}: {message}")]
+    Flag { flag: String, message: String },
+    /// A path (the key named) starts with `~` and no home directory is known.
+    #[error(
+        "{key} starts with ~ but the home directory is unknown (HOME is not set): \
+         set HOME or write an absolute path"
+    )]
+    NoHome { key: &'static str },
+}
+
+/// Command-line values that override the file (SPEC §3). Empty `pidfile` or `match_`
+/// switch that source off, as "" does in the file; `pidfile` is used as given (the
+/// shell has expanded any `~`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub url: Option<String>,
+    pub port: Option<u16>,
+    pub pidfile: Option<PathBuf>,
+    pub match_: Option<String>,
+    pub max_fds: Option<u64>,
+}
+
+/// The SPEC §4 defaults, which watch a Hermes WebUI on 127.0.0.1:8787. `home` expands
+/// `~`; with `None` those paths keep their literal `~` (see the module docs).
+pub fn defaults(home: Option<&Path>) -> Config {
+    let path = |p: &str| raw::expand_tilde(p, home);
+    Config {
+        target: TargetConfig {
+            pidfile: Some(path("~/.hermes/webui.pid")),
+            port: None,
+            match_: None,
+            startup_grace: Duration::from_secs(120),
+        },
+        health: HealthConfig {
+            url: "http://127.0.0.1:8787/health".to_owned(),
+            timeout: Duration::from_secs(5),
+            attempts: 3,
+            interval: Duration::from_secs(2),
+            expect_status: vec![200],
+            expect_body: None,
+            insecure_tls: false,
+        },
+        fds: FdsConfig {
+            max: 1000,
+            max_percent: 90,
+            warn_percent: 75,
+            paths: vec![FdPathRule {
+                pattern: "state.db".to_owned(),
+                max: 200,
+            }],
+        },
+        memory: MemoryConfig { max_rss: None },
+        files: vec![FileRule {
+            path: path("~/.hermes/state.db-wal"),
+            max_size: 1 << 30,
+            action: FileAction::Warn,
+        }],
+        restart: RestartConfig {
+            method: Method::Auto,
+            label: None,
+            unit: None,
+            program: None,
+            service_dir: None,
+            command: None,
+            start_command: None,
+            command_timeout: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(10),
+            verify_timeout: Duration::from_secs(60),
+            max_restarts: 3,
+            window: Duration::from_secs(3600),
+            kill_orphans: true,
+            pre_kill_signal: None,
+        },
+        log: LogConfig {
+            file: Some(path("~/.local/state/watchdog/watchdog.log")),
+            format: LogFormat::Json,
+            syslog: false,
+            max_size: 10 << 20,
+            heartbeat: false,
+        },
+        state: StateConfig {
+            dir: path("~/.local/state/watchdog"),
+        },
+    }
+}
+
+impl Config {
+    /// Parses and validates a configuration file's text. Missing keys keep their
+    /// defaults; a `[[fds.paths]]` or `[[files]]` list in the file replaces the default
+    /// list (`files = []` removes it). `origin` is only used in error messages.
+    pub fn from_toml_str(
+        text: &str,
+        origin: &Path,
+        home: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| toml_error(&e, text, origin))?;
+        let mut cfg = defaults(home);
+        raw.overlay(&mut cfg, home)
+            .map_err(|e| invalid(text, origin, Some(e.span), e.message))?;
+        Ok(cfg)
+    }
+
+    /// Applies command-line overrides with the same checks as the file. `--url` moves
+    /// the effective port with it unless `target.port` is set.
+    pub fn apply(&mut self, o: &Overrides) -> Result<(), ConfigError> {
+        let flag = |flag: &str, message: String| ConfigError::Flag {
+            flag: flag.to_owned(),
+            message,
+        };
+        if let Some(url) = &o.url {
+            url::parse_http_url(url).map_err(|m| flag("--url", m))?;
+            self.health.url = url.clone();
+        }
+        if let Some(port) = o.port {
+            if port == 0 {
+                return Err(flag(
+                    "--port",
+                    "expected a TCP port from 1 to 65535, found 0".to_owned(),
+                ));
+            }
+            self.target.port = Some(port);
+        }
+        if let Some(max) = o.max_fds {
+            if max == 0 {
+                return Err(flag(
+                    "--max-fds",
+                    "expected a number of file descriptors, at least 1, found 0".to_owned(),
+                ));
+            }
+            self.fds.max = max;
+        }
+        if let Some(pidfile) = &o.pidfile {
+            self.target.pidfile = (!pidfile.as_os_str().is_empty()).then(|| pidfile.clone());
+        }
+        if let Some(text) = &o.match_ {
+            self.target.match_ = (!text.is_empty()).then(|| text.clone());
+        }
+        Ok(())
+    }
+
+    /// The TCP port the target listens on: `target.port`, else the port of
+    /// `health.url` (80 when it names none). `None` only if `health.url` was changed
+    /// to something invalid after validation.
+    pub fn port(&self) -> Option<u16> {
+        self.target
+            .port
+            .or_else(|| self.health_url_parts().ok().map(|u| u.port))
+    }
+
+    /// `health.url` split into host, port and path.
+    pub fn health_url_parts(&self) -> Result<HttpUrl, String> {
+        url::parse_http_url(&self.health.url)
+    }
+
+    /// The effective configuration as TOML, every key present; reading it back with
+    /// `from_toml_str` gives an equal `Config`.
+    pub fn to_toml(&self) -> String {
+        render::to_toml(self)
+    }
+
+    /// The first key whose path still starts with `~` (no home directory was known).
+    pub fn unexpanded_tilde(&self) -> Option<&'static str> {
+        let tilde = |p: &Path| p.starts_with("~");
+        let opt = |p: &Option<PathBuf>| p.as_deref().is_some_and(tilde);
+        [
+            ("target.pidfile", opt(&self.target.pidfile)),
+            ("files.path", self.files.iter().any(|f| tilde(&f.path))),
+            ("restart.service_dir", opt(&self.restart.service_dir)),
+            ("log.file", opt(&self.log.file)),
+            ("state.dir", tilde(&self.state.dir)),
+        ]
+        .into_iter()
+        .find_map(|(key, unexpanded)| unexpanded.then_some(key))
+    }
+}
+
+/// A toml error as `Invalid`, prefixed with the dotted key it concerns.
+fn toml_error(err: &toml::de::Error, text: &str, origin: &Path) -> ConfigError {
+    let message = err.message().trim_end();
+    let message = match key_path(err) {
+        Some(key) => format!("{key}: {message}"),
+        None => message.to_owned(),
+    };
+    invalid(text, origin, err.span(), message)
+}
+
+/// The dotted key path of a toml error. The crate keeps it private but prints it as
+/// "in `a.b`" when the error has no input attached, so that is where it is read from.
+fn key_path(err: &toml::de::Error) -> Option<String> {
+    let mut bare = err.clone();
+    bare.set_input(None);
+    bare.to_string()
+        .lines()
+        .rev()
+        .find_map(|l| Some(l.strip_prefix("in `")?.strip_suffix('`')?.to_owned()))
+}
+
+fn invalid(text: &str, origin: &Path, span: Option<Range<usize>>, message: String) -> ConfigError {
+    // No span happens only for errors about the document as a whole.
+    let (line, column) = span.map_or((1, 1), |s| line_column(text, s.start));
+    ConfigError::Invalid {
+        path: origin.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = before.matches('\n').count() + 1;
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
 }
