@@ -98,7 +98,13 @@ pub enum ScheduleKind {
 pub struct Options {
     /// Config file [default: $XDG_CONFIG_HOME/watchdog/watchdog.toml, then
     /// /etc/watchdog/watchdog.toml; none at all is fine]
-    #[arg(short, long, value_name = "FILE", env = "WATCHDOG_CONFIG", global = true)]
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        env = "WATCHDOG_CONFIG",
+        global = true
+    )]
     pub config: Option<PathBuf>,
 
     /// Health URL to probe (overrides health.url), e.g. http://127.0.0.1:8787/health

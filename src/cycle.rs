@@ -78,7 +78,10 @@ pub fn check(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
         Ok(lock) => lock,
         Err(LockError::Held(path)) => {
             if opts.verbose {
-                eprintln!("watchdog: another run holds {}; skipping this one", path.display());
+                eprintln!(
+                    "watchdog: another run holds {}; skipping this one",
+                    path.display()
+                );
             }
             return ExitCode::Locked;
         }
@@ -216,9 +219,13 @@ impl Run<'_> {
             .reasons
             .iter()
             .partition(|r| r.severity == Severity::Hard);
-        let codes = |rs: &[&decide::Reason]| -> Vec<String> { rs.iter().map(|r| code(r)).collect() };
+        let codes =
+            |rs: &[&decide::Reason]| -> Vec<String> { rs.iter().map(|r| code(r)).collect() };
         let details = |rs: &[&decide::Reason]| -> String {
-            rs.iter().map(|r| r.detail.as_str()).collect::<Vec<_>>().join("; ")
+            rs.iter()
+                .map(|r| r.detail.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         };
 
         if decision.reasons.is_empty() {
@@ -284,9 +291,7 @@ impl Run<'_> {
     }
 
     fn due(&mut self, key: &str) -> bool {
-        self.opts.dry_run
-            || self.opts.verbose
-            || self.history.due(key, REPEAT_QUIET, self.now)
+        self.opts.dry_run || self.opts.verbose || self.history.due(key, REPEAT_QUIET, self.now)
     }
 
     /// Snapshot, announce, act, report the result and remember it for the guard.
@@ -362,7 +367,12 @@ impl Run<'_> {
 
     /// Evidence first: a snapshot that cannot be written is reported, and the restart
     /// goes ahead — a server that is down matters more than its post-mortem.
-    fn snapshot(&mut self, target: &crate::probe::os::ProcessInfo, obs: &Observation, decision: &Decision) {
+    fn snapshot(
+        &mut self,
+        target: &crate::probe::os::ProcessInfo,
+        obs: &Observation,
+        decision: &Decision,
+    ) {
         let written = incident::write(
             &self.cfg.state.dir,
             target,
@@ -375,7 +385,11 @@ impl Run<'_> {
             Ok(path) => Event::new(
                 Level::Info,
                 "incident",
-                format!("snapshot of PID {} saved to {}", target.pid(), path.display()),
+                format!(
+                    "snapshot of PID {} saved to {}",
+                    target.pid(),
+                    path.display()
+                ),
             )
             .with("incident", path.display().to_string()),
             Err(e) => Event::new(

@@ -73,6 +73,9 @@ mod tests {
     fn sub_deadlines_never_outlive_their_parent() {
         let parent = Deadline::after(Duration::from_millis(50));
         assert!(parent.sub(Duration::from_secs(60)).remaining() <= Duration::from_millis(50));
-        assert_eq!(parent.cap(Duration::from_millis(1)), Duration::from_millis(1));
+        assert_eq!(
+            parent.cap(Duration::from_millis(1)),
+            Duration::from_millis(1)
+        );
     }
 }

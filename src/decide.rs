@@ -115,12 +115,23 @@ pub struct Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Suppression {
     DryRun,
-    StartupGrace { age: Duration, grace: Duration },
-    CrashLoop { restarts: u32, max: u32, window: Duration },
+    StartupGrace {
+        age: Duration,
+        grace: Duration,
+    },
+    CrashLoop {
+        restarts: u32,
+        max: u32,
+        window: Duration,
+    },
     MethodNone,
     NothingToStart,
-    TargetUnclear { detail: String },
-    NotPermitted { detail: String },
+    TargetUnclear {
+        detail: String,
+    },
+    NotPermitted {
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +139,10 @@ pub enum Plan {
     Nothing,
     Act(Action),
     /// `would` is what a run without the suppression would have done.
-    Suppressed { would: Action, why: Suppression },
+    Suppressed {
+        would: Action,
+        why: Suppression,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -13,16 +13,24 @@ use crate::probe::fds::{self, FdReading};
 use crate::target::{self, Sources};
 
 pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
-    let last_pid = History::load(&cfg.state.dir.join("history.json")).history.last_pid;
+    let last_pid = History::load(&cfg.state.dir.join("history.json"))
+        .history
+        .last_pid;
     let discovery = target::discover(&Sources {
         pid: opts.pid,
-        pidfile: if opts.pid.is_some() { None } else { cfg.target.pidfile.clone() },
+        pidfile: if opts.pid.is_some() {
+            None
+        } else {
+            cfg.target.pidfile.clone()
+        },
         port: cfg.port(),
         match_: cfg.target.match_.clone(),
         last_known_pid: last_pid,
     });
     let Some(target) = discovery.target else {
-        eprintln!("watchdog: no server process found; name it with --pid, --pidfile, --port or --match");
+        eprintln!(
+            "watchdog: no server process found; name it with --pid, --pidfile, --port or --match"
+        );
         for finding in &discovery.findings {
             eprintln!("watchdog: {finding:?}");
         }
@@ -73,7 +81,11 @@ fn table(pid: u32, command: &str, r: &FdReading) -> String {
         k.file, k.socket, k.pipe, k.other
     );
     for p in &r.patterns {
-        let _ = writeln!(out, "pattern   {:?}: {} (max {})", p.pattern, p.count, p.max);
+        let _ = writeln!(
+            out,
+            "pattern   {:?}: {} (max {})",
+            p.pattern, p.count, p.max
+        );
     }
     if !r.top_paths.is_empty() {
         let _ = writeln!(out, "\n  COUNT  PATH");

@@ -159,7 +159,9 @@ impl History {
             source,
         };
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other).map_err(wrap)?;
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(std::io::Error::other)
+            .map_err(wrap)?;
         let mut file = fs::File::create(&tmp).map_err(wrap)?;
         file.write_all(&text).map_err(wrap)?;
         file.sync_all().map_err(wrap)?;

@@ -63,11 +63,19 @@ pub fn write(
         "fds": census,
         "recent_fd_samples": recent,
     });
-    let name = format!("{}-{}.json", Utc::now().format("%Y%m%dT%H%M%S%.3fZ"), target.pid());
+    let name = format!(
+        "{}-{}.json",
+        Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        target.pid()
+    );
     let path = dir.join(name);
     let tmp = dir.join(".incident.tmp");
     let mut file = fs::File::create(&tmp)?;
-    file.write_all(serde_json::to_string_pretty(&snapshot).unwrap_or_default().as_bytes())?;
+    file.write_all(
+        serde_json::to_string_pretty(&snapshot)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
     file.sync_all()?;
     fs::rename(&tmp, &path)?;
     prune(&dir, KEEP)?;
@@ -98,7 +106,11 @@ mod tests {
     fn prune_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..25 {
-            fs::write(dir.path().join(format!("20261128T1200{i:02}.000Z-1.json")), "{}").unwrap();
+            fs::write(
+                dir.path().join(format!("20261128T1200{i:02}.000Z-1.json")),
+                "{}",
+            )
+            .unwrap();
         }
         fs::write(dir.path().join("notes.txt"), "kept").unwrap();
         prune(dir.path(), 20).unwrap();

@@ -220,7 +220,10 @@ impl FileSink {
             fs::create_dir_all(dir)?;
         }
         self.rotate_if_needed(line.len() as u64)?;
-        let mut file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         file.write_all(line.as_bytes())
     }
 
@@ -274,14 +277,19 @@ mod tests {
         logger.emit(&restart_event());
         let text = fs::read_to_string(&path).unwrap();
         let value: Value = serde_json::from_str(text.trim()).unwrap();
-        for key in ["ts", "level", "event", "pid", "reasons", "dry_run", "message", "method"] {
+        for key in [
+            "ts", "level", "event", "pid", "reasons", "dry_run", "message", "method",
+        ] {
             assert!(value.get(key).is_some(), "missing {key} in {value}");
         }
         assert_eq!(value["event"], "restart");
         assert_eq!(value["level"], "warning");
         let ts = value["ts"].as_str().unwrap();
         assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
-        assert_eq!(ts.split('.').nth(1).map(|f| &f[..3]).map(|m| m.len()), Some(3));
+        assert_eq!(
+            ts.split('.').nth(1).map(|f| &f[..3]).map(|m| m.len()),
+            Some(3)
+        );
     }
 
     #[test]
@@ -291,7 +299,10 @@ mod tests {
         let mut logger = Logger::open(&cfg(&path, LogFormat::Text, 1 << 20), Verbosity::Quiet);
         logger.emit(&restart_event());
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains(" WARNING restart pid=42: restarting"), "{text}");
+        assert!(
+            text.contains(" WARNING restart pid=42: restarting"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -316,7 +327,10 @@ mod tests {
         fs::create_dir(&path).unwrap();
         let mut logger = Logger::open(&cfg(&path, LogFormat::Json, 1 << 20), Verbosity::Quiet);
         logger.emit(&restart_event());
-        assert!(logger.file.is_none(), "the sink is dropped after the first failure");
+        assert!(
+            logger.file.is_none(),
+            "the sink is dropped after the first failure"
+        );
         logger.emit(&restart_event());
     }
 

@@ -50,12 +50,15 @@ fn run(cli: Cli) -> ExitCode {
 fn load_config(cli: &Cli) -> Result<(Config, Option<std::path::PathBuf>), String> {
     let loaded = config::load(cli.options.config.as_deref()).map_err(|e| e.to_string())?;
     let mut cfg = loaded.config;
-    cfg.apply(&cli.options.overrides()).map_err(|e| e.to_string())?;
+    cfg.apply(&cli.options.overrides())
+        .map_err(|e| e.to_string())?;
     Ok((cfg, loaded.source))
 }
 
 fn print_config(cfg: &Config, source: Option<&std::path::Path>, check_only: bool) -> ExitCode {
-    let origin = source.map_or("no config file; defaults".into(), |p| p.display().to_string());
+    let origin = source.map_or("no config file; defaults".into(), |p| {
+        p.display().to_string()
+    });
     if check_only {
         eprintln!("watchdog: configuration OK ({origin})");
     } else {

@@ -305,7 +305,11 @@ pub fn status_text(report: &Report, url: &str) -> String {
         );
         for p in &fds.patterns {
             let flag = if p.count > p.max { "  OVER" } else { "" };
-            let _ = writeln!(out, "          {:?}: {} (max {}){flag}", p.pattern, p.count, p.max);
+            let _ = writeln!(
+                out,
+                "          {:?}: {} (max {}){flag}",
+                p.pattern, p.count, p.max
+            );
         }
     }
     if let Some(rss) = report.rss_bytes {
@@ -365,12 +369,7 @@ mod tests {
 
     #[test]
     fn durations_read_naturally() {
-        let table = [
-            (5, "5s"),
-            (75, "1m 15s"),
-            (3700, "1h 1m"),
-            (90000, "1d 1h"),
-        ];
+        let table = [(5, "5s"), (75, "1m 15s"), (3700, "1h 1m"), (90000, "1d 1h")];
         for (s, text) in table {
             assert_eq!(human_duration(Duration::from_secs(s)), text);
         }

@@ -85,7 +85,10 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
     let launch = match capture(target) {
         Ok(launch) => launch,
         Err(why) if restart.start_command.is_none() => {
-            return Outcome::failed(&steps, format!("cannot capture how PID {} was started: {why}", target.pid()));
+            return Outcome::failed(
+                &steps,
+                format!("cannot capture how PID {} was started: {why}", target.pid()),
+            );
         }
         Err(_) => Launch {
             argv: Vec::new(),
@@ -209,7 +212,12 @@ fn wait_port_free(ctx: &Context) -> Result<(), String> {
 /// Waits up to `verify_timeout` for health to pass, then names the new server and
 /// counts its FDs. A started server that exits first fails at once rather than at the
 /// end of the wait.
-fn verify(mut steps: Vec<String>, mut child: Option<Child>, child_is_server: bool, ctx: &Context) -> Outcome {
+fn verify(
+    mut steps: Vec<String>,
+    mut child: Option<Child>,
+    child_is_server: bool,
+    ctx: &Context,
+) -> Outcome {
     let started = Instant::now();
     let verify_timeout = ctx.cfg.restart.verify_timeout;
     let deadline = ctx.deadline.sub(verify_timeout);
@@ -217,10 +225,15 @@ fn verify(mut steps: Vec<String>, mut child: Option<Child>, child_is_server: boo
     loop {
         let (attempt, _) = ctx.prober.attempt(deadline.cap(ctx.cfg.health.timeout));
         if attempt.ok {
-            steps.push(format!("healthy after {:.1}s", started.elapsed().as_secs_f64()));
+            steps.push(format!(
+                "healthy after {:.1}s",
+                started.elapsed().as_secs_f64()
+            ));
             let spawned = child.as_ref().map(Child::id);
             let new_pid = ctx.port.and_then(|port| new_server_pid(port, spawned));
-            let new_fds = new_pid.and_then(|pid| os::list_fds(pid).ok()).map(|fds| fds.len() as u64);
+            let new_fds = new_pid
+                .and_then(|pid| os::list_fds(pid).ok())
+                .map(|fds| fds.len() as u64);
             return Outcome {
                 ok: true,
                 detail: steps.join("; "),
@@ -230,12 +243,21 @@ fn verify(mut steps: Vec<String>, mut child: Option<Child>, child_is_server: boo
         }
         last_error = attempt.error.unwrap_or(last_error);
         if let Some(exit) = early_exit(child.as_mut(), child_is_server) {
-            return Outcome::failed(&steps, format!("{exit} before becoming healthy (its output is in {})", server_log(ctx.state_dir).display()));
+            return Outcome::failed(
+                &steps,
+                format!(
+                    "{exit} before becoming healthy (its output is in {})",
+                    server_log(ctx.state_dir).display()
+                ),
+            );
         }
         if deadline.passed() {
             return Outcome::failed(
                 &steps,
-                format!("not healthy within verify_timeout {:.0}s: {last_error}", verify_timeout.as_secs_f64()),
+                format!(
+                    "not healthy within verify_timeout {:.0}s: {last_error}",
+                    verify_timeout.as_secs_f64()
+                ),
             );
         }
         sleep(ctx.deadline.cap(Duration::from_millis(250)));

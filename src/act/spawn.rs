@@ -49,7 +49,11 @@ impl Launch {
         if first.contains('/') {
             return Some(self.cwd.join(first));
         }
-        let path = self.env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str())?;
+        let path = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())?;
         path.split(':')
             .filter(|dir| !dir.is_empty())
             .map(|dir| self.cwd.join(dir).join(first))
@@ -215,7 +219,10 @@ mod tests {
             launch(&["./server.py"], "").program(),
             Some(PathBuf::from("/srv/app/./server.py"))
         );
-        assert_eq!(launch(&["sh"], "/nonexistent:/bin").program(), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(
+            launch(&["sh"], "/nonexistent:/bin").program(),
+            Some(PathBuf::from("/bin/sh"))
+        );
         assert_eq!(launch(&["no-such-program-here"], "/bin").program(), None);
         assert_eq!(launch(&[], "/bin").program(), None);
     }
@@ -237,14 +244,25 @@ mod tests {
         let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
         let short = Deadline::after(Duration::from_millis(500));
         let timed_out = run_bounded(&script, &[], &log, short).unwrap_err();
-        assert!(matches!(timed_out, SpawnError::TimedOut { .. }), "{timed_out}");
+        assert!(
+            matches!(timed_out, SpawnError::TimedOut { .. }),
+            "{timed_out}"
+        );
         let grandchild: u32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
         let gone = Deadline::after(Duration::from_secs(5));
-        while crate::probe::os::identity(grandchild).ok().flatten().is_some() && !gone.passed() {
+        while crate::probe::os::identity(grandchild)
+            .ok()
+            .flatten()
+            .is_some()
+            && !gone.passed()
+        {
             sleep(POLL);
         }
         assert!(
-            crate::probe::os::identity(grandchild).ok().flatten().is_none(),
+            crate::probe::os::identity(grandchild)
+                .ok()
+                .flatten()
+                .is_none(),
             "the group was killed"
         );
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::config::{self, FileAction, FdPathRule};
+use crate::config::{self, FdPathRule, FileAction};
 use crate::probe::fds::{FdReading, KindCounts, PatternCount};
 use crate::probe::files::FileReading;
 use crate::probe::health::{Attempt, HealthResult};

@@ -55,9 +55,10 @@ pub fn observe(
     };
     let discovery = crate::target::discover(&sources);
     let health = prober.check();
-    let fds = discovery.target.as_ref().map(|t| {
-        fds::read(t.info.pid(), &cfg.fds.paths, TOP_PATHS).map_err(|e| e.to_string())
-    });
+    let fds = discovery
+        .target
+        .as_ref()
+        .map(|t| fds::read(t.info.pid(), &cfg.fds.paths, TOP_PATHS).map_err(|e| e.to_string()));
     Observation {
         discovery,
         health,

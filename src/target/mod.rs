@@ -22,7 +22,11 @@ pub struct Sources {
 pub enum Finding {
     /// The pidfile is missing its PID, names a dead process, or names a live process
     /// that is not the server (PID reused). A warning; the other sources are used.
-    StalePidfile { path: PathBuf, pid: Option<u32>, why: String },
+    StalePidfile {
+        path: PathBuf,
+        pid: Option<u32>,
+        why: String,
+    },
     /// The sources name different processes. Nothing may be acted on.
     Disagree { detail: String },
     /// Something listens on the port but no process this user can read holds it.

@@ -16,7 +16,9 @@ use linux as platform;
 pub enum OsError {
     #[error("no process with PID {0}")]
     NoSuchProcess(u32),
-    #[error("permission denied reading PID {pid} ({what}); run as the same user as the server, or as root")]
+    #[error(
+        "permission denied reading PID {pid} ({what}); run as the same user as the server, or as root"
+    )]
     PermissionDenied { pid: u32, what: &'static str },
     #[error("cannot read {what}: {source}")]
     Io {
