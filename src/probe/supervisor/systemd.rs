@@ -1,0 +1,114 @@
+//! systemd: the unit from the target's cgroup, and `systemctl show` output.
+
+/// What `systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts UNIT` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitStatus {
+    /// `None` when MainPID=0 (not running).
+    pub main_pid: Option<u32>,
+    pub active_state: String,
+    pub sub_state: String,
+    /// `start-limit-hit` when StartLimitBurst refused further starts.
+    pub result: String,
+    pub n_restarts: Option<u64>,
+}
+
+impl UnitStatus {
+    pub fn start_limit_hit(&self) -> bool {
+        self.result == "start-limit-hit"
+    }
+}
+
+pub const SHOW_PROPERTIES: &str = "MainPID,ActiveState,SubState,Result,NRestarts";
+
+pub fn parse_show(text: &str) -> UnitStatus {
+    let mut status = UnitStatus::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        match key.trim() {
+            "MainPID" => status.main_pid = value.parse().ok().filter(|&pid: &u32| pid > 0),
+            "ActiveState" => status.active_state = value.into(),
+            "SubState" => status.sub_state = value.into(),
+            "Result" => status.result = value.into(),
+            "NRestarts" => status.n_restarts = value.parse().ok(),
+            _ => {}
+        }
+    }
+    status
+}
+
+/// The unit a process belongs to, from `/proc/PID/cgroup` (v2 `0::/path` or the
+/// v1 `name=systemd` hierarchy): the innermost `*.service` in its path, and whether it
+/// runs under a user manager (`user@UID.service`) rather than the system one.
+pub fn unit_from_cgroup(cgroup: &str) -> Option<(String, bool)> {
+    let path = cgroup.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        (controllers.is_empty() || controllers == "name=systemd").then_some(path)
+    })?;
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let user = segments.iter().any(|s| s.starts_with("user@"));
+    segments
+        .iter()
+        .rev()
+        .find(|s| s.ends_with(".service") && !s.starts_with("user@"))
+        .map(|unit| (unit.to_string(), user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_show_output() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/systemd/show-running.txt"
+        ))
+        .unwrap();
+        let status = parse_show(&text);
+        assert_eq!(status.main_pid, Some(48213));
+        assert_eq!(status.active_state, "active");
+        assert_eq!(status.sub_state, "running");
+        assert_eq!(status.n_restarts, Some(2));
+        assert!(!status.start_limit_hit());
+
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/systemd/show-start-limit-hit.txt"
+        ))
+        .unwrap();
+        let status = parse_show(&text);
+        assert_eq!(status.main_pid, None);
+        assert_eq!(status.active_state, "failed");
+        assert!(status.start_limit_hit());
+    }
+
+    #[test]
+    fn finds_the_unit_in_the_cgroup() {
+        let table = [
+            ("0::/system.slice/hermes-webui.service\n", Some(("hermes-webui.service", false))),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/hermes.service\n",
+                Some(("hermes.service", true)),
+            ),
+            ("0::/user.slice/user-1000.slice/session-3.scope\n", None),
+            (
+                "12:pids:/system.slice/x.service\n1:name=systemd:/system.slice/cron.service\n",
+                Some(("cron.service", false)),
+            ),
+            ("0::/\n", None),
+            ("", None),
+        ];
+        for (cgroup, expected) in table {
+            let found = unit_from_cgroup(cgroup);
+            assert_eq!(
+                found.as_ref().map(|(u, user)| (u.as_str(), *user)),
+                expected,
+                "{cgroup:?}"
+            );
+        }
+    }
+}
