@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Performance budget benchmark (SPEC §10), not a test.
+#
+# Starts the test server, leaks SQLite WAL connections until it holds ~450 FDs, then
+# measures side by side with hyperfine:
+#   - one healthy `watchdog check` (attempts = 1)
+#   - the seed's recipe: sh -c 'lsof -p PID | wc -l; curl -fsS -m 5 URL'
+# and prints both medians and their ratio (budget: watchdog ≥ 10× faster). Then measures
+# the peak RSS of one check with /usr/bin/time -v (budget: ≤ 5 MiB) and the size of the
+# binary (budget: ≤ 3 MiB stripped).
+#
+# Usage: bench/check_vs_lsof.sh          (builds target/release/watchdog first)
+#        WATCHDOG_BIN=/path/to/watchdog bench/check_vs_lsof.sh   (no build)
+# Env:   TARGET_FDS (default 450), RUNS (default 30), WARMUP (default 3)
+# Results: bench/results/check_vs_lsof-<UTC timestamp>.{json,txt}
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET_FDS=${TARGET_FDS:-450}
+RUNS=${RUNS:-30}
+WARMUP=${WARMUP:-3}
+RESULTS="$ROOT/bench/results"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+
+die() { echo "check_vs_lsof: $*" >&2; exit 1; }
+
+missing=()
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+[ -x /usr/bin/time ] || missing+=(time)
+command -v lsof >/dev/null || missing+=(lsof)
+command -v curl >/dev/null || missing+=(curl)
+command -v python3 >/dev/null || missing+=(python3)
+if [ ${#missing[@]} -gt 0 ]; then
+    die "missing: ${missing[*]}. Install with: apt-get install ${missing[*]}   (macOS: brew install ${missing[*]}, and use gtime for /usr/bin/time)"
+fi
+
+if [ -z "${WATCHDOG_BIN:-}" ]; then
+    (cd "$ROOT" && cargo build --release --quiet) || die "cargo build --release failed"
+    WATCHDOG_BIN="$ROOT/target/release/watchdog"
+fi
+[ -x "$WATCHDOG_BIN" ] || die "no executable at $WATCHDOG_BIN"
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/watchdog-bench.XXXXXX")
+SERVER_PID=""
+cleanup() {
+    # End only the server we started, and only while it is still that server.
+    if [ -n "$SERVER_PID" ] && grep -qa testserver.py "/proc/$SERVER_PID/cmdline" 2>/dev/null; then
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$TMP/home" "$TMP/db" "$RESULTS"
+python3 "$ROOT/tests/support/testserver.py" \
+    --port-file "$TMP/port" --pidfile "$TMP/webui.pid" --pid-log "$TMP/pids" \
+    --db "$TMP/db" >"$TMP/server.log" 2>&1 &
+SERVER_PID=$!
+
+for _ in $(seq 1 200); do
+    if [ -s "$TMP/port" ] && curl -fsS -m 2 "http://127.0.0.1:$(cat "$TMP/port")/control/fds" >/dev/null 2>&1; then
+        break
+    fi
+    kill -0 "$SERVER_PID" 2>/dev/null || die "test server exited: $(cat "$TMP/server.log")"
+    sleep 0.05
+done
+PORT=$(cat "$TMP/port")
+BASE="http://127.0.0.1:$PORT"
+URL="$BASE/health"
+curl -fsS -m 5 "$URL" >/dev/null || die "test server does not answer on $URL"
+
+# Each WAL connection holds 2 FDs (state.db, state.db-wal) plus one -shm per process.
+fds=$(curl -fsS -m 30 "$BASE/control/fds")
+while [ "$fds" -lt $((TARGET_FDS - 1)) ]; do
+    n=$(( (TARGET_FDS - fds) / 2 ))
+    [ "$n" -ge 1 ] || n=1
+    fds=$(curl -fsS -m 60 "$BASE/control/leak?n=$n")
+done
+FDS_NOW=$(ls "/proc/$SERVER_PID/fd" | wc -l)
+echo "test server PID $SERVER_PID on port $PORT holds $FDS_NOW FDs"
+
+CONF="$TMP/watchdog.toml"
+cat >"$CONF" <<EOF
+files = []
+
+[target]
+port = $PORT
+pidfile = "$TMP/webui.pid"
+startup_grace = "0s"
+
+[health]
+url = "$URL"
+timeout = "5s"
+attempts = 1
+
+[fds]
+max = 1000
+
+[[fds.paths]]
+pattern = "state.db"
+max = 1000
+
+[restart]
+method = "none"
+
+[log]
+file = "$TMP/watchdog.log"
+
+[state]
+dir = "$TMP/state"
+EOF
+
+export HOME="$TMP/home" XDG_CONFIG_HOME="$TMP/home/.config" XDG_STATE_HOME="$TMP/home/.local/state"
+unset WATCHDOG_CONFIG
+
+set +e
+"$WATCHDOG_BIN" check -c "$CONF" >"$TMP/check.out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || die "a single check did not exit 0 (exit $rc); output: $(cat "$TMP/check.out")"
+
+JSON="$RESULTS/check_vs_lsof-$STAMP.json"
+TXT="$RESULTS/check_vs_lsof-$STAMP.txt"
+hyperfine --warmup "$WARMUP" --runs "$RUNS" --export-json "$JSON" \
+    -n "watchdog check" "$WATCHDOG_BIN check -c $CONF" \
+    -n "lsof | wc -l; curl" "sh -c 'lsof -p $SERVER_PID | wc -l; curl -fsS -m 5 $URL'"
+
+/usr/bin/time -v "$WATCHDOG_BIN" check -c "$CONF" >/dev/null 2>"$TMP/time.out" || true
+RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$TMP/time.out")
+BIN_BYTES=$(stat -c %s "$WATCHDOG_BIN" 2>/dev/null || stat -f %z "$WATCHDOG_BIN")
+
+python3 - "$JSON" "$RSS_KB" "$BIN_BYTES" "$FDS_NOW" <<'EOF' | tee "$TXT"
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+rss_kb, bin_bytes, fds = int(sys.argv[2] or 0), int(sys.argv[3]), sys.argv[4]
+wd, lsof = results[0]["median"], results[1]["median"]
+ratio = lsof / wd if wd else float("inf")
+def verdict(ok): return "ok" if ok else "OVER BUDGET"
+print(f"target FDs:              {fds}")
+print(f"median watchdog check:   {wd * 1000:.2f} ms")
+print(f"median lsof + curl:      {lsof * 1000:.2f} ms")
+print(f"ratio (lsof / watchdog): {ratio:.1f}x   budget >= 10x: {verdict(ratio >= 10)}")
+print(f"peak RSS of one check:   {rss_kb} KiB ({rss_kb / 1024:.2f} MiB)   budget <= 5 MiB: {verdict(rss_kb <= 5 * 1024)}")
+print(f"binary size:             {bin_bytes} bytes ({bin_bytes / 1048576:.2f} MiB)   budget <= 3 MiB: {verdict(bin_bytes <= 3 * 1048576)}")
+EOF
+echo "results: $JSON"
+echo "         $TXT"

@@ -1,0 +1,1148 @@
+//! Test harness for watchdog's end-to-end tests.
+//!
+//! Everything a test touches lives in one temporary directory ([`TestEnv`]): the fake
+//! HOME, the config file, the watchdog's state dir and log, and the test server's port
+//! file, PID file, PID log, mode file and SQLite database. Every process a test starts is
+//! ended by PID when its guard drops, also when the test fails:
+//!
+//! - [`TestServer`] is a real HTTP server (`tests/support/testserver.py`) that holds real
+//!   SQLite WAL handles on request. Its direct child is reaped by a thread, as a
+//!   supervisor or init would, so a killed server never lingers as a zombie.
+//! - [`TestEnv`]'s drop SIGKILLs every PID in its PID log (servers the watchdog respawned
+//!   included), but only while `/proc/PID/cmdline` still names `testserver.py`.
+//! - [`ChildGuard`] kills and reaps any other helper process (`sleep 300`, a background
+//!   watchdog run).
+//!
+//! The watchdog binary runs with HOME, XDG_CONFIG_HOME and XDG_STATE_HOME inside the temp
+//! dir and an explicit `--config`, and is killed after a generous timeout so that a hung
+//! binary fails its test instead of hanging CI.
+
+#![allow(dead_code)] // each test crate uses a different subset
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The timeout after which a watchdog run is killed and its test fails.
+pub const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a test server may take to come up.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------
+// The temporary environment
+// ---------------------------------------------------------------------------------------
+
+/// One test's private world. Dropping it kills every test server in its PID log.
+pub struct TestEnv {
+    /// The temporary directory; removed on drop, after the processes are gone.
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    /// HOME for the watchdog (`~` in the config expands here).
+    pub home: PathBuf,
+    /// `[state] dir`. Not created in advance: the watchdog creates it.
+    pub state_dir: PathBuf,
+    /// `[log] file` (JSON lines).
+    pub log_file: PathBuf,
+    /// The file passed with `--config`.
+    pub config_path: PathBuf,
+    /// The PIDs of every test server started in this env, one a line (servers append).
+    pub pid_log: PathBuf,
+    /// Where the test server records its port; a replayed argv reuses the port.
+    pub port_file: PathBuf,
+    /// The server's PID file (like Hermes' `~/.hermes/webui.pid`).
+    pub pidfile: PathBuf,
+    /// Read by the server on every /health request; persists across restarts.
+    pub mode_file: PathBuf,
+    /// Directory holding the server's `state.db`.
+    pub db_dir: PathBuf,
+    server_seq: AtomicUsize,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let dir = tempfile::Builder::new()
+            .prefix("watchdog-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let root = dir.path().to_path_buf();
+        let home = root.join("home");
+        let db_dir = root.join("db");
+        fs::create_dir_all(home.join(".config")).unwrap();
+        fs::create_dir_all(home.join(".local/state")).unwrap();
+        fs::create_dir_all(&db_dir).unwrap();
+        TestEnv {
+            state_dir: root.join("state"),
+            log_file: root.join("watchdog.log"),
+            config_path: root.join("watchdog.toml"),
+            pid_log: root.join("server-pids.log"),
+            port_file: root.join("server.port"),
+            pidfile: root.join("webui.pid"),
+            mode_file: root.join("server.mode"),
+            dir,
+            root,
+            home,
+            db_dir,
+            server_seq: AtomicUsize::new(0),
+        }
+    }
+
+    /// Writes `text` verbatim to the config file passed with `--config`.
+    pub fn write_config(&self, text: &str) {
+        fs::write(&self.config_path, text).expect("write config");
+    }
+
+    /// The base configuration for `server` (see [`ConfigToml`]); tweak it, then
+    /// [`ConfigToml::write`] it.
+    pub fn base_config(&self, server: &TestServer) -> ConfigToml {
+        ConfigToml::base(self, server)
+    }
+
+    /// The PIDs in the PID log, in start order.
+    pub fn logged_pids(&self) -> Vec<u32> {
+        fs::read_to_string(&self.pid_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// The PID in the server's PID file, if any.
+    pub fn pidfile_pid(&self) -> Option<u32> {
+        fs::read_to_string(&self.pidfile).ok()?.trim().parse().ok()
+    }
+
+    /// The files in `state_dir/incidents/`.
+    pub fn incident_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = fs::read_dir(self.state_dir.join("incidents"))
+            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+    }
+
+    /// SIGKILLs every PID in the PID log that is still a live test server.
+    pub fn kill_logged_servers(&self) {
+        for pid in self.logged_pids() {
+            kill_if_testserver(pid, libc::SIGKILL);
+        }
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        TestEnv::new()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.kill_logged_servers();
+        // Respawned servers are not our children: wait (bounded) until they are gone
+        // before the temp dir holding their files is removed.
+        let pids = self.logged_pids();
+        wait_until(Duration::from_secs(5), || {
+            pids.iter().all(|&p| !is_alive(p) || !is_testserver(p))
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The configuration
+// ---------------------------------------------------------------------------------------
+
+/// A watchdog config as a TOML table, pre-filled for one test server:
+///
+/// - `[target]` port, pidfile, `startup_grace = "0s"`;
+/// - `[health]` the server's /health, `timeout = "1s"`, `attempts = 3`,
+///   `interval = "500ms"`, `expect_body = "\"status\": \"ok\""`;
+/// - `[fds]` `max = 1000`, one `[[fds.paths]]` rule `state.db` with `max = 500`;
+/// - `[restart]` `method = "builtin"`, `stop_timeout = "2s"`, `command_timeout = "5s"`,
+///   `verify_timeout = "20s"`, `max_restarts = 3`, `window = "1h"`;
+/// - `[log]` file in the temp dir, `format = "json"`; `[state] dir` in the temp dir;
+/// - `files = []` (no check of the real `~/.hermes/state.db-wal`).
+#[derive(Clone, Debug)]
+pub struct ConfigToml(pub toml::Table);
+
+impl ConfigToml {
+    pub fn base(env: &TestEnv, server: &TestServer) -> ConfigToml {
+        let text = format!(
+            r#"
+files = []
+
+[target]
+port = {port}
+pidfile = {pidfile}
+startup_grace = "0s"
+
+[health]
+url = {url}
+timeout = "1s"
+attempts = 3
+interval = "500ms"
+expect_status = [200]
+expect_body = '"status": "ok"'
+
+[fds]
+max = 1000
+max_percent = 90
+warn_percent = 75
+
+[[fds.paths]]
+pattern = "state.db"
+max = 500
+
+[restart]
+method = "builtin"
+command_timeout = "5s"
+stop_timeout = "2s"
+verify_timeout = "20s"
+max_restarts = 3
+window = "1h"
+
+[log]
+file = {log}
+format = "json"
+
+[state]
+dir = {state}
+"#,
+            port = server.port,
+            pidfile = toml_str(&env.pidfile),
+            url = toml::Value::from(server.url.clone()),
+            log = toml_str(&env.log_file),
+            state = toml_str(&env.state_dir),
+        );
+        ConfigToml(text.parse().expect("base config parses"))
+    }
+
+    /// Sets a dotted key, e.g. `set("fds.max", 150)` or `set("health.timeout", "3s")`.
+    pub fn set(&mut self, dotted: &str, value: impl Into<toml::Value>) -> &mut Self {
+        let (table, key) = self.parent_of(dotted);
+        table.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Removes a dotted key.
+    pub fn remove(&mut self, dotted: &str) -> &mut Self {
+        let (table, key) = self.parent_of(dotted);
+        table.remove(key);
+        self
+    }
+
+    /// Replaces the `[[fds.paths]]` rules: `fd_paths(&[])` disables them.
+    pub fn fd_paths(&mut self, rules: &[(&str, i64)]) -> &mut Self {
+        let arr: Vec<toml::Value> = rules
+            .iter()
+            .map(|(pattern, max)| {
+                let mut t = toml::Table::new();
+                t.insert("pattern".into(), (*pattern).into());
+                t.insert("max".into(), (*max).into());
+                toml::Value::Table(t)
+            })
+            .collect();
+        self.set("fds.paths", arr)
+    }
+
+    pub fn text(&self) -> String {
+        self.0.to_string()
+    }
+
+    /// Writes the config to `env.config_path` and returns the text written.
+    pub fn write(&self, env: &TestEnv) -> String {
+        let text = self.text();
+        env.write_config(&text);
+        text
+    }
+
+    /// A duration value of the config in seconds (e.g. `secs("restart.stop_timeout")`).
+    pub fn secs(&self, dotted: &str) -> f64 {
+        let v = self
+            .get(dotted)
+            .unwrap_or_else(|| panic!("{dotted} not set"));
+        parse_duration_secs(v.as_str().expect("duration string"))
+    }
+
+    pub fn get(&self, dotted: &str) -> Option<&toml::Value> {
+        let mut parts = dotted.split('.');
+        let mut cur = self.0.get(parts.next()?)?;
+        for p in parts {
+            cur = cur.as_table()?.get(p)?;
+        }
+        Some(cur)
+    }
+
+    /// The bound on one run (SPEC §8): attempts × timeout + (attempts − 1) × interval
+    /// + 2 × stop_timeout + command_timeout + verify_timeout + 5 s.
+    pub fn bound_secs(&self) -> f64 {
+        let attempts = self
+            .get("health.attempts")
+            .and_then(|v| v.as_integer())
+            .expect("health.attempts") as f64;
+        attempts * self.secs("health.timeout")
+            + (attempts - 1.0) * self.secs("health.interval")
+            + 2.0 * self.secs("restart.stop_timeout")
+            + self.secs("restart.command_timeout")
+            + self.secs("restart.verify_timeout")
+            + 5.0
+    }
+
+    fn parent_of<'a, 'b>(&'a mut self, dotted: &'b str) -> (&'a mut toml::Table, &'b str) {
+        let mut parts: Vec<&str> = dotted.split('.').collect();
+        let key = parts.pop().expect("non-empty key");
+        let mut table = &mut self.0;
+        for p in parts {
+            table = table
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .unwrap_or_else(|| panic!("{p} is not a table"));
+        }
+        (table, key)
+    }
+}
+
+fn toml_str(p: &Path) -> String {
+    toml::Value::from(p.to_str().expect("utf-8 path")).to_string()
+}
+
+/// "500ms", "5s", "2m", "1h" → seconds.
+pub fn parse_duration_secs(s: &str) -> f64 {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().unwrap_or_else(|_| panic!("bad duration {s:?}"));
+    match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => panic!("bad duration unit in {s:?}"),
+    }
+}
+
+/// 1-based (line, column) of byte `offset` in `text`, columns counted in characters.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, text[line_start..offset].chars().count() + 1)
+}
+
+/// Byte offset in `text` of key `key` (value = false) or of its value (value = true)
+/// inside the `[section]` table (`""` for the top level). Panics when absent.
+pub fn locate(text: &str, section: &str, key: &str, value: bool) -> usize {
+    let mut current = String::new();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            current = trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_string();
+        } else if current == section {
+            let indent = line.len() - line.trim_start().len();
+            if let Some(rest) = line.trim_start().strip_prefix(key)
+                && rest.trim_start().starts_with('=')
+            {
+                if !value {
+                    return offset + indent;
+                }
+                let eq = line.find('=').unwrap();
+                let after = &line[eq + 1..];
+                let ws = after.len() - after.trim_start().len();
+                return offset + eq + 1 + ws;
+            }
+        }
+        offset += line.len();
+    }
+    panic!("key {key} not found in [{section}] of:\n{text}")
+}
+
+// ---------------------------------------------------------------------------------------
+// The test server
+// ---------------------------------------------------------------------------------------
+
+/// How to start a [`TestServer`].
+#[derive(Clone, Debug)]
+pub struct ServerOpts {
+    /// Pass `--ignore-sigterm`.
+    pub ignore_sigterm: bool,
+    /// Pass `--startup-delay S`.
+    pub startup_delay: Option<f64>,
+    /// Pass `--pidfile env.pidfile` (default true).
+    pub pidfile: bool,
+}
+
+impl Default for ServerOpts {
+    fn default() -> Self {
+        ServerOpts {
+            ignore_sigterm: false,
+            startup_delay: None,
+            pidfile: true,
+        }
+    }
+}
+
+/// A running `testserver.py`, a direct child of the test. Dropping it SIGKILLs it (if it
+/// is still that test server) and waits, bounded, for the reaper.
+pub struct TestServer {
+    pub pid: u32,
+    pub port: u16,
+    /// `http://127.0.0.1:PORT/health`
+    pub url: String,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Its stdout and stderr.
+    pub log_path: PathBuf,
+    exit: Arc<Mutex<Option<ExitStatus>>>,
+    reaper: Option<JoinHandle<()>>,
+}
+
+/// The real interpreter behind `python3` (not a pyenv shim), found once.
+pub fn python() -> &'static str {
+    static PY: OnceLock<String> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 on PATH");
+        assert!(out.status.success(), "python3 -c failed: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    })
+}
+
+pub fn testserver_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/testserver.py")
+}
+
+impl TestServer {
+    /// Starts a server with `--port-file`, `--pid-log`, `--db`, `--mode-file` (and
+    /// `--pidfile`) in `env`, and waits (bounded) until it answers HTTP.
+    pub fn start(env: &TestEnv, opts: ServerOpts) -> TestServer {
+        let seq = env.server_seq.fetch_add(1, Ordering::SeqCst);
+        let log_path = env.root.join(format!("server-{seq}.log"));
+        let log = fs::File::create(&log_path).expect("server log");
+        let mut cmd = Command::new(python());
+        cmd.arg(testserver_script())
+            .arg("--port-file")
+            .arg(&env.port_file)
+            .arg("--pid-log")
+            .arg(&env.pid_log)
+            .arg("--db")
+            .arg(&env.db_dir)
+            .arg("--mode-file")
+            .arg(&env.mode_file);
+        if opts.pidfile {
+            cmd.arg("--pidfile").arg(&env.pidfile);
+        }
+        if opts.ignore_sigterm {
+            cmd.arg("--ignore-sigterm");
+        }
+        if let Some(d) = opts.startup_delay {
+            cmd.arg("--startup-delay").arg(d.to_string());
+        }
+        cmd.current_dir(&env.root)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let mut child = cmd.spawn().expect("spawn testserver.py");
+        let pid = child.id();
+        let exit = Arc::new(Mutex::new(None));
+        let exit2 = Arc::clone(&exit);
+        let reaper = thread::spawn(move || {
+            let status = child.wait().ok();
+            *exit2.lock().unwrap() = status;
+        });
+        let mut server = TestServer {
+            pid,
+            port: 0,
+            url: String::new(),
+            base: String::new(),
+            log_path,
+            exit,
+            reaper: Some(reaper),
+        };
+        let deadline =
+            SERVER_START_TIMEOUT + Duration::from_secs_f64(opts.startup_delay.unwrap_or(0.0));
+        let start = Instant::now();
+        loop {
+            if let Some(status) = server.exit_status() {
+                panic!(
+                    "test server exited during start-up ({status}); its log:\n{}",
+                    fs::read_to_string(&server.log_path).unwrap_or_default()
+                );
+            }
+            if let Some(port) = read_port(&env.port_file) {
+                let base = format!("http://127.0.0.1:{port}");
+                // /control/fds answers whatever the /health mode is.
+                if http_get(&format!("{base}/control/fds"), Duration::from_secs(2))
+                    .is_ok_and(|r| r.status == 200)
+                    && listener_pid(port) == Some(pid)
+                {
+                    server.port = port;
+                    server.url = format!("{base}/health");
+                    server.base = base;
+                    return server;
+                }
+            }
+            if start.elapsed() > deadline {
+                panic!(
+                    "test server PID {pid} did not come up within {deadline:?}; its log:\n{}",
+                    fs::read_to_string(&server.log_path).unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The exit status once the server has died and been reaped.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.lock().unwrap()
+    }
+
+    /// GET `base + path_and_query` (30 s timeout); panics on failure or a status other than 200.
+    pub fn control(&self, path_and_query: &str) -> String {
+        control(&self.base, path_and_query)
+    }
+
+    /// Sets the in-memory /health mode (not persisted: a restarted server is healthy
+    /// unless the mode file says otherwise). `""` clears it.
+    pub fn set_memory_mode(&self, mode: &str) {
+        set_memory_mode_at(&self.base, mode);
+    }
+
+    /// How many GET /health requests this server has logged so far.
+    pub fn health_requests(&self) -> usize {
+        fs::read_to_string(&self.log_path)
+            .unwrap_or_default()
+            .matches("\"GET /health")
+            .count()
+    }
+
+    /// Sends `sig` to this server (while it is still the test server).
+    pub fn signal(&self, sig: i32) {
+        assert!(
+            kill_if_testserver(self.pid, sig),
+            "PID {} is no longer the test server",
+            self.pid
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.exit_status().is_none() {
+            kill_if_testserver(self.pid, libc::SIGKILL);
+        }
+        // The reaper returns once the child is dead; never block a test forever on it.
+        let done = wait_until(Duration::from_secs(10), || self.exit_status().is_some());
+        if done && let Some(h) = self.reaper.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// GET `base + path_and_query` on any test server, e.g. one the watchdog respawned
+/// (30 s timeout); panics on failure or a status other than 200.
+pub fn control(base: &str, path_and_query: &str) -> String {
+    let url = format!("{base}{path_and_query}");
+    match http_get(&url, Duration::from_secs(30)) {
+        Ok(r) if r.status == 200 => r.text(),
+        other => panic!("GET {url}: {other:?}"),
+    }
+}
+
+/// Sets the in-memory /health mode of the server at `base` (`http://127.0.0.1:PORT`).
+pub fn set_memory_mode_at(base: &str, mode: &str) {
+    control(base, &format!("/control/mode?m={mode}"));
+}
+
+/// Opens `n` more SQLite WAL connections in the server; returns its FD count after.
+pub fn leak(server: &TestServer, n: usize) -> usize {
+    server
+        .control(&format!("/control/leak?n={n}"))
+        .trim()
+        .parse()
+        .expect("FD count")
+}
+
+/// Opens `n` more plain file handles in the server; returns its FD count after.
+pub fn leak_files(server: &TestServer, n: usize) -> usize {
+    server
+        .control(&format!("/control/files?n={n}"))
+        .trim()
+        .parse()
+        .expect("FD count")
+}
+
+/// Writes the persistent /health mode (read by every server in `env`, respawned ones too).
+pub fn set_mode(env: &TestEnv, mode: &str) {
+    fs::write(&env.mode_file, mode).expect("write mode file");
+}
+
+fn read_port(path: &Path) -> Option<u16> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------
+// Other helper processes
+// ---------------------------------------------------------------------------------------
+
+/// A child process killed (SIGKILL) and reaped on drop.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn spawn(cmd: &mut Command) -> ChildGuard {
+        ChildGuard(cmd.spawn().expect("spawn helper process"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// `sleep 300` as an unrelated live process.
+pub fn spawn_sleep() -> ChildGuard {
+    ChildGuard::spawn(
+        Command::new("sleep")
+            .arg("300")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the watchdog
+// ---------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct RunResult {
+    /// `None` when killed by a signal (including the harness timeout).
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+}
+
+impl RunResult {
+    /// A description for assertion messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "exit status {:?}{} after {:.1?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            if self.timed_out {
+                " (KILLED: harness timeout)"
+            } else {
+                ""
+            },
+            self.elapsed,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// A watchdog (or other) process running in the background; killed on drop.
+pub struct Running {
+    child: Option<Child>,
+    started: Instant,
+    out: Option<JoinHandle<String>>,
+    err: Option<JoinHandle<String>>,
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let mut so = child.stdout.take().unwrap();
+        let mut se = child.stderr.take().unwrap();
+        let out = thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = so.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        });
+        let err = thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = se.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        });
+        Running {
+            child: Some(child),
+            started,
+            out: Some(out),
+            err: Some(err),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
+    }
+
+    /// Waits up to `timeout`, then kills it; collects its output.
+    pub fn wait(mut self, timeout: Duration) -> RunResult {
+        let mut child = self.child.take().unwrap();
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("try_wait") {
+                break s;
+            }
+            if self.started.elapsed() > timeout {
+                timed_out = true;
+                let _ = child.kill();
+                break child.wait().expect("wait");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let elapsed = self.started.elapsed();
+        // A grandchild that inherited the pipes could keep them open: don't wait forever.
+        let stdout = join_bounded(self.out.take().unwrap());
+        let stderr = join_bounded(self.err.take().unwrap());
+        RunResult {
+            status: status.code(),
+            stdout,
+            stderr,
+            elapsed,
+            timed_out,
+        }
+    }
+}
+
+fn join_bounded(h: JoinHandle<String>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
+    if h.is_finished() {
+        h.join().unwrap_or_default()
+    } else {
+        "<output pipe still held open by another process>".into()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion, killing it after `timeout`.
+pub fn run_with_timeout(cmd: Command, timeout: Duration) -> RunResult {
+    Running::spawn(cmd).wait(timeout)
+}
+
+/// The binary under test: `$WATCHDOG_TEST_BIN` when set (e.g. a release build), else the
+/// one cargo built for this test run.
+pub fn watchdog_bin() -> PathBuf {
+    match std::env::var_os("WATCHDOG_TEST_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_watchdog")),
+    }
+}
+
+/// The watchdog command for `env`: HOME, XDG_CONFIG_HOME and XDG_STATE_HOME inside the
+/// temp dir, WATCHDOG_CONFIG unset, `args` followed by `--config env.config_path`.
+pub fn watchdog_cmd(env: &TestEnv, args: &[&str]) -> Command {
+    let mut cmd = Command::new(watchdog_bin());
+    cmd.args(args)
+        .arg("--config")
+        .arg(&env.config_path)
+        .current_dir(&env.root)
+        .env("HOME", &env.home)
+        .env("XDG_CONFIG_HOME", env.home.join(".config"))
+        .env("XDG_STATE_HOME", env.home.join(".local/state"))
+        .env_remove("WATCHDOG_CONFIG");
+    cmd
+}
+
+/// Runs the watchdog (see [`watchdog_cmd`]) with the harness timeout.
+pub fn run_watchdog(env: &TestEnv, args: &[&str]) -> RunResult {
+    run_with_timeout(watchdog_cmd(env, args), WATCHDOG_TIMEOUT)
+}
+
+/// Starts the watchdog in the background (see [`watchdog_cmd`]).
+pub fn spawn_watchdog(env: &TestEnv, args: &[&str]) -> Running {
+    Running::spawn(watchdog_cmd(env, args))
+}
+
+/// Parses stdout of a `--json` run: exactly one JSON document and nothing else.
+pub fn report(r: &RunResult) -> Value {
+    serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not exactly one JSON document ({e})\n{}",
+            r.dump()
+        )
+    })
+}
+
+/// The reason codes of a report (`reasons[].code`).
+pub fn reason_codes(report: &Value) -> Vec<String> {
+    report["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["code"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// The log
+// ---------------------------------------------------------------------------------------
+
+/// Every event in the JSON-lines log (empty when there is no log file). Panics on a line
+/// that is not a JSON object.
+pub fn log_events(env: &TestEnv) -> Vec<Value> {
+    let text = match fs::read_to_string(&env.log_file) {
+        Ok(t) => t,
+        Err(_) => return Vec::new(),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"));
+            assert!(v.is_object(), "log line is not an object: {l}");
+            v
+        })
+        .collect()
+}
+
+/// The events named `name`.
+pub fn events_named(env: &TestEnv, name: &str) -> Vec<Value> {
+    log_events(env)
+        .into_iter()
+        .filter(|e| e["event"] == name)
+        .collect()
+}
+
+/// The log as text, for assertion messages.
+pub fn log_text(env: &TestEnv) -> String {
+    fs::read_to_string(&env.log_file).unwrap_or_else(|_| "<no log file>".into())
+}
+
+// ---------------------------------------------------------------------------------------
+// /proc
+// ---------------------------------------------------------------------------------------
+
+/// The number of open FDs of `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
+        .count()
+}
+
+/// The FD link targets of `pid`.
+pub fn fd_targets(pid: u32) -> Vec<String> {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
+        .filter_map(|e| fs::read_link(e.ok()?.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The number of FDs of `pid` whose link target contains `pattern`.
+pub fn count_fds_matching(pid: u32, pattern: &str) -> usize {
+    fd_targets(pid)
+        .iter()
+        .filter(|t| t.contains(pattern))
+        .count()
+}
+
+/// The state letter of `/proc/PID/stat` (R, S, D, T, t, Z, X, ...).
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // comm may contain spaces and parentheses: the state follows the last ')'.
+    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+/// Alive: exists and is neither a zombie nor dead.
+pub fn is_alive(pid: u32) -> bool {
+    matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X' && s != 'x')
+}
+
+/// Stopped by a signal (or traced).
+pub fn is_stopped(pid: u32) -> bool {
+    matches!(proc_state(pid), Some('T') | Some('t'))
+}
+
+/// The command line of `pid`, arguments joined by spaces.
+pub fn cmdline(pid: u32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| {
+            b.split(|&c| c == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// True when `pid` is alive and its command line names `testserver.py`.
+pub fn is_testserver(pid: u32) -> bool {
+    is_alive(pid) && cmdline(pid).contains("testserver.py")
+}
+
+/// Sends `sig` to `pid` only if it is a live test server (never to a reused PID).
+/// Returns whether the signal was sent.
+pub fn kill_if_testserver(pid: u32, sig: i32) -> bool {
+    if pid <= 1 || !is_testserver(pid) {
+        return false;
+    }
+    // SAFETY: kill(2) with a positive PID we just identified; no memory is involved.
+    unsafe { libc::kill(pid as libc::pid_t, sig) == 0 }
+}
+
+/// Signals pending for `pid` (SigPnd | ShdPnd of /proc/PID/status).
+pub fn pending_signals(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .filter(|l| l.starts_with("SigPnd:") || l.starts_with("ShdPnd:"))
+        .filter_map(|l| u64::from_str_radix(l.split(':').nth(1)?.trim(), 16).ok())
+        .fold(0, |a, b| a | b)
+}
+
+/// The PID of the process LISTENing on 127.0.0.1:`port` (this user's processes only).
+pub fn listener_pid(port: u16) -> Option<u32> {
+    let inode = listening_inode(port)?;
+    let needle = format!("socket:[{inode}]");
+    for entry in fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == needle) {
+                return Some(pid);
+            }
+        }
+    }
+    None
+}
+
+fn listening_inode(port: u16) -> Option<u64> {
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != "0A" {
+                continue;
+            }
+            let local_port = cols[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) {
+                return cols[9].parse().ok();
+            }
+        }
+    }
+    None
+}
+
+/// True when some process holds a lock on `path` (from /proc/locks; `flock` as SPEC §7
+/// says, but POSIX and OFD locks count too: tests use this to synchronise, not to judge).
+pub fn is_locked(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(path) else {
+        return false;
+    };
+    let needle = format!(":{}", meta.ino());
+    fs::read_to_string("/proc/locks")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            ["FLOCK", "POSIX", "OFDLCK"].iter().any(|k| l.contains(k))
+                && l.split_whitespace()
+                    .nth(5)
+                    .is_some_and(|dev_ino| dev_ino.ends_with(&needle))
+        })
+}
+
+// ---------------------------------------------------------------------------------------
+// Misc
+// ---------------------------------------------------------------------------------------
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; returns the last value.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An HTTP response read by [`http_get`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// The body was cut at [`HTTP_BODY_CAP`].
+    pub truncated: bool,
+}
+
+impl HttpResponse {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Bodies are read up to this many bytes.
+pub const HTTP_BODY_CAP: usize = 2 * 1024 * 1024;
+
+/// A minimal HTTP/1.1 GET of `http://127.0.0.1:PORT/path`, bounded by `timeout` as a
+/// whole (connect, headers and body), no proxy. Errors are strings such as
+/// "timed out", "connection reset: ...", "connection refused: ...".
+pub fn http_get(url: &str, timeout: Duration) -> Result<HttpResponse, String> {
+    let rest = url.strip_prefix("http://").ok_or("only http:// URLs")?;
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr: SocketAddr = hostport.parse().map_err(|e| format!("bad address: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| describe_io("connect", &e))?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n");
+    stream
+        .set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| describe_io("write", &e))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let mut header_end: Option<usize> = None;
+    let mut content_length: Option<usize> = None;
+    loop {
+        if let Some(h) = header_end {
+            let body_len = buf.len() - h;
+            if content_length.is_some_and(|n| body_len >= n) || body_len >= HTTP_BODY_CAP {
+                break;
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err("timed out".into());
+        }
+        stream
+            .set_read_timeout(Some(deadline - now))
+            .map_err(|e| e.to_string())?;
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err("timed out".into());
+            }
+            Err(e) => return Err(describe_io("read", &e)),
+        }
+        if header_end.is_none()
+            && let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            header_end = Some(i + 4);
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            content_length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok());
+        }
+    }
+    let h = header_end.ok_or_else(|| {
+        format!(
+            "connection closed before the headers ended ({} bytes)",
+            buf.len()
+        )
+    })?;
+    let status_line = String::from_utf8_lossy(&buf[..h])
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    let mut body = buf[h..].to_vec();
+    let truncated = body.len() >= HTTP_BODY_CAP;
+    body.truncate(HTTP_BODY_CAP);
+    if let Some(n) = content_length
+        && body.len() < n
+        && !truncated
+    {
+        return Err(format!("body cut short: {} of {n} bytes", body.len()));
+    }
+    Ok(HttpResponse {
+        status,
+        body,
+        truncated,
+    })
+}
+
+fn describe_io(what: &str, e: &std::io::Error) -> String {
+    use std::io::ErrorKind::*;
+    match e.kind() {
+        ConnectionReset => format!("connection reset: {what}: {e}"),
+        ConnectionRefused => format!("connection refused: {e}"),
+        WouldBlock | TimedOut => "timed out".into(),
+        _ => format!("{what}: {e}"),
+    }
+}
+
+/// GET /health with a 5 s timeout: true when it answers 200 with `"status": "ok"`.
+pub fn healthy(url: &str) -> bool {
+    http_get(url, Duration::from_secs(5))
+        .is_ok_and(|r| r.status == 200 && r.text().contains("\"status\": \"ok\""))
+}

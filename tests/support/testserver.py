@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""A stand-in for Hermes WebUI, for watchdog's tests. Python 3 standard library only.
+
+It answers GET /health like Hermes (JSON with status, sessions, active_streams,
+active_runs, uptime_seconds; 503 + "degraded" when degraded) and can be made to
+misbehave in the ways the incident report describes:
+
+  --mode-file F   read on every /health request (the file persists across restarts):
+                    ok       (default; also when F is missing or empty)
+                    503      503 with {"status": "degraded", ...}
+                    hang     accept the request and never answer
+                    reset    close the connection abruptly (SO_LINGER 0 -> RST)
+                    dribble  send the headers, then the body one byte per second
+                    big      a 50 MB body
+                    nobody   200 with a body that lacks '"status": "ok"'
+  GET /control/mode?m=M   the same modes, held in memory only, so a restarted server
+                          comes back healthy; m= (empty) clears it. Wins over the file.
+  GET /control/leak?n=N   open N more SQLite connections to DIR/state.db in WAL mode
+                          (db, -wal and -shm opened; never closed); answers the FD count
+  GET /control/files?n=N  open N more plain file handles (not state.db); answers the count
+  GET /control/fds        answers the current FD count
+
+Start-up flags:
+  --port-file F       if F holds a port, bind 127.0.0.1:that port (retrying while it is in
+                      use, since a restart may race the old process's exit); else bind
+                      port 0 and write the chosen port to F atomically. A restart that
+                      replays the same argv therefore comes back on the same port.
+  --pid-log F         append own PID to F at start (lets tests clean up respawned servers)
+  --pidfile F         write own PID to F (like Hermes ctl.sh's ~/.hermes/webui.pid)
+  --db DIR            directory holding state.db (default: the current directory)
+  --ignore-sigterm    ignore SIGTERM
+  --startup-delay S   sleep S seconds before binding
+
+Like Hermes, it raises its soft RLIMIT_NOFILE to 4096 when it is lower.
+"""
+
+import argparse
+import errno
+import json
+import os
+import resource
+import signal
+import socket
+import sqlite3
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+MODES = ("ok", "503", "hang", "reset", "dribble", "big", "nobody")
+BIG_BODY_BYTES = 50 * 1024 * 1024
+BIND_RETRY_SECONDS = 15.0
+
+STARTED = time.monotonic()
+ARGS = None
+MEMORY_MODE = None  # set through /control/mode; not persisted
+LOCK = threading.Lock()
+LEAKED = []  # sqlite3 connections and file objects kept open on purpose
+NEVER = threading.Event()  # never set: 'hang' waits on it
+
+
+def log(msg):
+    sys.stderr.write("testserver[%d]: %s\n" % (os.getpid(), msg))
+    sys.stderr.flush()
+
+
+def fd_count():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def current_mode():
+    if MEMORY_MODE:
+        return MEMORY_MODE
+    if not ARGS.mode_file:
+        return "ok"
+    try:
+        with open(ARGS.mode_file, encoding="utf-8") as f:
+            mode = f.read().strip()
+    except FileNotFoundError:
+        return "ok"
+    return mode or "ok"
+
+
+def leak_sqlite(n):
+    path = os.path.join(ARGS.db, "state.db")
+    for _ in range(n):
+        conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # A write then a read: opens state.db-wal and state.db-shm for this connection.
+        conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+        conn.execute("INSERT INTO t (x) VALUES (1)")
+        conn.commit()
+        conn.execute("SELECT count(*) FROM t").fetchone()
+        LEAKED.append(conn)
+
+
+def leak_files(n):
+    path = os.path.join(ARGS.db, "plain-file.txt")
+    for _ in range(n):
+        LEAKED.append(open(path, "a+", encoding="utf-8"))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "testserver/1"
+
+    def log_message(self, fmt, *args):
+        log("%s %s" % (self.address_string(), fmt % args))
+
+    def send_body(self, status, body, content_type="application/json"):
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def health_doc(self, status):
+        return json.dumps(
+            {
+                "status": status,
+                "sessions": 0,
+                "active_streams": 0,
+                "active_runs": 0,
+                "uptime_seconds": int(time.monotonic() - STARTED),
+            }
+        )
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        try:
+            if url.path == "/health":
+                self.health()
+            elif url.path == "/control/leak":
+                with LOCK:
+                    leak_sqlite(int(query.get("n", ["1"])[0]))
+                    count = fd_count()
+                self.send_body(200, str(count), "text/plain")
+            elif url.path == "/control/files":
+                with LOCK:
+                    leak_files(int(query.get("n", ["1"])[0]))
+                    count = fd_count()
+                self.send_body(200, str(count), "text/plain")
+            elif url.path == "/control/fds":
+                self.send_body(200, str(fd_count()), "text/plain")
+            elif url.path == "/control/mode":
+                global MEMORY_MODE
+                mode = query.get("m", [""])[0].strip()
+                if mode and mode not in MODES:
+                    self.send_body(400, "unknown mode %r\n" % mode, "text/plain")
+                    return
+                MEMORY_MODE = mode or None
+                self.send_body(200, (mode or "cleared") + "\n", "text/plain")
+            else:
+                self.send_body(404, '{"error": "not found"}')
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def health(self):
+        mode = current_mode()
+        if mode == "503":
+            self.send_body(503, self.health_doc("degraded"))
+        elif mode == "hang":
+            self.close_connection = True
+            NEVER.wait()
+        elif mode == "reset":
+            self.close_connection = True
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            self.connection.close()
+        elif mode == "dribble":
+            data = self.health_doc("ok").encode("utf-8")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.flush()
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(1)
+        elif mode == "big":
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(BIG_BODY_BYTES))
+            self.end_headers()
+            chunk = b" " * 65536
+            sent = 0
+            while sent < BIG_BODY_BYTES:
+                self.wfile.write(chunk)
+                sent += len(chunk)
+        elif mode == "nobody":
+            self.send_body(200, '{"hello": "world"}')
+        else:
+            if mode != "ok":
+                log("unknown mode %r, answering ok" % mode)
+            self.send_body(200, self.health_doc("ok"))
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError, OSError)):
+            log("client %s: %s" % (client_address, exc))
+        else:
+            super().handle_error(request, client_address)
+
+
+def read_port(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def write_atomically(path, text):
+    tmp = "%s.tmp.%d" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def bind():
+    port = read_port(ARGS.port_file) if ARGS.port_file else None
+    if port is None:
+        server = Server(("127.0.0.1", 0), Handler)
+        if ARGS.port_file:
+            write_atomically(ARGS.port_file, "%d\n" % server.server_address[1])
+        return server
+    deadline = time.monotonic() + BIND_RETRY_SECONDS
+    while True:
+        try:
+            return Server(("127.0.0.1", port), Handler)
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            log("port %d in use, retrying" % port)
+            time.sleep(0.2)
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--port-file")
+    p.add_argument("--pid-log")
+    p.add_argument("--pidfile")
+    p.add_argument("--db", default=".")
+    p.add_argument("--mode-file")
+    p.add_argument("--ignore-sigterm", action="store_true")
+    p.add_argument("--startup-delay", type=float, default=0.0)
+    ARGS = p.parse_args()
+
+    if ARGS.pid_log:
+        with open(ARGS.pid_log, "a", encoding="utf-8") as f:
+            f.write("%d\n" % os.getpid())
+    if ARGS.ignore_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if ARGS.pidfile:
+        write_atomically(ARGS.pidfile, "%d\n" % os.getpid())
+    if ARGS.startup_delay > 0:
+        time.sleep(ARGS.startup_delay)
+
+    server = bind()
+    log("listening on 127.0.0.1:%d" % server.server_address[1])
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
