@@ -9,6 +9,7 @@
 
 pub mod act;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod cycle;
 pub mod deadline;

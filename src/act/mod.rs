@@ -9,6 +9,7 @@ use std::process::Child;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::command;
 use crate::config::{Config, Method};
 use crate::deadline::Deadline;
 use crate::decide::{Action, ActionKind};
@@ -153,8 +154,18 @@ fn run_command(target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
         .map(|t| vec![("WATCHDOG_TARGET_PID", t.pid().to_string())])
         .unwrap_or_default();
     let deadline = ctx.deadline.sub(ctx.cfg.restart.command_timeout);
-    match spawn::run_bounded(shell, &env, &command_log(ctx.state_dir), deadline) {
-        Ok(()) => verify(vec![format!("ran `{shell}`")], None, false, ctx),
+    match command::shell(shell, &env, &command_log(ctx.state_dir), deadline) {
+        Ok(done) if done.status.success() => {
+            verify(vec![format!("ran `{shell}`")], None, false, ctx)
+        }
+        Ok(done) => Outcome::failed(
+            &[],
+            format!(
+                "`{shell}` failed ({}); its output is in {}",
+                done.status,
+                command_log(ctx.state_dir).display()
+            ),
+        ),
         Err(e) => Outcome::failed(&[], e),
     }
 }

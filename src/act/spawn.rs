@@ -1,16 +1,9 @@
-//! Starting processes: the server, detached in a new session with its output in a log
-//! file, and bounded shell commands (`method = "command"`).
+//! Starting the server, detached in a new session with its output in a log file.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::thread::sleep;
-use std::time::Duration;
-
-use crate::deadline::Deadline;
-
-const POLL: Duration = Duration::from_millis(50);
+use std::process::{Child, Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -26,10 +19,6 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
-    #[error("`{command}` did not finish within {seconds:.0}s; its process group was killed")]
-    TimedOut { command: String, seconds: f64 },
-    #[error("`{command}` failed: {status}")]
-    Failed { command: String, status: ExitStatus },
 }
 
 /// How to start the server again: what it was started with, captured before the kill.
@@ -133,70 +122,6 @@ pub fn shell_detached(shell: &str, cwd: &Path, log: &Path) -> Result<Child, Spaw
     detached(command, log)
 }
 
-/// Runs `/bin/sh -c <shell>` to completion within `deadline`. It runs in its own
-/// process group so that on timeout the whole group (which we started) is killed, not
-/// only the shell.
-pub fn run_bounded(
-    shell: &str,
-    extra_env: &[(&str, String)],
-    log: &Path,
-    deadline: Deadline,
-) -> Result<(), SpawnError> {
-    let (out, err) = output_log(log)?;
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(shell)
-        .envs(extra_env.iter().map(|(k, v)| (*k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .process_group(0)
-        .spawn()
-        .map_err(|source| SpawnError::Start {
-            program: "/bin/sh".into(),
-            source,
-        })?;
-    let started = deadline.remaining();
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                return Err(SpawnError::Failed {
-                    command: shell.into(),
-                    status,
-                });
-            }
-            Ok(None) if deadline.passed() => {
-                kill_group(&mut child);
-                return Err(SpawnError::TimedOut {
-                    command: shell.into(),
-                    seconds: started.as_secs_f64(),
-                });
-            }
-            Ok(None) => sleep(POLL.min(deadline.remaining())),
-            Err(source) => {
-                kill_group(&mut child);
-                return Err(SpawnError::Start {
-                    program: "/bin/sh".into(),
-                    source,
-                });
-            }
-        }
-    }
-}
-
-/// Kills the process group led by a child we started, then reaps the child.
-fn kill_group(child: &mut Child) {
-    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) with a negative PID signals the group we created with
-        // process_group(0); it has no memory effects.
-        unsafe {
-            libc::kill(-pgid, libc::SIGKILL);
-        }
-    }
-    let _ = child.wait();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,45 +150,5 @@ mod tests {
         );
         assert_eq!(launch(&["no-such-program-here"], "/bin").program(), None);
         assert_eq!(launch(&[], "/bin").program(), None);
-    }
-
-    #[test]
-    fn bounded_command_reports_failure_and_timeout() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("command.log");
-        let long = Deadline::after(Duration::from_secs(20));
-        run_bounded("echo hi; exit 0", &[], &log, long).expect("success");
-        assert!(fs::read_to_string(&log).unwrap().contains("hi"));
-        let failed = run_bounded("exit 7", &[], &log, long).unwrap_err();
-        assert!(failed.to_string().contains("exit status: 7"), "{failed}");
-        let env = [("WATCHDOG_TARGET_PID", "99".to_string())];
-        run_bounded("test \"$WATCHDOG_TARGET_PID\" = 99", &env, &log, long).expect("env passed");
-
-        // A command that would hang, with a grandchild: both die with the group.
-        let marker = dir.path().join("grandchild-pid");
-        let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
-        let short = Deadline::after(Duration::from_millis(500));
-        let timed_out = run_bounded(&script, &[], &log, short).unwrap_err();
-        assert!(
-            matches!(timed_out, SpawnError::TimedOut { .. }),
-            "{timed_out}"
-        );
-        let grandchild: u32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
-        let gone = Deadline::after(Duration::from_secs(5));
-        while crate::probe::os::identity(grandchild)
-            .ok()
-            .flatten()
-            .is_some()
-            && !gone.passed()
-        {
-            sleep(POLL);
-        }
-        assert!(
-            crate::probe::os::identity(grandchild)
-                .ok()
-                .flatten()
-                .is_none(),
-            "the group was killed"
-        );
     }
 }

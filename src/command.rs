@@ -1,0 +1,264 @@
+//! Bounded external commands: every call to `launchctl`, `systemctl`, `supervisorctl`,
+//! `sv` or a configured shell command goes through here, so none can outlive the run.
+//! Each runs in its own process group; on timeout the whole group (which we started)
+//! is killed, not only its leader.
+
+use std::fs::{self, OpenOptions};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::sleep;
+use std::time::Duration;
+
+use crate::deadline::Deadline;
+
+const POLL: Duration = Duration::from_millis(20);
+/// Output beyond this is dropped: status commands print a few lines.
+const MAX_CAPTURE: u64 = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("cannot run `{command}`: {source}")]
+    Start {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open {path} for the output of `{command}`: {source}")]
+    Log {
+        command: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` did not finish within {seconds:.0}s; it was killed")]
+    TimedOut { command: String, seconds: f64 },
+}
+
+/// Where a command's output goes.
+pub enum Output<'a> {
+    /// Read it back (status queries).
+    Capture,
+    /// Append it to a file (restart commands, whose children may keep stdout open for
+    /// ever if they daemonize).
+    File(&'a Path),
+}
+
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// stdout and stderr, trimmed, for messages.
+    pub fn text(&self) -> String {
+        let both = format!("{}\n{}", self.stdout.trim(), self.stderr.trim());
+        both.trim().to_string()
+    }
+}
+
+/// Runs `argv` to completion within `deadline`.
+pub fn run(
+    argv: &[String],
+    env: &[(&str, String)],
+    output: Output,
+    deadline: Deadline,
+) -> Result<Finished, CommandError> {
+    let shown = argv.join(" ");
+    let Some((program, args)) = argv.split_first() else {
+        return Err(CommandError::Start {
+            command: shown,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
+        });
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdin(Stdio::null())
+        .process_group(0);
+    match output {
+        Output::Capture => {
+            command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        Output::File(path) => {
+            let log = |source| CommandError::Log {
+                command: shown.clone(),
+                path: path.to_path_buf(),
+                source,
+            };
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(log)?;
+            }
+            let out = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(log)?;
+            let err = out.try_clone().map_err(log)?;
+            command.stdout(out).stderr(err);
+        }
+    }
+    let mut child = command.spawn().map_err(|source| CommandError::Start {
+        command: shown.clone(),
+        source,
+    })?;
+    let stdout = child.stdout.take().map(reader);
+    let stderr = child.stderr.take().map(reader);
+    let budget = deadline.remaining();
+    let status = match wait(&mut child, deadline) {
+        Some(status) => status,
+        None => {
+            kill_group(&mut child);
+            return Err(CommandError::TimedOut {
+                command: shown,
+                seconds: budget.as_secs_f64(),
+            });
+        }
+    };
+    // A grandchild may hold the pipes open; never wait past the deadline for them.
+    let collect = |rx: Option<mpsc::Receiver<String>>| {
+        rx.and_then(|rx| rx.recv_timeout(deadline.remaining().max(POLL)).ok())
+            .unwrap_or_default()
+    };
+    Ok(Finished {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    })
+}
+
+/// `/bin/sh -c <shell>`, output appended to `log`.
+pub fn shell(
+    shell: &str,
+    env: &[(&str, String)],
+    log: &Path,
+    deadline: Deadline,
+) -> Result<Finished, CommandError> {
+    let argv = ["/bin/sh".to_string(), "-c".into(), shell.into()];
+    run(&argv, env, Output::File(log), deadline)
+}
+
+fn reader<R: Read + Send + 'static>(pipe: R) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.take(MAX_CAPTURE).read_to_end(&mut bytes);
+        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+    });
+    rx
+}
+
+fn wait(child: &mut Child, deadline: Deadline) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if deadline.passed() => return None,
+            Ok(None) => sleep(POLL.min(deadline.remaining())),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Kills the process group led by a child we started, then reaps the child.
+fn kill_group(child: &mut Child) {
+    if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative PID signals the group this child leads (we
+        // created it with process_group(0)); it has no memory effects.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn captures_output_and_status() {
+        let long = Deadline::after(Duration::from_secs(20));
+        let done = run(
+            &argv(&["/bin/sh", "-c", "echo out; echo err >&2; exit 3"]),
+            &[],
+            Output::Capture,
+            long,
+        )
+        .unwrap();
+        assert_eq!(done.status.code(), Some(3));
+        assert_eq!(done.stdout, "out\n");
+        assert_eq!(done.stderr, "err\n");
+        assert_eq!(done.text(), "out\nerr");
+    }
+
+    #[test]
+    fn a_missing_program_is_an_error_not_a_panic() {
+        let long = Deadline::after(Duration::from_secs(5));
+        let err = run(&argv(&["/nonexistent/launchctl"]), &[], Output::Capture, long).unwrap_err();
+        assert!(matches!(err, CommandError::Start { .. }), "{err}");
+        assert!(run(&[], &[], Output::Capture, long).is_err());
+    }
+
+    #[test]
+    fn shell_output_goes_to_the_log_and_env_is_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("command.log");
+        let long = Deadline::after(Duration::from_secs(20));
+        let env = [("WATCHDOG_TARGET_PID", "99".to_string())];
+        let done = shell("echo pid=$WATCHDOG_TARGET_PID", &env, &log, long).unwrap();
+        assert!(done.status.success());
+        assert_eq!(fs::read_to_string(&log).unwrap(), "pid=99\n");
+    }
+
+    #[test]
+    fn a_hanging_command_and_its_children_are_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("command.log");
+        let marker = dir.path().join("grandchild-pid");
+        let script = format!("sleep 300 & echo $! > {}; wait", marker.display());
+        let short = Deadline::after(Duration::from_millis(500));
+        let err = shell(&script, &[], &log, short).unwrap_err();
+        assert!(matches!(err, CommandError::TimedOut { .. }), "{err}");
+        let grandchild: u32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        let gone = Deadline::after(Duration::from_secs(5));
+        while crate::probe::os::identity(grandchild).ok().flatten().is_some() && !gone.passed() {
+            sleep(POLL);
+        }
+        assert!(
+            crate::probe::os::identity(grandchild).ok().flatten().is_none(),
+            "the whole group was killed"
+        );
+    }
+
+    #[test]
+    fn a_daemonizing_child_holding_the_pipe_does_not_stretch_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("daemon-pid");
+        let script = format!("sleep 30 & echo $! > {}; echo started", marker.display());
+        let start = std::time::Instant::now();
+        let done = run(
+            &argv(&["/bin/sh", "-c", &script]),
+            &[],
+            Output::Capture,
+            Deadline::after(Duration::from_secs(2)),
+        );
+        let elapsed = start.elapsed();
+        let daemon: i32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        // SAFETY: kill(2) on the sleep this test started.
+        unsafe {
+            libc::kill(daemon, libc::SIGKILL);
+        }
+        // The sleep keeps stdout open; the run still ends by the deadline.
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert!(done.unwrap().status.success());
+    }
+}
