@@ -1,8 +1,12 @@
 //! The health probe (SPEC §5.2): bounded HTTP GETs against `health.url`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::HealthConfig;
+
+/// A body larger than this fails the attempt (SPEC §5.2): a health endpoint that sends
+/// megabytes is broken, and reading it would cost the watchdog memory.
+const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// One GET of the health URL.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -29,21 +33,633 @@ pub struct HealthResult {
 }
 
 pub struct Prober {
-    _cfg: HealthConfig,
+    cfg: HealthConfig,
+    agent: ureq::Agent,
 }
 
 impl Prober {
+    /// Builds the one HTTP agent used for every attempt. The proxy setting is fixed here:
+    /// ureq's default reads `HTTP_PROXY`/`ALL_PROXY` when its config is built, so the
+    /// environment at construction time is the one that must be (and is) ignored.
     pub fn new(cfg: &HealthConfig) -> Self {
-        Prober { _cfg: cfg.clone() }
+        Prober {
+            cfg: cfg.clone(),
+            agent: build_agent(cfg.timeout),
+        }
     }
 
     /// Up to `attempts` GETs, `interval` apart, stopping at the first that passes.
     pub fn check(&self) -> HealthResult {
-        todo!()
+        let mut attempts = Vec::new();
+        let mut json = None;
+        // `attempts` is validated as >= 1 by the config; max(1) keeps a zero from
+        // producing a result with no attempt at all.
+        for n in 0..self.cfg.attempts.max(1) {
+            if n > 0 {
+                std::thread::sleep(self.cfg.interval);
+            }
+            let (attempt, body_json) = self.attempt(self.cfg.timeout);
+            let passed = attempt.ok;
+            attempts.push(attempt);
+            if passed {
+                json = body_json;
+                break;
+            }
+        }
+        summarize(attempts, json)
     }
 
     /// One GET bounded by `timeout` as a whole (connect, headers and body).
-    pub fn attempt(&self, _timeout: Duration) -> (Attempt, Option<serde_json::Value>) {
-        todo!()
+    pub fn attempt(&self, timeout: Duration) -> (Attempt, Option<serde_json::Value>) {
+        let started = Instant::now();
+        let outcome = self.get(timeout);
+        let latency_ms = Some(elapsed_ms(started));
+        match outcome {
+            Ok(body) => {
+                let json = serde_json::from_slice(&body.bytes).ok();
+                (
+                    Attempt {
+                        ok: true,
+                        status: Some(body.status),
+                        latency_ms,
+                        error: None,
+                    },
+                    json,
+                )
+            }
+            Err(failure) => {
+                // A latency only means something when the server answered.
+                let latency_ms = failure.status.and(latency_ms);
+                let attempt = Attempt {
+                    ok: false,
+                    status: failure.status,
+                    latency_ms,
+                    error: Some(failure.why),
+                };
+                (attempt, None)
+            }
+        }
+    }
+
+    /// The GET and every check on its answer; `Ok` only for a passing attempt.
+    fn get(&self, timeout: Duration) -> Result<PassingBody, Failure> {
+        let request = self
+            .agent
+            .get(&self.cfg.url)
+            .config()
+            .timeout_global(Some(timeout))
+            .build();
+        let mut response = request
+            .call()
+            .map_err(|e| Failure::no_answer(&e, timeout))?;
+        let status = response.status().as_u16();
+        if !self.cfg.expect_status.contains(&status) {
+            return Err(Failure::answered(
+                status,
+                unexpected_status(status, &self.cfg.expect_status),
+            ));
+        }
+        // The global timeout keeps running while the body is read, so a server that
+        // dribbles its body still cannot stretch the attempt.
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_vec()
+            .map_err(|e| Failure::answered(status, describe_body_error(&e, timeout)))?;
+        if let Some(expected) = &self.cfg.expect_body {
+            // Lossy: a stray invalid byte elsewhere in the body must not hide the text.
+            if !String::from_utf8_lossy(&bytes).contains(expected.as_str()) {
+                return Err(Failure::answered(
+                    status,
+                    format!("body does not contain `{expected}`"),
+                ));
+            }
+        }
+        Ok(PassingBody { status, bytes })
+    }
+}
+
+struct PassingBody {
+    status: u16,
+    bytes: Vec<u8>,
+}
+
+struct Failure {
+    /// Set when the server sent a status line before the attempt failed.
+    status: Option<u16>,
+    why: String,
+}
+
+impl Failure {
+    fn no_answer(error: &ureq::Error, timeout: Duration) -> Self {
+        Failure {
+            status: None,
+            why: describe_error(error, timeout),
+        }
+    }
+    fn answered(status: u16, why: String) -> Self {
+        Failure {
+            status: Some(status),
+            why,
+        }
+    }
+}
+
+fn build_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        // A 503 is a reading (the server says it is degraded), not a transport error.
+        .http_status_as_error(false)
+        // A redirect is reported as its status; following it would probe another URL.
+        .max_redirects(0)
+        // SPEC §8: never through a proxy; ureq's default proxy from the environment has
+        // no loopback exemption and would send 127.0.0.1 to the proxy.
+        .proxy(None)
+        // A fresh connection per attempt: a wedged accept loop (SPEC §1, incident 3) only
+        // shows on connect, and a pooled keep-alive connection would hide it.
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
+        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent()
+}
+
+fn summarize(attempts: Vec<Attempt>, json: Option<serde_json::Value>) -> HealthResult {
+    let last = attempts.last();
+    HealthResult {
+        ok: last.is_some_and(|a| a.ok),
+        status: last.and_then(|a| a.status),
+        latency_ms: last.and_then(|a| a.latency_ms),
+        error: last.and_then(|a| a.error.clone()),
+        json,
+        attempts,
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unexpected_status(status: u16, expected: &[u16]) -> String {
+    let expected: Vec<String> = expected.iter().map(u16::to_string).collect();
+    format!("status {status}, expected {}", expected.join(" or "))
+}
+
+fn describe_body_error(error: &ureq::Error, timeout: Duration) -> String {
+    match error {
+        ureq::Error::BodyExceedsLimit(_) => "body larger than 1 MiB".to_string(),
+        other => format!("reading the body: {}", describe_error(other, timeout)),
+    }
+}
+
+/// Short words for a failed GET. The common cases get fixed phrases so that logs and
+/// reports can be grepped; the rest keep ureq's text.
+fn describe_error(error: &ureq::Error, timeout: Duration) -> String {
+    match error {
+        ureq::Error::Timeout(_) => timed_out(timeout),
+        ureq::Error::Io(io) => describe_io_error(io, timeout),
+        ureq::Error::HostNotFound => "host not found".to_string(),
+        ureq::Error::ConnectionFailed => "connection failed".to_string(),
+        ureq::Error::BadUri(uri) => format!("invalid URL: {uri}"),
+        ureq::Error::TlsRequired => "https URLs are not supported by this build".to_string(),
+        ureq::Error::Protocol(e) => format!("bad HTTP response: {e}"),
+        other => other.to_string(),
+    }
+}
+
+fn describe_io_error(io: &std::io::Error, timeout: Duration) -> String {
+    use std::io::ErrorKind;
+    match io.kind() {
+        ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted => "connection reset".to_string(),
+        ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe => {
+            "connection closed before a complete response".to_string()
+        }
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => timed_out(timeout),
+        _ => format!("connection failed: {io}"),
+    }
+}
+
+fn timed_out(timeout: Duration) -> String {
+    format!("timed out after {}", human_duration(timeout))
+}
+
+/// `5s`, `500ms`, `1.5s`: the same form the configuration file uses.
+fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::thread;
+
+    fn config(url: String, timeout: Duration) -> HealthConfig {
+        HealthConfig {
+            url,
+            timeout,
+            attempts: 1,
+            interval: Duration::ZERO,
+            expect_status: vec![200],
+            expect_body: None,
+            insecure_tls: false,
+        }
+    }
+
+    /// Serves each incoming connection with the next handler, in a background thread.
+    /// Returns the URL of `/health` on it.
+    fn serve(handlers: Vec<Box<dyn FnOnce(TcpStream) + Send>>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        thread::spawn(move || {
+            for handler in handlers {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                handler(stream);
+            }
+        });
+        format!("http://127.0.0.1:{port}/health")
+    }
+
+    fn read_request(stream: &mut TcpStream) {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    fn respond(status: &'static str, body: &'static [u8]) -> Box<dyn FnOnce(TcpStream) + Send> {
+        Box::new(move |mut stream| {
+            read_request(&mut stream);
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        })
+    }
+
+    fn check_with(url: String, adjust: impl FnOnce(&mut HealthConfig)) -> HealthResult {
+        let mut cfg = config(url, Duration::from_secs(2));
+        adjust(&mut cfg);
+        Prober::new(&cfg).check()
+    }
+
+    const OK_BODY: &[u8] = br#"{"status": "ok", "sessions": 2, "uptime_seconds": 12.5}"#;
+
+    #[test]
+    fn ok_200_with_json() {
+        let url = serve(vec![respond("200 OK", OK_BODY)]);
+        let result = check_with(url, |c| c.expect_body = Some(r#""status": "ok""#.into()));
+        assert!(result.ok, "{result:?}");
+        assert_eq!(result.status, Some(200));
+        assert!(result.latency_ms.is_some());
+        assert_eq!(result.error, None);
+        assert_eq!(result.attempts.len(), 1);
+        assert_eq!(result.json.unwrap()["sessions"], 2);
+    }
+
+    #[test]
+    fn non_json_body_passes_without_json() {
+        let url = serve(vec![respond("200 OK", b"fine")]);
+        let result = check_with(url, |_| {});
+        assert!(result.ok);
+        assert_eq!(result.json, None);
+    }
+
+    #[test]
+    fn status_503_fails() {
+        let url = serve(vec![respond(
+            "503 Service Unavailable",
+            br#"{"status": "degraded"}"#,
+        )]);
+        let result = check_with(url, |_| {});
+        assert!(!result.ok);
+        assert_eq!(result.status, Some(503));
+        assert!(result.latency_ms.is_some());
+        assert_eq!(result.error.as_deref(), Some("status 503, expected 200"));
+        assert_eq!(result.json, None);
+    }
+
+    #[test]
+    fn several_expected_statuses_are_listed() {
+        let url = serve(vec![respond("500 Internal Server Error", b"")]);
+        let result = check_with(url, |c| c.expect_status = vec![200, 204]);
+        assert_eq!(
+            result.error.as_deref(),
+            Some("status 500, expected 200 or 204")
+        );
+    }
+
+    #[test]
+    fn redirect_is_a_status_not_followed() {
+        let url = serve(vec![Box::new(|mut stream: TcpStream| {
+            read_request(&mut stream);
+            let _ = stream.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/elsewhere\r\nContent-Length: 0\r\n\r\n",
+            );
+        })]);
+        let result = check_with(url, |_| {});
+        assert_eq!(result.error.as_deref(), Some("status 302, expected 200"));
+    }
+
+    #[test]
+    fn wrong_body_names_the_missing_text() {
+        let url = serve(vec![respond("200 OK", br#"{"status": "degraded"}"#)]);
+        let result = check_with(url, |c| c.expect_body = Some(r#""status": "ok""#.into()));
+        assert!(!result.ok);
+        assert_eq!(result.status, Some(200));
+        assert_eq!(
+            result.error.as_deref(),
+            Some(r#"body does not contain `"status": "ok"`"#)
+        );
+    }
+
+    #[test]
+    fn non_utf8_body_still_matches_expected_text() {
+        let url = serve(vec![respond("200 OK", b"\xff\xfe status: ok \xc3")]);
+        let result = check_with(url, |c| c.expect_body = Some("status: ok".into()));
+        assert!(result.ok, "{result:?}");
+    }
+
+    #[test]
+    fn hang_after_accept_is_bounded_by_timeout() {
+        let url = serve(vec![Box::new(|stream: TcpStream| {
+            thread::sleep(Duration::from_secs(30));
+            drop(stream);
+        })]);
+        let started = Instant::now();
+        let result = check_with(url, |c| c.timeout = Duration::from_millis(300));
+        let took = started.elapsed();
+        assert!(!result.ok);
+        assert_eq!(result.error.as_deref(), Some("timed out after 300ms"));
+        assert_eq!(result.status, None);
+        assert_eq!(result.latency_ms, None);
+        assert!(took < Duration::from_millis(1000), "took {took:?}");
+    }
+
+    #[test]
+    fn dribbled_body_is_bounded_by_timeout() {
+        let url = serve(vec![Box::new(|mut stream: TcpStream| {
+            read_request(&mut stream);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            for _ in 0..1000 {
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        })]);
+        let started = Instant::now();
+        let result = check_with(url, |c| c.timeout = Duration::from_millis(500));
+        let took = started.elapsed();
+        assert!(!result.ok);
+        assert_eq!(result.status, Some(200));
+        assert!(
+            result
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("timed out after 500ms")),
+            "{result:?}"
+        );
+        assert!(took < Duration::from_millis(1200), "took {took:?}");
+    }
+
+    #[test]
+    fn dribbled_headers_are_bounded_by_timeout() {
+        let url = serve(vec![Box::new(|mut stream: TcpStream| {
+            read_request(&mut stream);
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: "
+                .iter()
+                .chain([b'a'; 1000].iter())
+            {
+                if stream.write_all(&[*byte]).is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        })]);
+        let started = Instant::now();
+        let result = check_with(url, |c| c.timeout = Duration::from_millis(500));
+        let took = started.elapsed();
+        assert_eq!(result.error.as_deref(), Some("timed out after 500ms"));
+        assert!(took < Duration::from_millis(1200), "took {took:?}");
+    }
+
+    #[test]
+    fn body_over_one_mib_is_rejected() {
+        static BIG: [u8; 2 * 1024 * 1024] = [b'a'; 2 * 1024 * 1024];
+        let url = serve(vec![respond("200 OK", &BIG)]);
+        let result = check_with(url, |_| {});
+        assert!(!result.ok);
+        assert_eq!(result.status, Some(200));
+        assert_eq!(result.error.as_deref(), Some("body larger than 1 MiB"));
+    }
+
+    #[test]
+    fn chunked_body_over_one_mib_is_rejected() {
+        let url = serve(vec![Box::new(|mut stream: TcpStream| {
+            read_request(&mut stream);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+            let chunk = vec![b'a'; 64 * 1024];
+            for _ in 0..40 {
+                let _ = stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+                let _ = stream.write_all(&chunk);
+                if stream.write_all(b"\r\n").is_err() {
+                    return;
+                }
+            }
+            let _ = stream.write_all(b"0\r\n\r\n");
+        })]);
+        let result = check_with(url, |_| {});
+        assert_eq!(result.error.as_deref(), Some("body larger than 1 MiB"));
+    }
+
+    #[test]
+    fn connection_refused() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let result = check_with(format!("http://127.0.0.1:{port}/health"), |_| {});
+        assert!(!result.ok);
+        assert_eq!(result.error.as_deref(), Some("connection refused"));
+        assert_eq!(result.status, None);
+    }
+
+    #[test]
+    fn connection_reset() {
+        use std::os::fd::AsRawFd;
+        let url = serve(vec![Box::new(|mut stream: TcpStream| {
+            read_request(&mut stream);
+            // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: a valid socket and a properly sized option value.
+            unsafe {
+                libc::setsockopt(
+                    stream.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&raw const linger).cast(),
+                    size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+            drop(stream);
+        })]);
+        let result = check_with(url, |_| {});
+        assert!(!result.ok);
+        assert_eq!(result.error.as_deref(), Some("connection reset"));
+    }
+
+    #[test]
+    fn closed_without_answer() {
+        let url = serve(vec![Box::new(|mut stream: TcpStream| {
+            read_request(&mut stream);
+            drop(stream);
+        })]);
+        let result = check_with(url, |_| {});
+        assert!(!result.ok);
+        assert_eq!(
+            result.error.as_deref(),
+            Some("connection closed before a complete response")
+        );
+    }
+
+    #[test]
+    fn https_without_tls_support_is_a_clear_error() {
+        let url = serve(vec![Box::new(|stream: TcpStream| {
+            thread::sleep(Duration::from_secs(3));
+            drop(stream);
+        })]);
+        let result = check_with(url.replace("http://", "https://"), |_| {});
+        assert!(!result.ok);
+        assert_eq!(
+            result.error.as_deref(),
+            Some("https URLs are not supported by this build")
+        );
+    }
+
+    #[test]
+    fn garbage_url_is_an_error_not_a_panic() {
+        let result = check_with("not a url".into(), |_| {});
+        assert!(!result.ok);
+        assert!(result.error.is_some());
+    }
+
+    #[test]
+    fn third_attempt_passes_after_two_failures() {
+        let url = serve(vec![
+            respond("503 Service Unavailable", b""),
+            respond("503 Service Unavailable", b""),
+            respond("200 OK", OK_BODY),
+        ]);
+        let result = check_with(url, |c| {
+            c.attempts = 3;
+            c.interval = Duration::from_millis(50);
+        });
+        assert!(result.ok, "{result:?}");
+        assert_eq!(result.attempts.len(), 3);
+        assert_eq!(
+            result.attempts[0].error.as_deref(),
+            Some("status 503, expected 200")
+        );
+        assert!(!result.attempts[1].ok);
+        assert!(result.attempts[2].ok);
+        assert_eq!(result.status, Some(200));
+        assert_eq!(result.error, None);
+        assert!(result.json.is_some());
+    }
+
+    #[test]
+    fn stops_at_first_pass() {
+        let url = serve(vec![respond("200 OK", OK_BODY)]);
+        let result = check_with(url, |c| c.attempts = 3);
+        assert!(result.ok);
+        assert_eq!(result.attempts.len(), 1);
+    }
+
+    #[test]
+    fn all_attempts_failing_reports_the_last() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let result = check_with(format!("http://127.0.0.1:{port}/"), |c| {
+            c.attempts = 2;
+            c.interval = Duration::from_millis(10);
+        });
+        assert!(!result.ok);
+        assert_eq!(result.attempts.len(), 2);
+        assert_eq!(result.error.as_deref(), Some("connection refused"));
+    }
+
+    /// Environment variables are process-wide and tests run in parallel threads, so this
+    /// test sets the proxy variables only in a child copy of the test binary, which runs
+    /// `proxy_env_child` alone.
+    #[test]
+    fn proxy_environment_is_ignored() {
+        let exe = std::env::current_exe().unwrap();
+        let output = std::process::Command::new(exe)
+            .args([
+                "--exact",
+                "probe::health::tests::proxy_env_child",
+                "--test-threads=1",
+            ])
+            .env("WATCHDOG_PROXY_CHILD", "1")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("http_proxy", "http://127.0.0.1:9")
+            .env("ALL_PROXY", "http://127.0.0.1:9")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("1 passed"), "{stdout}");
+    }
+
+    #[test]
+    fn proxy_env_child() {
+        if std::env::var_os("WATCHDOG_PROXY_CHILD").is_none() {
+            return; // only meaningful when run by proxy_environment_is_ignored
+        }
+        let url = serve(vec![respond("200 OK", OK_BODY)]);
+        let result = check_with(url, |_| {});
+        assert!(result.ok, "{result:?}");
+    }
+
+    #[test]
+    fn durations_print_like_the_config() {
+        assert_eq!(human_duration(Duration::from_secs(5)), "5s");
+        assert_eq!(human_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5s");
     }
 }

@@ -2,9 +2,12 @@
 //! the port, and `match` on the command line. Sources that are set must agree; a stale
 //! pidfile is reported and never acted on.
 
-use std::path::PathBuf;
+mod pidfile;
 
-use crate::probe::os::{PortOwner, ProcessInfo};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::probe::os::{self, OsError, PortOwner, ProcState, ProcessInfo};
 
 /// Where to look. `None` means the source is not set.
 #[derive(Debug, Clone, Default)]
@@ -34,7 +37,9 @@ pub enum Finding {
     PortHidden { port: u16 },
     /// `match` names more than one process and nothing else narrows it down.
     Ambiguous { detail: String },
-    /// A process was named but could not be read (permission, vanished mid-read).
+    /// A process was named but could not be read (permission, vanished mid-read), or
+    /// `--pid` names a process that is not running or may never be a target (PID 1, this
+    /// watchdog, one of its ancestors): an explicit PID is never swapped for another.
     Unreadable { pid: u32, detail: String },
 }
 
@@ -60,6 +65,864 @@ pub struct Discovery {
     pub port_owner: Option<PortOwner>,
 }
 
-pub fn discover(_sources: &Sources) -> Discovery {
-    todo!()
+/// Start times are precise to about a second (whole-second `btime` plus clock ticks), and
+/// some filesystems keep mtimes to the second or coarser: a process that wrote its
+/// pidfile at once must not look younger than the file.
+const START_TIME_SLACK: Duration = Duration::from_secs(2);
+
+/// Bounds every walk up the process tree.
+const MAX_TREE_DEPTH: usize = 256;
+
+/// Command lines in findings are cut to this many characters: enough to recognise.
+const SHOWN_COMMAND_CHARS: usize = 120;
+
+pub fn discover(sources: &Sources) -> Discovery {
+    let mut search = Search {
+        sources,
+        wanted: sources.match_.as_deref().filter(|text| !text.is_empty()),
+        protected: Protected::current(),
+        findings: Vec::new(),
+        port_owner: None,
+    };
+    // `Err(Blocked)`: a finding that forbids acting was recorded; there is no target.
+    let target = search.find_target().unwrap_or(None);
+    Discovery {
+        target,
+        findings: search.findings,
+        port_owner: search.port_owner,
+    }
+}
+
+/// A finding that forbids acting has been recorded: discovery ends without a target.
+struct Blocked;
+
+/// A process named by one source, before it is checked against the others.
+struct Named {
+    info: ProcessInfo,
+    source: &'static str,
+}
+
+/// One run of discovery: the sources, what is never a target, and what was noticed.
+struct Search<'a> {
+    sources: &'a Sources,
+    /// `match`, when set to something non-empty.
+    wanted: Option<&'a str>,
+    protected: Protected,
+    findings: Vec<Finding>,
+    port_owner: Option<PortOwner>,
+}
+
+impl Search<'_> {
+    fn find_target(&mut self) -> Result<Option<Target>, Blocked> {
+        let by_pid = self.pid_source()?;
+        let by_port = match self.sources.port {
+            Some(port) => self.port_source(port, by_pid.as_ref())?,
+            None => None,
+        };
+        let by_pid = match by_pid {
+            Some(named) => self.confirm_pid_source(named, by_port.as_ref())?,
+            None => None,
+        };
+        let by_port = match by_port {
+            Some(holder) => Some(self.confirm_port_holder(holder)?),
+            None => None,
+        };
+        let mut target = match (by_pid, by_port) {
+            (Some(named), Some(holder)) => self.reconcile(named, holder)?,
+            (Some(named), None) => Target {
+                info: named.info,
+                evidence: vec![named.source],
+            },
+            (None, Some(holder)) => Target {
+                info: holder.info,
+                evidence: vec!["port"],
+            },
+            // `match` only searches when no other source named a process.
+            (None, None) => return Ok(self.search_by_match()),
+        };
+        if self.wanted.is_some() {
+            target.evidence.push("match");
+        }
+        Ok(Some(target))
+    }
+
+    // --- the pid source: `--pid`, else the pidfile ---------------------------------------
+
+    fn pid_source(&mut self) -> Result<Option<Named>, Blocked> {
+        if let Some(pid) = self.sources.pid {
+            return self.explicit_pid(pid).map(Some);
+        }
+        match self.sources.pidfile.clone() {
+            Some(path) => self.pidfile(&path),
+            None => Ok(None),
+        }
+    }
+
+    /// `--pid` is the operator naming one process: if it is gone or forbidden, nothing
+    /// else is substituted for it.
+    fn explicit_pid(&mut self, pid: u32) -> Result<Named, Blocked> {
+        if let Some(why) = self.protected.why_not(pid) {
+            return Err(self.block(Finding::Unreadable { pid, detail: why }));
+        }
+        match live_process(pid) {
+            Ok(info) => Ok(Named {
+                info,
+                source: "pid",
+            }),
+            Err(Lookup::NotRunning) => {
+                let detail = format!("PID {pid} (from --pid) is not running");
+                Err(self.block(Finding::Unreadable { pid, detail }))
+            }
+            Err(Lookup::Unreadable(detail)) => Err(self.block(Finding::Unreadable { pid, detail })),
+        }
+    }
+
+    fn pidfile(&mut self, path: &Path) -> Result<Option<Named>, Blocked> {
+        let (pid, written) = match pidfile::read(path) {
+            pidfile::Pidfile::Missing => return Ok(None),
+            pidfile::Pidfile::Invalid { why } => {
+                self.stale(path, None, why);
+                return Ok(None);
+            }
+            pidfile::Pidfile::Names { pid, written } => (pid, written),
+        };
+        if let Some(why) = self.protected.why_not(pid) {
+            self.stale(path, Some(pid), why);
+            return Ok(None);
+        }
+        let info = match live_process(pid) {
+            Ok(info) => info,
+            Err(Lookup::NotRunning) => {
+                self.stale(path, Some(pid), format!("PID {pid} is not running"));
+                return Ok(None);
+            }
+            Err(Lookup::Unreadable(detail)) => {
+                return Err(self.block(Finding::Unreadable { pid, detail }));
+            }
+        };
+        if written.is_some_and(|written| info.start_time > written + START_TIME_SLACK) {
+            let why = "PID reused: started after the pidfile was written".to_string();
+            self.stale(path, Some(pid), why);
+            return Ok(None);
+        }
+        Ok(Some(Named {
+            info,
+            source: "pidfile",
+        }))
+    }
+
+    /// The pid source must also satisfy `match`, unless it is a wrapper (`sh start.sh`)
+    /// whose descendant is the matching port holder: then it names the right service.
+    fn confirm_pid_source(
+        &mut self,
+        named: Named,
+        holder: Option<&Named>,
+    ) -> Result<Option<Named>, Blocked> {
+        let Some(text) = self.wanted else {
+            return Ok(Some(named));
+        };
+        let wraps_matching_holder = holder.is_some_and(|holder| {
+            holder.info.command_line().contains(text)
+                && is_descendant(&holder.info, named.info.pid())
+        });
+        if named.info.command_line().contains(text) || wraps_matching_holder {
+            return Ok(Some(named));
+        }
+        let pid = named.info.pid();
+        let why = format!(
+            "PID {pid} runs `{}`, which does not contain {text:?}",
+            shown(&named.info)
+        );
+        match &self.sources.pidfile {
+            Some(path) if named.source == "pidfile" => {
+                let path = path.clone();
+                self.stale(&path, Some(pid), why);
+                Ok(None)
+            }
+            _ => Err(self.block(Finding::Disagree {
+                detail: format!("--pid: {why}"),
+            })),
+        }
+    }
+
+    // --- the port source -----------------------------------------------------------------
+
+    fn port_source(&mut self, port: u16, by_pid: Option<&Named>) -> Result<Option<Named>, Blocked> {
+        let candidates = self.port_candidates(by_pid);
+        let owner = match os::port_owner(port, &candidates) {
+            Ok(owner) => owner,
+            // Without the socket table a free port cannot be told from a held one, and
+            // acting blind could start a second server: treat it like a hidden holder.
+            Err(_) => return Err(self.block(Finding::PortHidden { port })),
+        };
+        self.port_owner = Some(owner.clone());
+        let pids = match owner {
+            PortOwner::Free => return Ok(None),
+            PortOwner::Hidden => return Err(self.block(Finding::PortHidden { port })),
+            PortOwner::Held(pids) => pids,
+        };
+        // PID 1 holds the socket of a socket-activated service alongside the service
+        // itself; like this watchdog and its ancestors, it is passed over.
+        let Some(pid) = pids
+            .into_iter()
+            .find(|&pid| self.protected.why_not(pid).is_none())
+        else {
+            return Ok(None);
+        };
+        match live_process(pid) {
+            Ok(info) => Ok(Some(Named {
+                info,
+                source: "port",
+            })),
+            Err(Lookup::NotRunning) => {
+                let detail = format!("PID {pid} held port {port} but exited while being read");
+                Err(self.block(Finding::Unreadable { pid, detail }))
+            }
+            Err(Lookup::Unreadable(detail)) => Err(self.block(Finding::Unreadable { pid, detail })),
+        }
+    }
+
+    /// The processes most likely to hold the port, so the full scan is the last resort.
+    fn port_candidates(&self, by_pid: Option<&Named>) -> Vec<u32> {
+        let mut candidates: Vec<u32> = by_pid.map(|named| named.info.pid()).into_iter().collect();
+        candidates.extend(self.sources.last_known_pid);
+        candidates.dedup();
+        candidates.retain(|&pid| self.protected.why_not(pid).is_none());
+        candidates
+    }
+
+    fn confirm_port_holder(&mut self, holder: Named) -> Result<Named, Blocked> {
+        match self.wanted {
+            Some(text) if !holder.info.command_line().contains(text) => {
+                let detail = format!(
+                    "port {} is held by PID {} (`{}`), whose command line does not contain {text:?}",
+                    self.sources.port.unwrap_or_default(),
+                    holder.info.pid(),
+                    shown(&holder.info),
+                );
+                Err(self.block(Finding::Disagree { detail }))
+            }
+            _ => Ok(holder),
+        }
+    }
+
+    /// The pid source and the port holder must be one process, or the holder a
+    /// descendant of the pid source (a wrapper whose child serves): then the holder is
+    /// the target and both sources are evidence for it.
+    fn reconcile(&mut self, named: Named, holder: Named) -> Result<Target, Blocked> {
+        let evidence = vec![named.source, "port"];
+        if holder.info.pid() == named.info.pid() || is_descendant(&holder.info, named.info.pid()) {
+            return Ok(Target {
+                info: holder.info,
+                evidence,
+            });
+        }
+        let source = if named.source == "pid" {
+            "--pid"
+        } else {
+            "the pidfile"
+        };
+        let detail = format!(
+            "{source} names PID {} (`{}`) but port {} is held by PID {} (`{}`)",
+            named.info.pid(),
+            shown(&named.info),
+            self.sources.port.unwrap_or_default(),
+            holder.info.pid(),
+            shown(&holder.info),
+        );
+        Err(self.block(Finding::Disagree { detail }))
+    }
+
+    // --- the match source: a search of every command line --------------------------------
+
+    fn search_by_match(&mut self) -> Option<Target> {
+        let text = self.wanted?;
+        let matches = self.processes_matching(text);
+        let chosen = match matches.len() {
+            0 => return None,
+            1 => matches.into_iter().next(),
+            _ => self.unique_root(text, matches),
+        };
+        chosen.map(|info| Target {
+            info,
+            evidence: vec!["match"],
+        })
+    }
+
+    fn processes_matching(&self, text: &str) -> Vec<ProcessInfo> {
+        // Unreadable processes are skipped: nothing named them, so not finding them is
+        // not a claim that they are absent.
+        let Ok(pids) = os::all_pids() else {
+            return Vec::new();
+        };
+        pids.into_iter()
+            .filter(|&pid| self.protected.why_not(pid).is_none())
+            .filter_map(|pid| live_process(pid).ok())
+            .filter(|info| !info.argv.is_empty() && !self.protected.is_another_watchdog(info))
+            .filter(|info| info.command_line().contains(text))
+            .collect()
+    }
+
+    /// Several matches: a master and its workers, or a wrapper and its child, have one
+    /// root (a match whose parent is not a match). Anything else is ambiguous.
+    fn unique_root(&mut self, text: &str, matches: Vec<ProcessInfo>) -> Option<ProcessInfo> {
+        let pids: Vec<u32> = matches.iter().map(ProcessInfo::pid).collect();
+        let mut roots: Vec<&ProcessInfo> = matches
+            .iter()
+            .filter(|info| !pids.contains(&info.ppid))
+            .collect();
+        if roots.len() == 1 {
+            return roots.pop().cloned();
+        }
+        let listed: Vec<String> = matches
+            .iter()
+            .take(5)
+            .map(|info| format!("{} (`{}`)", info.pid(), shown(info)))
+            .collect();
+        let more = if matches.len() > 5 {
+            format!(" and {} more", matches.len() - 5)
+        } else {
+            String::new()
+        };
+        let detail = format!("{text:?} matches PIDs {}{more}", listed.join(", "));
+        self.findings.push(Finding::Ambiguous { detail });
+        None
+    }
+
+    // --- findings --------------------------------------------------------------------------
+
+    fn stale(&mut self, path: &Path, pid: Option<u32>, why: String) {
+        self.findings.push(Finding::StalePidfile {
+            path: path.to_path_buf(),
+            pid,
+            why,
+        });
+    }
+
+    fn block(&mut self, finding: Finding) -> Blocked {
+        debug_assert!(finding.blocks_action());
+        self.findings.push(finding);
+        Blocked
+    }
+}
+
+/// Why a named PID gave no usable process.
+enum Lookup {
+    /// Gone, or a zombie (exited, holds nothing, only waits to be reaped).
+    NotRunning,
+    /// Exists but cannot be read: never to be mistaken for "no process".
+    Unreadable(String),
+}
+
+fn live_process(pid: u32) -> Result<ProcessInfo, Lookup> {
+    match os::process_info(pid) {
+        Ok(info) if info.state == ProcState::Zombie => Err(Lookup::NotRunning),
+        Ok(info) => Ok(info),
+        Err(OsError::NoSuchProcess(_)) => Err(Lookup::NotRunning),
+        Err(e) => Err(Lookup::Unreadable(e.to_string())),
+    }
+}
+
+/// PIDs that are never a target (SPEC §8): init, this watchdog, and its ancestors (the
+/// shell or cron that runs it, whose command line may well contain the `match` text).
+struct Protected {
+    own: u32,
+    ancestors: Vec<u32>,
+    /// Basename of our own argv[0], to pass over other watchdog runs in a `match`
+    /// search: `watchdog status --match server.py` contains the text too.
+    own_program: Option<String>,
+}
+
+impl Protected {
+    fn current() -> Self {
+        Protected {
+            own: std::process::id(),
+            ancestors: ancestry(std::os::unix::process::parent_id()).collect(),
+            own_program: std::env::args().next().as_deref().and_then(program_name),
+        }
+    }
+
+    fn why_not(&self, pid: u32) -> Option<String> {
+        if pid == 1 {
+            Some("PID 1 is init, never a target".to_string())
+        } else if pid == self.own {
+            Some(format!("PID {pid} is this watchdog"))
+        } else if self.ancestors.contains(&pid) {
+            Some(format!("PID {pid} is an ancestor of this watchdog"))
+        } else {
+            None
+        }
+    }
+
+    fn is_another_watchdog(&self, info: &ProcessInfo) -> bool {
+        let theirs = info.argv.first().and_then(|arg0| program_name(arg0));
+        theirs.is_some() && theirs == self.own_program
+    }
+}
+
+fn program_name(arg0: &str) -> Option<String> {
+    Path::new(arg0)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+}
+
+/// `first_parent`, its parent, and so on, up to and including PID 1.
+fn ancestry(first_parent: u32) -> impl Iterator<Item = u32> {
+    std::iter::successors(Some(first_parent), |&pid| {
+        if pid <= 1 {
+            None
+        } else {
+            os::process_info(pid).ok().map(|info| info.ppid)
+        }
+    })
+    .take_while(|&pid| pid != 0)
+    .take(MAX_TREE_DEPTH)
+}
+
+fn is_descendant(info: &ProcessInfo, ancestor: u32) -> bool {
+    ancestry(info.ppid).any(|pid| pid == ancestor)
+}
+
+fn shown(info: &ProcessInfo) -> String {
+    let line = info.command_line();
+    if line.chars().count() <= SHOWN_COMMAND_CHARS {
+        return line;
+    }
+    let mut short: String = line.chars().take(SHOWN_COMMAND_CHARS).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Instant, SystemTime};
+
+    /// A child process killed and reaped when the test ends, pass or fail.
+    struct Reaped(Child);
+
+    impl Reaped {
+        fn pid(&self) -> u32 {
+            self.0.id()
+        }
+    }
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Spawns and waits until the kernel shows the new argv: right after exec the
+    /// command line reads empty for a moment, and a `match` search would miss it.
+    fn spawn(program: &str, args: &[&str]) -> Reaped {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let child = Reaped(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !os::process_info(child.pid())
+            .is_ok_and(|i| i.argv.first().is_some_and(|a| a.ends_with(program)))
+        {
+            assert!(Instant::now() < deadline, "{program} did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child
+    }
+
+    /// A unique `sleep` argument per test and per test run, so parallel tests (and other
+    /// runs on the same box) cannot match each other's sleeps.
+    fn unique_seconds(tag: u32) -> String {
+        format!("{tag}.{}", std::process::id())
+    }
+
+    const HOLD_PORT: &str = "import os, socket, time\n\
+        s = socket.socket()\n\
+        s.bind(('127.0.0.1', 0))\n\
+        s.listen()\n\
+        print(s.getsockname()[1], os.getpid(), flush=True)\n\
+        time.sleep(60)\n";
+
+    /// A process that LISTENs on a free port: returns it, the port and the listener's PID.
+    fn port_holder(program: &str, args: &[&str]) -> (Reaped, u16, u32) {
+        let mut child = spawn(program, args);
+        let stdout = child.0.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("port line");
+        let mut words = line
+            .split_whitespace()
+            .map(|w| w.parse::<u32>().expect("number"));
+        let port = u16::try_from(words.next().expect("port")).expect("port fits");
+        let pid = words.next().expect("pid");
+        (child, port, pid)
+    }
+
+    fn python_port_holder() -> (Reaped, u16, u32) {
+        port_holder("python3", &["-c", HOLD_PORT])
+    }
+
+    fn write_pidfile(dir: &Path, pid: u32) -> PathBuf {
+        let path = dir.join("server.pid");
+        std::fs::write(&path, format!("{pid}\n")).unwrap();
+        path
+    }
+
+    fn only_stale(discovery: &Discovery) -> (Option<u32>, String) {
+        match discovery.findings.as_slice() {
+            [Finding::StalePidfile { pid, why, .. }] => (*pid, why.clone()),
+            other => panic!("expected one stale pidfile finding, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn port_source_names_the_listener() {
+        let (_child, port, pid) = python_port_holder();
+        let found = discover(&Sources {
+            port: Some(port),
+            ..Sources::default()
+        });
+        let target = found.target.expect("target");
+        assert_eq!(target.info.pid(), pid);
+        assert_eq!(target.evidence, ["port"]);
+        assert_eq!(found.port_owner, Some(PortOwner::Held(vec![pid])));
+        assert!(found.findings.is_empty());
+    }
+
+    #[test]
+    fn port_and_match_agree() {
+        let (_child, port, pid) = python_port_holder();
+        let sources = Sources {
+            port: Some(port),
+            match_: Some("socket".into()),
+            ..Sources::default()
+        };
+        let target = discover(&sources).target.expect("target");
+        assert_eq!(target.info.pid(), pid);
+        assert_eq!(target.evidence, ["port", "match"]);
+    }
+
+    #[test]
+    fn port_holder_not_matching_is_a_disagreement() {
+        let (_child, port, _) = python_port_holder();
+        let sources = Sources {
+            port: Some(port),
+            match_: Some("server-nope.py".into()),
+            ..Sources::default()
+        };
+        let found = discover(&sources);
+        assert!(found.target.is_none());
+        assert!(
+            matches!(found.findings.as_slice(), [Finding::Disagree { .. }]),
+            "{:?}",
+            found.findings
+        );
+    }
+
+    #[test]
+    fn free_port_and_nothing_else_is_no_target() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let found = discover(&Sources {
+            port: Some(port),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none());
+        assert!(found.findings.is_empty());
+        assert_eq!(found.port_owner, Some(PortOwner::Free));
+    }
+
+    #[test]
+    fn port_held_by_this_watchdog_is_never_the_target() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let found = discover(&Sources {
+            port: Some(port),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none());
+        assert_eq!(
+            found.port_owner,
+            Some(PortOwner::Held(vec![std::process::id()]))
+        );
+    }
+
+    #[test]
+    fn live_pidfile_is_the_target() {
+        let sleep = spawn("sleep", &[&unique_seconds(40)]);
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = write_pidfile(dir.path(), sleep.pid());
+        let found = discover(&Sources {
+            pidfile: Some(pidfile),
+            ..Sources::default()
+        });
+        let target = found.target.expect("target");
+        assert_eq!(target.info.pid(), sleep.pid());
+        assert_eq!(target.evidence, ["pidfile"]);
+        assert!(found.findings.is_empty());
+    }
+
+    #[test]
+    fn missing_pidfile_is_an_unset_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = Sources {
+            pidfile: Some(dir.path().join("none.pid")),
+            ..Sources::default()
+        };
+        let found = discover(&sources);
+        assert!(found.target.is_none());
+        assert!(found.findings.is_empty());
+    }
+
+    #[test]
+    fn pidfile_with_dead_pid_is_stale() {
+        let mut done = Command::new("true").spawn().unwrap();
+        let pid = done.id();
+        done.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = write_pidfile(dir.path(), pid);
+        let found = discover(&Sources {
+            pidfile: Some(pidfile),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none());
+        assert_eq!(
+            only_stale(&found),
+            (Some(pid), format!("PID {pid} is not running"))
+        );
+        assert!(!found.findings[0].blocks_action());
+    }
+
+    #[test]
+    fn pidfile_older_than_its_process_means_pid_reuse() {
+        let sleep = spawn("sleep", &[&unique_seconds(41)]);
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = write_pidfile(dir.path(), sleep.pid());
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&pidfile)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let found = discover(&Sources {
+            pidfile: Some(pidfile),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none());
+        let (pid, why) = only_stale(&found);
+        assert_eq!(pid, Some(sleep.pid()));
+        assert_eq!(why, "PID reused: started after the pidfile was written");
+    }
+
+    #[test]
+    fn pidfile_naming_another_program_is_stale() {
+        let sleep = spawn("sleep", &[&unique_seconds(42)]);
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = write_pidfile(dir.path(), sleep.pid());
+        let sources = Sources {
+            pidfile: Some(pidfile),
+            match_: Some(format!("server-{}.py", std::process::id())),
+            ..Sources::default()
+        };
+        let found = discover(&sources);
+        assert!(found.target.is_none());
+        let (pid, why) = only_stale(&found);
+        assert_eq!(pid, Some(sleep.pid()));
+        assert!(why.contains("does not contain"), "{why}");
+    }
+
+    #[test]
+    fn garbage_pidfile_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("server.pid");
+        std::fs::write(&pidfile, "hello\n").unwrap();
+        let found = discover(&Sources {
+            pidfile: Some(pidfile),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none());
+        assert_eq!(
+            only_stale(&found),
+            (None, r#"does not contain a PID: "hello""#.to_string())
+        );
+    }
+
+    #[test]
+    fn pidfile_naming_the_watchdog_or_its_parent_or_init_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        for pid in [std::process::id(), std::os::unix::process::parent_id(), 1] {
+            let pidfile = write_pidfile(dir.path(), pid);
+            let found = discover(&Sources {
+                pidfile: Some(pidfile),
+                ..Sources::default()
+            });
+            assert!(found.target.is_none());
+            let (named, why) = only_stale(&found);
+            assert_eq!(named, Some(pid));
+            assert!(why.contains("watchdog") || why.contains("init"), "{why}");
+        }
+    }
+
+    #[test]
+    fn explicit_pid_that_is_dead_or_protected_blocks() {
+        let mut done = Command::new("true").spawn().unwrap();
+        let dead = done.id();
+        done.wait().unwrap();
+        for pid in [dead, std::process::id(), 1] {
+            let found = discover(&Sources {
+                pid: Some(pid),
+                ..Sources::default()
+            });
+            assert!(found.target.is_none());
+            assert!(
+                matches!(found.findings.as_slice(), [Finding::Unreadable { pid: p, .. }] if *p == pid),
+                "{:?}",
+                found.findings
+            );
+            assert!(found.findings[0].blocks_action());
+        }
+    }
+
+    #[test]
+    fn explicit_pid_wins_over_the_pidfile() {
+        let sleep = spawn("sleep", &[&unique_seconds(43)]);
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("server.pid");
+        std::fs::write(&pidfile, "garbage").unwrap();
+        let sources = Sources {
+            pid: Some(sleep.pid()),
+            pidfile: Some(pidfile),
+            ..Sources::default()
+        };
+        let found = discover(&sources);
+        assert_eq!(found.target.expect("target").evidence, ["pid"]);
+        assert!(
+            found.findings.is_empty(),
+            "the pidfile is not read when --pid is set"
+        );
+    }
+
+    #[test]
+    fn pidfile_and_port_naming_different_processes_disagree() {
+        let sleep = spawn("sleep", &[&unique_seconds(44)]);
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = write_pidfile(dir.path(), sleep.pid());
+        let (_holder, port, holder_pid) = python_port_holder();
+        let sources = Sources {
+            pidfile: Some(pidfile),
+            port: Some(port),
+            ..Sources::default()
+        };
+        let found = discover(&sources);
+        assert!(found.target.is_none());
+        let [Finding::Disagree { detail }] = found.findings.as_slice() else {
+            panic!("expected a disagreement, got {:?}", found.findings);
+        };
+        assert!(detail.contains(&sleep.pid().to_string()), "{detail}");
+        assert!(detail.contains(&holder_pid.to_string()), "{detail}");
+        assert!(
+            detail.contains("sleep") && detail.contains("python"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn pidfile_naming_a_wrapper_whose_child_holds_the_port_agrees() {
+        // `; true` keeps sh from exec'ing python, so sh stays as the wrapper.
+        let (wrapper, port, holder_pid) =
+            port_holder("sh", &["-c", "python3 -c \"$1\"; true", "sh", HOLD_PORT]);
+        assert_ne!(wrapper.pid(), holder_pid);
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = write_pidfile(dir.path(), wrapper.pid());
+        let sources = Sources {
+            pidfile: Some(pidfile),
+            port: Some(port),
+            // Only the child's command line names the script's content.
+            match_: Some("socket.socket".into()),
+            ..Sources::default()
+        };
+        let found = discover(&sources);
+        let target = found.target.expect("target");
+        assert_eq!(target.info.pid(), holder_pid);
+        assert_eq!(target.evidence, ["pidfile", "port", "match"]);
+        assert!(found.findings.is_empty(), "{:?}", found.findings);
+    }
+
+    #[test]
+    fn match_search_finds_a_unique_process() {
+        let seconds = unique_seconds(45);
+        let sleep = spawn("sleep", &[&seconds]);
+        let found = discover(&Sources {
+            match_: Some(format!("sleep {seconds}")),
+            ..Sources::default()
+        });
+        let target = found.target.expect("target");
+        assert_eq!(target.info.pid(), sleep.pid());
+        assert_eq!(target.evidence, ["match"]);
+    }
+
+    #[test]
+    fn match_search_with_two_unrelated_processes_is_ambiguous() {
+        let seconds = unique_seconds(46);
+        let _a = spawn("sleep", &[&seconds]);
+        let _b = spawn("sleep", &[&seconds]);
+        let found = discover(&Sources {
+            match_: Some(seconds),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none());
+        assert!(
+            matches!(found.findings.as_slice(), [Finding::Ambiguous { .. }]),
+            "{:?}",
+            found.findings
+        );
+    }
+
+    #[test]
+    fn match_search_prefers_the_single_root_of_a_tree() {
+        let seconds = unique_seconds(47);
+        let script = format!("sleep {seconds}; true");
+        let wrapper = spawn("sh", &["-c", &script]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let tree = || {
+            os::all_pids()
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|pid| os::process_info(pid).ok())
+                .any(|info| {
+                    info.ppid == wrapper.pid() && info.command_line() == format!("sleep {seconds}")
+                })
+        };
+        while !tree() {
+            assert!(Instant::now() < deadline, "sleep child did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let found = discover(&Sources {
+            match_: Some(seconds),
+            ..Sources::default()
+        });
+        assert_eq!(found.target.expect("target").info.pid(), wrapper.pid());
+    }
+
+    #[test]
+    fn match_search_finding_nothing_is_no_target() {
+        let text = format!("no-such-server-{}.py", std::process::id());
+        let found = discover(&Sources {
+            match_: Some(text),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none());
+        assert!(found.findings.is_empty());
+    }
 }
