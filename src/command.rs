@@ -203,7 +203,13 @@ mod tests {
     #[test]
     fn a_missing_program_is_an_error_not_a_panic() {
         let long = Deadline::after(Duration::from_secs(5));
-        let err = run(&argv(&["/nonexistent/launchctl"]), &[], Output::Capture, long).unwrap_err();
+        let err = run(
+            &argv(&["/nonexistent/launchctl"]),
+            &[],
+            Output::Capture,
+            long,
+        )
+        .unwrap_err();
         assert!(matches!(err, CommandError::Start { .. }), "{err}");
         assert!(run(&[], &[], Output::Capture, long).is_err());
     }
@@ -230,11 +236,19 @@ mod tests {
         assert!(matches!(err, CommandError::TimedOut { .. }), "{err}");
         let grandchild: u32 = fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
         let gone = Deadline::after(Duration::from_secs(5));
-        while crate::probe::os::identity(grandchild).ok().flatten().is_some() && !gone.passed() {
+        while crate::probe::os::identity(grandchild)
+            .ok()
+            .flatten()
+            .is_some()
+            && !gone.passed()
+        {
             sleep(POLL);
         }
         assert!(
-            crate::probe::os::identity(grandchild).ok().flatten().is_none(),
+            crate::probe::os::identity(grandchild)
+                .ok()
+                .flatten()
+                .is_none(),
             "the whole group was killed"
         );
     }
