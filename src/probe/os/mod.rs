@@ -9,6 +9,15 @@ use std::time::SystemTime;
 mod linux;
 #[cfg(target_os = "linux")]
 use linux as platform;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as platform;
+
+// Pure parts of the macOS layer, compiled everywhere so that they are tested on Linux.
+pub mod darwin_fd;
+pub mod launchctl;
+pub mod procargs;
 
 /// Why a reading of another process failed. A permission error is never turned into
 /// "0 FDs" or "no process": callers must be able to tell the three apart.
