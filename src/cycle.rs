@@ -49,17 +49,27 @@ fn own_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
-/// A run that outlives its bound (a read of /proc that blocks, a bug) is ended here
-/// rather than left to pile up under cron.
+/// A run that outlives its bound (a read of /proc that blocks, a bug) is ended by
+/// SIGALRM rather than left to pile up under cron. An alarm costs nothing while it
+/// waits, fires even while the run is blocked in a system call, is not inherited by
+/// the processes the run starts, and its handler does only async-signal-safe work.
 fn arm_failsafe(bound: Duration) {
-    std::thread::spawn(move || {
-        std::thread::sleep(bound + FAILSAFE_GRACE);
-        eprintln!(
-            "watchdog: this run exceeded its bound of {}s and is being stopped",
-            bound.as_secs()
-        );
-        std::process::exit(i32::from(ExitCode::RestartFailed.code()));
-    });
+    extern "C" fn on_alarm(_signal: libc::c_int) {
+        const MESSAGE: &[u8] = b"watchdog: this run exceeded its bound and was stopped\n";
+        // SAFETY: write(2) and _exit(2) are async-signal-safe; MESSAGE is static.
+        unsafe {
+            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            libc::_exit(i32::from(ExitCode::RestartFailed.code()));
+        }
+    }
+    let seconds = (bound + FAILSAFE_GRACE).as_secs().max(1);
+    let handler = on_alarm as extern "C" fn(libc::c_int);
+    // SAFETY: installs a handler that only calls async-signal-safe functions, then
+    // schedules the alarm; neither call touches memory of ours.
+    unsafe {
+        libc::signal(libc::SIGALRM, handler as libc::sighandler_t);
+        libc::alarm(u32::try_from(seconds).unwrap_or(u32::MAX));
+    }
 }
 
 struct Run<'a> {
@@ -112,7 +122,7 @@ pub fn check(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
         Plan::Act(action) => Some(run.act(action, &obs, &decision, &prober, deadline)),
         _ => None,
     };
-    if let Err(e) = run.history.save(&history_path(cfg)) {
+    if let Err(e) = run.history.save(&history_path(cfg), outcome.is_some()) {
         eprintln!("watchdog: {e}");
     }
     let report = report::build(&report::Inputs {

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-/// At most this many of each record are kept; a minute-by-minute watchdog fills the
-/// samples in a little over a day.
+/// At most this many of each record are kept: twelve hours of samples at one run a
+/// minute, enough for a trend, small enough to read and rewrite every run.
 const MAX_RESTARTS: usize = 100;
-const MAX_SAMPLES: usize = 1500;
+const MAX_SAMPLES: usize = 720;
 const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -151,20 +151,24 @@ impl History {
         trim_front(&mut self.samples, MAX_SAMPLES);
     }
 
-    /// Writes to a temporary file beside the target, syncs it and renames it over the
-    /// old one, so a crash mid-write leaves the previous history intact.
-    pub fn save(&self, path: &Path) -> Result<(), HistoryError> {
+    /// Writes to a temporary file beside the target and renames it over the old one, so
+    /// a crash mid-write leaves the previous history intact. `durable` also syncs it to
+    /// disk first: worth it when a restart was recorded (the crash-loop guard counts
+    /// them), not for a routine FD sample once a minute.
+    pub fn save(&self, path: &Path, durable: bool) -> Result<(), HistoryError> {
         let wrap = |source| HistoryError::Write {
             path: path.to_path_buf(),
             source,
         };
         let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(self)
+        let text = serde_json::to_vec(self)
             .map_err(std::io::Error::other)
             .map_err(wrap)?;
         let mut file = fs::File::create(&tmp).map_err(wrap)?;
         file.write_all(&text).map_err(wrap)?;
-        file.sync_all().map_err(wrap)?;
+        if durable {
+            file.sync_all().map_err(wrap)?;
+        }
         fs::rename(&tmp, path).map_err(wrap)
     }
 }
@@ -242,7 +246,7 @@ mod tests {
         let mut h = History::new();
         h.last_pid = Some(42);
         h.record_restart(restart_at(10));
-        h.save(&path).unwrap();
+        h.save(&path, true).unwrap();
         let loaded = History::load(&path);
         assert!(loaded.problem.is_none());
         assert_eq!(loaded.history, h);

@@ -472,7 +472,7 @@ fn ancestry(first_parent: u32) -> impl Iterator<Item = u32> {
         if pid <= 1 {
             None
         } else {
-            os::process_info(pid).ok().map(|info| info.ppid)
+            os::parent_pid(pid).ok()
         }
     })
     .take_while(|&pid| pid != 0)

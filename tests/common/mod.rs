@@ -144,12 +144,18 @@ impl Default for TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
+        // Which logged PIDs are test servers is decided before the kill: a dying
+        // process's cmdline reads empty, which must not count as "gone".
+        let servers: Vec<u32> = self
+            .logged_pids()
+            .into_iter()
+            .filter(|&p| is_testserver(p))
+            .collect();
         self.kill_logged_servers();
         // Respawned servers are not our children: wait (bounded) until they are gone
         // before the temp dir holding their files is removed.
-        let pids = self.logged_pids();
         wait_until(Duration::from_secs(5), || {
-            pids.iter().all(|&p| !is_alive(p) || !is_testserver(p))
+            servers.iter().all(|&p| !is_alive(p))
         });
     }
 }

@@ -1,8 +1,10 @@
-//! Linux: everything read from `/proc`.
+//! Linux: everything read from `/proc` (and the listening sockets from netlink).
 //!
 //! Parsing is split from reading: each `parse_*` function takes the literal text of one
 //! `/proc` file, so the odd cases (a `comm` with spaces and parentheses, a TIME_WAIT row)
 //! are unit-tested on samples rather than on whatever this machine happens to run.
+
+mod sock_diag;
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -60,28 +62,70 @@ pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     }
 }
 
+pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
+    read_stat(pid).map(|stat| stat.ppid)
+}
+
 pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
-    let dir = proc_path(pid, "fd");
-    let entries = fs::read_dir(&dir).map_err(|e| classify(pid, "open files", &dir, e))?;
+    let dir = FdDir::open(pid)?;
     let mut fds = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| classify(pid, "open files", &dir, e))?;
-        let Some(fd) = parse_fd_name(&entry.file_name()) else {
-            continue;
-        };
-        match fs::read_link(entry.path()) {
-            Ok(target) => fds.push(FdEntry {
-                fd,
-                target: target.to_string_lossy().into_owned(),
-            }),
+    for fd in dir.numbers()? {
+        match dir.target(fd) {
+            Ok(target) => fds.push(FdEntry { fd, target }),
             // Closed between readdir and readlink: the FD no longer exists, so skipping it
             // is the truth, not a loss.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(classify(pid, "open files", &entry.path(), e)),
+            Err(e) => return Err(classify(pid, "open files", &dir.path, e)),
         }
     }
     fds.sort_by_key(|entry| entry.fd);
     Ok(fds)
+}
+
+/// `/proc/PID/fd`, held open so that each link is read relative to it (`readlinkat`)
+/// instead of resolving `/proc/PID/fd/N` from the root every time: a leaking server
+/// has thousands of FDs, and the path walk was most of the cost of reading them.
+struct FdDir {
+    pid: u32,
+    path: std::path::PathBuf,
+    handle: fs::File,
+}
+
+impl FdDir {
+    fn open(pid: u32) -> Result<FdDir, OsError> {
+        let path = proc_path(pid, "fd");
+        let handle = fs::File::open(&path).map_err(|e| classify(pid, "open files", &path, e))?;
+        Ok(FdDir { pid, path, handle })
+    }
+
+    fn numbers(&self) -> Result<Vec<i32>, OsError> {
+        let wrap = |e| classify(self.pid, "open files", &self.path, e);
+        let mut numbers = Vec::new();
+        for entry in fs::read_dir(&self.path).map_err(wrap)? {
+            if let Some(fd) = parse_fd_name(&entry.map_err(wrap)?.file_name()) {
+                numbers.push(fd);
+            }
+        }
+        Ok(numbers)
+    }
+
+    fn target(&self, fd: i32) -> io::Result<String> {
+        use std::os::fd::AsRawFd;
+        let name = std::ffi::CString::new(fd.to_string()).map_err(io::Error::other)?;
+        let mut buffer = [0u8; libc::PATH_MAX as usize];
+        // SAFETY: the directory FD is open for the life of `self`, `name` is
+        // NUL-terminated, and readlinkat writes at most buffer.len() bytes.
+        let length = unsafe {
+            libc::readlinkat(
+                self.handle.as_raw_fd(),
+                name.as_ptr(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+            )
+        };
+        let length = usize::try_from(length).map_err(|_| io::Error::last_os_error())?;
+        Ok(String::from_utf8_lossy(&buffer[..length]).into_owned())
+    }
 }
 
 pub fn fd_limit(pid: u32) -> Result<Option<FdLimit>, OsError> {
@@ -181,13 +225,31 @@ fn read_cwd(pid: u32) -> Option<std::path::PathBuf> {
 fn holds_any_socket(pid: u32, inodes: &HashSet<u64>) -> bool {
     // Processes we may not read, or that exit mid-scan, simply do not count as holders;
     // if nobody readable holds the socket the answer is `Hidden`, never `Free`.
-    list_fds(pid).is_ok_and(|fds| {
-        fds.iter()
-            .any(|fd| parse_socket_inode(&fd.target).is_some_and(|i| inodes.contains(&i)))
+    // Stops at the first match: a server's listening socket is usually one of its first
+    // FDs, so a leaking server with thousands of FDs costs a few readlinks, not all.
+    let Ok(dir) = FdDir::open(pid) else {
+        return false;
+    };
+    let Ok(mut numbers) = dir.numbers() else {
+        return false;
+    };
+    numbers.sort_unstable();
+    numbers.into_iter().any(|fd| {
+        dir.target(fd).is_ok_and(|link| {
+            parse_socket_inode(&link).is_some_and(|inode| inodes.contains(&inode))
+        })
     })
 }
 
 fn listening_inodes(port: u16) -> Result<HashSet<u64>, OsError> {
+    match sock_diag::listening_inodes(port) {
+        Ok(inodes) => Ok(inodes),
+        // Netlink can be filtered (seccomp, some containers): /proc/net/tcp always works.
+        Err(_) => listening_inodes_from_proc(port),
+    }
+}
+
+fn listening_inodes_from_proc(port: u16) -> Result<HashSet<u64>, OsError> {
     let mut inodes = HashSet::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         match fs::read_to_string(table) {

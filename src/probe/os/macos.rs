@@ -429,6 +429,10 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
     Ok(proc_args(pid)?.env_pairs())
 }
 
+pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
+    bsd_info(pid).map(|bsd| bsd.pbi_ppid)
+}
+
 pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     // Without the "find zombies" argument the kernel answers ESRCH for a zombie.
     match bsd_info(pid) {
