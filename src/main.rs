@@ -62,7 +62,7 @@ fn print_config(cfg: &Config, source: Option<&std::path::Path>, check_only: bool
     if check_only {
         eprintln!("watchdog: configuration OK ({origin})");
     } else {
-        println!("# effective configuration ({origin})");
+        println!("# from: {origin}");
         print!("{}", cfg.to_toml());
     }
     ExitCode::Healthy

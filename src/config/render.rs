@@ -50,7 +50,7 @@ impl Doc {
 
 pub(super) fn to_toml(cfg: &Config) -> String {
     let mut doc = Doc(String::new());
-    doc.line("# watchdog: the effective configuration (SPEC §4). \"\" means not set.");
+    doc.line("# watchdog: the effective configuration. \"\" means not set.");
     if cfg.files.is_empty() {
         // A top-level key must come before the first table header.
         doc.line("files = []                    # no file-size checks");
