@@ -201,7 +201,16 @@ fn io_error(path: &Path, source: io::Error) -> OsError {
 
 fn read_bytes(pid: u32, file: &str, what: &'static str) -> Result<Vec<u8>, OsError> {
     let path = proc_path(pid, file);
-    fs::read(&path).map_err(|e| classify(pid, what, &path, e))
+    read_proc_file(&path).map_err(|e| classify(pid, what, &path, e))
+}
+
+/// `/proc` files report a size of 0, so `fs::read` would grow its buffer from 32 bytes
+/// in many small reads; one page covers `stat`, `status` and most command lines.
+fn read_proc_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(4096);
+    fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn read_text(pid: u32, file: &str, what: &'static str) -> Result<String, OsError> {
@@ -287,8 +296,8 @@ fn boot_time() -> Result<u64, OsError> {
         return Ok(btime);
     }
     let path = Path::new("/proc/stat");
-    let text = fs::read_to_string(path).map_err(|e| io_error(path, e))?;
-    let btime = parse_btime(&text).ok_or_else(|| OsError::Parse {
+    let bytes = read_proc_file(path).map_err(|e| io_error(path, e))?;
+    let btime = parse_btime(&String::from_utf8_lossy(&bytes)).ok_or_else(|| OsError::Parse {
         what: "/proc/stat".to_string(),
         detail: "no btime line".to_string(),
     })?;
