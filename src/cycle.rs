@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::act::{self, Outcome};
 use crate::cli::Options;
-use crate::config::{Config, Method};
+use crate::config::Config;
 use crate::deadline::{Deadline, run_bound};
 use crate::decide::{self, Decision, Plan, Severity};
 use crate::exit_code::ExitCode;
@@ -22,23 +22,6 @@ use crate::report::{self, Report};
 const REPEAT_QUIET: Duration = Duration::from_secs(3600);
 /// Extra time past the bound before the failsafe ends a stuck run.
 const FAILSAFE_GRACE: Duration = Duration::from_secs(2);
-
-/// The restart method this version can carry out, after `auto`.
-pub fn resolve_method(cfg: &Config) -> Result<Method, String> {
-    match cfg.restart.method {
-        Method::Auto | Method::Builtin => Ok(Method::Builtin),
-        Method::Command if cfg.restart.command.is_none() => Err(
-            "restart.method = \"command\" needs restart.command (a shell command that restarts the server)"
-                .into(),
-        ),
-        Method::Command => Ok(Method::Command),
-        Method::None => Ok(Method::None),
-        other => Err(format!(
-            "restart.method = {:?} is not supported by this version yet; use \"builtin\", \"command\" or \"none\"",
-            other.as_str()
-        )),
-    }
-}
 
 fn history_path(cfg: &Config) -> PathBuf {
     cfg.state.dir.join("history.json")
@@ -80,7 +63,7 @@ struct Run<'a> {
     now: SystemTime,
 }
 
-pub fn check(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
+pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
     let deadline = Deadline::after(bound);
     arm_failsafe(bound);
@@ -114,8 +97,8 @@ pub fn check(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
     };
 
     let prober = Prober::new(&cfg.health);
-    let obs = probe::observe(cfg, opts.pid, run.history.last_pid, &prober);
-    let decision = run.decide(&obs, method);
+    let obs = probe::observe(cfg, opts.pid, run.history.memory(), &prober, deadline);
+    let decision = run.decide(&obs);
     run.remember(&obs);
     run.log_decision(&obs, &decision);
     let outcome = match &decision.plan {
@@ -141,19 +124,24 @@ pub fn check(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
 
 /// Observe and decide as `check --dry-run` would; print; touch nothing, not even the
 /// log or the history.
-pub fn status(cfg: &Config, opts: &Options, method: Method) -> ExitCode {
+pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
     arm_failsafe(bound);
     let history = History::load(&history_path(cfg)).history;
     let prober = Prober::new(&cfg.health);
-    let obs = probe::observe(cfg, opts.pid, history.last_pid, &prober);
+    let obs = probe::observe(
+        cfg,
+        opts.pid,
+        history.memory(),
+        &prober,
+        Deadline::after(bound),
+    );
     let now = SystemTime::now();
     let decision = decide::decide(
         &obs,
         cfg,
         &decide::Context {
             now,
-            method,
             restarts_in_window: history.restarts_within(cfg.restart.window, now),
             dry_run: true,
             own_uid: own_uid(),
@@ -183,13 +171,12 @@ fn print_json(report: &Report) {
 }
 
 impl Run<'_> {
-    fn decide(&self, obs: &Observation, method: Method) -> Decision {
+    fn decide(&self, obs: &Observation) -> Decision {
         decide::decide(
             obs,
             self.cfg,
             &decide::Context {
                 now: self.now,
-                method,
                 restarts_in_window: self
                     .history
                     .restarts_within(self.cfg.restart.window, self.now),
@@ -204,6 +191,12 @@ impl Run<'_> {
         let Some(target) = &obs.discovery.target else {
             return;
         };
+        // A server found without a supervisor no longer has one to remember.
+        self.history.supervisor = obs
+            .restart
+            .supervision
+            .as_ref()
+            .map(|s| s.supervisor.clone());
         self.history.last_pid = Some(target.info.pid());
         if let Some(reading) = obs.fd_reading() {
             self.history.record_sample(FdSample {
@@ -256,13 +249,17 @@ impl Run<'_> {
             .pid(pid)
             .reasons(codes(&hard))
             .dry_run(dry_run);
+        let orphan = self.orphan_event(obs);
         match &decision.plan {
             Plan::Suppressed { would, why } => {
-                let key = format!("suppressed:{}:{}", codes(&hard).join(","), why_key(why));
+                let key = format!("suppressed:{}:{}", codes(&hard).join(","), why.key());
                 if !self.due(&key) {
                     return;
                 }
                 self.logger.emit(&unhealthy);
+                if let Some(event) = orphan {
+                    self.logger.emit(&event.dry_run(dry_run));
+                }
                 let target = pid.map_or("a new server".into(), |p| format!("PID {p}"));
                 let message = format!(
                     "would {} {target} via {}; not acting: {}",
@@ -278,8 +275,54 @@ impl Run<'_> {
                     .with("would", report::kind_name(would.kind));
                 self.logger.emit(&event);
             }
-            _ => self.logger.emit(&unhealthy),
+            _ => {
+                self.logger.emit(&unhealthy);
+                if let Some(event) = orphan {
+                    self.logger.emit(&event.dry_run(dry_run));
+                }
+            }
         }
+    }
+
+    /// The double-fork signature, with both PIDs and the evidence; when orphans keep
+    /// coming back, the likely cause and its fix.
+    fn orphan_event(&self, obs: &Observation) -> Option<Event> {
+        let supervision = obs.restart.supervision.as_ref()?;
+        let orphan = supervision.orphan.as_ref()?;
+        let supervisor = &supervision.supervisor;
+        let job = match orphan.job_pid {
+            Some(pid) => format!("PID {pid}"),
+            None => "nothing".to_string(),
+        };
+        let mut message = format!(
+            "PID {} holds the port and carries the identity of {} ({}), but the supervisor runs {job} for that job",
+            orphan.holder,
+            supervisor.describe(),
+            supervisor.evidence
+        );
+        let earlier = self
+            .history
+            .orphans_within(self.cfg.restart.window, self.now);
+        if earlier > 0 {
+            message.push_str(&format!(
+                "; orphans recur ({} cleared in the last {}): the supervised program most likely \
+                 exits after starting the server in the background; run the server in the \
+                 foreground under the supervisor (e.g. `start.sh --foreground`, or exec the server)",
+                earlier,
+                report::human_duration(self.cfg.restart.window)
+            ));
+        }
+        Some(
+            Event::new(Level::Warning, "orphan", message)
+                .pid(Some(orphan.holder))
+                .reasons(vec!["orphan_port_holder".into()])
+                .with("method", supervisor.kind.as_str())
+                .with("orphan_pid", orphan.holder)
+                .with("job_pid", orphan.job_pid)
+                .with("supervisor", supervisor.describe())
+                .with("evidence", supervisor.evidence.clone())
+                .with("recurring", earlier > 0),
+        )
     }
 
     fn heartbeat(&mut self, obs: &Observation, pid: Option<u32>) {
@@ -325,9 +368,13 @@ impl Run<'_> {
         if let Some(target) = target {
             self.snapshot(target, obs, decision);
         }
-        let (event, message) = match pid {
-            Some(pid) => ("restart", format!("restarting PID {pid} via {method}")),
-            None => ("start", format!("starting the server via {method}")),
+        let (event, message) = match (action.kind, pid) {
+            (decide::ActionKind::KillOrphan, Some(pid)) => (
+                "restart",
+                format!("killing orphan PID {pid}, then restarting via {method}"),
+            ),
+            (_, Some(pid)) => ("restart", format!("restarting PID {pid} via {method}")),
+            (_, None) => ("start", format!("starting the server via {method}")),
         };
         self.logger.emit(
             &Event::new(Level::Warning, event, message)
@@ -335,9 +382,11 @@ impl Run<'_> {
                 .reasons(reasons.clone())
                 .with("method", method),
         );
+        let supervisor = obs.restart.supervision.as_ref().map(|s| &s.supervisor);
         let outcome = act::perform(
             action,
             target,
+            supervisor,
             &act::Context {
                 cfg: self.cfg,
                 prober,
@@ -418,17 +467,4 @@ impl Run<'_> {
 
 fn code(reason: &decide::Reason) -> String {
     reason.code.as_str().to_string()
-}
-
-fn why_key(why: &decide::Suppression) -> &'static str {
-    use decide::Suppression::*;
-    match why {
-        DryRun => "dry_run",
-        StartupGrace { .. } => "startup_grace",
-        CrashLoop { .. } => "crash_loop",
-        MethodNone => "method_none",
-        NothingToStart => "nothing_to_start",
-        TargetUnclear { .. } => "target_unclear",
-        NotPermitted { .. } => "not_permitted",
-    }
 }

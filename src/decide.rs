@@ -103,6 +103,8 @@ pub enum Verdict {
 pub enum ActionKind {
     Restart,
     Start,
+    /// Kill the orphan holding the port, then restart through the supervisor.
+    KillOrphan,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +134,36 @@ pub enum Suppression {
     NotPermitted {
         detail: String,
     },
+    /// `kill_orphans = false`: the orphan is reported, not killed.
+    OrphansNotKilled {
+        holder: u32,
+    },
+    /// The orphan does not match `target.match` nor the job's program.
+    OrphanUnmatched {
+        detail: String,
+    },
+    /// A supervisor method was asked for, but no job is known to restart.
+    NoJob {
+        detail: String,
+    },
+}
+
+impl Suppression {
+    /// A short stable name, for the log's de-duplication and for tests.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Suppression::DryRun => "dry_run",
+            Suppression::StartupGrace { .. } => "startup_grace",
+            Suppression::CrashLoop { .. } => "crash_loop",
+            Suppression::MethodNone => "method_none",
+            Suppression::NothingToStart => "nothing_to_start",
+            Suppression::TargetUnclear { .. } => "target_unclear",
+            Suppression::NotPermitted { .. } => "not_permitted",
+            Suppression::OrphansNotKilled { .. } => "orphans_not_killed",
+            Suppression::OrphanUnmatched { .. } => "orphan_unmatched",
+            Suppression::NoJob { .. } => "no_job",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,8 +188,6 @@ pub struct Decision {
 #[derive(Debug, Clone)]
 pub struct Context {
     pub now: SystemTime,
-    /// The restart method after auto-detection (never `Method::Auto`).
-    pub method: Method,
     /// Restarts recorded in history within `restart.window` before `now`.
     pub restarts_in_window: u32,
     pub dry_run: bool,
@@ -193,6 +223,7 @@ fn verdict(reasons: &[Reason]) -> Verdict {
 
 fn reasons(obs: &Observation, cfg: &Config) -> Vec<Reason> {
     let mut reasons: Vec<Reason> = obs.discovery.findings.iter().map(finding_reason).collect();
+    reasons.extend(orphan_reason(obs));
     reasons.extend(health_reason(obs));
     match &obs.fds {
         Some(Ok(reading)) => reasons.extend(fd_reasons(reading, cfg)),
@@ -226,6 +257,25 @@ fn finding_reason(finding: &Finding) -> Reason {
             ),
         ),
     }
+}
+
+fn orphan_reason(obs: &Observation) -> Option<Reason> {
+    let supervision = obs.restart.supervision.as_ref()?;
+    let orphan = supervision.orphan.as_ref()?;
+    let runs = match (&supervision.job, orphan.job_pid) {
+        (_, Some(pid)) => format!("runs the job as PID {pid}"),
+        (Ok(job), None) => format!("runs nothing for it (state {})", job.state),
+        (Err(_), None) => "runs nothing for it".to_string(),
+    };
+    Some(Reason::hard(
+        ReasonCode::OrphanPortHolder,
+        format!(
+            "PID {} holds the port with the identity of {} ({}), but the supervisor {runs}",
+            orphan.holder,
+            supervision.supervisor.describe(),
+            supervision.supervisor.evidence
+        ),
+    ))
 }
 
 fn health_reason(obs: &Observation) -> Option<Reason> {
@@ -363,14 +413,18 @@ fn file_reasons(obs: &Observation) -> Vec<Reason> {
 /// stopped a real run.
 fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> Plan {
     let target = obs.discovery.target.as_ref();
-    let action = Action {
-        kind: if target.is_some() {
-            ActionKind::Restart
-        } else {
-            ActionKind::Start
-        },
-        method: ctx.method,
+    let method = obs.restart.method;
+    let orphan = obs
+        .restart
+        .supervision
+        .as_ref()
+        .and_then(|s| s.orphan.as_ref().map(|o| (s, o)));
+    let kind = match (orphan, target) {
+        (Some(_), _) => ActionKind::KillOrphan,
+        (None, Some(_)) => ActionKind::Restart,
+        (None, None) => ActionKind::Start,
     };
+    let action = Action { kind, method };
     let suppressed = |why| Plan::Suppressed { would: action, why };
 
     if let Some(finding) = obs.discovery.findings.iter().find(|f| f.blocks_action()) {
@@ -378,14 +432,37 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
             detail: finding_reason(finding).detail,
         });
     }
-    if ctx.method == Method::None {
+    if method == Method::None {
         return suppressed(Suppression::MethodNone);
     }
-    if action.kind == ActionKind::Start && !can_start(cfg, ctx.method) {
+    if let Some(problem) = &obs.restart.problem {
+        return suppressed(Suppression::NoJob {
+            detail: problem.clone(),
+        });
+    }
+    if kind == ActionKind::Start && !can_start(cfg, method) {
         return suppressed(Suppression::NothingToStart);
     }
+    if let Some((supervision, orphan)) = orphan {
+        if !cfg.restart.kill_orphans {
+            return suppressed(Suppression::OrphansNotKilled {
+                holder: orphan.holder,
+            });
+        }
+        let job_program = supervision
+            .job
+            .as_ref()
+            .ok()
+            .and_then(|j| j.program.as_deref());
+        if let Some(target) = target
+            && let Err(detail) = orphan_killable(&target.info.argv, cfg, job_program)
+        {
+            return suppressed(Suppression::OrphanUnmatched { detail });
+        }
+    }
     if let Some(target) = target {
-        if ctx.method == Method::Builtin
+        let signals_it = method == Method::Builtin || kind == ActionKind::KillOrphan;
+        if signals_it
             && let Some(uid) = target.info.uid
             && ctx.own_uid != 0
             && uid != ctx.own_uid
@@ -423,12 +500,42 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
     Plan::Act(action)
 }
 
+/// An orphan is killed only when it is recognisably the server: its command line
+/// contains `target.match`, or the program the supervisor runs for the job. The
+/// job's identity in its environment alone could be inherited by anything the job
+/// ever started.
+fn orphan_killable(argv: &[String], cfg: &Config, job_program: Option<&str>) -> Result<(), String> {
+    let line = argv.join(" ");
+    if let Some(text) = &cfg.target.match_ {
+        return if line.contains(text.as_str()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the orphan's command line does not contain target.match {text:?}"
+            ))
+        };
+    }
+    let program = job_program.map(|p| p.rsplit('/').next().unwrap_or(p));
+    match program {
+        Some(name) if argv.iter().any(|a| a.rsplit('/').next() == Some(name)) => Ok(()),
+        _ => Err(
+            "set target.match (e.g. \"server.py\") so the orphan can be recognised \
+                  as the server before it is killed"
+                .to_string(),
+        ),
+    }
+}
+
 /// With no process to restart, only a method that knows how to start one can act.
 fn can_start(cfg: &Config, method: Method) -> bool {
     match method {
         Method::Builtin => cfg.restart.start_command.is_some(),
-        Method::Command => true,
-        _ => false,
+        Method::Auto | Method::None => false,
+        Method::Command
+        | Method::Launchd
+        | Method::Systemd
+        | Method::Supervisor
+        | Method::Runit => true,
     }
 }
 

@@ -11,6 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::probe::Memory;
+use crate::probe::supervisor::Supervisor;
+
 /// At most this many of each record are kept: twelve hours of samples at one run a
 /// minute, enough for a trend, small enough to read and rewrite every run.
 const MAX_RESTARTS: usize = 100;
@@ -22,6 +25,10 @@ pub struct History {
     pub version: u32,
     #[serde(default)]
     pub last_pid: Option<u32>,
+    /// The supervisor that owned the server last time: when the server is down there
+    /// is no process to read it from, and its job is the one to start.
+    #[serde(default)]
+    pub supervisor: Option<Supervisor>,
     #[serde(default)]
     pub restarts: Vec<RestartRecord>,
     #[serde(default)]
@@ -114,6 +121,24 @@ impl History {
             version: VERSION,
             ..History::default()
         }
+    }
+
+    /// What the next run should look at first.
+    pub fn memory(&self) -> Memory<'_> {
+        Memory {
+            last_pid: self.last_pid,
+            supervisor: self.supervisor.as_ref(),
+        }
+    }
+
+    /// Orphans cleared within `window` before `now`: more than one means the
+    /// supervised program keeps forking the server away.
+    pub fn orphans_within(&self, window: Duration, now: SystemTime) -> u32 {
+        let since = epoch_seconds(now).saturating_sub(window.as_secs());
+        self.restarts
+            .iter()
+            .filter(|r| r.at > since && r.kind == "kill_orphan")
+            .count() as u32
     }
 
     /// Restarts within `window` before `now`: what the crash-loop guard counts. Every

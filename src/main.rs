@@ -3,7 +3,7 @@ use std::process::ExitCode as StdExitCode;
 use clap::Parser;
 
 use watchdog::cli::{Cli, Command};
-use watchdog::config::{self, Config, Method};
+use watchdog::config::{self, Config};
 use watchdog::cycle;
 use watchdog::exit_code::ExitCode;
 
@@ -22,19 +22,9 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let with_method = |run: &dyn Fn(Method) -> ExitCode| match cycle::resolve_method(&cfg) {
-        Ok(method) => run(method),
-        Err(message) => {
-            let origin = source
-                .as_ref()
-                .map_or("the configuration".into(), |p| p.display().to_string());
-            eprintln!("watchdog: {origin}: {message}");
-            ExitCode::Usage
-        }
-    };
     match cli.command.as_ref().unwrap_or(&Command::Check) {
-        Command::Check => with_method(&|method| cycle::check(&cfg, opts, method)),
-        Command::Status => with_method(&|method| cycle::status(&cfg, opts, method)),
+        Command::Check => cycle::check(&cfg, opts),
+        Command::Status => cycle::status(&cfg, opts),
         Command::Fds { top } => watchdog::fds_command::run(&cfg, opts, *top),
         Command::Config { check } => print_config(&cfg, source.as_deref(), *check),
         Command::Schedule { .. } => {

@@ -28,6 +28,8 @@ pub struct Report {
     pub exit_code: ExitCode,
     /// The most this run could have taken (SPEC §8), in seconds.
     pub bound_s: u64,
+    /// The restart method after auto-detection.
+    pub restart_method: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,7 +97,7 @@ pub fn build(inputs: &Inputs) -> Report {
     let obs = inputs.observation;
     let target = obs.discovery.target.as_ref();
     Report {
-        target: target.map(|t| target_report(t, inputs.port, obs.at)),
+        target: target.map(|t| target_report(t, inputs.port, obs)),
         health: health_report(&obs.health),
         fds: obs.fd_reading().cloned(),
         rss_bytes: target.and_then(|t| t.info.rss_bytes),
@@ -113,19 +115,37 @@ pub fn build(inputs: &Inputs) -> Report {
         action: action_report(inputs),
         exit_code: exit_code(inputs.decision, inputs.outcome),
         bound_s: inputs.bound.as_secs(),
+        restart_method: obs.restart.method.as_str(),
     }
 }
 
-fn target_report(target: &Target, port: Option<u16>, now: SystemTime) -> TargetReport {
+fn target_report(target: &Target, port: Option<u16>, obs: &Observation) -> TargetReport {
     TargetReport {
         pid: target.info.pid(),
         start_time: rfc3339(target.info.start_time),
-        age_s: age(target, now).as_secs(),
+        age_s: age(target, obs.at).as_secs(),
         argv: target.info.argv.clone(),
         port,
         found_by: target.evidence.clone(),
-        supervisor: None,
+        supervisor: supervisor_report(obs),
     }
+}
+
+/// `{"kind", "name", "evidence", "job": {"pid", "state"} or {"error"}, "orphan"}`.
+fn supervisor_report(obs: &Observation) -> Option<serde_json::Value> {
+    let supervision = obs.restart.supervision.as_ref()?;
+    let s = &supervision.supervisor;
+    let job = match &supervision.job {
+        Ok(job) => serde_json::json!({ "pid": job.pid, "state": job.state }),
+        Err(e) => serde_json::json!({ "error": e }),
+    };
+    Some(serde_json::json!({
+        "kind": s.kind,
+        "name": s.name,
+        "evidence": s.evidence,
+        "job": job,
+        "orphan": supervision.orphan.is_some(),
+    }))
 }
 
 pub fn age(target: &Target, now: SystemTime) -> Duration {
@@ -193,6 +213,7 @@ pub fn kind_name(kind: ActionKind) -> &'static str {
     match kind {
         ActionKind::Restart => "restart",
         ActionKind::Start => "start",
+        ActionKind::KillOrphan => "kill_orphan",
     }
 }
 
@@ -224,6 +245,14 @@ pub fn suppression_text(why: &Suppression) -> String {
             format!("the target is not clearly identified, so nothing is touched: {detail}")
         }
         Suppression::NotPermitted { detail } => detail.clone(),
+        Suppression::OrphansNotKilled { holder } => format!(
+            "restart.kill_orphans = false: orphan PID {holder} keeps the port, so a restart \
+             through the supervisor could not bind it; stop it by hand or set kill_orphans = true"
+        ),
+        Suppression::OrphanUnmatched { detail } => {
+            format!("the orphan is not clearly the server, so it is not killed: {detail}")
+        }
+        Suppression::NoJob { detail } => detail.clone(),
     }
 }
 
@@ -271,6 +300,8 @@ pub fn status_text(report: &Report, url: &str) -> String {
             let _ = writeln!(out, "target    no server process found");
         }
     }
+    let supervisor = report.target.as_ref().and_then(|t| t.supervisor.as_ref());
+    let _ = writeln!(out, "restart   {}", restart_line(report, supervisor));
     let h = &report.health;
     if h.ok {
         let _ = writeln!(
@@ -353,6 +384,31 @@ pub fn status_text(report: &Report, url: &str) -> String {
     let _ = writeln!(out, "action    {would}");
     let _ = writeln!(out, "bound     a run ends within {}s", report.bound_s);
     out
+}
+
+/// How a restart would be done: the supervisor and what it says, or the method.
+fn restart_line(report: &Report, supervisor: Option<&serde_json::Value>) -> String {
+    let Some(s) = supervisor else {
+        return format!("method {}", report.restart_method);
+    };
+    let text = |key: &str| s[key].as_str().unwrap_or("?").to_string();
+    let job = &s["job"];
+    let state = match (job["state"].as_str(), job["pid"].as_u64()) {
+        (Some(state), Some(pid)) => format!("{state}, PID {pid}"),
+        (Some(state), None) => state.to_string(),
+        _ => format!("status unknown: {}", job["error"].as_str().unwrap_or("?")),
+    };
+    let orphan = if s["orphan"].as_bool() == Some(true) {
+        "; the port holder is an ORPHAN of this job"
+    } else {
+        ""
+    };
+    format!(
+        "via {} {} (found by {}): {state}{orphan}",
+        text("kind"),
+        text("name"),
+        text("evidence")
+    )
 }
 
 fn verdict_name(v: Verdict) -> &'static str {

@@ -3,6 +3,7 @@
 
 pub mod signal;
 pub mod spawn;
+pub mod supervisor;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -15,6 +16,7 @@ use crate::deadline::Deadline;
 use crate::decide::{Action, ActionKind};
 use crate::probe::health::Prober;
 use crate::probe::os::{self, PortOwner, ProcessInfo};
+use crate::probe::supervisor::{self as jobs, Supervisor};
 use spawn::Launch;
 
 const POLL: Duration = Duration::from_millis(100);
@@ -65,15 +67,53 @@ fn command_log(state_dir: &Path) -> PathBuf {
 }
 
 /// Carries out `action` on `target` (the process found this run; `None` for a start).
-pub fn perform(action: &Action, target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
-    match (action.method, action.kind, target) {
-        (Method::Command, _, _) => run_command(target, ctx),
-        (Method::Builtin, ActionKind::Restart, Some(target)) => builtin_restart(target, ctx),
-        (Method::Builtin, ActionKind::Start, _) => builtin_start(ctx),
-        (method, kind, _) => Outcome::failed(
+/// `supervisor` is the job's supervisor when one owns the server.
+pub fn perform(
+    action: &Action,
+    target: Option<&ProcessInfo>,
+    supervisor: Option<&Supervisor>,
+    ctx: &Context,
+) -> Outcome {
+    match (action.method, action.kind, target, supervisor) {
+        (_, ActionKind::KillOrphan, Some(orphan), Some(supervisor)) => {
+            kill_orphan(orphan, supervisor, ctx)
+        }
+        (_, _, _, Some(supervisor)) => supervised_restart(Vec::new(), supervisor, ctx),
+        (Method::Command, _, _, None) => run_command(target, ctx),
+        (Method::Builtin, ActionKind::Restart, Some(target), None) => builtin_restart(target, ctx),
+        (Method::Builtin, ActionKind::Start, _, None) => builtin_start(ctx),
+        (method, kind, _, _) => Outcome::failed(
             &[],
-            format!("cannot {kind:?} with method {method:?} in this version").to_lowercase(),
+            format!("cannot {kind:?} with method {} here", method.as_str()).to_lowercase(),
         ),
+    }
+}
+
+/// The double fork's leftover holds the port, so the supervisor's own restart could
+/// never bind it: end the orphan first, then let the supervisor start its job.
+fn kill_orphan(orphan: &ProcessInfo, supervisor: &Supervisor, ctx: &Context) -> Outcome {
+    let mut steps = Vec::new();
+    match signal::terminate(
+        orphan.identity,
+        ctx.deadline.cap(ctx.cfg.restart.stop_timeout),
+    ) {
+        Ok(ending) => steps.push(format!("orphan PID {} {}", orphan.pid(), ending.describe())),
+        Err(e) => return Outcome::failed(&steps, e),
+    }
+    if let Err(why) = wait_port_free(ctx) {
+        return Outcome::failed(&steps, why);
+    }
+    supervised_restart(steps, supervisor, ctx)
+}
+
+fn supervised_restart(mut steps: Vec<String>, supervisor: &Supervisor, ctx: &Context) -> Outcome {
+    let deadline = ctx.deadline.sub(ctx.cfg.restart.command_timeout);
+    match supervisor::restart(supervisor, deadline) {
+        Ok(done) => {
+            steps.push(done);
+            verify(steps, None, false, Some(supervisor), ctx)
+        }
+        Err(why) => Outcome::failed(&steps, why),
     }
 }
 
@@ -121,7 +161,13 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
     match child {
         Ok(child) => {
             steps.push(format!("started PID {}", child.id()));
-            verify(steps, Some(child), restart.start_command.is_none(), ctx)
+            verify(
+                steps,
+                Some(child),
+                restart.start_command.is_none(),
+                None,
+                ctx,
+            )
         }
         Err(e) => Outcome::failed(&steps, e),
     }
@@ -138,7 +184,7 @@ fn builtin_start(ctx: &Context) -> Outcome {
     match spawn::shell_detached(shell, &fallback_cwd(ctx), &server_log(ctx.state_dir)) {
         Ok(child) => {
             let steps = vec![format!("ran start_command as PID {}", child.id())];
-            verify(steps, Some(child), false, ctx)
+            verify(steps, Some(child), false, None, ctx)
         }
         Err(e) => Outcome::failed(&[], e),
     }
@@ -156,7 +202,7 @@ fn run_command(target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
     let deadline = ctx.deadline.sub(ctx.cfg.restart.command_timeout);
     match command::shell(shell, &env, &command_log(ctx.state_dir), deadline) {
         Ok(done) if done.status.success() => {
-            verify(vec![format!("ran `{shell}`")], None, false, ctx)
+            verify(vec![format!("ran `{shell}`")], None, false, None, ctx)
         }
         Ok(done) => Outcome::failed(
             &[],
@@ -227,6 +273,7 @@ fn verify(
     mut steps: Vec<String>,
     mut child: Option<Child>,
     child_is_server: bool,
+    supervisor: Option<&Supervisor>,
     ctx: &Context,
 ) -> Outcome {
     let started = Instant::now();
@@ -241,14 +288,15 @@ fn verify(
                 started.elapsed().as_secs_f64()
             ));
             let spawned = child.as_ref().map(Child::id);
-            let new_pid = ctx.port.and_then(|port| new_server_pid(port, spawned));
+            let new_pid = new_server_pid(ctx, spawned, supervisor, deadline)
+                .or(spawned.filter(|_| child_is_server));
             let new_fds = new_pid
                 .and_then(|pid| os::list_fds(pid).ok())
                 .map(|fds| fds.len() as u64);
             return Outcome {
                 ok: true,
                 detail: steps.join("; "),
-                new_pid: new_pid.or(spawned.filter(|_| child_is_server)),
+                new_pid,
                 new_fds,
             };
         }
@@ -286,10 +334,20 @@ fn early_exit(child: Option<&mut Child>, child_is_server: bool) -> Option<String
     }
 }
 
-fn new_server_pid(port: u16, spawned: Option<u32>) -> Option<u32> {
+/// The new server: what answers on the port (found from the process we started, if
+/// any), else what the supervisor says its job runs now.
+fn new_server_pid(
+    ctx: &Context,
+    spawned: Option<u32>,
+    supervisor: Option<&Supervisor>,
+    deadline: Deadline,
+) -> Option<u32> {
     let candidates: Vec<u32> = spawned.into_iter().collect();
-    match os::port_owner(port, &candidates) {
-        Ok(PortOwner::Held(pids)) => pids.first().copied(),
-        _ => None,
-    }
+    let on_port = ctx
+        .port
+        .and_then(|port| match os::port_owner(port, &candidates) {
+            Ok(PortOwner::Held(pids)) => pids.first().copied(),
+            _ => None,
+        });
+    on_port.or_else(|| supervisor.and_then(|s| jobs::query(s, deadline).ok()?.pid))
 }

@@ -9,6 +9,7 @@ use crate::probe::fds::{FdReading, KindCounts, PatternCount};
 use crate::probe::files::FileReading;
 use crate::probe::health::{Attempt, HealthResult};
 use crate::probe::os::{FdLimit, Identity, ProcState, ProcessInfo};
+use crate::probe::supervisor::{JobStatus, Kind, Orphan, Resolution, Supervision, Supervisor};
 use crate::target::{Discovery, Target};
 
 const NOW_S: u64 = 1_800_000_000;
@@ -101,8 +102,42 @@ fn observation() -> Observation {
         health: healthy(),
         fds: Some(Ok(fds(100, 30))),
         files: vec![],
+        restart: Resolution {
+            method: Method::Builtin,
+            supervision: None,
+            problem: None,
+        },
         at: now(),
     }
+}
+
+/// The target runs under supervisord; `orphan` makes it the double fork's leftover.
+fn supervised(o: &mut Observation, orphan: bool) {
+    let holder = o.discovery.target.as_ref().map_or(0, |t| t.info.pid());
+    o.restart = Resolution {
+        method: Method::Supervisor,
+        supervision: Some(Supervision {
+            supervisor: Supervisor {
+                kind: Kind::Supervisor,
+                name: "hermes:web".into(),
+                user: false,
+                uid: OWN_UID,
+                server_url: None,
+                evidence: "SUPERVISOR_PROCESS_NAME".into(),
+            },
+            job: Ok(JobStatus {
+                pid: if orphan { Some(5000) } else { Some(holder) },
+                state: "RUNNING".into(),
+                start_limit_hit: false,
+                program: None,
+            }),
+            orphan: orphan.then_some(Orphan {
+                holder,
+                job_pid: Some(5000),
+            }),
+        }),
+        problem: None,
+    };
 }
 
 fn policy() -> Config {
@@ -117,7 +152,6 @@ fn policy() -> Config {
 fn context() -> Context {
     Context {
         now: now(),
-        method: Method::Builtin,
         restarts_in_window: 0,
         dry_run: false,
         own_uid: OWN_UID,
@@ -130,23 +164,19 @@ enum Expect {
     Nothing,
     Restart,
     Start,
+    KillOrphan,
     Suppressed(&'static str),
 }
 
 fn shape(plan: &Plan) -> Expect {
     match plan {
         Plan::Nothing => Expect::Nothing,
-        Plan::Act(a) if a.kind == ActionKind::Restart => Expect::Restart,
-        Plan::Act(_) => Expect::Start,
-        Plan::Suppressed { why, .. } => Expect::Suppressed(match why {
-            Suppression::DryRun => "dry_run",
-            Suppression::StartupGrace { .. } => "startup_grace",
-            Suppression::CrashLoop { .. } => "crash_loop",
-            Suppression::MethodNone => "method_none",
-            Suppression::NothingToStart => "nothing_to_start",
-            Suppression::TargetUnclear { .. } => "target_unclear",
-            Suppression::NotPermitted { .. } => "not_permitted",
-        }),
+        Plan::Act(a) => match a.kind {
+            ActionKind::Restart => Expect::Restart,
+            ActionKind::Start => Expect::Start,
+            ActionKind::KillOrphan => Expect::KillOrphan,
+        },
+        Plan::Suppressed { why, .. } => Expect::Suppressed(why.key()),
     }
 }
 
@@ -371,10 +401,10 @@ const ROWS: &[Row] = &[
     },
     Row {
         name: "no process with method command starts",
-        change: |o, _, x| {
+        change: |o, _, _| {
             no_target(o);
             o.health = hanging();
-            x.method = Method::Command;
+            o.restart.method = Method::Command;
         },
         verdict: Verdict::Unhealthy,
         codes: &[(NoProcess, Hard)],
@@ -389,9 +419,9 @@ const ROWS: &[Row] = &[
     },
     Row {
         name: "method none never acts",
-        change: |o, _, x| {
+        change: |o, _, _| {
             o.health = hanging();
-            x.method = Method::None;
+            o.restart.method = Method::None;
         },
         verdict: Verdict::Unhealthy,
         codes: &[(HealthFailed, Hard)],
@@ -498,6 +528,105 @@ const ROWS: &[Row] = &[
         verdict: Verdict::Unhealthy,
         codes: &[(HealthFailed, Hard)],
         plan: Expect::Restart,
+    },
+    Row {
+        name: "a supervised leak restarts through the supervisor",
+        change: |o, _, _| {
+            supervised(o, false);
+            o.fds = Some(Ok(fds(1000, 10)));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(FdsOverLimit, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "a supervised job that is down is started by its supervisor",
+        change: |o, _, _| {
+            supervised(o, false);
+            no_target(o);
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Start,
+    },
+    Row {
+        name: "an orphan on the port is killed even while healthy",
+        change: |o, c, _| {
+            supervised(o, true);
+            c.target.match_ = Some("server.py".into());
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(OrphanPortHolder, Hard)],
+        plan: Expect::KillOrphan,
+    },
+    Row {
+        name: "an orphan is not killed when kill_orphans is off",
+        change: |o, c, _| {
+            supervised(o, true);
+            c.target.match_ = Some("server.py".into());
+            c.restart.kill_orphans = false;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(OrphanPortHolder, Hard)],
+        plan: Expect::Suppressed("orphans_not_killed"),
+    },
+    Row {
+        name: "an orphan that does not match target.match is not killed",
+        change: |o, c, _| {
+            supervised(o, true);
+            c.target.match_ = Some("gunicorn".into());
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(OrphanPortHolder, Hard)],
+        plan: Expect::Suppressed("orphan_unmatched"),
+    },
+    Row {
+        name: "without target.match or a known program an orphan is not killed",
+        change: |o, _, _| supervised(o, true),
+        verdict: Verdict::Unhealthy,
+        codes: &[(OrphanPortHolder, Hard)],
+        plan: Expect::Suppressed("orphan_unmatched"),
+    },
+    Row {
+        name: "an orphan of another user's job is not signalled",
+        change: |o, c, _| {
+            supervised(o, true);
+            c.target.match_ = Some("server.py".into());
+            if let Some(t) = o.discovery.target.as_mut() {
+                t.info.uid = Some(0);
+            }
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(OrphanPortHolder, Hard)],
+        plan: Expect::Suppressed("not_permitted"),
+    },
+    Row {
+        name: "a supervised restart does not signal, so another user's job is fine",
+        change: |o, _, _| {
+            supervised(o, false);
+            o.health = hanging();
+            if let Some(t) = o.discovery.target.as_mut() {
+                t.info.uid = Some(0);
+            }
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "a supervisor method with no known job does nothing",
+        change: |o, _, _| {
+            o.health = hanging();
+            o.restart = Resolution {
+                method: Method::Launchd,
+                supervision: None,
+                problem: Some("no launchd job is known".into()),
+            };
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("no_job"),
     },
 ];
 

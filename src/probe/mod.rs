@@ -4,12 +4,15 @@ pub mod fds;
 pub mod files;
 pub mod health;
 pub mod os;
+pub mod supervisor;
 
 use std::time::SystemTime;
 
+use crate::deadline::Deadline;
 use crate::probe::fds::FdReading;
 use crate::probe::files::FileReading;
 use crate::probe::health::HealthResult;
+use crate::probe::supervisor::{Resolution, Supervisor};
 use crate::target::Discovery;
 
 /// What one run saw, before any decision.
@@ -21,6 +24,9 @@ pub struct Observation {
     /// read (another user's process, say).
     pub fds: Option<Result<FdReading, String>>,
     pub files: Vec<FileReading>,
+    /// The restart method after auto-detection, and the supervisor that owns the
+    /// server, if one does.
+    pub restart: Resolution,
     pub at: SystemTime,
 }
 
@@ -33,13 +39,21 @@ impl Observation {
 /// How many paths the run's FD reading keeps (the incident snapshot keeps them all).
 const TOP_PATHS: usize = 10;
 
+/// What the previous run knew, to look there first.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory<'a> {
+    pub last_pid: Option<u32>,
+    pub supervisor: Option<&'a Supervisor>,
+}
+
 /// Reads everything one run needs, in the order that keeps the target's identity
-/// fresh: find it, probe health, then count its FDs.
+/// fresh: find it and its supervisor, probe health, then count its FDs.
 pub fn observe(
     cfg: &crate::config::Config,
     pid: Option<u32>,
-    last_known_pid: Option<u32>,
+    memory: Memory,
     prober: &health::Prober,
+    deadline: Deadline,
 ) -> Observation {
     let sources = crate::target::Sources {
         pid,
@@ -51,9 +65,11 @@ pub fn observe(
         },
         port: cfg.port(),
         match_: cfg.target.match_.clone(),
-        last_known_pid,
+        last_known_pid: memory.last_pid,
     };
     let discovery = crate::target::discover(&sources);
+    let target = discovery.target.as_ref().map(|t| &t.info);
+    let restart = supervisor::resolve(&cfg.restart, target, memory.supervisor, deadline);
     let health = prober.check();
     let fds = discovery
         .target
@@ -64,6 +80,7 @@ pub fn observe(
         health,
         fds,
         files: files::read(&cfg.files),
+        restart,
         at: SystemTime::now(),
     }
 }

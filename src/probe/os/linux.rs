@@ -62,6 +62,10 @@ pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     }
 }
 
+pub fn cgroup(pid: u32) -> Result<Option<String>, OsError> {
+    read_text(pid, "cgroup", "cgroup").map(Some)
+}
+
 pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
     read_stat(pid).map(|stat| stat.ppid)
 }

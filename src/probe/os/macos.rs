@@ -429,6 +429,10 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
     Ok(proc_args(pid)?.env_pairs())
 }
 
+pub fn cgroup(_pid: u32) -> Result<Option<String>, OsError> {
+    Ok(None)
+}
+
 pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
     bsd_info(pid).map(|bsd| bsd.pbi_ppid)
 }

@@ -16,7 +16,6 @@ use macos as platform;
 
 // Pure parts of the macOS layer, compiled everywhere so that they are tested on Linux.
 pub mod darwin_fd;
-pub mod launchctl;
 pub mod procargs;
 
 /// Why a reading of another process failed. A permission error is never turned into
@@ -121,6 +120,13 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
 /// The process's identity now, or `None` if it no longer exists (or is a zombie).
 pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     platform::identity(pid)
+}
+
+/// The process's control-group membership as the kernel prints it
+/// (`/proc/PID/cgroup`), which names its systemd unit; `None` where the platform has
+/// no cgroups.
+pub fn cgroup(pid: u32) -> Result<Option<String>, OsError> {
+    platform::cgroup(pid)
 }
 
 /// The parent's PID: cheaper than `process_info` when walking up a process tree.

@@ -31,8 +31,12 @@ mod tests {
 
     #[test]
     fn parses_each_shape() {
-        let run = parse_status("run: /tmp/sv/hermes: (pid 21974) 2s; run: log: (pid 21970) 2s\n").unwrap();
-        assert_eq!((run.state.as_str(), run.pid, run.want_down), ("run", Some(21974), false));
+        let run = parse_status("run: /tmp/sv/hermes: (pid 21974) 2s; run: log: (pid 21970) 2s\n")
+            .unwrap();
+        assert_eq!(
+            (run.state.as_str(), run.pid, run.want_down),
+            ("run", Some(21974), false)
+        );
 
         let down = parse_status("down: /tmp/sv/hermes: 5s, normally up\n").unwrap();
         assert_eq!((down.state.as_str(), down.pid), ("down", None));

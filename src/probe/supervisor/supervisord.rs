@@ -16,14 +16,20 @@ impl ProgramStatus {
     /// has given up (FATAL) or is waiting to retry (BACKOFF). superlance's httpok
     /// ignores these; a restart here is exactly what is needed.
     pub fn given_up(&self) -> bool {
-        matches!(self.state.as_str(), "FATAL" | "BACKOFF" | "EXITED" | "STOPPED")
+        matches!(
+            self.state.as_str(),
+            "FATAL" | "BACKOFF" | "EXITED" | "STOPPED"
+        )
     }
 }
 
 /// Parses the line for `name` (`group:name`, or a bare name for a one-process group).
 pub fn parse_status(text: &str, name: &str) -> Option<ProgramStatus> {
     text.lines().filter_map(parse_line).find(|p| {
-        p.name == name || name.split_once(':').is_some_and(|(g, n)| g == n && p.name == n)
+        p.name == name
+            || name
+                .split_once(':')
+                .is_some_and(|(g, n)| g == n && p.name == n)
     })
 }
 
@@ -71,6 +77,9 @@ stopped                          STOPPED   Nov 28 01:02 PM
         assert!(parse_status(STATUS, "looping").unwrap().given_up());
         assert!(parse_status(STATUS, "stopped").unwrap().given_up());
         assert_eq!(parse_status(STATUS, "missing:missing"), None);
-        assert_eq!(parse_status("error: <class 'ConnectionRefusedError'>", "x"), None);
+        assert_eq!(
+            parse_status("error: <class 'ConnectionRefusedError'>", "x"),
+            None
+        );
     }
 }

@@ -89,7 +89,10 @@ mod tests {
     #[test]
     fn finds_the_unit_in_the_cgroup() {
         let table = [
-            ("0::/system.slice/hermes-webui.service\n", Some(("hermes-webui.service", false))),
+            (
+                "0::/system.slice/hermes-webui.service\n",
+                Some(("hermes-webui.service", false)),
+            ),
             (
                 "0::/user.slice/user-1000.slice/user@1000.service/app.slice/hermes.service\n",
                 Some(("hermes.service", true)),

@@ -1,0 +1,262 @@
+//! Detection order, command lines and status parsing, on literal inputs.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::*;
+use crate::probe::os::{Identity, ProcState};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn clues(pairs: &[(&str, &str)]) -> Clues {
+    Clues {
+        env: env(pairs),
+        uid: 501,
+        runsv_dir: None,
+        unit: None,
+    }
+}
+
+#[test]
+fn detection_follows_the_spec_order() {
+    let mut all = clues(&[
+        ("XPC_SERVICE_NAME", "com.example.hermes-webui"),
+        ("SUPERVISOR_PROCESS_NAME", "web"),
+        ("SUPERVISOR_GROUP_NAME", "hermes"),
+        ("SUPERVISOR_SERVER_URL", "unix:///tmp/s.sock"),
+    ]);
+    all.runsv_dir = Some(PathBuf::from("/etc/sv/hermes"));
+    all.unit = Some(("hermes.service".into(), false));
+
+    let first = detect(&all).unwrap();
+    assert_eq!(
+        (first.kind, first.name.as_str()),
+        (Kind::Launchd, "com.example.hermes-webui")
+    );
+
+    all.env.retain(|(k, _)| k != "XPC_SERVICE_NAME");
+    let second = detect(&all).unwrap();
+    assert_eq!(
+        (second.kind, second.name.as_str()),
+        (Kind::Supervisor, "hermes:web")
+    );
+    assert_eq!(second.server_url.as_deref(), Some("unix:///tmp/s.sock"));
+
+    all.env.clear();
+    let third = detect(&all).unwrap();
+    assert_eq!(
+        (third.kind, third.name.as_str()),
+        (Kind::Runit, "/etc/sv/hermes")
+    );
+
+    all.runsv_dir = None;
+    let last = detect(&all).unwrap();
+    assert_eq!(
+        (last.kind, last.name.as_str(), last.user),
+        (Kind::Systemd, "hermes.service", false)
+    );
+
+    all.unit = None;
+    assert_eq!(detect(&all), None);
+}
+
+#[test]
+fn terminal_and_app_processes_are_not_launchd_jobs() {
+    for name in ["0", "application.com.apple.Terminal.1234", ""] {
+        assert_eq!(
+            detect(&clues(&[("XPC_SERVICE_NAME", name)])),
+            None,
+            "{name:?}"
+        );
+    }
+}
+
+#[test]
+fn a_one_process_group_is_named_group_colon_name() {
+    let s = detect(&clues(&[("SUPERVISOR_PROCESS_NAME", "web")])).unwrap();
+    assert_eq!(s.name, "web:web");
+    assert_eq!(s.server_url, None);
+}
+
+fn supervisor(kind: Kind, name: &str) -> Supervisor {
+    Supervisor {
+        kind,
+        name: name.into(),
+        user: false,
+        uid: 501,
+        server_url: None,
+        evidence: "test".into(),
+    }
+}
+
+#[test]
+fn command_lines() {
+    let table: [(Supervisor, &str, &str); 5] = [
+        (
+            supervisor(Kind::Launchd, "com.x"),
+            "launchctl print gui/501/com.x",
+            "launchctl kickstart -k gui/501/com.x",
+        ),
+        (
+            Supervisor {
+                uid: 0,
+                ..supervisor(Kind::Launchd, "com.x")
+            },
+            "launchctl print system/com.x",
+            "launchctl kickstart -k system/com.x",
+        ),
+        (
+            Supervisor {
+                user: true,
+                ..supervisor(Kind::Systemd, "hermes.service")
+            },
+            "systemctl --user show -p MainPID,ActiveState,SubState,Result,NRestarts hermes.service",
+            "systemctl --user restart hermes.service",
+        ),
+        (
+            Supervisor {
+                server_url: Some("unix:///tmp/s.sock".into()),
+                ..supervisor(Kind::Supervisor, "hermes:web")
+            },
+            "supervisorctl -s unix:///tmp/s.sock status hermes:web",
+            "supervisorctl -s unix:///tmp/s.sock restart hermes:web",
+        ),
+        (
+            supervisor(Kind::Runit, "/etc/sv/hermes"),
+            "sv status /etc/sv/hermes",
+            "sv restart /etc/sv/hermes",
+        ),
+    ];
+    for (s, status, restart) in table {
+        assert_eq!(s.status_argv().join(" "), status);
+        assert_eq!(s.restart_argv().join(" "), restart);
+    }
+}
+
+fn fixture(path: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+#[test]
+fn status_of_each_supervisor() {
+    let launchd = parse_status(
+        &supervisor(Kind::Launchd, "com.example.hermes-webui"),
+        &fixture("launchctl/running.txt"),
+    )
+    .unwrap();
+    assert_eq!(
+        (launchd.pid, launchd.state.as_str()),
+        (Some(4242), "running")
+    );
+    assert_eq!(launchd.program.as_deref(), Some("/usr/bin/python3"));
+
+    let down = parse_status(
+        &supervisor(Kind::Launchd, "x"),
+        &fixture("launchctl/not-running-ex-config.txt"),
+    )
+    .unwrap();
+    assert_eq!(down.pid, None);
+
+    let failed = parse_status(
+        &supervisor(Kind::Systemd, "x"),
+        &fixture("systemd/show-start-limit-hit.txt"),
+    )
+    .unwrap();
+    assert!(failed.start_limit_hit);
+    assert_eq!(failed.pid, None);
+    assert_eq!(failed.state, "failed (failed)");
+
+    let fatal = parse_status(
+        &supervisor(Kind::Supervisor, "bad:bad"),
+        "bad                              FATAL     Exited too quickly (process log may have details)\n",
+    )
+    .unwrap();
+    assert_eq!((fatal.pid, fatal.state.as_str()), (None, "FATAL"));
+
+    let run = parse_status(
+        &supervisor(Kind::Runit, "/tmp/sv"),
+        "run: /tmp/sv: (pid 17450) 2s\n",
+    )
+    .unwrap();
+    assert_eq!(run.pid, Some(17450));
+
+    assert!(parse_status(&supervisor(Kind::Supervisor, "x:x"), "").is_err());
+    assert!(parse_status(&supervisor(Kind::Systemd, "x"), "garbage\n").is_err());
+    assert!(
+        parse_status(
+            &supervisor(Kind::Launchd, "x"),
+            "Could not find service \"x\" in domain for port\n"
+        )
+        .is_err()
+    );
+}
+
+fn process(pid: u32, ppid: u32) -> ProcessInfo {
+    ProcessInfo {
+        identity: Identity { pid, start_key: 1 },
+        ppid,
+        uid: Some(501),
+        start_time: SystemTime::UNIX_EPOCH,
+        argv: vec!["python3".into(), "server.py".into()],
+        cwd: None,
+        rss_bytes: None,
+        state: ProcState::Running,
+    }
+}
+
+fn job(pid: Option<u32>) -> JobStatus {
+    JobStatus {
+        pid,
+        state: "x".into(),
+        start_limit_hit: false,
+        program: None,
+    }
+}
+
+#[test]
+fn orphans_are_port_holders_outside_the_job() {
+    // The job's own process, and its direct child, are not orphans.
+    assert_eq!(orphan_of(&job(Some(4242)), &process(4242, 1)), None);
+    assert_eq!(orphan_of(&job(Some(4000)), &process(4242, 4000)), None);
+    // Reparented to init while the supervisor runs something else, or nothing.
+    assert_eq!(
+        orphan_of(&job(Some(4000)), &process(4242, 1)),
+        Some(Orphan {
+            holder: 4242,
+            job_pid: Some(4000)
+        })
+    );
+    assert_eq!(
+        orphan_of(&job(None), &process(4242, 1)),
+        Some(Orphan {
+            holder: 4242,
+            job_pid: None
+        })
+    );
+}
+
+#[test]
+fn configured_names_win_and_keep_detected_details() {
+    let cfg = RestartConfig {
+        program: Some("hermes:web".into()),
+        ..crate::config::defaults(None).restart
+    };
+    let seen = clues(&[
+        ("SUPERVISOR_PROCESS_NAME", "other"),
+        ("SUPERVISOR_SERVER_URL", "unix:///tmp/s.sock"),
+    ]);
+    let s = configured(Kind::Supervisor, &cfg, &seen).unwrap();
+    assert_eq!(s.name, "hermes:web");
+    assert_eq!(s.server_url.as_deref(), Some("unix:///tmp/s.sock"));
+    assert_eq!(s.evidence, "configured");
+    assert_eq!(configured(Kind::Launchd, &cfg, &seen), None);
+}
