@@ -769,6 +769,48 @@ Max locked memory         8388608              8388608              bytes
         assert!(fds.windows(2).all(|w| w[0].fd < w[1].fd));
     }
 
+    /// Enough FDs that they are read by several threads: every one is listed once,
+    /// in order, with its target.
+    #[test]
+    fn a_large_fd_table_is_read_completely() {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        const HELD: usize = 3000;
+        let script = format!(
+            "import os, resource, sys, time\n\
+             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
+             resource.setrlimit(resource.RLIMIT_NOFILE, (min({HELD} + 64, hard), hard))\n\
+             fds = [os.open('/dev/null', os.O_RDONLY) for _ in range({HELD})]\n\
+             print('ready', flush=True)\n\
+             time.sleep(60)\n"
+        );
+        let mut child = Command::new("python3")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3");
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let stdout = child.stdout.take().unwrap();
+        let guard = Kill(child);
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the child could not open {HELD} FDs");
+
+        let fds = list_fds(guard.0.id()).unwrap();
+        let null = fds.iter().filter(|e| e.target == "/dev/null").count();
+        assert!(null >= HELD, "{null} of {HELD} /dev/null FDs listed");
+        assert!(
+            fds.windows(2).all(|w| w[0].fd < w[1].fd),
+            "sorted, no duplicates"
+        );
+    }
+
     #[test]
     fn own_fd_limit_matches_getrlimit() {
         let mut limit = libc::rlimit {
