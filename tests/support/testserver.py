@@ -19,6 +19,13 @@ misbehave in the ways the incident report describes:
                           (db, -wal and -shm opened; never closed); answers the FD count
   GET /control/files?n=N  open N more plain file handles (not state.db); answers the count
   GET /control/fds        answers the current FD count
+  GET /control/busy?runs=N&streams=M
+                          sets active_runs / active_streams in /health (in memory; an
+                          omitted parameter keeps its value)
+  GET /control/sessions?n=N
+                          sets sessions in /health (in memory)
+  GET /control/mix        opens a known mix of FD kinds, kept for the server's life, and
+                          answers JSON naming each FD (see open_mix)
 
 Start-up flags:
   --port-file F       if F holds a port, bind 127.0.0.1:that port (retrying while it is in
@@ -35,10 +42,12 @@ Like Hermes, it raises its soft RLIMIT_NOFILE to 4096 when it is lower.
 """
 
 import argparse
+import ctypes
 import errno
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sqlite3
@@ -59,6 +68,9 @@ MEMORY_MODE = None  # set through /control/mode; not persisted
 LOCK = threading.Lock()
 LEAKED = []  # sqlite3 connections and file objects kept open on purpose
 NEVER = threading.Event()  # never set: 'hang' waits on it
+# What /health reports besides status; set through /control/busy and /control/sessions.
+COUNTERS = {"sessions": 0, "active_streams": 0, "active_runs": 0}
+MIX = []  # objects behind /control/mix, kept open for the server's life
 
 
 def log(msg):
@@ -102,6 +114,140 @@ def leak_files(n):
         LEAKED.append(open(path, "a+", encoding="utf-8"))
 
 
+def open_mix():
+    """Opens one known mix of FD kinds and answers what it opened, FD numbers included:
+
+    tcp      a listener on 127.0.0.1:0, a client connected to it and the accepted end
+             (1 LISTEN + 2 ESTABLISHED)
+    tcp6     a listener on [::1]:0, or null when IPv6 loopback does not work here
+    udp      a UDP socket bound to 127.0.0.1:0
+    unix     a socketpair (2 FDs)
+    pipe     os.pipe() (2 FDs)
+    fifo     a named FIFO DB/mix.fifo, opened O_RDWR | O_NONBLOCK
+    dir      the DB directory, opened O_RDONLY
+    deleted  DB/mix-deleted.txt, created, then unlinked while open
+    eventfd  os.eventfd(0)
+    epoll    select.epoll()
+    inotify  inotify_init1(0) through ctypes, or null when unavailable
+
+    Calling it again opens another mix (with other names for the named FIFO and the
+    deleted file)."""
+    seq = len([o for o in MIX if isinstance(o, dict)])
+    suffix = "" if seq == 0 else "-%d" % seq
+    desc = {}
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    client = socket.create_connection(listener.getsockname(), timeout=5)
+    accepted, _ = listener.accept()
+    MIX.extend([listener, client, accepted])
+    lport = listener.getsockname()[1]
+    cport = client.getsockname()[1]
+    desc["tcp"] = {
+        "listen": {"fd": listener.fileno(), "local": "127.0.0.1:%d" % lport},
+        "client": {
+            "fd": client.fileno(),
+            "local": "127.0.0.1:%d" % cport,
+            "remote": "127.0.0.1:%d" % lport,
+        },
+        "accepted": {
+            "fd": accepted.fileno(),
+            "local": "127.0.0.1:%d" % lport,
+            "remote": "127.0.0.1:%d" % cport,
+        },
+    }
+
+    desc["tcp6"] = None
+    if socket.has_ipv6:
+        try:
+            l6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        except OSError as e:
+            log("no IPv6 socket: %s" % e)
+        else:
+            try:
+                l6.bind(("::1", 0))
+                l6.listen(1)
+            except OSError as e:
+                log("no IPv6 loopback: %s" % e)
+                l6.close()
+            else:
+                MIX.append(l6)
+                desc["tcp6"] = {
+                    "listen": {
+                        "fd": l6.fileno(),
+                        "local": "[::1]:%d" % l6.getsockname()[1],
+                    }
+                }
+
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    MIX.append(udp)
+    desc["udp"] = {"fd": udp.fileno(), "local": "127.0.0.1:%d" % udp.getsockname()[1]}
+
+    a, b = socket.socketpair()
+    MIX.extend([a, b])
+    desc["unix"] = [a.fileno(), b.fileno()]
+
+    r, w = os.pipe()
+    MIX.extend([r, w])
+    desc["pipe"] = [r, w]
+
+    fifo_path = os.path.join(ARGS.db, "mix%s.fifo" % suffix)
+    os.mkfifo(fifo_path)
+    fifo = os.open(fifo_path, os.O_RDWR | os.O_NONBLOCK)
+    MIX.append(fifo)
+    desc["fifo"] = {"fd": fifo, "path": os.path.realpath(fifo_path)}
+
+    dir_fd = os.open(ARGS.db, os.O_RDONLY)
+    MIX.append(dir_fd)
+    desc["dir"] = {"fd": dir_fd, "path": os.path.realpath(ARGS.db)}
+
+    deleted_path = os.path.realpath(os.path.join(ARGS.db, "mix-deleted%s.txt" % suffix))
+    deleted = open(deleted_path, "w+", encoding="utf-8")
+    deleted.write("gone\n")
+    deleted.flush()
+    os.unlink(deleted_path)
+    MIX.append(deleted)
+    desc["deleted"] = {"fd": deleted.fileno(), "path": deleted_path + " (deleted)"}
+
+    desc["eventfd"] = None
+    if hasattr(os, "eventfd"):
+        efd = os.eventfd(0)
+        MIX.append(efd)
+        desc["eventfd"] = efd
+
+    ep = select.epoll()
+    MIX.append(ep)
+    desc["epoll"] = ep.fileno()
+
+    desc["inotify"] = None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        ifd = libc.inotify_init1(0)
+    except (OSError, AttributeError) as e:
+        log("no inotify: %s" % e)
+    else:
+        if ifd >= 0:
+            MIX.append(ifd)
+            desc["inotify"] = ifd
+        else:
+            log("inotify_init1 failed: errno %d" % ctypes.get_errno())
+
+    MIX.append(desc)
+    return desc
+
+
+def int_param(query, name, default):
+    values = query.get(name)
+    if not values or values[0] == "":
+        return default
+    n = int(values[0])
+    if n < 0:
+        raise ValueError("%s must be >= 0" % name)
+    return n
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "testserver/1"
@@ -121,9 +267,9 @@ class Handler(BaseHTTPRequestHandler):
         return json.dumps(
             {
                 "status": status,
-                "sessions": 0,
-                "active_streams": 0,
-                "active_runs": 0,
+                "sessions": COUNTERS["sessions"],
+                "active_streams": COUNTERS["active_streams"],
+                "active_runs": COUNTERS["active_runs"],
                 "uptime_seconds": int(time.monotonic() - STARTED),
             }
         )
@@ -146,6 +292,29 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_body(200, str(count), "text/plain")
             elif url.path == "/control/fds":
                 self.send_body(200, str(fd_count()), "text/plain")
+            elif url.path == "/control/busy":
+                try:
+                    with LOCK:
+                        runs = int_param(query, "runs", COUNTERS["active_runs"])
+                        streams = int_param(query, "streams", COUNTERS["active_streams"])
+                        COUNTERS["active_runs"] = runs
+                        COUNTERS["active_streams"] = streams
+                except ValueError as e:
+                    self.send_body(400, "%s\n" % e, "text/plain")
+                    return
+                self.send_body(200, json.dumps(COUNTERS))
+            elif url.path == "/control/sessions":
+                try:
+                    with LOCK:
+                        COUNTERS["sessions"] = int_param(query, "n", COUNTERS["sessions"])
+                except ValueError as e:
+                    self.send_body(400, "%s\n" % e, "text/plain")
+                    return
+                self.send_body(200, json.dumps(COUNTERS))
+            elif url.path == "/control/mix":
+                with LOCK:
+                    desc = open_mix()
+                self.send_body(200, json.dumps(desc))
             elif url.path == "/control/mode":
                 global MEMORY_MODE
                 mode = query.get("m", [""])[0].strip()
