@@ -37,6 +37,9 @@ pub struct History {
     /// a condition that lasts for hours is logged once an hour, not once a minute.
     #[serde(default)]
     pub last_logged: BTreeMap<String, u64>,
+    /// When a predictive restart was first put off because the server was busy.
+    #[serde(default)]
+    pub deferred_since: Option<u64>,
 }
 
 /// One restart (or start) the watchdog carried out or attempted.
@@ -62,6 +65,9 @@ pub struct FdSample {
     pub total: u64,
     #[serde(default)]
     pub patterns: Vec<(String, u64)>,
+    /// The most-held paths and their counts, to name the path that grows.
+    #[serde(default)]
+    pub top: Vec<(String, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -255,6 +261,7 @@ mod tests {
                 pid: 1,
                 total: at,
                 patterns: vec![],
+                top: vec![],
             });
         }
         assert_eq!(h.restarts.len(), MAX_RESTARTS);

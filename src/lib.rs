@@ -23,3 +23,4 @@ pub mod log;
 pub mod probe;
 pub mod report;
 pub mod target;
+pub mod trend;

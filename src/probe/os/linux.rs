@@ -5,8 +5,9 @@
 //! are unit-tested on samples rather than on whatever this machine happens to run.
 
 mod sock_diag;
+mod sockets;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{FdEntry, FdLimit, Identity, OsError, PortOwner, ProcState, ProcessInfo};
+use super::{FdEntry, FdLimit, FileKind, Identity, OsError, PortOwner, ProcState, ProcessInfo};
 
 // ---------------------------------------------------------------------------------------
 // Public interface
@@ -60,6 +61,18 @@ pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
         Err(OsError::NoSuchProcess(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+pub fn socket_descriptions(pid: u32) -> Result<HashMap<u64, String>, OsError> {
+    Ok(sockets::descriptions(pid))
+}
+
+/// The kind of file an FD's path names. Stats the FD itself through its magic link,
+/// so it is right in any mount namespace and for deleted files too.
+pub fn fd_file_kind(pid: u32, fd: i32, _path: &str) -> Option<FileKind> {
+    fs::metadata(proc_path(pid, "fd").join(fd.to_string()))
+        .ok()
+        .map(|meta| FileKind::of(meta.file_type()))
 }
 
 pub fn cgroup(pid: u32) -> Result<Option<String>, OsError> {

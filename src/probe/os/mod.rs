@@ -122,6 +122,45 @@ pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     platform::identity(pid)
 }
 
+/// What kind of file an FD's path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Fifo,
+    Device,
+    Other,
+}
+
+impl FileKind {
+    pub fn of(file_type: std::fs::FileType) -> FileKind {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_dir() {
+            FileKind::Directory
+        } else if file_type.is_fifo() {
+            FileKind::Fifo
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            FileKind::Device
+        } else if file_type.is_file() {
+            FileKind::Regular
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
+/// Descriptions of the process's sockets by inode (`tcp 127.0.0.1:8787 LISTEN`), where
+/// the platform names sockets by inode; empty where the FD targets already describe
+/// them.
+pub fn socket_descriptions(pid: u32) -> Result<std::collections::HashMap<u64, String>, OsError> {
+    platform::socket_descriptions(pid)
+}
+
+/// The kind of file FD `fd` (whose target is `path`) of `pid` is; `None` if unknown.
+pub fn fd_file_kind(pid: u32, fd: i32, path: &str) -> Option<FileKind> {
+    platform::fd_file_kind(pid, fd, path)
+}
+
 /// The process's control-group membership as the kernel prints it
 /// (`/proc/PID/cgroup`), which names its systemd unit; `None` where the platform has
 /// no cgroups.
