@@ -234,6 +234,12 @@ impl Supervisord {
         require_supervisor();
         let root = env.root.display();
         let sock = env.root.join("supervisor.sock");
+        // sun_path holds 108 bytes: a long TMPDIR would fail in supervisord's own words.
+        assert!(
+            sock.as_os_str().len() < 100,
+            "socket path {} is too long for a unix socket: set a shorter TMPDIR",
+            sock.display()
+        );
         let url = format!("unix://{}", sock.display());
         let conf = env.root.join("supervisord.conf");
         let log = env.root.join("supervisord.log");
