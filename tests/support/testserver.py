@@ -30,6 +30,8 @@ Start-up flags:
   --db DIR            directory holding state.db (default: the current directory)
   --ignore-sigterm    ignore SIGTERM
   --startup-delay S   sleep S seconds before binding
+  --fail-if-exists F  exit 1 at once (before anything else) while F exists: a server
+                      that cannot start, for a supervisor to give up on (FATAL)
 
 Like Hermes, it raises its soft RLIMIT_NOFILE to 4096 when it is lower.
 """
@@ -260,7 +262,12 @@ def main():
     p.add_argument("--mode-file")
     p.add_argument("--ignore-sigterm", action="store_true")
     p.add_argument("--startup-delay", type=float, default=0.0)
+    p.add_argument("--fail-if-exists")
     ARGS = p.parse_args()
+
+    if ARGS.fail_if_exists and os.path.exists(ARGS.fail_if_exists):
+        log("%s exists: failing at start-up" % ARGS.fail_if_exists)
+        sys.exit(1)
 
     if ARGS.pid_log:
         with open(ARGS.pid_log, "a", encoding="utf-8") as f:
