@@ -346,7 +346,10 @@ pub fn status_text(report: &Report, url: &str) -> String {
                 l.soft.map_or("unlimited".into(), |v| v.to_string()),
                 l.hard.map_or("unlimited".into(), |v| v.to_string())
             ),
-            None => "limit unknown on this platform".into(),
+            None => {
+                "limit unknown on this platform, so fds.max_percent does not apply: set fds.max"
+                    .into()
+            }
         };
         let k = &fds.by_kind;
         let _ = writeln!(
