@@ -97,7 +97,7 @@ fn printed_systemd_units_pass_systemd_analyze_verify() {
 
 /// The two units from the printed text, each after its `# path` header.
 fn split_units(text: &str) -> (String, String) {
-    let mut units = vec![String::new(), String::new()];
+    let mut units = [String::new(), String::new()];
     let mut current = None;
     for line in text.lines() {
         if line.starts_with("# ") && line.ends_with(".service") {
