@@ -456,6 +456,27 @@ fn server_ignoring_sigterm_is_killed_and_restarted() {
 }
 
 #[test]
+fn pre_kill_signal_reaches_the_old_server_before_the_kill() {
+    let (env, server, mut cfg) = setup();
+    cfg.set("restart.pre_kill_signal", "USR1");
+    cfg.write(&env);
+    server.set_memory_mode("503");
+
+    let r = run_watchdog(&env, &["check"]);
+    assert_exit(&env, &r, 1);
+    assert_restarted(&env, &server);
+    let dumps = fs::read_to_string(env.db_dir.join("usr1.log")).unwrap_or_default();
+    assert_eq!(
+        dumps,
+        format!("{} stack dump\n", server.pid),
+        "the old server got SIGUSR1 once"
+    );
+    let restart = expect_events(&env, "restarted");
+    let detail = restart[0]["message"].as_str().unwrap_or_default();
+    assert!(detail.contains("sent SIGUSR1"), "{detail}");
+}
+
+#[test]
 fn fd_leak_is_restarted_even_within_startup_grace() {
     let (env, server, mut cfg) = setup();
     cfg.set("target.startup_grace", "1h")

@@ -78,7 +78,17 @@ pub fn perform(
         (_, ActionKind::KillOrphan, Some(orphan), Some(supervisor)) => {
             kill_orphan(orphan, supervisor, ctx)
         }
-        (_, _, _, Some(supervisor)) => supervised_restart(Vec::new(), supervisor, ctx),
+        (_, _, target, Some(supervisor)) => {
+            // A stack dump before the supervisor's restart is evidence, not a fight:
+            // the signal does not end the process.
+            let mut steps = Vec::new();
+            if let Some(target) = target
+                && let Err(e) = pre_kill_signal(target, &mut steps, ctx)
+            {
+                return Outcome::failed(&steps, e);
+            }
+            supervised_restart(steps, supervisor, ctx)
+        }
         (Method::Command, _, _, None) => run_command(target, ctx),
         (Method::Builtin, ActionKind::Restart, Some(target), None) => builtin_restart(target, ctx),
         (Method::Builtin, ActionKind::Start, _, None) => builtin_start(ctx),
@@ -117,6 +127,24 @@ fn supervised_restart(mut steps: Vec<String>, supervisor: &Supervisor, ctx: &Con
     }
 }
 
+/// `restart.pre_kill_signal` (e.g. USR1: Hermes dumps its thread stacks to its log),
+/// then a moment for the server to act on it.
+fn pre_kill_signal(
+    target: &ProcessInfo,
+    steps: &mut Vec<String>,
+    ctx: &Context,
+) -> Result<(), signal::SignalError> {
+    let Some(sig) = ctx.cfg.restart.pre_kill_signal else {
+        return Ok(());
+    };
+    if signal::send(target.identity, sig)? {
+        let name = crate::config::signal::name(sig).unwrap_or("?");
+        steps.push(format!("sent SIG{name} to PID {}", target.pid()));
+        sleep(ctx.deadline.cap(PRE_KILL_PAUSE));
+    }
+    Ok(())
+}
+
 /// Kill the server and start it again: capture how it was started, optional
 /// pre-kill signal, SIGTERM → SIGKILL, wait for the port, start, verify.
 fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
@@ -137,15 +165,8 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
             env: Vec::new(),
         },
     };
-    if let Some(sig) = restart.pre_kill_signal {
-        match signal::send(target.identity, sig) {
-            Ok(true) => {
-                steps.push(format!("sent signal {sig} to PID {}", target.pid()));
-                sleep(ctx.deadline.cap(PRE_KILL_PAUSE));
-            }
-            Ok(false) => {}
-            Err(e) => return Outcome::failed(&steps, e),
-        }
+    if let Err(e) = pre_kill_signal(target, &mut steps, ctx) {
+        return Outcome::failed(&steps, e);
     }
     match signal::terminate(target.identity, ctx.deadline.cap(restart.stop_timeout)) {
         Ok(ending) => steps.push(format!("PID {} {}", target.pid(), ending.describe())),

@@ -252,6 +252,11 @@ def bind():
             time.sleep(0.2)
 
 
+def on_usr1(_signum, _frame):
+    with open(os.path.join(ARGS.db, "usr1.log"), "a", encoding="utf-8") as f:
+        f.write("%d stack dump\n" % os.getpid())
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -274,6 +279,9 @@ def main():
             f.write("%d\n" % os.getpid())
     if ARGS.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Like Hermes WebUI, SIGUSR1 dumps the thread stacks; here it leaves a record of
+    # the signal in DB/usr1.log so a test can see the pre-kill signal arrived.
+    signal.signal(signal.SIGUSR1, on_usr1)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4096:
         want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
