@@ -10,6 +10,11 @@ use crate::history::FdSample;
 
 /// Fewer points than this say nothing about a trend.
 const MIN_SAMPLES: usize = 3;
+/// Nor do points closer together than this: a few FDs of jitter (a request in flight)
+/// over seconds would extrapolate to thousands an hour.
+const MIN_SPAN: Duration = Duration::from_secs(600);
+/// Growth over the samples' span below this many FDs is noise, not a leak.
+const MIN_GROWTH: f64 = 5.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trend {
@@ -44,10 +49,14 @@ pub fn compute(
         .filter(|s| s.pid == current.pid && s.at >= since && s.at <= current.at)
         .collect();
     points.push(current);
-    if points.len() < MIN_SAMPLES {
+    let first = points.iter().map(|p| p.at).min()?;
+    if points.len() < MIN_SAMPLES || current.at.saturating_sub(first) < MIN_SPAN.as_secs() {
         return None;
     }
-    let slope = least_squares_slope(&points)?;
+    let mut slope = least_squares_slope(&points)?;
+    if (slope * (current.at - first) as f64).abs() < MIN_GROWTH {
+        slope = 0.0;
+    }
     let rate_per_hour = slope * 3600.0;
     let projected_s = if current.total >= limit {
         Some(0)
@@ -188,6 +197,23 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[test]
+    fn jitter_over_seconds_is_not_a_trend() {
+        // 447/448 FDs over a few seconds: no trend at all.
+        let history: Vec<FdSample> = (0..50).map(|i| sample(i, 447 + (i % 2))).collect();
+        assert!(compute(&history, &sample(50, 448), Duration::from_secs(3600), 1000).is_none());
+        // The same jitter over an hour: a trend, but flat.
+        let history: Vec<FdSample> = (0..60).map(|i| sample(i * 60, 447 + (i % 2))).collect();
+        let flat = compute(
+            &history,
+            &sample(3600, 448),
+            Duration::from_secs(7200),
+            1000,
+        )
+        .unwrap();
+        assert_eq!(flat.projected_s, None, "{flat:?}");
     }
 
     #[test]
