@@ -62,11 +62,7 @@ fn table(pid: u32, command: &str, c: &Census, top: usize) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "PID {pid}  {command}");
     let limit = match r.limit {
-        Some(l) => format!(
-            "soft {} / hard {}",
-            l.soft.map_or("unlimited".into(), |v| v.to_string()),
-            l.hard.map_or("unlimited".into(), |v| v.to_string())
-        ),
+        Some(l) => l.describe(),
         None => "unknown on this platform (set fds.max)".into(),
     };
     let percent = r

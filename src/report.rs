@@ -341,11 +341,7 @@ pub fn status_text(report: &Report, url: &str) -> String {
     }
     if let Some(fds) = &report.fds {
         let limit = match fds.limit {
-            Some(l) => format!(
-                "soft limit {}, hard {}",
-                l.soft.map_or("unlimited".into(), |v| v.to_string()),
-                l.hard.map_or("unlimited".into(), |v| v.to_string())
-            ),
+            Some(l) => format!("limit {}", l.describe()),
             None => {
                 "limit unknown on this platform, so fds.max_percent does not apply: set fds.max"
                     .into()

@@ -94,6 +94,14 @@ pub struct FdLimit {
     pub hard: Option<u64>,
 }
 
+impl FdLimit {
+    /// `soft 4096 / hard unlimited`.
+    pub fn describe(&self) -> String {
+        let show = |v: Option<u64>| v.map_or("unlimited".to_string(), |v| v.to_string());
+        format!("soft {} / hard {}", show(self.soft), show(self.hard))
+    }
+}
+
 /// Who LISTENs on a TCP port, as far as this user can see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortOwner {
