@@ -847,3 +847,54 @@ fn each_kind_of_bad_answer_fails_health() {
     assert_untouched(&server);
     assert_nothing_done(&env);
 }
+
+/// A server owned by another user (root here) seen by a watchdog running as `nobody`:
+/// its FDs cannot be read, the port's owner cannot be seen, so nothing is signalled
+/// and the run says why.
+#[test]
+fn another_users_server_is_never_signalled() {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        uid, 0,
+        "this test starts the server as root and the watchdog as nobody: run it as root \
+         (CI does)"
+    );
+    let (env, server, cfg) = setup();
+    cfg.write(&env);
+    server.set_memory_mode("503");
+    // nobody must read the config and write the state dir and the log.
+    fs::create_dir_all(&env.state_dir).unwrap();
+    for path in [&env.root, &env.home, &env.state_dir] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&env.config_path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(watchdog_bin())
+        .args(["check", "--json", "--config"])
+        .arg(&env.config_path)
+        .current_dir(&env.root)
+        .env("HOME", &env.home)
+        .env("XDG_CONFIG_HOME", env.home.join(".config"))
+        .env_remove("WATCHDOG_CONFIG");
+    let r = run_with_timeout(cmd, Duration::from_secs(60));
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep}");
+    let codes = reason_codes(&rep);
+    assert!(
+        codes.iter().any(|c| c == "target_unclear"),
+        "the watchdog says it cannot see the port's owner: {codes:?}"
+    );
+    assert_untouched(&server);
+    assert_eq!(
+        pending_signals(server.pid),
+        0,
+        "nothing was sent to the server"
+    );
+}
