@@ -898,3 +898,64 @@ fn another_users_server_is_never_signalled() {
         "nothing was sent to the server"
     );
 }
+
+/// A server kept alive by a shell loop the watchdog cannot recognise as a supervisor:
+/// after the kill the loop starts it again, and the watchdog sees that and does not
+/// start a second copy.
+#[test]
+fn a_parent_that_restarts_the_server_is_not_fought() {
+    let env = TestEnv::new();
+    let script = format!(
+        "while :; do '{py}' '{srv}' --port-file '{pf}' --pid-log '{pl}' --db '{db}'; sleep 0.2; done",
+        py = python(),
+        srv = testserver_script().display(),
+        pf = env.port_file.display(),
+        pl = env.pid_log.display(),
+        db = env.db_dir.display(),
+    );
+    // Declared after env, so dropped first: the loop must not outlive the cleanup.
+    let supervisor_loop =
+        ChildGuard::spawn(std::process::Command::new("sh").arg("-c").arg(&script));
+    assert!(
+        wait_until(Duration::from_secs(20), || env.port_file.exists()
+            && env.logged_pids().len() == 1),
+        "the looped server did not start"
+    );
+    let port: u16 = fs::read_to_string(&env.port_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let first = env.logged_pids()[0];
+    assert!(wait_until(Duration::from_secs(20), || listener_pid(port)
+        == Some(first)));
+
+    let mut cfg = ConfigToml::for_port(&env, port);
+    cfg.set("fds.max", 60);
+    cfg.write(&env);
+    control(&format!("http://127.0.0.1:{port}"), "/control/leak?n=40");
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    let detail = rep["action"]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(detail.contains("parent"), "{detail}");
+    // Exactly one new server, started by the loop, and it holds the port.
+    let pids = env.logged_pids();
+    assert_eq!(
+        pids.len(),
+        2,
+        "one restart by the loop, none by the watchdog: {pids:?}"
+    );
+    let second = pids[1];
+    assert_eq!(listener_pid(port), Some(second));
+    let parent = fs::read_to_string(format!("/proc/{second}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(str::to_string))
+        .and_then(|rest| rest.split_whitespace().nth(1).map(str::to_string));
+    assert_eq!(parent, Some(supervisor_loop.pid().to_string()));
+    assert!(!is_alive(first));
+}

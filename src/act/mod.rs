@@ -20,6 +20,8 @@ use crate::probe::supervisor::{self as jobs, Supervisor};
 use spawn::Launch;
 
 const POLL: Duration = Duration::from_millis(100);
+/// How long a killed server's parent gets to restart it before the watchdog does.
+const RESPAWN_GRACE: Duration = Duration::from_secs(2);
 /// Time given to the server to act on `pre_kill_signal` (a stack dump) before SIGTERM.
 const PRE_KILL_PAUSE: Duration = Duration::from_secs(1);
 
@@ -175,6 +177,10 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
     if let Err(why) = wait_port_free(ctx) {
         return Outcome::failed(&steps, why);
     }
+    if let Some(respawned) = respawned_by_parent(target, ctx) {
+        steps.push(respawned);
+        return verify(steps, None, false, None, ctx);
+    }
     let child = match &restart.start_command {
         Some(shell) => spawn::shell_detached(shell, &launch.cwd, &server_log(ctx.state_dir)),
         None => spawn::replay(&launch, &server_log(ctx.state_dir)),
@@ -191,6 +197,32 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
             )
         }
         Err(e) => Outcome::failed(&steps, e),
+    }
+}
+
+/// A server whose parent is still alive may have a supervisor the detection does not
+/// know (a shell loop, s6, a container's init): if something takes the port again
+/// within a moment of the kill, that is its restart, and starting a second copy would
+/// fight it. Returns what happened when the parent restarted it.
+fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
+    let port = ctx.port?;
+    if old.ppid <= 1 || !matches!(os::identity(old.ppid), Ok(Some(_))) {
+        return None;
+    }
+    let deadline = ctx.deadline.sub(RESPAWN_GRACE);
+    loop {
+        if let Ok(PortOwner::Held(pids)) = os::port_owner(port, &[]) {
+            return Some(format!(
+                "PID {} took port {port} back at once: the old server's parent PID {} \
+                 restarts it (an undetected supervisor?), so no second copy was started; \
+                 set restart.method to that supervisor",
+                pids[0], old.ppid
+            ));
+        }
+        if deadline.passed() {
+            return None;
+        }
+        sleep(POLL.min(deadline.remaining()));
     }
 }
 
