@@ -5,7 +5,9 @@
 # measures side by side with hyperfine:
 #   - one healthy `watchdog check` (attempts = 1)
 #   - the seed's recipe: sh -c 'lsof -p PID | wc -l; curl -fsS -m 5 URL'
-# and prints both medians and their ratio (budget: watchdog ≥ 10× faster). Then measures
+#   - one non-daemon monit pass doing the same two checks (when monit is installed)
+# and prints the medians and ratios (budgets: watchdog ≥ 10× faster than the recipe,
+# ≥ 2× faster than monit). Then measures
 # the peak RSS of one check with /usr/bin/time -v (budget: ≤ 5 MiB) and the size of the
 # binary (budget: ≤ 3 MiB stripped).
 #
@@ -121,13 +123,34 @@ rc=$?
 set -e
 [ "$rc" -eq 0 ] || die "a single check did not exit 0 (exit $rc); output: $(cat "$TMP/check.out")"
 
+# monit without `set daemon` runs one pass over its checks and exits.
+MONIT=()
+if command -v monit >/dev/null; then
+    mkdir -p "$TMP/monit"
+    cat >"$TMP/monit/monitrc" <<MONITRC
+set logfile $TMP/monit/monit.log
+set idfile $TMP/monit/id
+set statefile $TMP/monit/state
+set pidfile $TMP/monit/monit.pid
+check process server with pidfile $TMP/webui.pid
+  if failed host 127.0.0.1 port $PORT protocol http request "/health" with timeout 5 seconds then alert
+  if filedescriptors > 1000 then alert
+MONITRC
+    chmod 600 "$TMP/monit/monitrc"
+    monit -c "$TMP/monit/monitrc" >/dev/null
+    MONIT=(-n "monit (one pass)" "monit -c $TMP/monit/monitrc")
+else
+    echo "monit not installed (apt-get install monit): measuring without it" >&2
+fi
+
 JSON="$RESULTS/check_vs_lsof-$STAMP.json"
 TXT="$RESULTS/check_vs_lsof-$STAMP.txt"
 # -N: no intermediate shell, so nothing is subtracted as "shell overhead" (that
 # estimate is noisier than the watchdog run itself); the recipe runs its own sh -c.
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$JSON" \
     -n "watchdog check" "$WATCHDOG_BIN check -c $CONF" \
-    -n "lsof | wc -l; curl" "sh -c 'lsof -p $SERVER_PID | wc -l; curl -fsS -m 5 $URL'"
+    -n "lsof | wc -l; curl" "sh -c 'lsof -p $SERVER_PID | wc -l; curl -fsS -m 5 $URL'" \
+    "${MONIT[@]}"
 
 /usr/bin/time -v "$WATCHDOG_BIN" check -c "$CONF" >/dev/null 2>"$TMP/time.out" || true
 RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$TMP/time.out")
@@ -144,6 +167,10 @@ print(f"target FDs:              {fds}")
 print(f"median watchdog check:   {wd * 1000:.2f} ms")
 print(f"median lsof + curl:      {lsof * 1000:.2f} ms")
 print(f"ratio (lsof / watchdog): {ratio:.1f}x   budget >= 10x: {verdict(ratio >= 10)}")
+if len(results) > 2:
+    monit = results[2]["median"]
+    print(f"median monit one pass:   {monit * 1000:.2f} ms")
+    print(f"ratio (monit / watchdog): {monit / wd:.1f}x   budget >= 2x: {verdict(monit / wd >= 2)}")
 print(f"peak RSS of one check:   {rss_kb} KiB ({rss_kb / 1024:.2f} MiB)   budget <= 5 MiB: {verdict(rss_kb <= 5 * 1024)}")
 print(f"binary size:             {bin_bytes} bytes ({bin_bytes / 1048576:.2f} MiB)   budget <= 3 MiB: {verdict(bin_bytes <= 3 * 1048576)}")
 EOF

@@ -3,7 +3,7 @@
 //! Each runs in its own process group; on timeout the whole group (which we started)
 //! is killed, not only its leader.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -86,20 +86,11 @@ pub fn run(
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
         Output::File(path) => {
-            let log = |source| CommandError::Log {
+            let (out, err) = output_log(path).map_err(|source| CommandError::Log {
                 command: shown.clone(),
                 path: path.to_path_buf(),
                 source,
-            };
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(log)?;
-            }
-            let out = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(log)?;
-            let err = out.try_clone().map_err(log)?;
+            })?;
             command.stdout(out).stderr(err);
         }
     }
@@ -130,6 +121,17 @@ pub fn run(
         stdout: collect(stdout),
         stderr: collect(stderr),
     })
+}
+
+/// Opens `path` for appending (creating it and its directory) as the stdout and stderr
+/// of a process we start.
+pub fn output_log(path: &Path) -> std::io::Result<(File, File)> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let out = OpenOptions::new().create(true).append(true).open(path)?;
+    let err = out.try_clone()?;
+    Ok((out, err))
 }
 
 /// `/bin/sh -c <shell>`, output appended to `log`.

@@ -88,6 +88,9 @@ pub struct HealthConfig {
     /// `None` when configured as "".
     pub expect_body: Option<String>,
     pub insecure_tls: bool,
+    /// Numeric fields of the /health JSON that say the server is busy (an agent run in
+    /// flight): a restart for a predictive reason waits while any is non-zero.
+    pub busy_fields: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +99,25 @@ pub struct FdsConfig {
     pub max_percent: u8,
     pub warn_percent: u8,
     pub paths: Vec<FdPathRule>,
+    /// The FD samples of the current process within this window feed the growth rate.
+    pub trend_window: Duration,
+    /// Warn when the projected time to the FD restart limit is within this; zero: off.
+    pub trend_horizon: Duration,
+    /// Restart (when idle) once the projection is within the horizon, instead of
+    /// waiting for the limit.
+    pub trend_restart: bool,
+    /// The expected-FD budget, from a /health field.
+    pub budget: Option<FdBudget>,
+}
+
+/// Expected FDs = `base` + `per` × the /health JSON's `field`; more than `factor` ×
+/// expected is a warning (the seed's "cache size × FDs per agent, warn at 2×").
+#[derive(Debug, Clone, PartialEq)]
+pub struct FdBudget {
+    pub base: u64,
+    pub per: u64,
+    pub field: String,
+    pub factor: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +155,8 @@ pub struct RestartConfig {
     pub kill_orphans: bool,
     /// A signal number, validated from a name such as "USR1" or "SIGUSR1".
     pub pre_kill_signal: Option<i32>,
+    /// How long a restart for a predictive reason may wait for the server to be idle.
+    pub max_defer: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +301,7 @@ pub fn defaults(home: Option<&Path>) -> Config {
             expect_status: vec![200],
             expect_body: None,
             insecure_tls: false,
+            busy_fields: vec!["active_runs".to_owned(), "active_streams".to_owned()],
         },
         fds: FdsConfig {
             max: 1000,
@@ -286,6 +311,10 @@ pub fn defaults(home: Option<&Path>) -> Config {
                 pattern: "state.db".to_owned(),
                 max: 200,
             }],
+            trend_window: Duration::from_secs(6 * 3600),
+            trend_horizon: Duration::from_secs(2 * 3600),
+            trend_restart: false,
+            budget: None,
         },
         memory: MemoryConfig { max_rss: None },
         files: vec![FileRule {
@@ -308,6 +337,7 @@ pub fn defaults(home: Option<&Path>) -> Config {
             window: Duration::from_secs(3600),
             kill_orphans: true,
             pre_kill_signal: None,
+            max_defer: Duration::from_secs(30 * 60),
         },
         log: LogConfig {
             file: Some(path("~/.local/state/watchdog/watchdog.log")),

@@ -17,9 +17,14 @@ use crate::log::{Event, Level, Logger, Verbosity};
 use crate::probe::health::Prober;
 use crate::probe::{self, Observation};
 use crate::report::{self, Report};
+use crate::trend;
 
 /// A condition that persists is logged again at most this often.
 const REPEAT_QUIET: Duration = Duration::from_secs(3600);
+/// Paths kept per FD sample, to name the one that grows.
+const SAMPLED_PATHS: usize = 5;
+/// Incidents listed by `status`.
+const LISTED_INCIDENTS: usize = 5;
 /// Extra time past the bound before the failsafe ends a stuck run.
 const FAILSAFE_GRACE: Duration = Duration::from_secs(2);
 
@@ -98,8 +103,10 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
 
     let prober = Prober::new(&cfg.health);
     let obs = probe::observe(cfg, opts.pid, run.history.memory(), &prober, deadline);
-    let decision = run.decide(&obs);
+    let context = run.context(&obs);
+    let decision = decide::decide(&obs, cfg, &context);
     run.remember(&obs);
+    run.note_deferral(&decision);
     run.log_decision(&obs, &decision);
     let outcome = match &decision.plan {
         Plan::Act(action) => Some(run.act(action, &obs, &decision, &prober, deadline)),
@@ -111,6 +118,8 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     let report = report::build(&report::Inputs {
         observation: &obs,
         decision: &decision,
+        trend: context.trend.as_ref(),
+        incidents: incident::latest(&cfg.state.dir, LISTED_INCIDENTS),
         outcome: outcome.as_ref(),
         port: cfg.port(),
         dry_run: opts.dry_run,
@@ -136,20 +145,13 @@ pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
         &prober,
         Deadline::after(bound),
     );
-    let now = SystemTime::now();
-    let decision = decide::decide(
-        &obs,
-        cfg,
-        &decide::Context {
-            now,
-            restarts_in_window: history.restarts_within(cfg.restart.window, now),
-            dry_run: true,
-            own_uid: own_uid(),
-        },
-    );
+    let context = decision_context(cfg, &history, &obs, SystemTime::now(), true);
+    let decision = decide::decide(&obs, cfg, &context);
     let report = report::build(&report::Inputs {
         observation: &obs,
         decision: &decision,
+        trend: context.trend.as_ref(),
+        incidents: incident::latest(&cfg.state.dir, LISTED_INCIDENTS),
         outcome: None,
         port: cfg.port(),
         dry_run: true,
@@ -163,6 +165,54 @@ pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
     report.exit_code
 }
 
+/// What the decision takes from the history: the crash-loop guard's count, the FD
+/// trend (this run's sample included), and how long a restart has been deferred.
+fn decision_context(
+    cfg: &Config,
+    history: &History,
+    obs: &Observation,
+    now: SystemTime,
+    dry_run: bool,
+) -> decide::Context {
+    let trend = current_sample(obs).and_then(|sample| {
+        let reading = obs.fd_reading()?;
+        let (limit, _) = decide::fd_restart_limit(reading, cfg);
+        trend::compute(&history.samples, &sample, cfg.fds.trend_window, limit)
+    });
+    decide::Context {
+        now,
+        restarts_in_window: history.restarts_within(cfg.restart.window, now),
+        trend,
+        deferred_since: history
+            .deferred_since
+            .map(|at| std::time::UNIX_EPOCH + Duration::from_secs(at)),
+        dry_run,
+        own_uid: own_uid(),
+    }
+}
+
+/// This run's FD sample of the target, for the history and the trend.
+fn current_sample(obs: &Observation) -> Option<FdSample> {
+    let target = obs.discovery.target.as_ref()?;
+    let reading = obs.fd_reading()?;
+    Some(FdSample {
+        at: history::epoch_seconds(obs.at),
+        pid: target.info.pid(),
+        total: reading.total,
+        patterns: reading
+            .patterns
+            .iter()
+            .map(|p| (p.pattern.clone(), p.count))
+            .collect(),
+        top: reading
+            .top_paths
+            .iter()
+            .take(SAMPLED_PATHS)
+            .map(|p| (p.path.clone(), p.count))
+            .collect(),
+    })
+}
+
 fn print_json(report: &Report) {
     match serde_json::to_string_pretty(report) {
         Ok(text) => println!("{text}"),
@@ -171,19 +221,24 @@ fn print_json(report: &Report) {
 }
 
 impl Run<'_> {
-    fn decide(&self, obs: &Observation) -> Decision {
-        decide::decide(
-            obs,
-            self.cfg,
-            &decide::Context {
-                now: self.now,
-                restarts_in_window: self
-                    .history
-                    .restarts_within(self.cfg.restart.window, self.now),
-                dry_run: self.opts.dry_run,
-                own_uid: own_uid(),
-            },
-        )
+    fn context(&self, obs: &Observation) -> decide::Context {
+        decision_context(self.cfg, &self.history, obs, self.now, self.opts.dry_run)
+    }
+
+    /// A deferral's clock starts at the first deferred run and stops when the plan
+    /// changes.
+    fn note_deferral(&mut self, decision: &Decision) {
+        if self.opts.dry_run {
+            return;
+        }
+        match decision.plan {
+            Plan::Deferred { .. } => {
+                self.history
+                    .deferred_since
+                    .get_or_insert(history::epoch_seconds(self.now));
+            }
+            _ => self.history.deferred_since = None,
+        }
     }
 
     /// The FD sample for the trend and the PID to search first next time.
@@ -198,17 +253,8 @@ impl Run<'_> {
             .as_ref()
             .map(|s| s.supervisor.clone());
         self.history.last_pid = Some(target.info.pid());
-        if let Some(reading) = obs.fd_reading() {
-            self.history.record_sample(FdSample {
-                at: history::epoch_seconds(obs.at),
-                pid: target.info.pid(),
-                total: reading.total,
-                patterns: reading
-                    .patterns
-                    .iter()
-                    .map(|p| (p.pattern.clone(), p.count))
-                    .collect(),
-            });
+        if let Some(sample) = current_sample(obs) {
+            self.history.record_sample(sample);
         }
     }
 
@@ -241,6 +287,24 @@ impl Run<'_> {
                 .reasons(codes(&soft))
                 .dry_run(dry_run);
             self.logger.emit(&event);
+        }
+        if let Plan::Deferred { would, why } = &decision.plan {
+            if self.due("deferred") {
+                let message = format!(
+                    "restart deferred: would {} PID {} via {}, but {why}",
+                    report::kind_name(would.kind),
+                    pid.map_or("?".into(), |p| p.to_string()),
+                    would.method.as_str()
+                );
+                let event = Event::new(Level::Warning, "warning", message)
+                    .pid(pid)
+                    .reasons(codes(&soft))
+                    .dry_run(dry_run)
+                    .with("method", would.method.as_str())
+                    .with("deferred", true);
+                self.logger.emit(&event);
+            }
+            return;
         }
         if hard.is_empty() {
             return;
@@ -362,7 +426,7 @@ impl Run<'_> {
         let reasons: Vec<String> = decision
             .reasons
             .iter()
-            .filter(|r| r.severity == Severity::Hard)
+            .filter(|r| r.severity != Severity::Soft)
             .map(code)
             .collect();
         if let Some(target) = target {

@@ -9,6 +9,7 @@ use crate::config::{Config, FileAction, Method};
 use crate::probe::Observation;
 use crate::probe::fds::FdReading;
 use crate::target::Finding;
+use crate::trend::Trend;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,6 +28,10 @@ pub enum ReasonCode {
     FdsUnreadable,
     /// The sources disagree or the port holder cannot be seen: never act.
     TargetUnclear,
+    /// The FD count grows fast enough to reach its limit within `fds.trend_horizon`.
+    FdLeakProjected,
+    /// More FDs than `fds.budget.factor` × the expected count.
+    FdsOverBudget,
 }
 
 impl ReasonCode {
@@ -44,6 +49,8 @@ impl ReasonCode {
             ReasonCode::FdsNearLimit => "fds_near_limit",
             ReasonCode::FdsUnreadable => "fds_unreadable",
             ReasonCode::TargetUnclear => "target_unclear",
+            ReasonCode::FdLeakProjected => "fd_leak_projected",
+            ReasonCode::FdsOverBudget => "fds_over_budget",
         }
     }
 }
@@ -55,6 +62,9 @@ pub enum Severity {
     Hard,
     /// Log a warning; exit 0.
     Soft,
+    /// Not broken yet, but will be: restart when the server is idle
+    /// (`fds.trend_restart`).
+    Predictive,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +84,12 @@ impl Reason {
             detail,
             value: None,
             limit: None,
+        }
+    }
+    fn predictive(code: ReasonCode, detail: String) -> Reason {
+        Reason {
+            severity: Severity::Predictive,
+            ..Reason::hard(code, detail)
         }
     }
     fn soft(code: ReasonCode, detail: String) -> Reason {
@@ -169,6 +185,11 @@ impl Suppression {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
     Nothing,
+    /// A predictive restart put off while the server is busy (exit 0).
+    Deferred {
+        would: Action,
+        why: String,
+    },
     Act(Action),
     /// `would` is what a run without the suppression would have done.
     Suppressed {
@@ -190,6 +211,10 @@ pub struct Context {
     pub now: SystemTime,
     /// Restarts recorded in history within `restart.window` before `now`.
     pub restarts_in_window: u32,
+    /// The FD trend of the current process, from the history.
+    pub trend: Option<Trend>,
+    /// When a predictive restart was first deferred, if it still is.
+    pub deferred_since: Option<SystemTime>,
     pub dry_run: bool,
     /// The user the watchdog runs as: a builtin restart can only signal its own
     /// processes unless it is root.
@@ -197,9 +222,12 @@ pub struct Context {
 }
 
 pub fn decide(obs: &Observation, cfg: &Config, ctx: &Context) -> Decision {
-    let reasons = reasons(obs, cfg);
+    let reasons = reasons(obs, cfg, ctx);
     let verdict = verdict(&reasons);
-    let plan = if verdict == Verdict::Unhealthy {
+    let acts = reasons
+        .iter()
+        .any(|r| matches!(r.severity, Severity::Hard | Severity::Predictive));
+    let plan = if acts {
         plan(obs, cfg, ctx, &reasons)
     } else {
         Plan::Nothing
@@ -211,6 +239,7 @@ pub fn decide(obs: &Observation, cfg: &Config, ctx: &Context) -> Decision {
     }
 }
 
+/// A predictive reason alone leaves the server "healthy, with warnings": it works now.
 fn verdict(reasons: &[Reason]) -> Verdict {
     if reasons.iter().any(|r| r.severity == Severity::Hard) {
         Verdict::Unhealthy
@@ -221,7 +250,7 @@ fn verdict(reasons: &[Reason]) -> Verdict {
     }
 }
 
-fn reasons(obs: &Observation, cfg: &Config) -> Vec<Reason> {
+fn reasons(obs: &Observation, cfg: &Config, ctx: &Context) -> Vec<Reason> {
     let mut reasons: Vec<Reason> = obs.discovery.findings.iter().map(finding_reason).collect();
     reasons.extend(orphan_reason(obs));
     reasons.extend(health_reason(obs));
@@ -232,6 +261,13 @@ fn reasons(obs: &Observation, cfg: &Config) -> Vec<Reason> {
             format!("cannot count the target's FDs: {why}"),
         )),
         None => {}
+    }
+    if let Some(reading) = obs.fd_reading() {
+        reasons.extend(budget_reason(obs, reading, cfg));
+        let over = reasons.iter().any(|r| r.code == ReasonCode::FdsOverLimit);
+        if !over {
+            reasons.extend(trend_reason(ctx.trend.as_ref(), cfg));
+        }
     }
     reasons.extend(rss_reason(obs, cfg));
     reasons.extend(file_reasons(obs));
@@ -311,7 +347,64 @@ fn health_reason(obs: &Observation) -> Option<Reason> {
 
 /// The FD count at which a restart is due: the smaller of `fds.max` and
 /// `max_percent` of the target's soft limit, where that limit is known.
-fn fd_restart_limit(reading: &FdReading, cfg: &Config) -> (u64, String) {
+/// A leak that would reach the limit within the horizon: a warning, or a restart at an
+/// idle moment with `fds.trend_restart`.
+fn trend_reason(trend: Option<&Trend>, cfg: &Config) -> Option<Reason> {
+    let trend = trend?;
+    let horizon = cfg.fds.trend_horizon;
+    let eta = Duration::from_secs(trend.projected_s?);
+    if horizon.is_zero() || eta > horizon || trend.rate_per_hour <= 0.0 {
+        return None;
+    }
+    let growing = trend
+        .top_growing
+        .as_ref()
+        .map(|g| format!("; growing most: {} (+{})", g.path, g.delta))
+        .unwrap_or_default();
+    let detail = format!(
+        "FDs growing {:.0}/hour over {} samples; the limit {} is {} away at this rate{growing}",
+        trend.rate_per_hour,
+        trend.samples,
+        trend.limit,
+        crate::report::human_duration(eta)
+    );
+    let reason = if cfg.fds.trend_restart {
+        Reason::predictive(ReasonCode::FdLeakProjected, detail)
+    } else {
+        Reason::soft(ReasonCode::FdLeakProjected, detail)
+    };
+    Some(reason.measured(trend.projected_s.unwrap_or(0), horizon.as_secs()))
+}
+
+/// The seed's self-diagnosing signal: expected FDs from a /health number.
+fn budget_reason(obs: &Observation, reading: &FdReading, cfg: &Config) -> Option<Reason> {
+    let budget = cfg.fds.budget.as_ref()?;
+    let count = obs.health.json.as_ref()?.get(&budget.field)?.as_f64()?;
+    let expected = budget.base as f64 + budget.per as f64 * count.max(0.0);
+    let allowed = (expected * budget.factor).ceil() as u64;
+    (reading.total > allowed).then(|| {
+        Reason::soft(
+            ReasonCode::FdsOverBudget,
+            format!(
+                "{} open FDs, over {}× the {expected:.0} expected for {} = {count} \
+                 ({} + {} per {}): a leak?",
+                reading.total, budget.factor, budget.field, budget.base, budget.per, budget.field
+            ),
+        )
+        .measured(reading.total, allowed)
+    })
+}
+
+/// The first busy field of the /health JSON that is non-zero, as `name=value`.
+fn busy(obs: &Observation, cfg: &Config) -> Option<String> {
+    let json = obs.health.json.as_ref()?;
+    cfg.health.busy_fields.iter().find_map(|field| {
+        let value = json.get(field)?.as_f64()?;
+        (value > 0.0).then(|| format!("{field}={value}"))
+    })
+}
+
+pub fn fd_restart_limit(reading: &FdReading, cfg: &Config) -> (u64, String) {
     let by_count = (cfg.fds.max, format!("max {}", cfg.fds.max));
     match reading.limit.and_then(|l| l.soft) {
         Some(soft) => {
@@ -485,6 +578,24 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
                 age,
                 grace: cfg.target.startup_grace,
             });
+        }
+    }
+    let only_predictive = !reasons.iter().any(|r| r.severity == Severity::Hard);
+    if only_predictive && let Some(busy) = busy(obs, cfg) {
+        let waited = ctx
+            .deferred_since
+            .and_then(|since| ctx.now.duration_since(since).ok())
+            .unwrap_or(Duration::ZERO);
+        if waited < cfg.restart.max_defer {
+            return Plan::Deferred {
+                would: action,
+                why: format!(
+                    "the server is busy ({busy}); a restart for a predicted leak waits until \
+                     it is idle, at most restart.max_defer {} (waited {} so far)",
+                    crate::report::human_duration(cfg.restart.max_defer),
+                    crate::report::human_duration(waited)
+                ),
+            };
         }
     }
     if ctx.restarts_in_window >= cfg.restart.max_restarts {

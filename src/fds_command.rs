@@ -9,7 +9,7 @@ use crate::cli::Options;
 use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::history::History;
-use crate::probe::fds::{self, FdReading};
+use crate::probe::census::{self, Census};
 use crate::target::{self, Sources};
 
 pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
@@ -37,60 +37,83 @@ pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
         return ExitCode::NotActed;
     };
     let pid = target.info.pid();
-    // JSON lists every path; the table only the top N.
-    let limit = if opts.json { usize::MAX } else { top };
-    let reading = match fds::read(pid, &cfg.fds.paths, limit) {
-        Ok(reading) => reading,
+    let census = match census::take(pid, &cfg.fds.paths) {
+        Ok(census) => census,
         Err(e) => {
-            eprintln!("watchdog: cannot read the FDs of PID {pid}: {e}");
+            // Never a count of 0: an unreadable process is not an empty one.
+            eprintln!("watchdog: cannot take the FD census of PID {pid}: {e}");
             return ExitCode::NotActed;
         }
     };
     if opts.json {
         let doc = json!({
             "target": { "pid": pid, "argv": target.info.argv },
-            "fds": reading,
+            "fds": census,
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        print!("{}", table(pid, &target.info.command_line(), &reading));
+        print!("{}", table(pid, &target.info.command_line(), &census, top));
     }
     ExitCode::Healthy
 }
 
-fn table(pid: u32, command: &str, r: &FdReading) -> String {
+fn table(pid: u32, command: &str, c: &Census, top: usize) -> String {
+    let r = &c.reading;
     let mut out = String::new();
     let _ = writeln!(out, "PID {pid}  {command}");
     let limit = match r.limit {
-        Some(l) => format!(
-            "soft {} / hard {}",
-            l.soft.map_or("unlimited".into(), |v| v.to_string()),
-            l.hard.map_or("unlimited".into(), |v| v.to_string())
-        ),
-        None => "unknown on this platform".into(),
+        Some(l) => l.describe(),
+        None => "unknown on this platform (set fds.max)".into(),
     };
     let percent = r
         .percent_of_soft_limit()
-        .map(|p| format!(" ({p:.0}% of soft)"))
+        .map(|p| format!(" ({p:.0}% of the soft limit)"))
         .unwrap_or_default();
-    let _ = writeln!(out, "open FDs  {}{percent}   limit {limit}", r.total);
-    let k = &r.by_kind;
-    let _ = writeln!(
-        out,
-        "by kind   file {}  socket {}  pipe {}  other {}",
-        k.file, k.socket, k.pipe, k.other
-    );
+    let _ = writeln!(out, "open FDs   {}{percent}; limit {limit}", r.total);
+    let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(out, "by kind    {}", kinds.join(", "));
+    if c.deleted > 0 {
+        let _ = writeln!(out, "deleted    {} FDs on deleted files", c.deleted);
+    }
     for p in &r.patterns {
+        let flag = if p.count > p.max { "  OVER" } else { "" };
         let _ = writeln!(
             out,
-            "pattern   {:?}: {} (max {})",
+            "pattern    {:?}: {} (max {}){flag}",
             p.pattern, p.count, p.max
         );
     }
+    if !c.sqlite.is_empty() {
+        let _ = writeln!(out, "\nSQLite databases (all their FDs):");
+        for f in &c.sqlite {
+            let _ = writeln!(
+                out,
+                "{:>7}  {}   (db {}, -wal {}, -shm {}, -journal {})",
+                f.total, f.database, f.db, f.wal, f.shm, f.journal
+            );
+        }
+    }
     if !r.top_paths.is_empty() {
         let _ = writeln!(out, "\n  COUNT  PATH");
-        for p in &r.top_paths {
+        for p in r.top_paths.iter().take(top) {
             let _ = writeln!(out, "{:>7}  {}", p.count, p.path);
+        }
+        let more = r.top_paths.len().saturating_sub(top);
+        if more > 0 {
+            let _ = writeln!(
+                out,
+                "         ... {more} more paths (--top N, or --json for all)"
+            );
+        }
+    }
+    if !c.tcp.is_empty() {
+        let _ = writeln!(out, "\n     FD  PROTO  STATE        LOCAL -> REMOTE");
+        for t in &c.tcp {
+            let _ = writeln!(
+                out,
+                "{:>7}  {:<5}  {:<11}  {} -> {}",
+                t.fd, t.proto, t.state, t.local, t.remote
+            );
         }
     }
     out

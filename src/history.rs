@@ -19,6 +19,9 @@ use crate::probe::supervisor::Supervisor;
 const MAX_RESTARTS: usize = 100;
 const MAX_SAMPLES: usize = 720;
 const VERSION: u32 = 1;
+/// Samples younger than this are all kept; older ones one per `THINNED_STEP`.
+const FULL_RESOLUTION: Duration = Duration::from_secs(3600);
+const THINNED_STEP: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -37,6 +40,9 @@ pub struct History {
     /// a condition that lasts for hours is logged once an hour, not once a minute.
     #[serde(default)]
     pub last_logged: BTreeMap<String, u64>,
+    /// When a predictive restart was first put off because the server was busy.
+    #[serde(default)]
+    pub deferred_since: Option<u64>,
 }
 
 /// One restart (or start) the watchdog carried out or attempted.
@@ -62,6 +68,9 @@ pub struct FdSample {
     pub total: u64,
     #[serde(default)]
     pub patterns: Vec<(String, u64)>,
+    /// The most-held paths and their counts, to name the path that grows.
+    #[serde(default)]
+    pub top: Vec<(String, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -171,8 +180,26 @@ impl History {
         due
     }
 
+    /// Adds a sample. Samples older than an hour are thinned to one per five minutes:
+    /// plenty for a trend over hours, and it keeps the file (read and rewritten every
+    /// minute) small.
     pub fn record_sample(&mut self, sample: FdSample) {
+        let recent_since = sample.at.saturating_sub(FULL_RESOLUTION.as_secs());
         self.samples.push(sample);
+        let mut last_kept: Option<(u32, u64)> = None;
+        self.samples.retain(|s| {
+            if s.at >= recent_since {
+                return true;
+            }
+            let keep = match last_kept {
+                Some((pid, at)) => pid != s.pid || s.at >= at + THINNED_STEP.as_secs(),
+                None => true,
+            };
+            if keep {
+                last_kept = Some((s.pid, s.at));
+            }
+            keep
+        });
         trim_front(&mut self.samples, MAX_SAMPLES);
     }
 
@@ -244,17 +271,45 @@ mod tests {
     }
 
     #[test]
+    fn old_samples_are_thinned_to_one_per_five_minutes() {
+        let mut h = History::new();
+        // One a minute for three hours.
+        for minute in 0..180u64 {
+            h.record_sample(FdSample {
+                at: minute * 60,
+                pid: 7,
+                total: minute,
+                patterns: vec![],
+                top: vec![],
+            });
+        }
+        let now = 179 * 60;
+        let recent = h.samples.iter().filter(|s| s.at + 3600 >= now).count();
+        let old: Vec<u64> = h
+            .samples
+            .iter()
+            .filter(|s| s.at + 3600 < now)
+            .map(|s| s.at)
+            .collect();
+        assert_eq!(recent, 61, "the last hour at full resolution");
+        assert!(old.windows(2).all(|w| w[1] - w[0] >= 300), "{old:?}");
+        assert_eq!(old.len(), 24, "two hours at one per five minutes: {old:?}");
+    }
+
+    #[test]
     fn stays_bounded() {
         let mut h = History::new();
         for at in 0..(MAX_RESTARTS as u64 + 10) {
             h.record_restart(restart_at(at));
         }
+        // Within the last hour, so none is thinned.
         for at in 0..(MAX_SAMPLES as u64 + 10) {
             h.record_sample(FdSample {
-                at,
+                at: 10_000 + at,
                 pid: 1,
                 total: at,
                 patterns: vec![],
+                top: vec![],
             });
         }
         assert_eq!(h.restarts.len(), MAX_RESTARTS);

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::decide::Reason;
 use crate::history::FdSample;
 use crate::probe::Observation;
-use crate::probe::fds;
+use crate::probe::census;
 use crate::probe::os::ProcessInfo;
 use crate::report::rfc3339;
 
@@ -35,7 +35,7 @@ pub fn write(
 ) -> std::io::Result<PathBuf> {
     let dir = dir(state_dir);
     fs::create_dir_all(&dir)?;
-    let census = match fds::read(target.pid(), rules, usize::MAX) {
+    let census = match census::take(target.pid(), rules) {
         Ok(reading) => serde_json::to_value(reading).unwrap_or_default(),
         Err(e) => json!({ "error": e.to_string() }),
     };
@@ -80,6 +80,20 @@ pub fn write(
     fs::rename(&tmp, &path)?;
     prune(&dir, KEEP)?;
     Ok(path)
+}
+
+/// The newest `count` snapshots, newest first.
+pub fn latest(state_dir: &Path, count: usize) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir(state_dir)) else {
+        return Vec::new();
+    };
+    let mut names: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    names.sort();
+    names.into_iter().rev().take(count).collect()
 }
 
 /// Keeps the newest `keep` snapshots; names start with a UTC timestamp, so name order

@@ -22,4 +22,6 @@ pub mod lock;
 pub mod log;
 pub mod probe;
 pub mod report;
+pub mod schedule;
 pub mod target;
+pub mod trend;

@@ -6,6 +6,7 @@ use watchdog::cli::{Cli, Command};
 use watchdog::config::{self, Config};
 use watchdog::cycle;
 use watchdog::exit_code::ExitCode;
+use watchdog::schedule;
 
 fn main() -> StdExitCode {
     // clap prints usage errors itself and exits 2, as SPEC §6 asks.
@@ -27,12 +28,14 @@ fn run(cli: Cli) -> ExitCode {
         Command::Status => cycle::status(&cfg, opts),
         Command::Fds { top } => watchdog::fds_command::run(&cfg, opts, *top),
         Command::Config { check } => print_config(&cfg, source.as_deref(), *check),
-        Command::Schedule { .. } => {
-            eprintln!(
-                "watchdog: `schedule` is not implemented yet; for now add this line with `crontab -e`:\n  * * * * * {} check",
-                current_exe()
-            );
-            ExitCode::Usage
+        Command::Schedule { kind, install } => {
+            let job = schedule::Job {
+                exe: std::env::current_exe().unwrap_or_else(|_| "watchdog".into()),
+                // The job runs from another directory: a relative path would not hold.
+                config: source.as_deref().and_then(|p| std::path::absolute(p).ok()),
+                home: std::env::var_os("HOME").map_or_else(|| "/".into(), Into::into),
+            };
+            schedule::run(*kind, *install, &job)
         }
     }
 }
@@ -56,10 +59,4 @@ fn print_config(cfg: &Config, source: Option<&std::path::Path>, check_only: bool
         print!("{}", cfg.to_toml());
     }
     ExitCode::Healthy
-}
-
-fn current_exe() -> String {
-    std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "watchdog".into())
 }

@@ -14,6 +14,7 @@ use crate::probe::Observation;
 use crate::probe::fds::FdReading;
 use crate::probe::health::HealthResult;
 use crate::target::Target;
+use crate::trend::Trend;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -30,6 +31,10 @@ pub struct Report {
     pub bound_s: u64,
     /// The restart method after auto-detection.
     pub restart_method: &'static str,
+    /// The FD growth of the current process (`null` with fewer than 3 samples).
+    pub trend: Option<Trend>,
+    /// The latest incident snapshots, newest first.
+    pub incidents: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,7 +82,7 @@ pub struct ActionReport {
 /// The exit code a run ends with (SPEC §6).
 pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
     match (&decision.plan, outcome) {
-        (Plan::Nothing, _) => ExitCode::Healthy,
+        (Plan::Nothing | Plan::Deferred { .. }, _) => ExitCode::Healthy,
         (Plan::Suppressed { .. }, _) => ExitCode::NotActed,
         (Plan::Act(_), Some(outcome)) if outcome.ok => ExitCode::Restarted,
         (Plan::Act(_), _) => ExitCode::RestartFailed,
@@ -87,6 +92,8 @@ pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
 pub struct Inputs<'a> {
     pub observation: &'a Observation,
     pub decision: &'a Decision,
+    pub trend: Option<&'a Trend>,
+    pub incidents: Vec<std::path::PathBuf>,
     pub outcome: Option<&'a Outcome>,
     pub port: Option<u16>,
     pub dry_run: bool,
@@ -116,6 +123,12 @@ pub fn build(inputs: &Inputs) -> Report {
         exit_code: exit_code(inputs.decision, inputs.outcome),
         bound_s: inputs.bound.as_secs(),
         restart_method: obs.restart.method.as_str(),
+        trend: inputs.trend.cloned(),
+        incidents: inputs
+            .incidents
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
     }
 }
 
@@ -184,6 +197,13 @@ fn action_report(inputs: &Inputs) -> ActionReport {
     };
     match &inputs.decision.plan {
         Plan::Nothing => none,
+        Plan::Deferred { would, why } => ActionReport {
+            kind: kind_name(would.kind),
+            method: Some(would.method.as_str()),
+            result: Some("deferred"),
+            detail: Some(why.clone()),
+            ..none
+        },
         Plan::Suppressed { would, why } => ActionReport {
             kind: kind_name(would.kind),
             method: Some(would.method.as_str()),
@@ -321,12 +341,11 @@ pub fn status_text(report: &Report, url: &str) -> String {
     }
     if let Some(fds) = &report.fds {
         let limit = match fds.limit {
-            Some(l) => format!(
-                "soft limit {}, hard {}",
-                l.soft.map_or("unlimited".into(), |v| v.to_string()),
-                l.hard.map_or("unlimited".into(), |v| v.to_string())
-            ),
-            None => "limit unknown on this platform".into(),
+            Some(l) => format!("limit {}", l.describe()),
+            None => {
+                "limit unknown on this platform, so fds.max_percent does not apply: set fds.max"
+                    .into()
+            }
         };
         let k = &fds.by_kind;
         let _ = writeln!(
@@ -342,6 +361,25 @@ pub fn status_text(report: &Report, url: &str) -> String {
                 p.pattern, p.count, p.max
             );
         }
+    }
+    if let Some(t) = &report.trend {
+        let eta = t.projected_s.map_or("not growing".to_string(), |s| {
+            format!(
+                "limit {} in {}",
+                t.limit,
+                human_duration(Duration::from_secs(s))
+            )
+        });
+        let growing = t
+            .top_growing
+            .as_ref()
+            .map(|g| format!("; growing most: {} (+{})", g.path, g.delta))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "trend     {:+.1} FDs/hour over {} samples: {eta}{growing}",
+            t.rate_per_hour, t.samples
+        );
     }
     if let Some(rss) = report.rss_bytes {
         let _ = writeln!(out, "memory    {} resident", human_size(rss));
@@ -362,12 +400,19 @@ pub fn status_text(report: &Report, url: &str) -> String {
         let mark = match r.severity {
             Severity::Hard => "restart",
             Severity::Soft => "warning",
+            Severity::Predictive => "restart when idle",
         };
         let _ = writeln!(out, "  {mark}: {}: {}", r.code.as_str(), r.detail);
     }
     let a = &report.action;
     let would = match a.result {
         None => "nothing to do".to_string(),
+        Some("deferred") => format!(
+            "{} via {} deferred: {}",
+            a.kind,
+            a.method.unwrap_or("?"),
+            a.detail.as_deref().unwrap_or("")
+        ),
         Some("suppressed") => format!(
             "would {} via {}, but will not: {}",
             a.kind,
@@ -383,6 +428,12 @@ pub fn status_text(report: &Report, url: &str) -> String {
     };
     let _ = writeln!(out, "action    {would}");
     let _ = writeln!(out, "bound     a run ends within {}s", report.bound_s);
+    if let Some((newest, older)) = report.incidents.split_first() {
+        let _ = writeln!(out, "incidents {newest} (newest)");
+        for path in older {
+            let _ = writeln!(out, "          {path}");
+        }
+    }
     out
 }
 

@@ -456,6 +456,27 @@ fn server_ignoring_sigterm_is_killed_and_restarted() {
 }
 
 #[test]
+fn pre_kill_signal_reaches_the_old_server_before_the_kill() {
+    let (env, server, mut cfg) = setup();
+    cfg.set("restart.pre_kill_signal", "USR1");
+    cfg.write(&env);
+    server.set_memory_mode("503");
+
+    let r = run_watchdog(&env, &["check"]);
+    assert_exit(&env, &r, 1);
+    assert_restarted(&env, &server);
+    let dumps = fs::read_to_string(env.db_dir.join("usr1.log")).unwrap_or_default();
+    assert_eq!(
+        dumps,
+        format!("{} stack dump\n", server.pid),
+        "the old server got SIGUSR1 once"
+    );
+    let restart = expect_events(&env, "restarted");
+    let detail = restart[0]["message"].as_str().unwrap_or_default();
+    assert!(detail.contains("sent SIGUSR1"), "{detail}");
+}
+
+#[test]
 fn fd_leak_is_restarted_even_within_startup_grace() {
     let (env, server, mut cfg) = setup();
     cfg.set("target.startup_grace", "1h")
@@ -825,4 +846,116 @@ fn each_kind_of_bad_answer_fails_health() {
     assert_exit(&env, &r, 0);
     assert_untouched(&server);
     assert_nothing_done(&env);
+}
+
+/// A server owned by another user (root here) seen by a watchdog running as `nobody`:
+/// its FDs cannot be read, the port's owner cannot be seen, so nothing is signalled
+/// and the run says why.
+#[test]
+fn another_users_server_is_never_signalled() {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        uid, 0,
+        "this test starts the server as root and the watchdog as nobody: run it as root \
+         (CI does)"
+    );
+    let (env, server, cfg) = setup();
+    cfg.write(&env);
+    server.set_memory_mode("503");
+    // nobody must read the config and write the state dir and the log.
+    fs::create_dir_all(&env.state_dir).unwrap();
+    for path in [&env.root, &env.home, &env.state_dir] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&env.config_path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(watchdog_bin())
+        .args(["check", "--json", "--config"])
+        .arg(&env.config_path)
+        .current_dir(&env.root)
+        .env("HOME", &env.home)
+        .env("XDG_CONFIG_HOME", env.home.join(".config"))
+        .env_remove("WATCHDOG_CONFIG");
+    let r = run_with_timeout(cmd, Duration::from_secs(60));
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep}");
+    let codes = reason_codes(&rep);
+    assert!(
+        codes.iter().any(|c| c == "target_unclear"),
+        "the watchdog says it cannot see the port's owner: {codes:?}"
+    );
+    assert_untouched(&server);
+    assert_eq!(
+        pending_signals(server.pid),
+        0,
+        "nothing was sent to the server"
+    );
+}
+
+/// A server kept alive by a shell loop the watchdog cannot recognise as a supervisor:
+/// after the kill the loop starts it again, and the watchdog sees that and does not
+/// start a second copy.
+#[test]
+fn a_parent_that_restarts_the_server_is_not_fought() {
+    let env = TestEnv::new();
+    let script = format!(
+        "while :; do '{py}' '{srv}' --port-file '{pf}' --pid-log '{pl}' --db '{db}'; sleep 0.2; done",
+        py = python(),
+        srv = testserver_script().display(),
+        pf = env.port_file.display(),
+        pl = env.pid_log.display(),
+        db = env.db_dir.display(),
+    );
+    // Declared after env, so dropped first: the loop must not outlive the cleanup.
+    let supervisor_loop =
+        ChildGuard::spawn(std::process::Command::new("sh").arg("-c").arg(&script));
+    assert!(
+        wait_until(Duration::from_secs(20), || env.port_file.exists()
+            && env.logged_pids().len() == 1),
+        "the looped server did not start"
+    );
+    let port: u16 = fs::read_to_string(&env.port_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let first = env.logged_pids()[0];
+    assert!(wait_until(Duration::from_secs(20), || listener_pid(port)
+        == Some(first)));
+
+    let mut cfg = ConfigToml::for_port(&env, port);
+    cfg.set("fds.max", 60);
+    cfg.write(&env);
+    control(&format!("http://127.0.0.1:{port}"), "/control/leak?n=40");
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    let detail = rep["action"]["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(detail.contains("parent"), "{detail}");
+    // Exactly one new server, started by the loop, and it holds the port.
+    let pids = env.logged_pids();
+    assert_eq!(
+        pids.len(),
+        2,
+        "one restart by the loop, none by the watchdog: {pids:?}"
+    );
+    let second = pids[1];
+    assert_eq!(listener_pid(port), Some(second));
+    let parent = fs::read_to_string(format!("/proc/{second}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(str::to_string))
+        .and_then(|rest| rest.split_whitespace().nth(1).map(str::to_string));
+    assert_eq!(parent, Some(supervisor_loop.pid().to_string()));
+    assert!(!is_alive(first));
 }

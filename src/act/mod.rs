@@ -20,6 +20,8 @@ use crate::probe::supervisor::{self as jobs, Supervisor};
 use spawn::Launch;
 
 const POLL: Duration = Duration::from_millis(100);
+/// How long a killed server's parent gets to restart it before the watchdog does.
+const RESPAWN_GRACE: Duration = Duration::from_secs(2);
 /// Time given to the server to act on `pre_kill_signal` (a stack dump) before SIGTERM.
 const PRE_KILL_PAUSE: Duration = Duration::from_secs(1);
 
@@ -78,7 +80,17 @@ pub fn perform(
         (_, ActionKind::KillOrphan, Some(orphan), Some(supervisor)) => {
             kill_orphan(orphan, supervisor, ctx)
         }
-        (_, _, _, Some(supervisor)) => supervised_restart(Vec::new(), supervisor, ctx),
+        (_, _, target, Some(supervisor)) => {
+            // A stack dump before the supervisor's restart is evidence, not a fight:
+            // the signal does not end the process.
+            let mut steps = Vec::new();
+            if let Some(target) = target
+                && let Err(e) = pre_kill_signal(target, &mut steps, ctx)
+            {
+                return Outcome::failed(&steps, e);
+            }
+            supervised_restart(steps, supervisor, ctx)
+        }
         (Method::Command, _, _, None) => run_command(target, ctx),
         (Method::Builtin, ActionKind::Restart, Some(target), None) => builtin_restart(target, ctx),
         (Method::Builtin, ActionKind::Start, _, None) => builtin_start(ctx),
@@ -117,6 +129,24 @@ fn supervised_restart(mut steps: Vec<String>, supervisor: &Supervisor, ctx: &Con
     }
 }
 
+/// `restart.pre_kill_signal` (e.g. USR1: Hermes dumps its thread stacks to its log),
+/// then a moment for the server to act on it.
+fn pre_kill_signal(
+    target: &ProcessInfo,
+    steps: &mut Vec<String>,
+    ctx: &Context,
+) -> Result<(), signal::SignalError> {
+    let Some(sig) = ctx.cfg.restart.pre_kill_signal else {
+        return Ok(());
+    };
+    if signal::send(target.identity, sig)? {
+        let name = crate::config::signal::name(sig).unwrap_or("?");
+        steps.push(format!("sent SIG{name} to PID {}", target.pid()));
+        sleep(ctx.deadline.cap(PRE_KILL_PAUSE));
+    }
+    Ok(())
+}
+
 /// Kill the server and start it again: capture how it was started, optional
 /// pre-kill signal, SIGTERM → SIGKILL, wait for the port, start, verify.
 fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
@@ -137,15 +167,8 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
             env: Vec::new(),
         },
     };
-    if let Some(sig) = restart.pre_kill_signal {
-        match signal::send(target.identity, sig) {
-            Ok(true) => {
-                steps.push(format!("sent signal {sig} to PID {}", target.pid()));
-                sleep(ctx.deadline.cap(PRE_KILL_PAUSE));
-            }
-            Ok(false) => {}
-            Err(e) => return Outcome::failed(&steps, e),
-        }
+    if let Err(e) = pre_kill_signal(target, &mut steps, ctx) {
+        return Outcome::failed(&steps, e);
     }
     match signal::terminate(target.identity, ctx.deadline.cap(restart.stop_timeout)) {
         Ok(ending) => steps.push(format!("PID {} {}", target.pid(), ending.describe())),
@@ -153,6 +176,10 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
     }
     if let Err(why) = wait_port_free(ctx) {
         return Outcome::failed(&steps, why);
+    }
+    if let Some(respawned) = respawned_by_parent(target, ctx) {
+        steps.push(respawned);
+        return verify(steps, None, false, None, ctx);
     }
     let child = match &restart.start_command {
         Some(shell) => spawn::shell_detached(shell, &launch.cwd, &server_log(ctx.state_dir)),
@@ -170,6 +197,32 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
             )
         }
         Err(e) => Outcome::failed(&steps, e),
+    }
+}
+
+/// A server whose parent is still alive may have a supervisor the detection does not
+/// know (a shell loop, s6, a container's init): if something takes the port again
+/// within a moment of the kill, that is its restart, and starting a second copy would
+/// fight it. Returns what happened when the parent restarted it.
+fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
+    let port = ctx.port?;
+    if old.ppid <= 1 || !matches!(os::identity(old.ppid), Ok(Some(_))) {
+        return None;
+    }
+    let deadline = ctx.deadline.sub(RESPAWN_GRACE);
+    loop {
+        if let Ok(PortOwner::Held(pids)) = os::port_owner(port, &[]) {
+            return Some(format!(
+                "PID {} took port {port} back at once: the old server's parent PID {} \
+                 restarts it (an undetected supervisor?), so no second copy was started; \
+                 set restart.method to that supervisor",
+                pids[0], old.ppid
+            ));
+        }
+        if deadline.passed() {
+            return None;
+        }
+        sleep(POLL.min(deadline.remaining()));
     }
 }
 

@@ -1,6 +1,6 @@
 //! Starting the server, detached in a new session with its output in a log file.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -57,20 +57,10 @@ fn is_executable(path: &Path) -> bool {
 
 /// Opens (appending) the file that a started process writes its output to.
 fn output_log(path: &Path) -> Result<(File, File), SpawnError> {
-    let wrap = |source| SpawnError::Log {
+    crate::command::output_log(path).map_err(|source| SpawnError::Log {
         path: path.to_path_buf(),
         source,
-    };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(wrap)?;
-    }
-    let out = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(wrap)?;
-    let err = out.try_clone().map_err(wrap)?;
-    Ok((out, err))
+    })
 }
 
 /// Starts the server in a new session (so it outlives the watchdog, and no terminal or

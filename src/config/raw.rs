@@ -65,6 +65,7 @@ struct RawHealth {
     expect_status: Option<StatusList>,
     expect_body: Option<OptText>,
     insecure_tls: Option<bool>,
+    busy_fields: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -76,6 +77,20 @@ struct RawFds {
     warn_percent: Option<Spanned<Percent>>,
     // Spanned: a missing key is reported at its entry.
     paths: Option<Vec<Spanned<RawFdPath>>>,
+    trend_window: Option<PositiveDur>,
+    trend_horizon: Option<Dur>,
+    trend_restart: Option<bool>,
+    budget: Option<Spanned<RawBudget>>,
+}
+
+/// `[fds.budget]`: `field` names the /health number; without it there is no budget.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "the [fds.budget] table")]
+struct RawBudget {
+    base: Option<u64>,
+    per: Option<u64>,
+    field: Option<OptText>,
+    factor: Option<f64>,
 }
 
 /// One `[[fds.paths]]` entry: both keys are required (a pattern without a limit means
@@ -121,6 +136,7 @@ struct RawRestart {
     window: Option<PositiveDur>,
     kill_orphans: Option<bool>,
     pre_kill_signal: Option<Signal>,
+    max_defer: Option<Dur>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +199,11 @@ impl RawHealth {
         set(&mut h.expect_status, self.expect_status.map(|s| s.0));
         set(&mut h.expect_body, self.expect_body.map(|b| b.0));
         set(&mut h.insecure_tls, self.insecure_tls);
+        set(
+            &mut h.busy_fields,
+            self.busy_fields
+                .map(|fields| fields.into_iter().map(|f| f.0).collect()),
+        );
     }
 }
 
@@ -195,6 +216,12 @@ impl RawFds {
                 .into_iter()
                 .map(RawFdPath::into_rule)
                 .collect::<Result<_, _>>()?;
+        }
+        set(&mut f.trend_window, self.trend_window.map(|d| d.0));
+        set(&mut f.trend_horizon, self.trend_horizon.map(|d| d.0));
+        set(&mut f.trend_restart, self.trend_restart);
+        if let Some(budget) = self.budget {
+            f.budget = RawBudget::into_budget(budget)?;
         }
         let max_span = self.max_percent.as_ref().map(Spanned::span);
         let warn_span = self.warn_percent.as_ref().map(Spanned::span);
@@ -243,6 +270,7 @@ impl RawRestart {
         set(&mut r.window, self.window.map(|d| d.0));
         set(&mut r.kill_orphans, self.kill_orphans);
         set(&mut r.pre_kill_signal, self.pre_kill_signal.map(|s| s.0));
+        set(&mut r.max_defer, self.max_defer.map(|d| d.0));
         match method_span {
             Some(span) if r.method == Method::Command && r.command.is_none() => Err(CrossError {
                 span,
@@ -263,6 +291,40 @@ impl RawLog {
         set(&mut l.syslog, self.syslog);
         set(&mut l.max_size, self.max_size.map(|s| s.0));
         set(&mut l.heartbeat, self.heartbeat);
+    }
+}
+
+impl RawBudget {
+    fn into_budget(entry: Spanned<Self>) -> Result<Option<super::FdBudget>, CrossError> {
+        let span = entry.span();
+        let raw = entry.into_inner();
+        let Some(field) = raw.field.and_then(|f| f.0) else {
+            return Ok(None);
+        };
+        let factor = raw.factor.unwrap_or(2.0);
+        if !(factor.is_finite() && factor >= 1.0) {
+            return Err(CrossError {
+                span,
+                message: format!(
+                    "fds.budget.factor = {factor}: expected a number of at least 1.0, \
+                     e.g. factor = 2.0 (warn above twice the expected FDs)"
+                ),
+            });
+        }
+        if raw.base.unwrap_or(0) == 0 && raw.per.unwrap_or(0) == 0 {
+            return Err(CrossError {
+                span,
+                message: "fds.budget: base and per are both 0: expected FDs = base + per × \
+                          the /health field, e.g. base = 40 and per = 3"
+                    .to_owned(),
+            });
+        }
+        Ok(Some(super::FdBudget {
+            base: raw.base.unwrap_or(0),
+            per: raw.per.unwrap_or(0),
+            field,
+            factor,
+        }))
     }
 }
 

@@ -94,6 +94,8 @@ fn health(doc: &mut Doc, cfg: &Config) {
     doc.raw("expect_status", format!("[{}]", codes.join(", ")));
     doc.opt_str("expect_body", h.expect_body.as_deref());
     doc.raw("insecure_tls", h.insecure_tls);
+    let fields: Vec<String> = h.busy_fields.iter().map(|f| quote(f)).collect();
+    doc.raw("busy_fields", format!("[{}]", fields.join(", ")));
 }
 
 fn fds(doc: &mut Doc, cfg: &Config) {
@@ -102,6 +104,9 @@ fn fds(doc: &mut Doc, cfg: &Config) {
     doc.raw("max", f.max);
     doc.raw("max_percent", f.max_percent);
     doc.raw("warn_percent", f.warn_percent);
+    doc.duration("trend_window", f.trend_window);
+    doc.duration("trend_horizon", f.trend_horizon);
+    doc.raw("trend_restart", f.trend_restart);
     if f.paths.is_empty() {
         doc.line("paths = []");
     }
@@ -109,6 +114,13 @@ fn fds(doc: &mut Doc, cfg: &Config) {
         doc.line("[[fds.paths]]");
         doc.str("pattern", &rule.pattern);
         doc.raw("max", rule.max);
+    }
+    if let Some(b) = &f.budget {
+        doc.line("[fds.budget]");
+        doc.raw("base", b.base);
+        doc.raw("per", b.per);
+        doc.str("field", &b.field);
+        doc.raw("factor", format!("{:?}", b.factor));
     }
 }
 
@@ -147,6 +159,7 @@ fn restart(doc: &mut Doc, cfg: &Config) {
         .pre_kill_signal
         .map(|n| signal::name(n).map_or_else(|| n.to_string(), str::to_owned));
     doc.opt_str("pre_kill_signal", signal.as_deref());
+    doc.duration("max_defer", r.max_defer);
 }
 
 fn log(doc: &mut Doc, cfg: &Config) {

@@ -826,6 +826,10 @@ fn to_toml_writes_every_key_in_spec_order() {
         "pre_kill_signal = \"\"",
         "expect_status = [200]",
         "kill_orphans = true",
+        "busy_fields = [\"active_runs\", \"active_streams\"]",
+        "trend_window = \"6h\"",
+        "trend_horizon = \"2h\"",
+        "max_defer = \"30m\"",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
@@ -833,8 +837,9 @@ fn to_toml_writes_every_key_in_spec_order() {
         .lines()
         .filter(|l| l.contains(" = ") && !l.starts_with('#'))
         .count();
-    // 4 target + 7 health + 3 fds + 2 fds.paths + 1 memory + 3 files + 14 restart + 5 log + 1 state
-    assert_eq!(keys, 40, "{text}");
+    // 4 target + 8 health + 6 fds + 2 fds.paths + 1 memory + 3 files + 15 restart + 5 log
+    // + 1 state
+    assert_eq!(keys, 45, "{text}");
 }
 
 #[test]
@@ -1076,4 +1081,38 @@ fn line_column_counts_characters() {
     assert_eq!(line_column(text, 3 + "çé ".len()), (2, 4));
     assert_eq!(line_column(text, 4), (2, 1), "inside a character");
     assert_eq!(line_column(text, 1000), (3, 1), "past the end");
+}
+
+#[test]
+fn fd_budget_and_trend_keys() {
+    let text = "[health]\nbusy_fields = [\"active_runs\"]\n[fds]\ntrend_window = \"3h\"\n\
+                trend_horizon = \"0s\"\ntrend_restart = true\n[fds.budget]\nbase = 40\n\
+                per = 3\nfield = \"sessions\"\n[restart]\nmax_defer = \"10m\"\n";
+    let cfg = Config::from_toml_str(text, Path::new("w.toml"), home()).unwrap();
+    assert_eq!(cfg.health.busy_fields, vec!["active_runs".to_string()]);
+    assert_eq!(cfg.fds.trend_window, Duration::from_secs(3 * 3600));
+    assert_eq!(cfg.fds.trend_horizon, Duration::ZERO);
+    assert!(cfg.fds.trend_restart);
+    let budget = cfg.fds.budget.clone().unwrap();
+    assert_eq!(
+        (budget.base, budget.per, budget.field.as_str()),
+        (40, 3, "sessions")
+    );
+    assert_eq!(budget.factor, 2.0);
+    assert_eq!(cfg.restart.max_defer, Duration::from_secs(600));
+    let again = Config::from_toml_str(&cfg.to_toml(), Path::new("w.toml"), home()).unwrap();
+    assert_eq!(again, cfg);
+
+    for (bad, needle) in [
+        (
+            "[fds.budget]\nfield = \"sessions\"\nper = 3\nfactor = 0.5\n",
+            "at least 1.0",
+        ),
+        ("[fds.budget]\nfield = \"sessions\"\n", "both 0"),
+        ("[fds.budget]\nfield = \"sessions\"\nper = -1\n", "per"),
+        ("[fds]\ntrend_window = \"0s\"\n", "trend_window"),
+    ] {
+        let err = Config::from_toml_str(bad, Path::new("w.toml"), home()).unwrap_err();
+        assert!(err.to_string().contains(needle), "{bad:?}: {err}");
+    }
 }

@@ -11,6 +11,7 @@ use crate::probe::health::{Attempt, HealthResult};
 use crate::probe::os::{FdLimit, Identity, ProcState, ProcessInfo};
 use crate::probe::supervisor::{JobStatus, Kind, Orphan, Resolution, Supervision, Supervisor};
 use crate::target::{Discovery, Target};
+use crate::trend::Trend;
 
 const NOW_S: u64 = 1_800_000_000;
 const OWN_UID: u32 = 1000;
@@ -153,6 +154,8 @@ fn context() -> Context {
     Context {
         now: now(),
         restarts_in_window: 0,
+        trend: None,
+        deferred_since: None,
         dry_run: false,
         own_uid: OWN_UID,
     }
@@ -165,12 +168,14 @@ enum Expect {
     Restart,
     Start,
     KillOrphan,
+    Deferred,
     Suppressed(&'static str),
 }
 
 fn shape(plan: &Plan) -> Expect {
     match plan {
         Plan::Nothing => Expect::Nothing,
+        Plan::Deferred { .. } => Expect::Deferred,
         Plan::Act(a) => match a.kind {
             ActionKind::Restart => Expect::Restart,
             ActionKind::Start => Expect::Start,
@@ -628,7 +633,119 @@ const ROWS: &[Row] = &[
         codes: &[(HealthFailed, Hard)],
         plan: Expect::Suppressed("no_job"),
     },
+    Row {
+        name: "a leak projected within the horizon warns",
+        change: |_, _, x| x.trend = Some(leak(3600)),
+        verdict: Verdict::Warning,
+        codes: &[(FdLeakProjected, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "a leak projected beyond the horizon is quiet",
+        change: |_, _, x| x.trend = Some(leak(3 * 3600)),
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "a zero horizon turns the projection off",
+        change: |_, c, x| {
+            x.trend = Some(leak(60));
+            c.fds.trend_horizon = Duration::ZERO;
+        },
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "with trend_restart an idle server is restarted before the limit",
+        change: |o, c, x| {
+            x.trend = Some(leak(3600));
+            c.fds.trend_restart = true;
+            o.health.json = Some(serde_json::json!({"active_runs": 0, "active_streams": 0}));
+        },
+        verdict: Verdict::Warning,
+        codes: &[(FdLeakProjected, Predictive)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "a busy server defers a predictive restart",
+        change: |o, c, x| {
+            x.trend = Some(leak(3600));
+            c.fds.trend_restart = true;
+            o.health.json = Some(serde_json::json!({"active_runs": 2}));
+        },
+        verdict: Verdict::Warning,
+        codes: &[(FdLeakProjected, Predictive)],
+        plan: Expect::Deferred,
+    },
+    Row {
+        name: "a deferral ends after max_defer",
+        change: |o, c, x| {
+            x.trend = Some(leak(3600));
+            c.fds.trend_restart = true;
+            o.health.json = Some(serde_json::json!({"active_streams": 1}));
+            x.deferred_since = Some(now() - Duration::from_secs(31 * 60));
+        },
+        verdict: Verdict::Warning,
+        codes: &[(FdLeakProjected, Predictive)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "a hard reason restarts a busy server at once",
+        change: |o, _, _| {
+            o.health.json = Some(serde_json::json!({"active_runs": 2}));
+            o.fds = Some(Ok(fds(1000, 10)));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(FdsOverLimit, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "more FDs than the budget allows warns",
+        change: |o, c, _| {
+            c.fds.budget = Some(crate::config::FdBudget {
+                base: 10,
+                per: 2,
+                field: "sessions".into(),
+                factor: 2.0,
+            });
+            // expected 10 + 2 × 20 = 50, allowed 100; 100 FDs is within, 101 over.
+            o.health.json = Some(serde_json::json!({"sessions": 20}));
+            o.fds = Some(Ok(fds(101, 10)));
+        },
+        verdict: Verdict::Warning,
+        codes: &[(FdsOverBudget, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "within the budget is healthy",
+        change: |o, c, _| {
+            c.fds.budget = Some(crate::config::FdBudget {
+                base: 10,
+                per: 2,
+                field: "sessions".into(),
+                factor: 2.0,
+            });
+            o.health.json = Some(serde_json::json!({"sessions": 20}));
+        },
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
 ];
+
+/// A trend that reaches the limit in `eta_s` seconds (the default horizon is 2 h).
+fn leak(eta_s: u64) -> Trend {
+    Trend {
+        samples: 6,
+        window_s: 6 * 3600,
+        rate_per_hour: 120.0,
+        limit: 1000,
+        projected_s: Some(eta_s),
+        top_growing: None,
+    }
+}
 
 fn file(size: u64, action: FileAction) -> FileReading {
     FileReading {
@@ -713,6 +830,8 @@ fn reason_codes_read_the_same_in_json_and_text() {
         FdsNearLimit,
         FdsUnreadable,
         TargetUnclear,
+        FdLeakProjected,
+        FdsOverBudget,
     ] {
         assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
     }

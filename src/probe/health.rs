@@ -273,6 +273,7 @@ mod tests {
             expect_status: vec![200],
             expect_body: None,
             insecure_tls: false,
+            busy_fields: Vec::new(),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Observation: everything read about the target in one run. No side effects on it.
 
+pub mod census;
 pub mod fds;
 pub mod files;
 pub mod health;

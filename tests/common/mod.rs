@@ -179,6 +179,13 @@ pub struct ConfigToml(pub toml::Table);
 
 impl ConfigToml {
     pub fn base(env: &TestEnv, server: &TestServer) -> ConfigToml {
+        ConfigToml::for_port(env, server.port)
+    }
+
+    /// The base configuration (see [`ConfigToml`]) for a server on `port` that the test
+    /// did not start itself (one a supervisor runs): `health.url` is its /health.
+    pub fn for_port(env: &TestEnv, port: u16) -> ConfigToml {
+        let url = format!("http://127.0.0.1:{port}/health");
         let text = format!(
             r#"
 files = []
@@ -220,9 +227,8 @@ format = "json"
 [state]
 dir = {state}
 "#,
-            port = server.port,
             pidfile = toml_str(&env.pidfile),
-            url = toml::Value::from(server.url.clone()),
+            url = toml::Value::from(url),
             log = toml_str(&env.log_file),
             state = toml_str(&env.state_dir),
         );
@@ -1754,4 +1760,191 @@ pub fn open_up_for_everyone(env: &TestEnv) {
         }
     }
     walk(&env.root);
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers that a supervisor runs
+// ---------------------------------------------------------------------------------------
+
+/// The test server's command line for a supervisor to run in `env`: the real interpreter,
+/// `testserver.py`, `--port-file`, `--pid-log`, `--db` and `--mode-file` (no pidfile:
+/// respawned copies that lose the race for the port would overwrite it). Every copy logs
+/// its PID, so [`TestEnv`]'s drop ends the ones the supervisor respawned.
+pub fn testserver_argv(env: &TestEnv) -> Vec<String> {
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    vec![
+        python().to_string(),
+        path(&testserver_script()),
+        "--port-file".into(),
+        path(&env.port_file),
+        "--pid-log".into(),
+        path(&env.pid_log),
+        "--db".into(),
+        path(&env.db_dir),
+        "--mode-file".into(),
+        path(&env.mode_file),
+    ]
+}
+
+/// Waits (bounded) until a test server of `env` listens on the port in `env.port_file`
+/// and answers; returns its PID and the port. `not` excludes a PID (the old server
+/// while waiting for a new one).
+pub fn wait_for_server(env: &TestEnv, timeout: Duration, not: Option<u32>) -> (u32, u16) {
+    let mut found = None;
+    let up = wait_until(timeout, || {
+        let Some(port) = read_port(&env.port_file) else {
+            return false;
+        };
+        let Some(pid) = listener_pid(port).filter(|&p| Some(p) != not) else {
+            return false;
+        };
+        let answers = http_get(
+            &format!("http://127.0.0.1:{port}/control/fds"),
+            Duration::from_secs(2),
+        )
+        .is_ok_and(|r| r.status == 200);
+        if answers && is_testserver(pid) {
+            found = Some((pid, port));
+        }
+        found.is_some()
+    });
+    assert!(
+        up,
+        "no test server (other than {not:?}) came up within {timeout:?}; port file: {:?}, \
+         logged PIDs: {:?}",
+        fs::read_to_string(&env.port_file).ok(),
+        env.logged_pids()
+    );
+    found.unwrap()
+}
+
+/// The environment of `pid` (`/proc/PID/environ`) as `KEY=VALUE` strings.
+pub fn environ(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|&c| c == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// The parent PID of `pid` (`/proc/PID/stat`).
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// A daemon-like child (supervisord, runsv) stopped the way its operator would stop it:
+/// SIGTERM, a bounded wait for it to stop its own children and exit, then SIGKILL; always
+/// reaped. Only this PID is signalled.
+pub struct GracefulChild {
+    child: Option<Child>,
+    /// How long to wait after SIGTERM before SIGKILL.
+    pub grace: Duration,
+}
+
+impl GracefulChild {
+    pub fn spawn(cmd: &mut Command, grace: Duration) -> GracefulChild {
+        GracefulChild {
+            child: Some(
+                cmd.spawn()
+                    .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program())),
+            ),
+            grace,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("child").id()
+    }
+
+    /// The exit status if it has exited (and reaps it).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok()?
+    }
+
+    /// SIGTERM, wait up to `grace`, SIGKILL; reaps it. Returns whether SIGTERM sufficed.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        // SAFETY: kill(2) on our own unreaped child: the PID cannot have been reused.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + self.grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+impl Drop for GracefulChild {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The first executable named `name` on PATH or in `extra` directories.
+pub fn find_executable(name: &str, extra: &[&str]) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(extra.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// Writes an executable shell script.
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod script");
+}
+
+/// `text` quoted for /bin/sh (and for supervisord's shlex-split `command`).
+pub fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// SIGKILLs every live process (other than this one) whose command line contains `root`
+/// (a test's unique temp dir) and one of `names` (e.g. "testserver.py"): what a
+/// supervisor started for this test and may have left behind, found by what it was
+/// given, never by a broad name. Returns how many were signalled.
+pub fn kill_strays(root: &Path, names: &[&str]) -> usize {
+    let root = root.to_string_lossy();
+    let me = std::process::id();
+    let mut killed = 0;
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid <= 1 || pid == me || !is_alive(pid) {
+            continue;
+        }
+        let line = cmdline(pid);
+        if line.contains(root.as_ref()) && names.iter().any(|n| line.contains(n)) {
+            // SAFETY: kill(2) on a PID just identified by its command line.
+            if unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) } == 0 {
+                killed += 1;
+            }
+        }
+    }
+    killed
 }

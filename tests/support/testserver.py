@@ -37,6 +37,8 @@ Start-up flags:
   --db DIR            directory holding state.db (default: the current directory)
   --ignore-sigterm    ignore SIGTERM
   --startup-delay S   sleep S seconds before binding
+  --fail-if-exists F  exit 1 at once (before anything else) while F exists: a server
+                      that cannot start, for a supervisor to give up on (FATAL)
 
 Like Hermes, it raises its soft RLIMIT_NOFILE to 4096 when it is lower.
 """
@@ -419,6 +421,11 @@ def bind():
             time.sleep(0.2)
 
 
+def on_usr1(_signum, _frame):
+    with open(os.path.join(ARGS.db, "usr1.log"), "a", encoding="utf-8") as f:
+        f.write("%d stack dump\n" % os.getpid())
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -429,13 +436,21 @@ def main():
     p.add_argument("--mode-file")
     p.add_argument("--ignore-sigterm", action="store_true")
     p.add_argument("--startup-delay", type=float, default=0.0)
+    p.add_argument("--fail-if-exists")
     ARGS = p.parse_args()
+
+    if ARGS.fail_if_exists and os.path.exists(ARGS.fail_if_exists):
+        log("%s exists: failing at start-up" % ARGS.fail_if_exists)
+        sys.exit(1)
 
     if ARGS.pid_log:
         with open(ARGS.pid_log, "a", encoding="utf-8") as f:
             f.write("%d\n" % os.getpid())
     if ARGS.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Like Hermes WebUI, SIGUSR1 dumps the thread stacks; here it leaves a record of
+    # the signal in DB/usr1.log so a test can see the pre-kill signal arrived.
+    signal.signal(signal.SIGUSR1, on_usr1)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4096:
         want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)

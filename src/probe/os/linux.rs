@@ -5,8 +5,9 @@
 //! are unit-tested on samples rather than on whatever this machine happens to run.
 
 mod sock_diag;
+mod sockets;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{FdEntry, FdLimit, Identity, OsError, PortOwner, ProcState, ProcessInfo};
+use super::{FdEntry, FdLimit, FileKind, Identity, OsError, PortOwner, ProcState, ProcessInfo};
 
 // ---------------------------------------------------------------------------------------
 // Public interface
@@ -60,6 +61,18 @@ pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
         Err(OsError::NoSuchProcess(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+pub fn socket_descriptions(pid: u32) -> Result<HashMap<u64, String>, OsError> {
+    Ok(sockets::descriptions(pid))
+}
+
+/// The kind of file an FD's path names. Stats the FD itself through its magic link,
+/// so it is right in any mount namespace and for deleted files too.
+pub fn fd_file_kind(pid: u32, fd: i32, _path: &str) -> Option<FileKind> {
+    fs::metadata(proc_path(pid, "fd").join(fd.to_string()))
+        .ok()
+        .map(|meta| FileKind::of(meta.file_type()))
 }
 
 pub fn cgroup(pid: u32) -> Result<Option<String>, OsError> {
@@ -155,10 +168,6 @@ impl FdDir {
         Ok(fds)
     }
 
-    fn target(&self, fd: i32) -> io::Result<String> {
-        self.target_into(fd, &mut vec![0u8; libc::PATH_MAX as usize])
-    }
-
     fn target_into(&self, fd: i32, buffer: &mut [u8]) -> io::Result<String> {
         use std::os::fd::AsRawFd;
         let name = std::ffi::CString::new(fd.to_string()).map_err(io::Error::other)?;
@@ -208,13 +217,13 @@ pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
     // The candidates (pidfile PID, last known PID) usually hold the socket; checking them
     // first keeps the common case to a few readlinks instead of every FD on the box.
     for &pid in candidates {
-        if holds_any_socket(pid, &inodes) {
+        if holds_any_socket(pid, &inodes, true) {
             return Ok(PortOwner::Held(vec![pid]));
         }
     }
     let holders: Vec<u32> = all_pids()?
         .into_iter()
-        .filter(|&pid| holds_any_socket(pid, &inodes))
+        .filter(|&pid| holds_any_socket(pid, &inodes, false))
         .collect();
     if holders.is_empty() {
         return Ok(PortOwner::Hidden);
@@ -280,23 +289,38 @@ fn read_cwd(pid: u32) -> Option<std::path::PathBuf> {
     fs::read_link(proc_path(pid, "cwd")).ok()
 }
 
-fn holds_any_socket(pid: u32, inodes: &HashSet<u64>) -> bool {
-    // Processes we may not read, or that exit mid-scan, simply do not count as holders;
-    // if nobody readable holds the socket the answer is `Hidden`, never `Free`.
-    // Stops at the first match: a server's listening socket is usually one of its first
-    // FDs, so a leaking server with thousands of FDs costs a few readlinks, not all.
+/// FDs tried one by one before a candidate's FD directory is listed.
+const LOW_FDS: i32 = 32;
+
+/// Whether `pid` holds one of the socket `inodes`. Processes we may not read, or that
+/// exit mid-scan, simply do not count as holders; if nobody readable holds the socket
+/// the answer is `Hidden`, never `Free`.
+///
+/// A server's listening socket is nearly always one of its first FDs, so for a
+/// `candidate` those are tried directly first: listing the directory costs the kernel
+/// a dentry per FD, thousands for a leaking server. The full scan of every process
+/// lists instead, since most processes hold only a few FDs.
+fn holds_any_socket(pid: u32, inodes: &HashSet<u64>, candidate: bool) -> bool {
     let Ok(dir) = FdDir::open(pid) else {
         return false;
     };
+    let mut buffer = vec![0u8; libc::PATH_MAX as usize];
+    let mut holds = |fd: i32| {
+        dir.target_into(fd, &mut buffer).is_ok_and(|link| {
+            parse_socket_inode(&link).is_some_and(|inode| inodes.contains(&inode))
+        })
+    };
+    if candidate && (0..LOW_FDS).any(&mut holds) {
+        return true;
+    }
     let Ok(mut numbers) = dir.numbers() else {
         return false;
     };
     numbers.sort_unstable();
-    numbers.into_iter().any(|fd| {
-        dir.target(fd).is_ok_and(|link| {
-            parse_socket_inode(&link).is_some_and(|inode| inodes.contains(&inode))
-        })
-    })
+    numbers
+        .into_iter()
+        .filter(|&fd| !candidate || fd >= LOW_FDS)
+        .any(holds)
 }
 
 fn listening_inodes(port: u16) -> Result<HashSet<u64>, OsError> {

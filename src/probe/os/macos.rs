@@ -429,6 +429,18 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
     Ok(proc_args(pid)?.env_pairs())
 }
 
+/// Socket FDs are already described in their targets (see `darwin_fd`).
+pub fn socket_descriptions(_pid: u32) -> Result<std::collections::HashMap<u64, String>, OsError> {
+    Ok(std::collections::HashMap::new())
+}
+
+/// No `/proc` here: stat the path itself (a deleted file has none, and is "file").
+pub fn fd_file_kind(_pid: u32, _fd: i32, path: &str) -> Option<super::FileKind> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|meta| super::FileKind::of(meta.file_type()))
+}
+
 pub fn cgroup(_pid: u32) -> Result<Option<String>, OsError> {
     Ok(None)
 }

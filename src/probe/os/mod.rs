@@ -94,6 +94,14 @@ pub struct FdLimit {
     pub hard: Option<u64>,
 }
 
+impl FdLimit {
+    /// `soft 4096 / hard unlimited`.
+    pub fn describe(&self) -> String {
+        let show = |v: Option<u64>| v.map_or("unlimited".to_string(), |v| v.to_string());
+        format!("soft {} / hard {}", show(self.soft), show(self.hard))
+    }
+}
+
 /// Who LISTENs on a TCP port, as far as this user can see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortOwner {
@@ -120,6 +128,45 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
 /// The process's identity now, or `None` if it no longer exists (or is a zombie).
 pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     platform::identity(pid)
+}
+
+/// What kind of file an FD's path names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Fifo,
+    Device,
+    Other,
+}
+
+impl FileKind {
+    pub fn of(file_type: std::fs::FileType) -> FileKind {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_dir() {
+            FileKind::Directory
+        } else if file_type.is_fifo() {
+            FileKind::Fifo
+        } else if file_type.is_char_device() || file_type.is_block_device() {
+            FileKind::Device
+        } else if file_type.is_file() {
+            FileKind::Regular
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
+/// Descriptions of the process's sockets by inode (`tcp 127.0.0.1:8787 LISTEN`), where
+/// the platform names sockets by inode; empty where the FD targets already describe
+/// them.
+pub fn socket_descriptions(pid: u32) -> Result<std::collections::HashMap<u64, String>, OsError> {
+    platform::socket_descriptions(pid)
+}
+
+/// The kind of file FD `fd` (whose target is `path`) of `pid` is; `None` if unknown.
+pub fn fd_file_kind(pid: u32, fd: i32, path: &str) -> Option<FileKind> {
+    platform::fd_file_kind(pid, fd, path)
 }
 
 /// The process's control-group membership as the kernel prints it

@@ -68,15 +68,61 @@ const _: () = assert!(size_of::<DiagMsg>() == 72);
 pub fn listening_inodes(port: u16) -> io::Result<HashSet<u64>> {
     let mut inodes = HashSet::new();
     for family in [libc::AF_INET, libc::AF_INET6] {
-        dump_listeners(family as u8, port, &mut inodes)?;
+        for msg in dump(family as u8, 1 << TCP_LISTEN)? {
+            if msg.state == TCP_LISTEN && u16::from_be(msg.id.sport) == port {
+                inodes.insert(u64::from(msg.inode));
+            }
+        }
     }
     Ok(inodes)
 }
 
-fn dump_listeners(family: u8, port: u16, inodes: &mut HashSet<u64>) -> io::Result<()> {
+/// Every TCP socket in this network namespace as `(inode, "tcp L[->R] STATE")`, the
+/// census's description. One netlink dump costs a fraction of reading
+/// `/proc/net/tcp`, which the kernel walks again for every page it returns.
+pub fn tcp_descriptions() -> io::Result<Vec<(u64, String)>> {
+    let mut found = Vec::new();
+    for (family, proto) in [(libc::AF_INET, "tcp"), (libc::AF_INET6, "tcp6")] {
+        for msg in dump(family as u8, ALL_STATES)? {
+            if msg.inode == 0 {
+                continue;
+            }
+            let v6 = family == libc::AF_INET6;
+            let local = endpoint(&msg.id.src, msg.id.sport, v6);
+            let remote = endpoint(&msg.id.dst, msg.id.dport, v6);
+            let ends = if remote.port() == 0 && remote.ip().is_unspecified() {
+                local.to_string()
+            } else {
+                format!("{local}->{remote}")
+            };
+            let state = super::sockets::tcp_state_name(msg.state);
+            found.push((u64::from(msg.inode), format!("{proto} {ends} {state}")));
+        }
+    }
+    Ok(found)
+}
+
+const ALL_STATES: u32 = 0xFFF;
+
+fn endpoint(words: &[u32; 4], port_be: u16, v6: bool) -> std::net::SocketAddr {
+    // The address words hold network-order bytes as they lie in memory.
+    let ip: std::net::IpAddr = if v6 {
+        let mut bytes = [0u8; 16];
+        for (i, w) in words.iter().enumerate() {
+            bytes[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+        }
+        std::net::Ipv6Addr::from(bytes).into()
+    } else {
+        std::net::Ipv4Addr::from(words[0].to_ne_bytes()).into()
+    };
+    std::net::SocketAddr::new(ip, u16::from_be(port_be))
+}
+
+fn dump(family: u8, states: u32) -> io::Result<Vec<DiagMsg>> {
     let socket = open_socket()?;
-    send_request(&socket, family)?;
+    send_request(&socket, family, states)?;
     let mut buffer = vec![0u8; 32 * 1024];
+    let mut messages = Vec::new();
     loop {
         // SAFETY: recv writes at most buffer.len() bytes into the buffer we own.
         let received = unsafe {
@@ -94,8 +140,8 @@ fn dump_listeners(family: u8, port: u16, inodes: &mut HashSet<u64>) -> io::Resul
                 "sock_diag closed",
             ));
         }
-        if parse_messages(&buffer[..received], port, inodes)? {
-            return Ok(());
+        if parse_messages(&buffer[..received], &mut messages)? {
+            return Ok(messages);
         }
     }
 }
@@ -134,7 +180,7 @@ fn open_socket() -> io::Result<OwnedFd> {
     Ok(socket)
 }
 
-fn send_request(socket: &OwnedFd, family: u8) -> io::Result<()> {
+fn send_request(socket: &OwnedFd, family: u8, states: u32) -> io::Result<()> {
     let request = Request {
         header: libc::nlmsghdr {
             nlmsg_len: size_of::<Request>() as u32,
@@ -148,7 +194,7 @@ fn send_request(socket: &OwnedFd, family: u8) -> io::Result<()> {
             protocol: libc::IPPROTO_TCP as u8,
             ext: 0,
             pad: 0,
-            states: 1 << TCP_LISTEN,
+            states,
             id: SockId::default(),
         },
     };
@@ -173,7 +219,7 @@ fn send_request(socket: &OwnedFd, family: u8) -> io::Result<()> {
 }
 
 /// Reads one datagram of netlink messages; `Ok(true)` once the dump is complete.
-fn parse_messages(mut data: &[u8], port: u16, inodes: &mut HashSet<u64>) -> io::Result<bool> {
+fn parse_messages(mut data: &[u8], messages: &mut Vec<DiagMsg>) -> io::Result<bool> {
     let header_len = size_of::<libc::nlmsghdr>();
     while data.len() >= header_len {
         // SAFETY: at least header_len bytes remain; read_unaligned copes with any
@@ -201,10 +247,7 @@ fn parse_messages(mut data: &[u8], port: u16, inodes: &mut HashSet<u64>) -> io::
                 && payload.len() >= size_of::<DiagMsg>() =>
             {
                 // SAFETY: the payload holds at least one DiagMsg.
-                let msg: DiagMsg = unsafe { std::ptr::read_unaligned(payload.as_ptr().cast()) };
-                if msg.state == TCP_LISTEN && u16::from_be(msg.id.sport) == port {
-                    inodes.insert(u64::from(msg.inode));
-                }
+                messages.push(unsafe { std::ptr::read_unaligned(payload.as_ptr().cast()) });
             }
             _ => {}
         }
@@ -245,30 +288,67 @@ mod tests {
     }
 
     #[test]
-    fn parses_a_dump_and_keeps_only_listeners_on_the_port() {
+    fn parses_a_dump_until_done() {
         let mut data = message(SOCK_DIAG_BY_FAMILY, &diag(TCP_LISTEN, 8787, 111));
-        data.extend(message(SOCK_DIAG_BY_FAMILY, &diag(TCP_LISTEN, 9999, 222)));
         data.extend(message(SOCK_DIAG_BY_FAMILY, &diag(1, 8787, 333)));
-        let mut inodes = HashSet::new();
-        assert!(!parse_messages(&data, 8787, &mut inodes).unwrap());
-        assert_eq!(inodes, HashSet::from([111]));
+        let mut messages = Vec::new();
+        assert!(!parse_messages(&data, &mut messages).unwrap());
+        let seen: Vec<(u8, u16, u32)> = messages
+            .iter()
+            .map(|m| (m.state, u16::from_be(m.id.sport), m.inode))
+            .collect();
+        assert_eq!(seen, vec![(TCP_LISTEN, 8787, 111), (1, 8787, 333)]);
         let done = message(libc::NLMSG_DONE as u16, &0i32.to_ne_bytes());
-        assert!(parse_messages(&done, 8787, &mut inodes).unwrap());
+        assert!(parse_messages(&done, &mut messages).unwrap());
     }
 
     #[test]
     fn rejects_malformed_and_reports_kernel_errors() {
-        let mut inodes = HashSet::new();
+        let mut messages = Vec::new();
         let mut bad = message(SOCK_DIAG_BY_FAMILY, &diag(TCP_LISTEN, 1, 1));
         bad[0] = 200; // length past the end
-        assert!(parse_messages(&bad, 1, &mut inodes).is_err());
+        assert!(parse_messages(&bad, &mut messages).is_err());
         let error = message(libc::NLMSG_ERROR as u16, &(-libc::EPERM).to_ne_bytes());
-        let err = parse_messages(&error, 1, &mut inodes).unwrap_err();
+        let err = parse_messages(&error, &mut messages).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EPERM));
         assert!(
-            !parse_messages(&[1, 2, 3], 1, &mut inodes).unwrap(),
+            !parse_messages(&[1, 2, 3], &mut messages).unwrap(),
             "short tail ignored"
         );
+    }
+
+    #[test]
+    fn describes_a_real_connection_like_proc_net_tcp_does() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        let described = tcp_descriptions().unwrap();
+        let listen = format!("tcp 127.0.0.1:{port} LISTEN");
+        let connected = format!("tcp 127.0.0.1:{client_port}->127.0.0.1:{port} ESTABLISHED");
+        assert!(
+            described.iter().any(|(_, d)| *d == listen),
+            "{listen} not in {described:?}"
+        );
+        assert!(
+            described.iter().any(|(_, d)| *d == connected),
+            "{connected} not in {described:?}"
+        );
+        // The same inodes and text as the /proc table gives.
+        let proc_rows = super::super::sockets::parse_inet_table(
+            &std::fs::read_to_string("/proc/self/net/tcp").unwrap(),
+            "tcp",
+            false,
+        );
+        for row in proc_rows
+            .iter()
+            .filter(|(_, d)| d.contains(&format!(":{port}")))
+        {
+            assert!(
+                described.contains(row),
+                "{row:?} missing from netlink's {described:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,0 +1,389 @@
+//! `watchdog schedule <cron|launchd|systemd> [--install]`: the job that runs
+//! `watchdog check` every minute, printed for review or installed for the current
+//! user. Installing changes only the user's own crontab, LaunchAgents or systemd user
+//! units, and says what it did.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::ScheduleKind;
+use crate::command::{self, Output};
+use crate::deadline::Deadline;
+use crate::exit_code::ExitCode;
+
+/// launchd's label and systemd's unit name for the job.
+pub const LABEL: &str = "io.github.watchdog.check";
+const UNIT: &str = "watchdog-check";
+/// A bound on `crontab`, `launchctl` and `systemctl` while installing.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the job runs: this binary, `check`, and the config file if one was used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub exe: PathBuf,
+    pub config: Option<PathBuf>,
+    pub home: PathBuf,
+}
+
+impl Job {
+    fn argv(&self) -> Vec<String> {
+        let mut argv = vec![self.exe.display().to_string(), "check".into()];
+        if let Some(config) = &self.config {
+            argv.extend(["-c".into(), config.display().to_string()]);
+        }
+        argv
+    }
+}
+
+/// Cron mails what a job prints; a healthy `check` prints nothing, so every mail is
+/// news. `flock`-style overlap protection is built in (exit 5), so no wrapper.
+pub fn cron_line(job: &Job) -> String {
+    let argv: Vec<String> = job.argv().iter().map(|a| shell_quote(a)).collect();
+    format!("* * * * * {}", argv.join(" "))
+}
+
+/// A LaunchAgent run every 60 s. launchd gives agents a minimal PATH; the one here also
+/// reaches Homebrew's `supervisorctl`, should the server run under supervisord.
+pub fn launchd_plist(job: &Job) -> String {
+    let args: String = job
+        .argv()
+        .iter()
+        .map(|a| format!("        <string>{}</string>\n", xml_escape(a)))
+        .collect();
+    let log = job.home.join("Library/Logs/watchdog.log");
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0">
+<dict>
+    <key>Label</key>
+    <string>{LABEL}</string>
+    <key>ProgramArguments</key>
+    <array>
+{args}    </array>
+    <key>StartInterval</key>
+    <integer>60</integer>
+    <key>RunAtLoad</key>
+    <true/>
+    <key>StandardErrorPath</key>
+    <string>{log}</string>
+    <key>EnvironmentVariables</key>
+    <dict>
+        <key>PATH</key>
+        <string>/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin:/opt/homebrew/bin</string>
+    </dict>
+</dict>
+</plist>
+"#,
+        log = xml_escape(&log.display().to_string())
+    )
+}
+
+/// A oneshot service and the timer that starts it every minute, as user units.
+pub fn systemd_units(job: &Job) -> (String, String) {
+    let exec: Vec<String> = job.argv().iter().map(|a| systemd_quote(a)).collect();
+    let service = format!(
+        "[Unit]\n\
+         Description=watchdog: one health and FD check of the local web server\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         ExecStart={}\n\
+         # Exit 4 (not acted on) and 5 (another run holds the lock) are not failures.\n\
+         SuccessExitStatus=1 4 5\n",
+        exec.join(" ")
+    );
+    let timer = format!(
+        "[Unit]\n\
+         Description=Run watchdog-check every minute\n\
+         \n\
+         [Timer]\n\
+         OnBootSec=1min\n\
+         OnUnitActiveSec=1min\n\
+         AccuracySec=1s\n\
+         Unit={UNIT}.service\n\
+         \n\
+         [Install]\n\
+         WantedBy=timers.target\n"
+    );
+    (service, timer)
+}
+
+/// Where each kind installs, under the user's home.
+pub fn install_paths(kind: ScheduleKind, home: &Path) -> Vec<PathBuf> {
+    match kind {
+        ScheduleKind::Cron => Vec::new(),
+        ScheduleKind::Launchd => vec![home.join(format!("Library/LaunchAgents/{LABEL}.plist"))],
+        ScheduleKind::Systemd => {
+            let dir = home.join(".config/systemd/user");
+            vec![
+                dir.join(format!("{UNIT}.service")),
+                dir.join(format!("{UNIT}.timer")),
+            ]
+        }
+    }
+}
+
+pub fn run(kind: ScheduleKind, install: bool, job: &Job) -> ExitCode {
+    if !install {
+        print!("{}", render(kind, job));
+        return ExitCode::Healthy;
+    }
+    match install_job(kind, job) {
+        Ok(done) => {
+            for line in done {
+                println!("{line}");
+            }
+            ExitCode::Healthy
+        }
+        Err(why) => {
+            eprintln!("watchdog: schedule --install failed: {why}");
+            ExitCode::RestartFailed
+        }
+    }
+}
+
+fn render(kind: ScheduleKind, job: &Job) -> String {
+    let mut out = String::new();
+    match kind {
+        ScheduleKind::Cron => {
+            let _ = writeln!(
+                out,
+                "# add with `crontab -e`, or run `watchdog schedule cron --install`"
+            );
+            let _ = writeln!(out, "{}", cron_line(job));
+        }
+        ScheduleKind::Launchd => {
+            let path = &install_paths(kind, &job.home)[0];
+            let _ = writeln!(
+                out,
+                "<!-- save as {} and load with: launchctl bootstrap gui/$(id -u) {} -->",
+                path.display(),
+                path.display()
+            );
+            out.push_str(&launchd_plist(job));
+        }
+        ScheduleKind::Systemd => {
+            let paths = install_paths(kind, &job.home);
+            let (service, timer) = systemd_units(job);
+            let _ = writeln!(out, "# {}", paths[0].display());
+            out.push_str(&service);
+            let _ = writeln!(out, "\n# {}", paths[1].display());
+            out.push_str(&timer);
+            let _ = writeln!(
+                out,
+                "\n# then: systemctl --user daemon-reload && systemctl --user enable --now {UNIT}.timer"
+            );
+        }
+    }
+    out
+}
+
+fn install_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
+    match kind {
+        ScheduleKind::Cron => install_cron(job),
+        ScheduleKind::Launchd => {
+            let path = &install_paths(kind, &job.home)[0];
+            write_file(path, &launchd_plist(job))?;
+            let uid = current_uid();
+            // A job loaded before is unloaded first, so the new plist takes effect;
+            // "not loaded" is not an error here.
+            let _ = tool(&["launchctl", "bootout", &format!("gui/{uid}/{LABEL}")]);
+            tool(&[
+                "launchctl",
+                "bootstrap",
+                &format!("gui/{uid}"),
+                &path.display().to_string(),
+            ])?;
+            Ok(vec![
+                format!("wrote {}", path.display()),
+                format!(
+                    "loaded it: launchctl bootstrap gui/{uid} {}",
+                    path.display()
+                ),
+            ])
+        }
+        ScheduleKind::Systemd => {
+            let paths = install_paths(kind, &job.home);
+            let (service, timer) = systemd_units(job);
+            write_file(&paths[0], &service)?;
+            write_file(&paths[1], &timer)?;
+            tool(&["systemctl", "--user", "daemon-reload"])?;
+            tool(&[
+                "systemctl",
+                "--user",
+                "enable",
+                "--now",
+                &format!("{UNIT}.timer"),
+            ])?;
+            Ok(vec![
+                format!("wrote {} and {}", paths[0].display(), paths[1].display()),
+                format!("enabled and started {UNIT}.timer (systemctl --user)"),
+            ])
+        }
+    }
+}
+
+/// Adds the line unless the crontab already runs this binary's `check`; the rest of
+/// the crontab is kept as it was.
+fn install_cron(job: &Job) -> Result<Vec<String>, String> {
+    let line = cron_line(job);
+    // `crontab -l` fails when the user has no crontab yet: that is an empty one.
+    let current = tool(&["crontab", "-l"]).unwrap_or_default();
+    let exe = shell_quote(&job.exe.display().to_string());
+    if current
+        .lines()
+        .any(|l| !l.trim_start().starts_with('#') && l.contains(&format!("{exe} check")))
+    {
+        return Ok(vec![format!(
+            "the crontab already runs {exe} check; left unchanged"
+        )]);
+    }
+    let mut updated = current;
+    if !updated.is_empty() && !updated.ends_with('\n') {
+        updated.push('\n');
+    }
+    updated.push_str(&line);
+    updated.push('\n');
+    let dir = tempfile_dir()?;
+    let staged = dir.join("crontab");
+    write_file(&staged, &updated)?;
+    let result = tool(&["crontab", &staged.display().to_string()]);
+    let _ = fs::remove_dir_all(&dir);
+    result?;
+    Ok(vec![format!("added to the crontab: {line}")])
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("watchdog-schedule-{}", std::process::id()));
+    fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn write_file(path: &Path, text: &str) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Runs a tool to completion (bounded); its stdout on success.
+fn tool(argv: &[&str]) -> Result<String, String> {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    let done = command::run(&argv, &[], Output::Capture, Deadline::after(TOOL_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    if done.status.success() {
+        Ok(done.stdout)
+    } else {
+        Err(format!(
+            "`{}` failed ({}): {}",
+            argv.join(" "),
+            done.status,
+            done.text()
+        ))
+    }
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-=:+,@".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// systemd's ExecStart quoting: double quotes, with `\` and `"` escaped; `%` doubled.
+fn systemd_quote(word: &str) -> String {
+    let escaped = word.replace('%', "%%");
+    if escaped
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-=:+,@%".contains(c))
+        && !escaped.is_empty()
+    {
+        escaped
+    } else {
+        format!("\"{}\"", escaped.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(config: Option<&str>) -> Job {
+        Job {
+            exe: PathBuf::from("/usr/local/bin/watchdog"),
+            config: config.map(PathBuf::from),
+            home: PathBuf::from("/Users/me"),
+        }
+    }
+
+    #[test]
+    fn cron_line_runs_check_every_minute() {
+        assert_eq!(
+            cron_line(&job(None)),
+            "* * * * * /usr/local/bin/watchdog check"
+        );
+        assert_eq!(
+            cron_line(&job(Some("/home/me/my watchdog.toml"))),
+            "* * * * * /usr/local/bin/watchdog check -c '/home/me/my watchdog.toml'"
+        );
+    }
+
+    #[test]
+    fn launchd_plist_has_the_interval_and_arguments() {
+        let plist = launchd_plist(&job(Some("/Users/me/.config/watchdog/w&d.toml")));
+        for needle in [
+            "<string>io.github.watchdog.check</string>",
+            "<key>StartInterval</key>\n    <integer>60</integer>",
+            "<string>/usr/local/bin/watchdog</string>",
+            "<string>check</string>",
+            "<string>/Users/me/.config/watchdog/w&amp;d.toml</string>",
+            "<string>/Users/me/Library/Logs/watchdog.log</string>",
+        ] {
+            assert!(plist.contains(needle), "{needle} missing:\n{plist}");
+        }
+    }
+
+    #[test]
+    fn systemd_units_pair_a_oneshot_with_a_timer() {
+        let (service, timer) = systemd_units(&job(Some("/home/me/50% off.toml")));
+        assert!(service.contains("Type=oneshot"));
+        assert!(
+            service
+                .contains("ExecStart=/usr/local/bin/watchdog check -c \"/home/me/50%% off.toml\""),
+            "{service}"
+        );
+        assert!(service.contains("SuccessExitStatus=1 4 5"));
+        assert!(timer.contains("OnUnitActiveSec=1min"));
+        assert!(timer.contains("Unit=watchdog-check.service"));
+        assert!(timer.contains("WantedBy=timers.target"));
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("plain/path-1.toml"), "plain/path-1.toml");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(systemd_quote("a b"), "\"a b\"");
+        assert_eq!(xml_escape("<&>"), "&lt;&amp;&gt;");
+    }
+}

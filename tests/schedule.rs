@@ -1,0 +1,226 @@
+//! `watchdog schedule`: the printed units are valid (systemd-analyze verify where it is
+//! installed), and `--install` writes only under the (temporary) home and calls the
+//! right tools — stand-ins on PATH that record their arguments.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let sandbox = Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        fs::create_dir_all(sandbox.home()).unwrap();
+        fs::create_dir_all(sandbox.bin()).unwrap();
+        sandbox
+    }
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+    fn calls(&self) -> String {
+        fs::read_to_string(self.dir.path().join("calls")).unwrap_or_default()
+    }
+
+    /// A stand-in that appends `name args...` to `calls` and runs `body`.
+    fn stand_in(&self, name: &str, body: &str) {
+        let path = self.bin().join(name);
+        let script = format!(
+            "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{body}\n",
+            self.dir.path().join("calls").display()
+        );
+        fs::write(&path, script).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn watchdog(&self, args: &[&str]) -> Output {
+        let path = format!("{}:/usr/bin:/bin", self.bin().display());
+        Command::new(env!("CARGO_BIN_EXE_watchdog"))
+            .args(args)
+            .env_clear()
+            .env("HOME", self.home())
+            .env("PATH", path)
+            .env("TMPDIR", self.dir.path())
+            .output()
+            .unwrap()
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn printed_systemd_units_pass_systemd_analyze_verify() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.watchdog(&["schedule", "systemd"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let (service, timer) = split_units(&text);
+    let unit_dir = sandbox.dir.path().join("units");
+    fs::create_dir_all(&unit_dir).unwrap();
+    let service_path = unit_dir.join("watchdog-check.service");
+    let timer_path = unit_dir.join("watchdog-check.timer");
+    fs::write(&service_path, service).unwrap();
+    fs::write(&timer_path, timer).unwrap();
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&service_path)
+        .arg(&timer_path)
+        .output()
+        .expect("systemd-analyze is needed: apt-get install systemd");
+    assert!(
+        verify.status.success(),
+        "systemd-analyze verify:\n{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+/// The two units from the printed text, each after its `# path` header.
+fn split_units(text: &str) -> (String, String) {
+    let mut units = [String::new(), String::new()];
+    let mut current = None;
+    for line in text.lines() {
+        if line.starts_with("# ") && line.ends_with(".service") {
+            current = Some(0);
+        } else if line.starts_with("# ") && line.ends_with(".timer") {
+            current = Some(1);
+        } else if line.starts_with("# then") {
+            current = None;
+        } else if let Some(i) = current {
+            units[i].push_str(line);
+            units[i].push('\n');
+        }
+    }
+    (units[0].clone(), units[1].clone())
+}
+
+#[test]
+fn cron_install_adds_one_line_and_keeps_the_rest() {
+    let sandbox = Sandbox::new();
+    let table = sandbox.dir.path().join("crontab.txt");
+    fs::write(&table, "MAILTO=me@example.com\n0 3 * * * /usr/bin/backup\n").unwrap();
+    // `crontab -l` prints the table; `crontab FILE` replaces it.
+    sandbox.stand_in(
+        "crontab",
+        &format!(
+            "if [ \"$1\" = -l ]; then cat '{t}'; else cp \"$1\" '{t}'; fi",
+            t = table.display()
+        ),
+    );
+    let config = sandbox.dir.path().join("watchdog.toml");
+    fs::write(&config, "").unwrap();
+    let config_arg = config.display().to_string();
+    let out = sandbox.watchdog(&["schedule", "cron", "--install", "-c", &config_arg]);
+    assert_ok(&out);
+    let installed = fs::read_to_string(&table).unwrap();
+    let exe = env!("CARGO_BIN_EXE_watchdog");
+    assert_eq!(
+        installed,
+        format!(
+            "MAILTO=me@example.com\n0 3 * * * /usr/bin/backup\n* * * * * {exe} check -c {}\n",
+            config.display()
+        )
+    );
+    // A second install changes nothing.
+    let again = sandbox.watchdog(&["schedule", "cron", "--install", "-c", &config_arg]);
+    assert_ok(&again);
+    assert!(
+        stdout(&again).contains("left unchanged"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(fs::read_to_string(&table).unwrap(), installed);
+}
+
+#[test]
+fn systemd_install_writes_user_units_and_enables_the_timer() {
+    let sandbox = Sandbox::new();
+    sandbox.stand_in("systemctl", "exit 0");
+    let out = sandbox.watchdog(&["schedule", "systemd", "--install"]);
+    assert_ok(&out);
+    let dir = sandbox.home().join(".config/systemd/user");
+    let service = fs::read_to_string(dir.join("watchdog-check.service")).unwrap();
+    assert!(service.contains(&format!(
+        "ExecStart={} check",
+        env!("CARGO_BIN_EXE_watchdog")
+    )));
+    assert!(dir.join("watchdog-check.timer").exists());
+    assert_eq!(
+        sandbox.calls(),
+        "systemctl --user daemon-reload\nsystemctl --user enable --now watchdog-check.timer\n"
+    );
+}
+
+#[test]
+fn launchd_install_writes_a_launch_agent_and_bootstraps_it() {
+    let sandbox = Sandbox::new();
+    // bootout of a job that was never loaded fails; install must not care.
+    sandbox.stand_in(
+        "launchctl",
+        "if [ \"$1\" = bootout ]; then echo 'Boot-out failed: 3: No such process' >&2; exit 3; fi",
+    );
+    let out = sandbox.watchdog(&["schedule", "launchd", "--install"]);
+    assert_ok(&out);
+    let plist_path: PathBuf = sandbox
+        .home()
+        .join("Library/LaunchAgents/io.github.watchdog.check.plist");
+    let plist = fs::read_to_string(&plist_path).unwrap();
+    assert!(plist.contains("<integer>60</integer>"));
+    assert!(plist.contains(&format!(
+        "<string>{}</string>",
+        env!("CARGO_BIN_EXE_watchdog")
+    )));
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        sandbox.calls(),
+        format!(
+            "launchctl bootout gui/{uid}/io.github.watchdog.check\n\
+             launchctl bootstrap gui/{uid} {}\n",
+            plist_path.display()
+        )
+    );
+}
+
+#[test]
+fn a_failing_tool_is_reported_and_exits_non_zero() {
+    let sandbox = Sandbox::new();
+    sandbox.stand_in("systemctl", "echo 'Failed to connect to bus' >&2; exit 1");
+    let out = sandbox.watchdog(&["schedule", "systemd", "--install"]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Failed to connect to bus"), "{stderr}");
+}
+
+#[test]
+fn printing_touches_nothing() {
+    let sandbox = Sandbox::new();
+    for kind in ["cron", "launchd", "systemd"] {
+        let out = sandbox.watchdog(&["schedule", kind]);
+        assert_ok(&out);
+        assert!(stdout(&out).contains(env!("CARGO_BIN_EXE_watchdog")));
+    }
+    let written: Vec<_> = fs::read_dir(sandbox.home()).unwrap().collect();
+    assert!(written.is_empty(), "printing wrote {written:?}");
+    assert_eq!(sandbox.calls(), "");
+}

@@ -1,0 +1,1095 @@
+//! End-to-end tests of restarts through a supervisor (SPEC §5 methods, auto-detection,
+//! the double-fork orphan; §6 outputs): a REAL supervisord and a REAL runit run the test
+//! server, and the watchdog must find them, ask them to restart, and never fight them.
+//! launchd and systemd cannot run here: stand-ins named `launchctl` and `systemctl`
+//! (`tests/support/fake_supervisor.py`) record every call and behave like the real tools.
+//!
+//! Needs `python3 -m supervisor.supervisord` (`pip install supervisor`) and `runsv`/`sv`
+//! (`apt-get install runit`); a missing one fails its tests with the install command.
+//! Everything lives in the test's temp dir: supervisord's config, socket and logs, runit's
+//! service directory, the stand-ins' state. supervisord and runsv are the test's children,
+//! stopped on drop by SIGTERM (then SIGKILL); every server logs its PID, so the ones the
+//! supervisors respawned are killed by `TestEnv`'s drop, which runs last.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::*;
+
+/// Generous: supervisord and Python start slowly on a small shared machine.
+const UP_TIMEOUT: Duration = Duration::from_secs(30);
+const SUPERVISORCTL_TIMEOUT: Duration = Duration::from_secs(30);
+const LABEL: &str = "com.example.hermes-webui";
+const UNIT: &str = "hermes.service";
+
+// ---------------------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------------------
+
+/// Asserts the exit status, showing the run and the log when it differs.
+#[track_caller]
+fn assert_exit(env: &TestEnv, r: &RunResult, code: i32) {
+    assert_eq!(
+        r.status,
+        Some(code),
+        "expected exit {code}\n{}\n--- log ---\n{}",
+        r.dump(),
+        log_text(env)
+    );
+}
+
+/// The one event named `name`, asserting there is exactly one.
+#[track_caller]
+fn one_event(env: &TestEnv, name: &str) -> Value {
+    let evs = events_named(env, name);
+    assert_eq!(
+        evs.len(),
+        1,
+        "expected one {name:?} event:\n{}",
+        log_text(env)
+    );
+    evs.into_iter().next().unwrap()
+}
+
+/// The position of the first event named `name` in the log.
+#[track_caller]
+fn event_index(env: &TestEnv, name: &str) -> usize {
+    log_events(env)
+        .iter()
+        .position(|e| e["event"] == name)
+        .unwrap_or_else(|| panic!("no {name:?} event in the log:\n{}", log_text(env)))
+}
+
+/// `restart` before `restarted`, both with `method`, no `restart_failed`.
+#[track_caller]
+fn assert_restart_events(env: &TestEnv, method: &str) {
+    let restart = one_event(env, "restart");
+    let restarted = one_event(env, "restarted");
+    assert_eq!(restart["method"], method, "{restart}");
+    assert_eq!(restarted["method"], method, "{restarted}");
+    assert!(
+        event_index(env, "restart") < event_index(env, "restarted"),
+        "`restart` must come before `restarted`:\n{}",
+        log_text(env)
+    );
+    assert!(
+        events_named(env, "restart_failed").is_empty(),
+        "{}",
+        log_text(env)
+    );
+}
+
+/// No event that acts was logged.
+#[track_caller]
+fn assert_nothing_done(env: &TestEnv) {
+    for name in [
+        "restart",
+        "restarted",
+        "restart_failed",
+        "start",
+        "incident",
+    ] {
+        assert!(
+            events_named(env, name).is_empty(),
+            "unexpected {name:?} event:\n{}",
+            log_text(env)
+        );
+    }
+}
+
+/// The successful restart's report: `kind` through `method`, and the new server's PID.
+#[track_caller]
+fn assert_acted(rep: &Value, kind: &str, method: &str) -> u32 {
+    let action = &rep["action"];
+    assert_eq!(rep["exit_code"], 1, "{rep:#}");
+    assert_eq!(action["kind"], kind, "{rep:#}");
+    assert_eq!(action["method"], method, "{rep:#}");
+    assert_eq!(action["result"], "restarted", "{rep:#}");
+    assert_eq!(rep["restart_method"], method, "{rep:#}");
+    action["new_pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no action.new_pid: {rep:#}")) as u32
+}
+
+/// The new server holds the port, answers /health, is not the old one, and the old one
+/// is gone.
+#[track_caller]
+fn assert_replaced(old: u32, new: u32, port: u16) {
+    assert_ne!(new, old, "the job still runs the old PID");
+    assert_eq!(
+        listener_pid(port),
+        Some(new),
+        "the job's new PID does not hold port {port}"
+    );
+    assert!(
+        healthy(&format!("http://127.0.0.1:{port}/health")),
+        "the new server (PID {new}) is not healthy"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !is_alive(old)),
+        "the old server PID {old} is still alive"
+    );
+}
+
+/// A directory of tools prepended to PATH for the watchdog runs.
+struct Tools {
+    bin: PathBuf,
+}
+
+impl Tools {
+    fn new(env: &TestEnv) -> Tools {
+        let bin = env.root.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        Tools { bin }
+    }
+
+    /// PATH for the watchdog: this directory first.
+    fn path(&self) -> String {
+        let rest = std::env::var("PATH").unwrap_or_default();
+        format!("{}:{rest}", self.bin.display())
+    }
+
+    fn install(&self, name: &str, script: &str) {
+        write_script(&self.bin.join(name), script);
+    }
+
+    /// Runs the watchdog with this PATH.
+    fn watchdog(&self, env: &TestEnv, args: &[&str]) -> RunResult {
+        let mut cmd = watchdog_cmd(env, args);
+        cmd.env("PATH", self.path());
+        run_with_timeout(cmd, WATCHDOG_TIMEOUT)
+    }
+}
+
+/// The watchdog config for the server on `port`: auto-detection, the harness defaults.
+fn auto_config(env: &TestEnv, port: u16) -> ConfigToml {
+    let mut cfg = ConfigToml::for_port(env, port);
+    cfg.set("restart.method", "auto");
+    cfg
+}
+
+/// `status --json`, which must exit 0 here: the server is healthy.
+#[track_caller]
+fn healthy_status(env: &TestEnv, tools: &Tools) -> Value {
+    let r = tools.watchdog(env, &["status", "--json"]);
+    assert_exit(env, &r, 0);
+    report(&r)
+}
+
+/// The report's `target.supervisor`, asserting kind, name and evidence.
+#[track_caller]
+fn assert_supervisor(rep: &Value, kind: &str, name: &str, evidence: &str) -> Value {
+    let sup = rep["target"]["supervisor"].clone();
+    assert!(sup.is_object(), "no target.supervisor: {rep:#}");
+    assert_eq!(sup["kind"], kind, "{rep:#}");
+    assert_eq!(sup["name"], name, "{rep:#}");
+    assert_eq!(sup["evidence"], evidence, "{rep:#}");
+    assert_eq!(rep["restart_method"], kind, "{rep:#}");
+    sup
+}
+
+// ---------------------------------------------------------------------------------------
+// supervisord
+// ---------------------------------------------------------------------------------------
+
+/// Fails (never skips) when supervisord is not installed for `python3`.
+fn require_supervisor() {
+    let ok = Command::new(python())
+        .args([
+            "-c",
+            "import supervisor.supervisord, supervisor.supervisorctl",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "supervisord is not installed for {}: run `pip install supervisor` \
+         (these tests start a real supervisord)",
+        python()
+    );
+}
+
+/// A real supervisord (`python3 -m supervisor.supervisord -n`), the test's child, with its
+/// config, unix socket and logs in the temp dir; stopped by SIGTERM on drop, which stops
+/// its programs too.
+struct Supervisord {
+    daemon: GracefulChild,
+    root: PathBuf,
+    /// `unix:///.../supervisor.sock`, as its children see it in SUPERVISOR_SERVER_URL.
+    url: String,
+    log: PathBuf,
+}
+
+impl Supervisord {
+    /// Starts supervisord with `programs` (config sections) and waits until it answers.
+    fn start(env: &TestEnv, programs: &str) -> Supervisord {
+        require_supervisor();
+        let root = env.root.display();
+        let sock = env.root.join("supervisor.sock");
+        // sun_path holds 108 bytes: a long TMPDIR would fail in supervisord's own words.
+        assert!(
+            sock.as_os_str().len() < 100,
+            "socket path {} is too long for a unix socket: set a shorter TMPDIR",
+            sock.display()
+        );
+        let url = format!("unix://{}", sock.display());
+        let conf = env.root.join("supervisord.conf");
+        let log = env.root.join("supervisord.log");
+        fs::write(
+            &conf,
+            format!(
+                "[unix_http_server]\nfile = {sock}\n\n\
+                 [supervisord]\nlogfile = {log}\npidfile = {root}/supervisord.pid\n\
+                 childlogdir = {root}\nnodaemon = true\nloglevel = debug\n\n\
+                 [rpcinterface:supervisor]\n\
+                 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+                 [supervisorctl]\nserverurl = {url}\n\n{programs}",
+                sock = sock.display(),
+                log = log.display(),
+            ),
+        )
+        .unwrap();
+        let out = fs::File::create(env.root.join("supervisord.out")).unwrap();
+        let daemon = GracefulChild::spawn(
+            Command::new(python())
+                .args(["-m", "supervisor.supervisord", "-n", "-c"])
+                .arg(&conf)
+                .current_dir(&env.root)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out),
+            Duration::from_secs(20),
+        );
+        let mut sup = Supervisord {
+            daemon,
+            root: env.root.clone(),
+            url,
+            log,
+        };
+        let up = wait_until(UP_TIMEOUT, || {
+            assert!(
+                sup.daemon.try_wait().is_none(),
+                "supervisord exited at start-up:\n{}",
+                sup.logs()
+            );
+            sock.exists() && sup.ctl(&["status"]).1.contains("hermes:")
+        });
+        assert!(up, "supervisord did not answer:\n{}", sup.logs());
+        sup
+    }
+
+    fn logs(&self) -> String {
+        let out = self.log.with_file_name("supervisord.out");
+        format!(
+            "--- supervisord.log ---\n{}\n--- stdout/stderr ---\n{}",
+            fs::read_to_string(&self.log).unwrap_or_default(),
+            fs::read_to_string(out).unwrap_or_default()
+        )
+    }
+
+    /// The real supervisorctl on this supervisord: exit code and output.
+    fn ctl(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut cmd = Command::new(python());
+        cmd.args(["-m", "supervisor.supervisorctl", "-s", &self.url])
+            .args(args);
+        let r = run_with_timeout(cmd, SUPERVISORCTL_TIMEOUT);
+        assert!(!r.timed_out, "supervisorctl {args:?} hung\n{}", r.dump());
+        (r.status, format!("{}{}", r.stdout, r.stderr))
+    }
+
+    /// `supervisorctl status NAME` → (state, pid).
+    fn status(&self, name: &str) -> (String, Option<u32>) {
+        let (_, out) = self.ctl(&["status", name]);
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no status line for {name}: {out}"));
+        let mut words = line.split_whitespace().skip(1);
+        let state = words.next().unwrap_or("").to_string();
+        let pid = line
+            .split_once("pid ")
+            .and_then(|(_, rest)| rest.split(',').next()?.trim().parse().ok());
+        (state, pid)
+    }
+
+    /// Waits (bounded) for `name` to reach `state`; returns its PID then.
+    fn wait_state(&self, name: &str, state: &str) -> Option<u32> {
+        let mut last = (String::new(), None);
+        let reached = wait_until(UP_TIMEOUT, || {
+            last = self.status(name);
+            last.0 == state
+        });
+        assert!(
+            reached,
+            "{name} did not reach {state} (last: {last:?})\n{}",
+            self.logs()
+        );
+        last.1
+    }
+}
+
+impl Drop for Supervisord {
+    /// supervisord stops its programs on SIGTERM; what they started outside it (the
+    /// double fork's servers, one perhaps still starting up and not yet in the PID log)
+    /// is found by this test's temp dir in its command line and killed.
+    fn drop(&mut self) {
+        self.daemon.stop();
+        let names = ["testserver.py", "double_fork_start.py"];
+        wait_until(Duration::from_secs(5), || {
+            kill_strays(&self.root, &names) == 0
+        });
+    }
+}
+
+/// A `[program:webui]` in `[group:hermes]` (so the job is `hermes:webui`) running
+/// `command`, its output in the temp dir.
+fn program_section(env: &TestEnv, command: &[String], extra: &str) -> String {
+    let command: Vec<String> = command.iter().map(|a| sh_quote(a)).collect();
+    format!(
+        "[program:webui]\ncommand = {}\ndirectory = {}\nautostart = true\nautorestart = true\n\
+         stopwaitsecs = 5\nredirect_stderr = true\nstdout_logfile = {}/webui.log\n{extra}\n\
+         [group:hermes]\nprograms = webui\n",
+        command.join(" "),
+        env.root.display(),
+        env.root.display(),
+    )
+}
+
+/// supervisorctl for the watchdog: the real one, run through the same interpreter the
+/// tests use (a pip install under pyenv puts no command on PATH until `pyenv rehash`).
+fn install_supervisorctl(tools: &Tools) {
+    tools.install(
+        "supervisorctl",
+        &format!(
+            "#!/bin/sh\nexec {} -m supervisor.supervisorctl \"$@\"\n",
+            sh_quote(python())
+        ),
+    );
+}
+
+const JOB: &str = "hermes:webui";
+
+#[test]
+fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    install_supervisorctl(&tools);
+    let sup = Supervisord::start(
+        &env,
+        &program_section(
+            &env,
+            &testserver_argv(&env),
+            "startsecs = 1\nstartretries = 3\n",
+        ),
+    );
+    let job_pid = sup.wait_state(JOB, "RUNNING");
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    assert_eq!(job_pid, Some(pid), "supervisord runs the server itself");
+
+    let mut cfg = auto_config(&env, port);
+    cfg.set("fds.max", 150);
+    cfg.write(&env);
+
+    let rep = healthy_status(&env, &tools);
+    let s = assert_supervisor(&rep, "supervisor", JOB, "SUPERVISOR_PROCESS_NAME");
+    assert_eq!(s["job"]["pid"], pid, "{rep:#}");
+    assert_eq!(s["job"]["state"], "RUNNING", "{rep:#}");
+    assert_eq!(s["orphan"], false, "{rep:#}");
+    assert_eq!(rep["target"]["pid"], pid, "{rep:#}");
+
+    let base = format!("http://127.0.0.1:{port}");
+    control(&base, "/control/leak?n=80"); // 161 FDs on state.db alone
+    assert!(fd_count(pid) >= 150, "precondition: leak too small");
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    let new_pid = assert_acted(&rep, "restart", "supervisor");
+    assert!(
+        reason_codes(&rep).contains(&"fds_over_limit".to_string()),
+        "{rep:#}"
+    );
+    assert_restart_events(&env, "supervisor");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("-s {} restart {JOB}", sup.url)),
+        "the restart went through supervisorctl -s URL restart GROUP:NAME: {detail}"
+    );
+
+    let (state, now) = sup.status(JOB);
+    assert_eq!(state, "RUNNING", "{}", sup.logs());
+    assert_eq!(now, Some(new_pid), "supervisord runs the reported new PID");
+    assert_replaced(pid, new_pid, port);
+    assert!(
+        environ(new_pid)
+            .iter()
+            .any(|v| v == "SUPERVISOR_PROCESS_NAME=webui"),
+        "the new server was started by supervisord, not by the watchdog"
+    );
+    assert!(
+        fd_count(new_pid) < 100,
+        "the new server starts with a small FD count"
+    );
+}
+
+#[test]
+fn supervisord_program_in_fatal_is_started_through_supervisorctl() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    install_supervisorctl(&tools);
+    let flag = env.root.join("fail-at-start");
+    let mut argv = testserver_argv(&env);
+    argv.extend(["--fail-if-exists".into(), flag.display().to_string()]);
+    // startretries = 0: one failed start is FATAL at once.
+    let sup = Supervisord::start(
+        &env,
+        &program_section(&env, &argv, "startsecs = 1\nstartretries = 0\n"),
+    );
+    sup.wait_state(JOB, "RUNNING");
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    auto_config(&env, port).write(&env);
+
+    // A healthy run records the supervisor in the history.
+    let r = tools.watchdog(&env, &["check"]);
+    assert_exit(&env, &r, 0);
+    let history: Value =
+        serde_json::from_str(&fs::read_to_string(env.state_dir.join("history.json")).unwrap())
+            .unwrap();
+    assert_eq!(history["supervisor"]["name"], JOB, "{history:#}");
+
+    // The program dies and supervisord gives up on it.
+    let (code, out) = sup.ctl(&["stop", JOB]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(wait_until(Duration::from_secs(10), || !is_alive(pid)));
+    fs::write(&flag, "").unwrap();
+    sup.ctl(&["start", JOB]); // "ERROR (spawn error)"
+    assert_eq!(sup.wait_state(JOB, "FATAL"), None);
+    fs::remove_file(&flag).unwrap();
+    assert_eq!(
+        listener_pid(port),
+        None,
+        "precondition: nothing on the port"
+    );
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    assert!(
+        reason_codes(&rep).contains(&"no_process".to_string()),
+        "{rep:#}"
+    );
+    let new_pid = assert_acted(&rep, "start", "supervisor");
+    let start = one_event(&env, "start");
+    assert_eq!(start["method"], "supervisor", "{start}");
+    assert_eq!(one_event(&env, "restarted")["method"], "supervisor");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("-s {} restart {JOB}", sup.url)),
+        "the remembered job was started through supervisorctl: {detail}"
+    );
+
+    let (state, now) = sup.status(JOB);
+    assert_eq!(state, "RUNNING", "{}", sup.logs());
+    assert_eq!(now, Some(new_pid));
+    assert_replaced(pid, new_pid, port);
+}
+
+// ---------------------------------------------------------------------------------------
+// The double-fork orphan under supervisord
+// ---------------------------------------------------------------------------------------
+
+fn double_fork_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/double_fork_start.py")
+}
+
+/// supervisord runs the old bootstrap: a start script that starts the server in a new
+/// session and exits 0 (startsecs = 0, autorestart: respawned in a loop). Returns the
+/// supervisord and the orphan (the first server, holding the port) with its port.
+fn orphan_setup(env: &TestEnv) -> (Supervisord, u32, u16) {
+    let mut command = vec![
+        python().to_string(),
+        double_fork_script().display().to_string(),
+        "--port-file".into(),
+        env.port_file.display().to_string(),
+        "--log".into(),
+        env.root.join("orphans.log").display().to_string(),
+        "--linger".into(),
+        "2".into(),
+        "--".into(),
+    ];
+    command.extend(testserver_argv(env));
+    let sup = Supervisord::start(env, &program_section(env, &command, "startsecs = 0\n"));
+    let (orphan, port) = wait_for_server(env, UP_TIMEOUT, None);
+    // The signature: the port holder carries the job's identity, but it is not the job's
+    // process nor one of its descendants.
+    assert!(
+        environ(orphan)
+            .iter()
+            .any(|v| v == "SUPERVISOR_PROCESS_NAME=webui"),
+        "precondition: the orphan carries the job's identity"
+    );
+    let (_, job_pid) = sup.status(JOB);
+    assert_ne!(
+        job_pid,
+        Some(orphan),
+        "precondition: supervisord runs the script"
+    );
+    (sup, orphan, port)
+}
+
+#[track_caller]
+fn assert_orphan_event(env: &TestEnv, orphan: u32, recurring: bool) -> Value {
+    let ev = one_event(env, "orphan");
+    assert_eq!(ev["orphan_pid"], orphan, "{ev}");
+    assert_eq!(ev["pid"], orphan, "{ev}");
+    assert_eq!(ev["method"], "supervisor", "{ev}");
+    assert_eq!(ev["evidence"], "SUPERVISOR_PROCESS_NAME", "{ev}");
+    assert!(
+        ev.get("job_pid").is_some() && ev["job_pid"] != orphan,
+        "job_pid is the job's PID (the script's, or null): {ev}"
+    );
+    assert_eq!(ev["recurring"], recurring, "{ev}");
+    ev
+}
+
+#[test]
+fn double_fork_orphan_under_supervisord_is_killed_and_its_recurrence_explained() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    install_supervisorctl(&tools);
+    let (sup, orphan, port) = orphan_setup(&env);
+    let mut cfg = auto_config(&env, port);
+    cfg.set("target.match", "testserver.py");
+    cfg.write(&env);
+
+    let rep = orphan_status(&env, &tools);
+    let s = assert_supervisor(&rep, "supervisor", JOB, "SUPERVISOR_PROCESS_NAME");
+    assert_eq!(s["orphan"], true, "{rep:#}");
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    assert!(
+        reason_codes(&rep).contains(&"orphan_port_holder".to_string()),
+        "{rep:#}"
+    );
+    let new_pid = assert_acted(&rep, "kill_orphan", "supervisor");
+    let ev = assert_orphan_event(&env, orphan, false);
+    assert!(
+        !ev["message"].as_str().unwrap().contains("foreground"),
+        "a first orphan names no recurrence: {ev}"
+    );
+    assert_restart_events(&env, "supervisor");
+    assert!(
+        wait_until(Duration::from_secs(10), || !is_alive(orphan)),
+        "the orphan PID {orphan} is still alive"
+    );
+    // The restarted script started a new server, and left it behind again.
+    assert_eq!(listener_pid(port), Some(new_pid), "{}", sup.logs());
+    assert!(healthy(&format!("http://127.0.0.1:{port}/health")));
+
+    // Next run: the new server is an orphan too, and now the log says why.
+    let second = new_pid;
+    let _ = fs::remove_file(&env.log_file);
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    assert_acted(&rep, "kill_orphan", "supervisor");
+    let ev = assert_orphan_event(&env, second, true);
+    let message = ev["message"].as_str().unwrap();
+    for words in ["exits after starting the server", "foreground"] {
+        assert!(message.contains(words), "{words:?} not in: {message}");
+    }
+    assert!(wait_until(Duration::from_secs(10), || !is_alive(second)));
+    assert!(healthy(&format!("http://127.0.0.1:{port}/health")));
+}
+
+/// `status --json` while an orphan holds the port: exit 4 (it would act), nothing done.
+#[track_caller]
+fn orphan_status(env: &TestEnv, tools: &Tools) -> Value {
+    let r = tools.watchdog(env, &["status", "--json"]);
+    assert_exit(env, &r, 4);
+    report(&r)
+}
+
+#[test]
+fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    install_supervisorctl(&tools);
+    let (sup, orphan, port) = orphan_setup(&env);
+    let untouched = |what: &str| {
+        assert!(
+            is_alive(orphan) && !is_stopped(orphan),
+            "{what}: the orphan was signalled"
+        );
+        assert_eq!(listener_pid(port), Some(orphan), "{what}: {}", sup.logs());
+        assert_nothing_done(&env);
+    };
+
+    // kill_orphans = false: reported, not killed.
+    let mut cfg = auto_config(&env, port);
+    cfg.set("target.match", "testserver.py");
+    cfg.set("restart.kill_orphans", false);
+    cfg.write(&env);
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["kind"], "kill_orphan", "{rep:#}");
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    assert_orphan_event(&env, orphan, false);
+    let ev = one_event(&env, "suppressed");
+    assert_eq!(ev["method"], "supervisor", "{ev}");
+    assert!(
+        ev["message"].as_str().unwrap().contains("kill_orphans"),
+        "{ev}"
+    );
+    untouched("kill_orphans = false");
+
+    // No target.match, and supervisord does not show the job's program: the orphan
+    // cannot be recognised as the server, so it is not killed.
+    let _ = fs::remove_file(&env.log_file);
+    cfg.remove("target.match");
+    cfg.set("restart.kill_orphans", true);
+    cfg.write(&env);
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("target.match"), "{rep:#}");
+    assert!(
+        one_event(&env, "suppressed")["message"]
+            .as_str()
+            .unwrap()
+            .contains("target.match")
+    );
+    untouched("no target.match");
+
+    // A target.match the port holder does not match: the sources disagree, so there is
+    // no target at all; health passes, so this is a warning (exit 0), and nothing is
+    // touched.
+    let _ = fs::remove_file(&env.log_file);
+    cfg.set("target.match", "no-such-server.py");
+    cfg.write(&env);
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    assert!(
+        reason_codes(&rep).contains(&"target_unclear".to_string()),
+        "{rep:#}"
+    );
+    assert!(
+        events_named(&env, "orphan").is_empty(),
+        "{}",
+        log_text(&env)
+    );
+    untouched("target.match not matching");
+}
+
+// ---------------------------------------------------------------------------------------
+// runit
+// ---------------------------------------------------------------------------------------
+
+/// `runsv` and `sv`, or the test fails with the install command.
+fn require_runit() -> (PathBuf, PathBuf) {
+    let dirs = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"];
+    let find = |name| {
+        find_executable(name, &dirs).unwrap_or_else(|| {
+            panic!("{name} is not installed: run `apt-get install runit` (these tests start a real runsv)")
+        })
+    };
+    (find("runsv"), find("sv"))
+}
+
+/// A real `runsv DIR`, the test's child. Dropping it sends SIGTERM (runsv stops the
+/// service and exits), then kills the service's last PID if it is still a test server.
+struct Runsv {
+    daemon: GracefulChild,
+    dir: PathBuf,
+    sv: PathBuf,
+}
+
+impl Runsv {
+    fn start(env: &TestEnv, run: &str) -> Runsv {
+        let (runsv, sv) = require_runit();
+        let dir = env.root.join("service/hermes");
+        fs::create_dir_all(&dir).unwrap();
+        write_script(&dir.join("run"), run);
+        let dir = dir.canonicalize().unwrap();
+        let out = fs::File::create(env.root.join("runsv.out")).unwrap();
+        let daemon = GracefulChild::spawn(
+            Command::new(runsv)
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out),
+            Duration::from_secs(15),
+        );
+        Runsv { daemon, dir, sv }
+    }
+
+    /// `sv status DIR` → (output, pid).
+    fn status(&self) -> (String, Option<u32>) {
+        let mut cmd = Command::new(&self.sv);
+        cmd.arg("status").arg(&self.dir);
+        let r = run_with_timeout(cmd, Duration::from_secs(20));
+        let pid = r
+            .stdout
+            .split_once("(pid ")
+            .and_then(|(_, rest)| rest.split(')').next()?.parse().ok());
+        (r.stdout, pid)
+    }
+}
+
+impl Drop for Runsv {
+    fn drop(&mut self) {
+        let last = fs::read_to_string(self.dir.join("supervise/pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        self.daemon.stop();
+        if let Some(pid) = last {
+            wait_until(Duration::from_secs(5), || !is_testserver(pid));
+            kill_if_testserver(pid, libc::SIGKILL);
+        }
+    }
+}
+
+#[test]
+fn runit_service_is_detected_and_restarted_through_sv() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    let argv: Vec<String> = testserver_argv(&env).iter().map(|a| sh_quote(a)).collect();
+    let service_log = env.root.join("service.log");
+    // exec: runsv is the server's parent, as with any well-written run script.
+    let run = format!(
+        "#!/bin/sh\nexec {} >>{} 2>&1\n",
+        argv.join(" "),
+        sh_quote(&service_log.display().to_string())
+    );
+    let runit = Runsv::start(&env, &run);
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    assert_eq!(
+        parent_pid(pid),
+        Some(runit.daemon.pid()),
+        "runsv runs the server"
+    );
+    let (out, sv_pid) = runit.status();
+    assert!(out.starts_with("run: "), "{out}");
+    assert_eq!(sv_pid, Some(pid), "{out}");
+
+    let mut cfg = auto_config(&env, port);
+    cfg.set("fds.max", 150);
+    cfg.write(&env);
+    let dir = runit.dir.display().to_string();
+    let rep = healthy_status(&env, &tools);
+    let s = assert_supervisor(&rep, "runit", &dir, "runsv ancestor");
+    assert_eq!(s["job"]["pid"], pid, "{rep:#}");
+    assert_eq!(s["job"]["state"], "run", "{rep:#}");
+    assert_eq!(s["orphan"], false, "{rep:#}");
+
+    control(&format!("http://127.0.0.1:{port}"), "/control/leak?n=80");
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    let new_pid = assert_acted(&rep, "restart", "runit");
+    assert_restart_events(&env, "runit");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("sv restart {dir}")),
+        "the restart went through `sv restart DIR`: {detail}"
+    );
+    let (out, sv_pid) = runit.status();
+    assert!(out.starts_with("run: "), "{out}");
+    assert_eq!(sv_pid, Some(new_pid), "{out}");
+    assert_eq!(parent_pid(new_pid), Some(runit.daemon.pid()));
+    assert_replaced(pid, new_pid, port);
+}
+
+// ---------------------------------------------------------------------------------------
+// launchd and systemd stand-ins
+// ---------------------------------------------------------------------------------------
+
+/// The stand-ins' state directory and their wrappers on the watchdog's PATH.
+struct FakeSupervisor {
+    state: PathBuf,
+}
+
+impl FakeSupervisor {
+    /// `job` names the label or unit (`{"label": ...}` / `{"unit": ...}`); the server is
+    /// the test server with `server_env` added to its environment.
+    fn new(env: &TestEnv, tools: &Tools, job: Value, server_env: Value) -> FakeSupervisor {
+        let state = env.root.join("fake-supervisor");
+        fs::create_dir_all(&state).unwrap();
+        let mut job = job;
+        job["argv"] = serde_json::json!(testserver_argv(env));
+        job["env"] = server_env;
+        job["cwd"] = env.root.display().to_string().into();
+        job["log"] = env.root.join("job.log").display().to_string().into();
+        job["fixture"] = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/launchctl/running.txt")
+            .display()
+            .to_string()
+            .into();
+        fs::write(state.join("job.json"), job.to_string()).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_supervisor.py");
+        for tool in ["launchctl", "systemctl"] {
+            tools.install(
+                tool,
+                &format!(
+                    "#!/bin/sh\nexec {} {} --state {} {tool} \"$@\"\n",
+                    sh_quote(python()),
+                    sh_quote(&script.display().to_string()),
+                    sh_quote(&state.display().to_string()),
+                ),
+            );
+        }
+        FakeSupervisor { state }
+    }
+
+    /// Starts the job's server as the supervisor would; waits until it serves.
+    fn start_job(&self, env: &TestEnv) -> (u32, u16) {
+        let mut cmd = Command::new(python());
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_supervisor.py"))
+            .arg("--state")
+            .arg(&self.state)
+            .arg("start");
+        let r = run_with_timeout(cmd, Duration::from_secs(20));
+        assert_eq!(r.status, Some(0), "{}", r.dump());
+        let started: u32 = r.stdout.trim().parse().expect("started PID");
+        let (pid, port) = wait_for_server(env, UP_TIMEOUT, None);
+        assert_eq!(pid, started);
+        (pid, port)
+    }
+
+    /// The PID the stand-in runs now.
+    fn job_pid(&self) -> Option<u32> {
+        fs::read_to_string(self.state.join("job.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Every recorded call, one per line; the record is then cleared.
+    fn take_calls(&self) -> Vec<String> {
+        let path = self.state.join("calls.log");
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let _ = fs::remove_file(&path);
+        text.lines().map(String::from).collect()
+    }
+}
+
+fn own_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+#[test]
+fn launchd_job_is_detected_from_xpc_service_name_and_kickstarted() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    let fake = FakeSupervisor::new(
+        &env,
+        &tools,
+        serde_json::json!({ "label": LABEL }),
+        serde_json::json!({ "XPC_SERVICE_NAME": LABEL }),
+    );
+    let (pid, port) = fake.start_job(&env);
+    let mut cfg = auto_config(&env, port);
+    cfg.set("fds.max", 150);
+    cfg.write(&env);
+    // launchd addresses root's jobs as system/<label>, a user's as gui/<uid>/<label>
+    // (launchd::domain_target); CI runs as root.
+    let uid = own_uid();
+    let target = if uid == 0 {
+        format!("system/{LABEL}")
+    } else {
+        format!("gui/{uid}/{LABEL}")
+    };
+
+    let rep = healthy_status(&env, &tools);
+    let s = assert_supervisor(&rep, "launchd", LABEL, "XPC_SERVICE_NAME");
+    assert_eq!(s["job"]["pid"], pid, "{rep:#}");
+    assert_eq!(s["job"]["state"], "running", "{rep:#}");
+    assert_eq!(s["orphan"], false, "{rep:#}");
+    assert_eq!(fake.take_calls(), [format!("launchctl print {target}")]);
+
+    control(&format!("http://127.0.0.1:{port}"), "/control/leak?n=80");
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    let new_pid = assert_acted(&rep, "restart", "launchd");
+    assert_restart_events(&env, "launchd");
+    let calls = fake.take_calls();
+    assert_eq!(
+        calls[..2],
+        [
+            format!("launchctl print {target}"),
+            format!("launchctl kickstart -k {target}")
+        ],
+        "{calls:#?}"
+    );
+    assert!(
+        calls[2..]
+            .iter()
+            .all(|c| *c == format!("launchctl print {target}")),
+        "after the kickstart, only status queries: {calls:#?}"
+    );
+    assert_eq!(
+        fake.job_pid(),
+        Some(new_pid),
+        "the job's new PID is reported"
+    );
+    assert_replaced(pid, new_pid, port);
+
+    // The kickstarted server is launchd's job again.
+    let rep = healthy_status(&env, &tools);
+    let s = assert_supervisor(&rep, "launchd", LABEL, "XPC_SERVICE_NAME");
+    assert_eq!(s["job"]["pid"], new_pid, "{rep:#}");
+}
+
+/// Whether the server's cgroup puts it under a systemd user manager, in which case the
+/// watchdog (rightly) adds `--user` to a configured unit's commands.
+fn cgroup_says_user_unit(pid: u32) -> bool {
+    let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    cgroup
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2).map(|p| (l, p)))
+        .find(|(l, _)| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.is_empty() || c == "name=systemd")
+        })
+        .is_some_and(|(_, path)| {
+            let segments: Vec<&str> = path.split('/').collect();
+            segments.iter().any(|s| s.starts_with("user@"))
+                && segments
+                    .iter()
+                    .any(|s| s.ends_with(".service") && !s.starts_with("user@"))
+        })
+}
+
+/// The systemd stand-in with the configured job `restart.unit = "hermes.service"`
+/// (auto-detection needs the server's cgroup to name the unit, which cannot be arranged
+/// here). Returns the env's pieces, the server, and `systemctl` (plus `--user` if the
+/// cgroup says so).
+fn systemd_setup(env: &TestEnv, tools: &Tools) -> (FakeSupervisor, u32, u16, String) {
+    let fake = FakeSupervisor::new(
+        env,
+        tools,
+        serde_json::json!({ "unit": UNIT }),
+        serde_json::json!({ "INVOCATION_ID": "0123456789abcdef0123456789abcdef" }),
+    );
+    let (pid, port) = fake.start_job(env);
+    let mut cfg = ConfigToml::for_port(env, port);
+    cfg.set("restart.method", "systemd");
+    cfg.set("restart.unit", UNIT);
+    cfg.set("fds.max", 150);
+    cfg.write(env);
+    let systemctl = if cgroup_says_user_unit(pid) {
+        "systemctl --user"
+    } else {
+        "systemctl"
+    };
+    (fake, pid, port, systemctl.to_string())
+}
+
+#[test]
+fn systemd_unit_from_config_is_restarted_with_systemctl() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    let (fake, pid, port, systemctl) = systemd_setup(&env, &tools);
+    let show = format!("{systemctl} show -p MainPID,ActiveState,SubState,Result,NRestarts {UNIT}");
+
+    let rep = healthy_status(&env, &tools);
+    let s = assert_supervisor(&rep, "systemd", UNIT, "configured");
+    assert_eq!(s["job"]["pid"], pid, "{rep:#}");
+    assert_eq!(s["job"]["state"], "active (running)", "{rep:#}");
+    assert_eq!(s["orphan"], false, "{rep:#}");
+    assert_eq!(fake.take_calls(), std::slice::from_ref(&show));
+
+    control(&format!("http://127.0.0.1:{port}"), "/control/leak?n=80");
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    let new_pid = assert_acted(&rep, "restart", "systemd");
+    assert_restart_events(&env, "systemd");
+    let calls = fake.take_calls();
+    assert_eq!(
+        calls[..2],
+        [show.clone(), format!("{systemctl} restart {UNIT}")],
+        "{calls:#?}"
+    );
+    assert!(calls[2..].iter().all(|c| *c == show), "{calls:#?}");
+    assert_eq!(fake.job_pid(), Some(new_pid));
+    assert_replaced(pid, new_pid, port);
+}
+
+#[test]
+fn systemd_start_limit_hit_exits_3_and_names_reset_failed() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    let (fake, pid, port, systemctl) = systemd_setup(&env, &tools);
+    fs::write(fake.state.join("mode"), "start-limit").unwrap();
+    control(&format!("http://127.0.0.1:{port}"), "/control/leak?n=80");
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 3);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["kind"], "restart", "{rep:#}");
+    assert_eq!(rep["action"]["method"], "systemd", "{rep:#}");
+    assert_eq!(rep["action"]["result"], "failed", "{rep:#}");
+    let failed = one_event(&env, "restart_failed");
+    assert_eq!(failed["method"], "systemd", "{failed}");
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("{systemctl} reset-failed {UNIT}")),
+        "the operator is told how to clear the start limit: {message}"
+    );
+    assert!(events_named(&env, "restarted").is_empty());
+    let show = format!("{systemctl} show -p MainPID,ActiveState,SubState,Result,NRestarts {UNIT}");
+    assert_eq!(
+        fake.take_calls(),
+        [show.clone(), format!("{systemctl} restart {UNIT}"), show],
+        "the refusal is read from the unit's state after the failed restart"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !is_alive(pid)),
+        "the stand-in stopped the server"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// No supervisor
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn plain_server_has_no_supervisor_and_restarts_builtin() {
+    let env = TestEnv::new();
+    let server = TestServer::start(&env, ServerOpts::default());
+    let mut cfg = env.base_config(&server);
+    cfg.set("restart.method", "auto");
+    cfg.write(&env);
+    let r = run_watchdog(&env, &["status", "--json"]);
+    assert_exit(&env, &r, 0);
+    let rep = report(&r);
+    assert_eq!(rep["target"]["pid"], server.pid, "{rep:#}");
+    assert!(
+        rep["target"]
+            .as_object()
+            .is_some_and(|t| t.get("supervisor") == Some(&Value::Null)),
+        "target.supervisor must be present and null: {rep:#}"
+    );
+    assert_eq!(rep["restart_method"], "builtin", "{rep:#}");
+}
