@@ -24,11 +24,14 @@ fn setup() -> (TestEnv, TestServer, ConfigToml) {
     (env, server, cfg)
 }
 
-/// A server holding `DB_CONNECTIONS` WAL connections, `PLAIN_FILES` plain file handles
-/// and the mix; returns the mix description.
+/// A server holding `DB_CONNECTIONS` WAL connections, `PLAIN_FILES` plain file handles,
+/// the mix, and a rollback-journal database in mid-write (journal.db + journal.db-journal);
+/// returns the mix description.
 fn load_server(server: &TestServer) -> Value {
     leak(server, DB_CONNECTIONS);
     leak_files(server, PLAIN_FILES);
+    let journal = server.control("/control/journal");
+    assert!(journal.contains("journal.db"), "{journal}");
     open_mix(server)
 }
 
@@ -45,8 +48,12 @@ fn assert_exit(env: &TestEnv, r: &RunResult, code: i32) {
 
 /// `watchdog fds --json --pid PID`, run between two identical readings of the FD table.
 fn census_json(env: &TestEnv, pid: u32) -> (ProcCensus, Value) {
+    // --top limits the table, never the JSON: top_paths lists every path.
     let (census, r) = with_stable_fds(pid, || {
-        run_watchdog(env, &["fds", "--json", "--pid", &pid.to_string()])
+        run_watchdog(
+            env,
+            &["fds", "--json", "--top", "2", "--pid", &pid.to_string()],
+        )
     });
     assert_exit(env, &r, 0);
     let doc = report(&r);
@@ -256,12 +263,20 @@ fn census_json_matches_what_proc_shows() {
         census.sqlite_families(),
         "fds.sqlite vs /proc\n{fds:#}"
     );
-    assert_eq!(families.len(), 1, "{families:?}");
-    let fam = &families[0];
-    assert!(fam.database.ends_with("/db/state.db"), "{fam:?}");
+    assert_eq!(families.len(), 2, "state.db and journal.db: {families:?}");
+    let fam = families
+        .iter()
+        .find(|f| f.database.ends_with("/db/state.db"))
+        .unwrap_or_else(|| panic!("no state.db family: {families:?}"));
     assert_eq!(fam.db, DB_CONNECTIONS as u64, "{fam:?}");
     assert_eq!(fam.wal, DB_CONNECTIONS as u64, "{fam:?}");
     assert!(fam.shm >= 1, "{fam:?}");
+    assert_eq!(fam.journal, 0, "{fam:?}");
+    let jf = families
+        .iter()
+        .find(|f| f.database.ends_with("/db/journal.db"))
+        .unwrap_or_else(|| panic!("no journal.db family: {families:?}"));
+    assert_eq!((jf.db, jf.wal, jf.shm, jf.journal), (1, 0, 0, 1), "{jf:?}");
 
     // TCP: the whole list as /proc shows it, and the mix's three ends by FD
     let tcp = tcp_list(fds);
@@ -296,6 +311,52 @@ fn census_json_matches_what_proc_shows() {
         assert_eq!(l6.local, addr(&mix["tcp6"]["listen"]["local"]));
         assert_eq!(l6.remote, "[::]:0".parse::<SocketAddr>().unwrap());
     }
+}
+
+/// `[[fds.paths]]` counts FDs whose *path* contains the pattern: the census must count
+/// exactly what `check` counts, and a socket (no path) never matches an address.
+#[test]
+fn census_patterns_count_paths_as_check_does() {
+    let (env, server, mut cfg) = setup();
+    cfg.fd_paths(&[("state.db", 500), ("127.0.0.1", 100)])
+        .write(&env);
+    load_server(&server);
+    let pid = server.pid;
+    let (census, doc) = census_json(&env, pid);
+    let r = run_watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    let rep = report(&r);
+    let pattern_counts = |fds: &Value| -> BTreeMap<String, u64> {
+        fds["patterns"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no patterns: {fds:#}"))
+            .iter()
+            .map(|p| {
+                (
+                    p["pattern"].as_str().unwrap().to_string(),
+                    p["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want: BTreeMap<String, u64> = ["state.db", "127.0.0.1"]
+        .iter()
+        .map(|pat| {
+            let n = census.fds.iter().filter(|f| f.target.contains(pat)).count() as u64;
+            (pat.to_string(), n)
+        })
+        .collect();
+    assert_eq!(want["127.0.0.1"], 0, "no FD path holds an address");
+    assert_eq!(
+        pattern_counts(&rep["fds"]),
+        want,
+        "check --json patterns vs /proc"
+    );
+    assert_eq!(
+        pattern_counts(&doc["fds"]),
+        want,
+        "fds --json patterns vs /proc (and vs check)"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

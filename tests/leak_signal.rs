@@ -282,6 +282,7 @@ fn projection_within_the_horizon_warns_with_rate_projection_and_path() {
     let why = reason(&r4, "fd_leak_projected")
         .unwrap_or_else(|| panic!("no fd_leak_projected reason at 60 min to the limit: {r4:#}"));
     assert_eq!(why["severity"], "soft", "{why}");
+    assert_eq!(r4["verdict"], "warning", "{r4:#}");
     assert_eq!(r4["exit_code"], 0, "{r4:#}");
     assert_eq!(r4["action"]["kind"], "none", "{r4:#}");
     assert!(is_alive(server.pid), "the server was touched");
@@ -297,6 +298,27 @@ fn projection_within_the_horizon_warns_with_rate_projection_and_path() {
         1,
         "one warning, at the 4th run\n{}",
         log_text(&env)
+    );
+
+    // status reports the trend too, and adds no sample.
+    let before = history_samples(&env).len();
+    for _ in 0..2 {
+        let r = run_watchdog(&env, &["status", "--json"]);
+        assert_exit(&env, &r, 0);
+        let st = report(&r);
+        assert!(
+            st["trend"].is_object(),
+            "status --json lacks the trend: {st:#}"
+        );
+        assert!(
+            reason(&st, "fd_leak_projected").is_some(),
+            "status does not show the projection: {st:#}"
+        );
+    }
+    assert_eq!(
+        history_samples(&env).len(),
+        before,
+        "status appended samples"
     );
     let msg = warnings[0]["message"].as_str().unwrap_or_default();
     assert!(
@@ -379,6 +401,16 @@ fn flat_fds_project_nothing() {
 /// the next, ending at the real sample of the last run (copied, so every field keeps
 /// the implementation's form). Every other field of the history is kept.
 fn prefill_samples(env: &TestEnv, pid: u32, steps: u64, delta: i64) {
+    let points: Vec<(u64, i64)> = (1..=steps)
+        .rev()
+        .map(|k| (k * STEP_S, -(k as i64) * delta))
+        .collect();
+    prefill_points(env, pid, &points);
+}
+
+/// Samples of `pid` `age` seconds before its last real sample with `offset` FDs more
+/// than it, copied from that sample and put first. Every other field is kept.
+fn prefill_points(env: &TestEnv, pid: u32, points: &[(u64, i64)]) {
     let mut doc = read_history(env);
     let samples = doc["samples"].as_array().cloned().unwrap_or_default();
     let last = samples
@@ -390,10 +422,14 @@ fn prefill_samples(env: &TestEnv, pid: u32, steps: u64, delta: i64) {
     let at = last["at"].as_u64().unwrap();
     let total = last["total"].as_i64().unwrap();
     let mut filled = Vec::new();
-    for k in (1..=steps).rev() {
+    for &(age, offset) in points {
         let mut s = last.clone();
-        s["at"] = Value::from(at - k * STEP_S);
-        s["total"] = Value::from((total - k as i64 * delta).max(0));
+        s["at"] = Value::from(at - age);
+        assert!(
+            total + offset >= 0,
+            "a sample below 0 FDs: {total} {offset:+}"
+        );
+        s["total"] = Value::from(total + offset);
         filled.push(s);
     }
     filled.extend(samples);
@@ -424,6 +460,132 @@ fn shrinking_fds_project_nothing() {
         "{}",
         log_text(&env)
     );
+}
+
+#[test]
+fn horizon_0s_disables_the_projection_warning() {
+    let (env, server, mut cfg) = setup();
+    leak(&server, 60);
+    let f = settled_fd_count(server.pid);
+    // 180 FDs an hour, the limit 60 FDs (20 min) away.
+    cfg.set("fds.max", (f + 60) as i64)
+        .set("fds.trend_horizon", "0s")
+        .write(&env);
+    check(&env, 0);
+    prefill_samples(&env, server.pid, 3, 30);
+    let rep = check(&env, 0);
+    assert!(
+        rep["trend"].is_object(),
+        "the trend is still reported: {rep:#}"
+    );
+    assert!(reason(&rep, "fd_leak_projected").is_none(), "{rep:#}");
+    assert!(
+        events_named(&env, "warning").is_empty(),
+        "{}",
+        log_text(&env)
+    );
+}
+
+#[test]
+fn samples_outside_the_window_do_not_count() {
+    let (env, server, mut cfg) = setup();
+    leak(&server, 160); // ~330 FDs: room for samples 300 below
+    let f = settled_fd_count(server.pid);
+    assert!(f > 300, "precondition: {f} FDs");
+    cfg.set("fds.max", (f + 600) as i64)
+        .set("fds.trend_window", "1h")
+        .set("fds.trend_horizon", "2h")
+        .write(&env);
+    check(&env, 0);
+    // Steep growth, but 2 h ago and earlier.
+    prefill_points(
+        &env,
+        server.pid,
+        &[(3 * 3600, -300), (2 * 3600 + 1800, -200), (2 * 3600, -100)],
+    );
+    let rep = check(&env, 0);
+    assert!(
+        rep["trend"].is_null(),
+        "only 2 samples in the 1 h window: {:#}",
+        rep["trend"]
+    );
+    assert!(reason(&rep, "fd_leak_projected").is_none(), "{rep:#}");
+
+    cfg.set("fds.trend_window", "4h").write(&env);
+    let rep = check(&env, 0);
+    let trend = &rep["trend"];
+    assert_eq!(
+        trend["samples"], 6,
+        "all 6 samples in a 4 h window: {trend:#}"
+    );
+    // The least-squares slope over exactly those samples (~86 FDs an hour).
+    let samples = history_samples(&env);
+    let points: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|s| s["pid"] == server.pid)
+        .map(|s| (s["at"].as_f64().unwrap(), s["total"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(points.len(), 6, "{samples:#?}");
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let want = sxy / sxx * 3600.0;
+    assert!(want > 60.0, "precondition: the samples rise ({want}/h)");
+    let rate = trend["rate_per_hour"].as_f64().expect("rate_per_hour");
+    assert_within("rate_per_hour", rate, want, 0.01, &format!("{trend:#}"));
+}
+
+/// The limit the projection aims at is the one a restart would happen at: the lower of
+/// `fds.max` and `max_percent` of the server's soft RLIMIT_NOFILE.
+#[test]
+fn projection_aims_at_the_lower_of_max_and_max_percent() {
+    let (env, server, mut cfg) = setup();
+    // Soft limit 400 (hard unchanged): 50 % of it, 200, is below fds.max = 1000.
+    let lim = libc::rlimit {
+        rlim_cur: 400,
+        rlim_max: fd_hard_limit(server.pid),
+    };
+    // SAFETY: prlimit(2) on our own child with a valid rlimit; no old value asked for.
+    let rc = unsafe {
+        libc::prlimit(
+            server.pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    leak(&server, 45); // ~100 FDs
+    cfg.set("fds.max", 1000)
+        .set("fds.max_percent", 50)
+        .set("fds.warn_percent", 45)
+        .set("fds.trend_horizon", "2h")
+        .write(&env);
+    check(&env, 0);
+    prefill_samples(&env, server.pid, 3, 30); // 180 FDs an hour
+    let rep = check(&env, 0);
+    let trend = &rep["trend"];
+    assert_eq!(trend["limit"], 200, "{trend:#}");
+    let f = rep["fds"]["total"].as_f64().unwrap();
+    let projected = trend["projected_s"].as_f64().expect("projected_s");
+    let want = (200.0 - f) / 180.0 * 3600.0;
+    assert_within("projected_s", projected, want, 0.10, &format!("{trend:#}"));
+    assert!(reason(&rep, "fd_leak_projected").is_some(), "{rep:#}");
+}
+
+/// The hard "Max open files" limit of `pid`.
+fn fd_hard_limit(pid: u32) -> u64 {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    match line.split_whitespace().nth(4).unwrap() {
+        "unlimited" => libc::RLIM_INFINITY,
+        n => n.parse().unwrap(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -535,6 +697,20 @@ fn predictive_restart_waits_while_busy_and_restarts_once_idle() {
         Some(Value::from("predictive")),
         "{rep:#}"
     );
+    // A predictive restart is a kill too: it leaves an incident.
+    let incidents = env.incident_files();
+    assert_eq!(incidents.len(), 1, "{incidents:?}");
+    let snap: Value = serde_json::from_str(&fs::read_to_string(&incidents[0]).unwrap()).unwrap();
+    assert_eq!(snap["pid"], server.pid, "{snap:#}");
+    assert!(
+        snap["reasons"].to_string().contains("fd_leak_projected"),
+        "{snap:#}"
+    );
+
+    // The new server starts a trend of its own: the old PID's samples do not count.
+    let rep = check(&env, 0);
+    assert_eq!(rep["target"]["pid"], new_pid, "{rep:#}");
+    assert!(rep["trend"].is_null(), "{:#}", rep["trend"]);
 }
 
 #[test]
@@ -606,8 +782,21 @@ fn deferral_ends_after_max_defer() {
     std::thread::sleep(Duration::from_secs(3));
     let rep = check(&env, 1);
     assert_eq!(health_doc(&server.base)["active_runs"], 0, "a new server");
-    assert_restarted(&env, &server);
+    let new_pid = assert_restarted(&env, &server);
     assert_eq!(rep["action"]["result"], "restarted", "{rep:#}");
+
+    // The new server, busy and leaking, gets a deferral of its own: the old server's
+    // (long expired) first deferral does not carry over.
+    control(&server.base, "/control/leak?n=60");
+    set_busy(&server.base, 1, 0);
+    let f = settled_fd_count(new_pid);
+    cfg.set("fds.max", (f + 180) as i64).write(&env);
+    let rep = check(&env, 0);
+    assert_eq!(rep["target"]["pid"], new_pid, "{rep:#}");
+    prefill_samples(&env, new_pid, 3, 30);
+    let rep = check(&env, 0);
+    assert_eq!(rep["action"]["result"], "deferred", "{rep:#}");
+    assert!(is_alive(new_pid), "the new server was restarted at once");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -648,7 +837,7 @@ fn fds_over_the_session_budget_warn() {
     let why = reason(&rep, "fds_over_budget")
         .unwrap_or_else(|| panic!("{total} FDs over 2 × (10 + 2 × {s_warn}): {rep:#}"));
     assert_eq!(why["severity"], "soft", "{why}");
-    assert_eq!(rep["verdict"], "healthy", "{rep:#}");
+    assert_eq!(rep["verdict"], "warning", "{rep:#}");
     assert_eq!(rep["action"]["kind"], "none", "{rep:#}");
     assert_eq!(
         warnings_with(&env, "fds_over_budget").len(),

@@ -26,6 +26,9 @@ misbehave in the ways the incident report describes:
                           sets sessions in /health (in memory)
   GET /control/mix        opens a known mix of FD kinds, kept for the server's life, and
                           answers JSON naming each FD (see open_mix)
+  GET /control/journal    opens DIR/journal.db in rollback-journal mode and holds a write
+                          transaction open, so journal.db and journal.db-journal stay
+                          open; answers {"database", "fds": [every FD on journal.db*]}
 
 Start-up flags:
   --port-file F       if F holds a port, bind 127.0.0.1:that port (retrying while it is in
@@ -240,6 +243,27 @@ def open_mix():
     return desc
 
 
+def open_journal():
+    """A SQLite connection in rollback-journal mode in the middle of a write: SQLite
+    keeps DB/journal.db-journal open until the transaction ends, which is never."""
+    path = os.path.realpath(os.path.join(ARGS.db, "journal.db"))
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)")
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t (x) VALUES (1)")
+    LEAKED.append(conn)
+    opened = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            continue  # listdir's own FD, closed by now
+        if target.startswith(path):
+            opened.append(int(fd))
+    return {"database": path, "fds": sorted(opened)}
+
+
 def int_param(query, name, default):
     values = query.get(name)
     if not values or values[0] == "":
@@ -316,6 +340,10 @@ class Handler(BaseHTTPRequestHandler):
             elif url.path == "/control/mix":
                 with LOCK:
                     desc = open_mix()
+                self.send_body(200, json.dumps(desc))
+            elif url.path == "/control/journal":
+                with LOCK:
+                    desc = open_journal()
                 self.send_body(200, json.dumps(desc))
             elif url.path == "/control/mode":
                 global MEMORY_MODE
