@@ -110,8 +110,11 @@ pub fn summarize(
         .iter()
         .map(|rule| PatternCount {
             pattern: rule.pattern.clone(),
+            // Paths only: a socket's description ("tcp 127.0.0.1:8787 ...") is not a
+            // path, and `check` and the census must count the same thing.
             count: entries
                 .iter()
+                .filter(|e| FdKind::of(&e.target) == FdKind::File)
                 .filter(|e| e.target.contains(&rule.pattern))
                 .count() as u64,
             max: rule.max,
