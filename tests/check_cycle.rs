@@ -26,18 +26,6 @@ fn setup_with(opts: ServerOpts) -> (TestEnv, TestServer, ConfigToml) {
     (env, server, cfg)
 }
 
-/// Asserts the exit status, showing the run and the log when it differs.
-#[track_caller]
-fn assert_exit(env: &TestEnv, r: &RunResult, code: i32) {
-    assert_eq!(
-        r.status,
-        Some(code),
-        "expected exit {code}\n{}\n--- log ---\n{}",
-        r.dump(),
-        log_text(env)
-    );
-}
-
 #[track_caller]
 fn assert_within_bound(r: &RunResult, cfg: &ConfigToml) {
     let limit = cfg.bound_secs() + BOUND_SLACK_S;

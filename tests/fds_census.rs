@@ -35,17 +35,6 @@ fn load_server(server: &TestServer) -> Value {
     open_mix(server)
 }
 
-#[track_caller]
-fn assert_exit(env: &TestEnv, r: &RunResult, code: i32) {
-    assert_eq!(
-        r.status,
-        Some(code),
-        "expected exit {code}\n{}\n--- log ---\n{}",
-        r.dump(),
-        log_text(env)
-    );
-}
-
 /// `watchdog fds --json --pid PID`, run between two identical readings of the FD table.
 fn census_json(env: &TestEnv, pid: u32) -> (ProcCensus, Value) {
     // --top limits the table, never the JSON: top_paths lists every path.

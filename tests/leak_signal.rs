@@ -24,17 +24,6 @@ fn setup() -> (TestEnv, TestServer, ConfigToml) {
     (env, server, cfg)
 }
 
-#[track_caller]
-fn assert_exit(env: &TestEnv, r: &RunResult, code: i32) {
-    assert_eq!(
-        r.status,
-        Some(code),
-        "expected exit {code}\n{}\n--- log ---\n{}",
-        r.dump(),
-        log_text(env)
-    );
-}
-
 /// `check --json`, asserting the exit code; returns the report.
 #[track_caller]
 fn check(env: &TestEnv, code: i32) -> Value {

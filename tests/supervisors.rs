@@ -32,18 +32,6 @@ const UNIT: &str = "hermes.service";
 // Shared helpers
 // ---------------------------------------------------------------------------------------
 
-/// Asserts the exit status, showing the run and the log when it differs.
-#[track_caller]
-fn assert_exit(env: &TestEnv, r: &RunResult, code: i32) {
-    assert_eq!(
-        r.status,
-        Some(code),
-        "expected exit {code}\n{}\n--- log ---\n{}",
-        r.dump(),
-        log_text(env)
-    );
-}
-
 /// The one event named `name`, asserting there is exactly one.
 #[track_caller]
 fn one_event(env: &TestEnv, name: &str) -> Value {

@@ -809,6 +809,18 @@ pub fn spawn_watchdog(env: &TestEnv, args: &[&str]) -> Running {
     Running::spawn(watchdog_cmd(env, args))
 }
 
+/// Asserts the exit status, showing the run and the log when it differs.
+#[track_caller]
+pub fn assert_exit(env: &TestEnv, r: &RunResult, code: i32) {
+    assert_eq!(
+        r.status,
+        Some(code),
+        "expected exit {code}\n{}\n--- log ---\n{}",
+        r.dump(),
+        log_text(env)
+    );
+}
+
 /// Parses stdout of a `--json` run: exactly one JSON document and nothing else.
 pub fn report(r: &RunResult) -> Value {
     serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| {
