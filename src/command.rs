@@ -75,7 +75,7 @@ pub fn run(
             source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
         });
     };
-    let mut command = Command::new(program);
+    let mut command = Command::new(resolve(program));
     command
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v)))
@@ -121,6 +121,36 @@ pub fn run(
         stdout: collect(stdout),
         stderr: collect(stderr),
     })
+}
+
+/// Where supervisor tools live when they are not on the caller's `PATH`: cron and
+/// launchd give jobs a minimal `PATH`, while `supervisorctl` (pip, Homebrew) and `sv`
+/// often sit in these.
+const EXTRA_DIRS: &[&str] = &[
+    "/usr/local/bin",
+    "/usr/local/sbin",
+    "/opt/homebrew/bin",
+    "/usr/sbin",
+    "/sbin",
+];
+
+/// A bare program name found on `PATH`, else in `EXTRA_DIRS`; anything else as given
+/// (the spawn then reports it missing).
+fn resolve(program: &str) -> PathBuf {
+    if program.contains('/') {
+        return PathBuf::from(program);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
+pub fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Opens `path` for appending (creating it and its directory) as the stdout and stderr
@@ -200,6 +230,16 @@ mod tests {
         assert_eq!(done.stdout, "out\n");
         assert_eq!(done.stderr, "err\n");
         assert_eq!(done.text(), "out\nerr");
+    }
+
+    #[test]
+    fn bare_names_are_found_on_path_then_in_the_usual_places() {
+        assert_eq!(resolve("/bin/sh"), PathBuf::from("/bin/sh"));
+        assert!(resolve("sh").is_absolute(), "{:?}", resolve("sh"));
+        assert_eq!(
+            resolve("no-such-tool-here"),
+            PathBuf::from("no-such-tool-here")
+        );
     }
 
     #[test]

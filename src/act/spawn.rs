@@ -1,6 +1,6 @@
 //! Starting the server, detached in a new session with its output in a log file.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,13 +46,8 @@ impl Launch {
         path.split(':')
             .filter(|dir| !dir.is_empty())
             .map(|dir| self.cwd.join(dir).join(first))
-            .find(|candidate| is_executable(candidate))
+            .find(|candidate| crate::command::is_executable(candidate))
     }
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Opens (appending) the file that a started process writes its output to.
