@@ -853,23 +853,8 @@ fn another_users_server_is_never_signalled() {
     server.set_memory_mode("503");
     // nobody must read the config and write the state dir and the log.
     fs::create_dir_all(&env.state_dir).unwrap();
-    for path in [&env.root, &env.home, &env.state_dir] {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o777)).unwrap();
-    }
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&env.config_path, fs::Permissions::from_mode(0o644)).unwrap();
-    }
-    let mut cmd = std::process::Command::new("setpriv");
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(watchdog_bin())
-        .args(["check", "--json", "--config"])
-        .arg(&env.config_path)
-        .current_dir(&env.root)
-        .env("HOME", &env.home)
-        .env("XDG_CONFIG_HOME", env.home.join(".config"))
-        .env_remove("WATCHDOG_CONFIG");
+    open_up_for_everyone(&env);
+    let cmd = watchdog_cmd_as(&env, 65534, 65534, &["check", "--json"]);
     let r = run_with_timeout(cmd, Duration::from_secs(60));
     assert_exit(&env, &r, 4);
     let rep = report(&r);

@@ -788,8 +788,13 @@ pub fn watchdog_bin() -> PathBuf {
 /// temp dir, WATCHDOG_CONFIG unset, `args` followed by `--config env.config_path`.
 pub fn watchdog_cmd(env: &TestEnv, args: &[&str]) -> Command {
     let mut cmd = Command::new(watchdog_bin());
-    cmd.args(args)
-        .arg("--config")
+    cmd.args(args);
+    in_env(cmd, env)
+}
+
+/// `--config env.config_path`, the temp HOME and XDG dirs, no WATCHDOG_CONFIG.
+fn in_env(mut cmd: Command, env: &TestEnv) -> Command {
+    cmd.arg("--config")
         .arg(&env.config_path)
         .current_dir(&env.root)
         .env("HOME", &env.home)
@@ -1739,15 +1744,8 @@ pub fn watchdog_cmd_as(env: &TestEnv, uid: u32, gid: u32, args: &[&str]) -> Comm
         .arg("--clear-groups")
         .arg("--")
         .arg(watchdog_bin())
-        .args(args)
-        .arg("--config")
-        .arg(&env.config_path)
-        .current_dir(&env.root)
-        .env("HOME", &env.home)
-        .env("XDG_CONFIG_HOME", env.home.join(".config"))
-        .env("XDG_STATE_HOME", env.home.join(".local/state"))
-        .env_remove("WATCHDOG_CONFIG");
-    cmd
+        .args(args);
+    in_env(cmd, env)
 }
 
 /// Makes the whole temp dir readable and writable by every user (for runs as another
