@@ -4,6 +4,7 @@
 //! `/proc` file, so the odd cases (a `comm` with spaces and parentheses, a TIME_WAIT row)
 //! are unit-tested on samples rather than on whatever this machine happens to run.
 
+mod pidfd;
 mod sock_diag;
 mod sockets;
 
@@ -85,38 +86,121 @@ pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
 
 pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
     let dir = FdDir::open(pid)?;
-    let numbers = dir.numbers()?;
+    let by_identity = dense_table(&dir)
+        .and_then(|numbers| Some((numbers, pidfd::Pidfd::open(pid).ok()?)))
+        .and_then(|(numbers, handle)| targets_by_identity(&dir, &handle, &numbers).ok());
+    let mut fds = match by_identity {
+        Some(fds) => fds,
+        None => {
+            let numbers = dir.numbers()?;
+            in_parallel(&numbers, |part| dir.targets(part))?
+        }
+    };
+    fds.sort_by_key(|entry| entry.fd);
+    Ok(fds)
+}
+
+/// Every FD number below the table's size (`FDSize`), when the table is large and
+/// mostly full — a leak fills it from the bottom. Trying a number that is not open
+/// costs `pidfd_getfd` almost nothing, while listing `/proc/PID/fd` makes the kernel
+/// build a dentry per FD in one serial call. The open count is the directory's size
+/// (Linux 6.2 and later); without it, `None`, and the directory is listed.
+fn dense_table(dir: &FdDir) -> Option<Vec<i32>> {
+    let open = dir.handle.metadata().ok()?.len();
+    if open < BY_IDENTITY_FROM as u64 {
+        return None;
+    }
+    let status = read_text(dir.pid, "status", "status").ok()?;
+    let size: i32 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("FDSize:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    (u64::try_from(size).ok()? <= open * 4).then(|| (0..size).collect())
+}
+
+/// From this many FDs on, they are identified by `pidfd_getfd` + `fstat` and named
+/// once per file (see `pidfd`); below it, a readlink each is as quick.
+const BY_IDENTITY_FROM: usize = 1024;
+
+/// The targets of a large FD table, reading each distinct file's name once. Sockets
+/// are named from their inode, as the kernel names them. An error (permission, an old
+/// kernel) makes the caller fall back to a readlink per FD.
+fn targets_by_identity(
+    dir: &FdDir,
+    handle: &pidfd::Pidfd,
+    numbers: &[i32],
+) -> Result<Vec<FdEntry>, OsError> {
+    let identities = in_parallel(numbers, |part| {
+        let mut found = Vec::with_capacity(part.len());
+        for &fd in part {
+            match handle.identify(fd) {
+                Ok(Some(id)) => found.push((fd, id)),
+                Ok(None) => {}
+                Err(e) => return Err(classify(dir.pid, "open files", &dir.path, e)),
+            }
+        }
+        Ok(found)
+    })?;
+    let mut names: HashMap<pidfd::FileId, Option<String>> = HashMap::new();
+    let mut buffer = vec![0u8; libc::PATH_MAX as usize];
+    let mut fds = Vec::with_capacity(identities.len());
+    for (fd, id) in identities {
+        let name = names.entry(id).or_insert_with(|| {
+            if id.is_socket() {
+                Some(format!("socket:[{}]", id.ino))
+            } else {
+                // Closed since it was identified: the next FD on the file names it.
+                dir.target_into(fd, &mut buffer).ok()
+            }
+        });
+        if name.is_none() {
+            *name = dir.target_into(fd, &mut buffer).ok();
+        }
+        if let Some(target) = name {
+            fds.push(FdEntry {
+                fd,
+                target: target.clone(),
+            });
+        }
+    }
+    Ok(fds)
+}
+
+/// Runs `work` over `numbers` split across the cores: each FD costs a fixed amount of
+/// kernel work, independent of the others, so a table of tens of thousands is read on
+/// every core.
+fn in_parallel<T: Send>(
+    numbers: &[i32],
+    work: impl Fn(&[i32]) -> Result<Vec<T>, OsError> + Sync,
+) -> Result<Vec<T>, OsError> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(MAX_FD_READERS)
         .min(numbers.len() / FDS_PER_READER)
         .max(1);
-    let mut fds = if workers == 1 {
-        dir.targets(&numbers)?
-    } else {
-        // Each readlink is an independent system call and the kernel's cost per FD is
-        // fixed, so a process with tens of thousands of FDs is read on every core.
-        let chunk = numbers.len().div_ceil(workers);
-        std::thread::scope(|scope| {
-            let readers: Vec<_> = numbers
-                .chunks(chunk)
-                .map(|part| scope.spawn(|| dir.targets(part)))
-                .collect();
-            let mut all = Vec::with_capacity(numbers.len());
-            for reader in readers {
-                let part = reader.join().unwrap_or_else(|_| {
-                    Err(OsError::Parse {
-                        what: dir.path.display().to_string(),
-                        detail: "an FD reader thread failed".into(),
-                    })
-                })?;
-                all.extend(part);
-            }
-            Ok::<_, OsError>(all)
-        })?
-    };
-    fds.sort_by_key(|entry| entry.fd);
-    Ok(fds)
+    if workers == 1 {
+        return work(numbers);
+    }
+    let chunk = numbers.len().div_ceil(workers);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = numbers
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| work(part)))
+            .collect();
+        let mut all = Vec::with_capacity(numbers.len());
+        for reader in readers {
+            let part = reader.join().unwrap_or_else(|_| {
+                Err(OsError::Parse {
+                    what: "/proc/PID/fd".into(),
+                    detail: "an FD reader thread failed".into(),
+                })
+            })?;
+            all.extend(part);
+        }
+        Ok(all)
+    })
 }
 
 /// Below this many FDs per thread, one thread is faster than starting more.
@@ -805,6 +889,7 @@ Max locked memory         8388608              8388608              bytes
              soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
              resource.setrlimit(resource.RLIMIT_NOFILE, (min({HELD} + 64, hard), hard))\n\
              fds = [os.open('/dev/null', os.O_RDONLY) for _ in range({HELD})]\n\
+             import socket; pair = socket.socketpair(); r, w = os.pipe()\n\
              print('ready', flush=True)\n\
              time.sleep(60)\n"
         );
@@ -826,13 +911,27 @@ Max locked memory         8388608              8388608              bytes
         BufReader::new(stdout).read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "the child could not open {HELD} FDs");
 
-        let fds = list_fds(guard.0.id()).unwrap();
+        let pid = guard.0.id();
+        let fds = list_fds(pid).unwrap();
         let null = fds.iter().filter(|e| e.target == "/dev/null").count();
         assert!(null >= HELD, "{null} of {HELD} /dev/null FDs listed");
         assert!(
             fds.windows(2).all(|w| w[0].fd < w[1].fd),
             "sorted, no duplicates"
         );
+
+        // Naming each file once (pidfd) gives exactly what a readlink per FD gives,
+        // sockets and pipes included.
+        let dir = FdDir::open(pid).unwrap();
+        let numbers = dir.numbers().unwrap();
+        let handle = pidfd::Pidfd::open(pid).unwrap();
+        let mut by_identity = targets_by_identity(&dir, &handle, &numbers).unwrap();
+        let mut by_link = in_parallel(&numbers, |part| dir.targets(part)).unwrap();
+        by_identity.sort_by_key(|e| e.fd);
+        by_link.sort_by_key(|e| e.fd);
+        assert_eq!(by_identity, by_link);
+        assert!(by_link.iter().any(|e| e.target.starts_with("socket:[")));
+        assert!(by_link.iter().any(|e| e.target.starts_with("pipe:[")));
     }
 
     #[test]
