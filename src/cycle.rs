@@ -32,16 +32,11 @@ fn history_path(cfg: &Config) -> PathBuf {
     cfg.state.dir.join("history.json")
 }
 
-fn own_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
-}
-
 /// A run that outlives its bound (a read of /proc that blocks, a bug) is ended by
 /// SIGALRM rather than left to pile up under cron. An alarm costs nothing while it
 /// waits, fires even while the run is blocked in a system call, is not inherited by
 /// the processes the run starts, and its handler does only async-signal-safe work.
-fn arm_failsafe(bound: Duration) {
+pub fn arm_failsafe(bound: Duration) {
     extern "C" fn on_alarm(_signal: libc::c_int) {
         const MESSAGE: &[u8] = b"watchdog: this run exceeded its bound and was stopped\n";
         // SAFETY: write(2) and _exit(2) are async-signal-safe; MESSAGE is static.
@@ -187,7 +182,7 @@ fn decision_context(
             .deferred_since
             .map(|at| std::time::UNIX_EPOCH + Duration::from_secs(at)),
         dry_run,
-        own_uid: own_uid(),
+        own_uid: crate::probe::os::own_uid(),
     }
 }
 

@@ -275,24 +275,11 @@ fn reasons(obs: &Observation, cfg: &Config, ctx: &Context) -> Vec<Reason> {
 }
 
 fn finding_reason(finding: &Finding) -> Reason {
-    match finding {
-        Finding::StalePidfile { path, why, .. } => Reason::soft(
-            ReasonCode::StalePidfile,
-            format!("stale pidfile {}: {why}", path.display()),
-        ),
-        Finding::Disagree { detail }
-        | Finding::Ambiguous { detail }
-        | Finding::Unreadable { detail, .. } => {
-            Reason::soft(ReasonCode::TargetUnclear, detail.clone())
-        }
-        Finding::PortHidden { port } => Reason::soft(
-            ReasonCode::TargetUnclear,
-            format!(
-                "something listens on port {port} but no process this user can read holds it \
-                 (another user's process?); run the watchdog as that user or as root"
-            ),
-        ),
-    }
+    let code = match finding {
+        Finding::StalePidfile { .. } => ReasonCode::StalePidfile,
+        _ => ReasonCode::TargetUnclear,
+    };
+    Reason::soft(code, finding.describe())
 }
 
 fn orphan_reason(obs: &Observation) -> Option<Reason> {

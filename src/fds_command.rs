@@ -13,26 +13,18 @@ use crate::probe::census::{self, Census};
 use crate::target::{self, Sources};
 
 pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
+    // A read of /proc can block on a process stuck in the kernel: bound this run too.
+    crate::cycle::arm_failsafe(crate::deadline::run_bound(cfg));
     let last_pid = History::load(&cfg.state.dir.join("history.json"))
         .history
         .last_pid;
-    let discovery = target::discover(&Sources {
-        pid: opts.pid,
-        pidfile: if opts.pid.is_some() {
-            None
-        } else {
-            cfg.target.pidfile.clone()
-        },
-        port: cfg.port(),
-        match_: cfg.target.match_.clone(),
-        last_known_pid: last_pid,
-    });
+    let discovery = target::discover(&Sources::for_run(cfg, opts.pid, last_pid));
     let Some(target) = discovery.target else {
         eprintln!(
             "watchdog: no server process found; name it with --pid, --pidfile, --port or --match"
         );
         for finding in &discovery.findings {
-            eprintln!("watchdog: {finding:?}");
+            eprintln!("watchdog: {}", finding.describe());
         }
         return ExitCode::NotActed;
     };

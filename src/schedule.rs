@@ -187,7 +187,7 @@ fn install_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
         ScheduleKind::Launchd => {
             let path = &install_paths(kind, &job.home)[0];
             write_file(path, &launchd_plist(job))?;
-            let uid = current_uid();
+            let uid = crate::probe::os::own_uid();
             // A job loaded before is unloaded first, so the new plist takes effect;
             // "not loaded" is not an error here.
             let _ = tool(&["launchctl", "bootout", &format!("gui/{uid}/{LABEL}")]);
@@ -284,11 +284,6 @@ fn tool(argv: &[&str]) -> Result<String, String> {
             done.text()
         ))
     }
-}
-
-fn current_uid() -> u32 {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() }
 }
 
 fn shell_quote(word: &str) -> String {

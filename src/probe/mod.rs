@@ -56,18 +56,7 @@ pub fn observe(
     prober: &health::Prober,
     deadline: Deadline,
 ) -> Observation {
-    let sources = crate::target::Sources {
-        pid,
-        // An explicit --pid replaces the pidfile as the PID source.
-        pidfile: if pid.is_some() {
-            None
-        } else {
-            cfg.target.pidfile.clone()
-        },
-        port: cfg.port(),
-        match_: cfg.target.match_.clone(),
-        last_known_pid: memory.last_pid,
-    };
+    let sources = crate::target::Sources::for_run(cfg, pid, memory.last_pid);
     let discovery = crate::target::discover(&sources);
     let target = discovery.target.as_ref().map(|t| &t.info);
     let restart = supervisor::resolve(&cfg.restart, target, memory.supervisor, deadline);

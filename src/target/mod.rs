@@ -20,6 +20,28 @@ pub struct Sources {
     pub last_known_pid: Option<u32>,
 }
 
+impl Sources {
+    /// The sources one run looks at: an explicit `--pid` replaces the pidfile as the
+    /// PID source; the port is the configured one or the health URL's.
+    pub fn for_run(
+        cfg: &crate::config::Config,
+        pid: Option<u32>,
+        last_known_pid: Option<u32>,
+    ) -> Sources {
+        Sources {
+            pid,
+            pidfile: if pid.is_some() {
+                None
+            } else {
+                cfg.target.pidfile.clone()
+            },
+            port: cfg.port(),
+            match_: cfg.target.match_.clone(),
+            last_known_pid,
+        }
+    }
+}
+
 /// Something discovery noticed that the operator should hear about.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finding {
@@ -44,6 +66,22 @@ pub enum Finding {
 }
 
 impl Finding {
+    /// The finding in words, for the log, `status` and `fds`.
+    pub fn describe(&self) -> String {
+        match self {
+            Finding::StalePidfile { path, why, .. } => {
+                format!("stale pidfile {}: {why}", path.display())
+            }
+            Finding::Disagree { detail }
+            | Finding::Ambiguous { detail }
+            | Finding::Unreadable { detail, .. } => detail.clone(),
+            Finding::PortHidden { port } => format!(
+                "something listens on port {port} but no process this user can read holds it \
+                 (another user's process?); run the watchdog as that user or as root"
+            ),
+        }
+    }
+
     /// Whether this finding forbids acting on anything in this run.
     pub fn blocks_action(&self) -> bool {
         !matches!(self, Finding::StalePidfile { .. })

@@ -130,6 +130,12 @@ pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     platform::identity(pid)
 }
 
+/// The user this process runs as.
+pub fn own_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
 /// What kind of file an FD's path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
