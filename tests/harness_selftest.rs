@@ -275,15 +275,8 @@ fn port_file_is_reused_and_bind_waits_for_the_old_process() {
     );
 
     // Started while the first still holds the port: the second retries the bind...
-    let mut cmd = Command::new(python());
-    cmd.arg(testserver_script())
-        .arg("--port-file")
-        .arg(&env.port_file)
-        .arg("--pid-log")
-        .arg(&env.pid_log)
-        .arg("--db")
-        .arg(&env.db_dir)
-        .arg("--pidfile")
+    let mut cmd = testserver_command(&env);
+    cmd.arg("--pidfile")
         .arg(&env.pidfile)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

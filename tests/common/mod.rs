@@ -438,6 +438,20 @@ pub fn testserver_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/testserver.py")
 }
 
+/// `python3 testserver.py` with `env`'s port file, PID log and database directory:
+/// every server of one env shares the port and is cleaned up with it.
+pub fn testserver_command(env: &TestEnv) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.arg(testserver_script())
+        .arg("--port-file")
+        .arg(&env.port_file)
+        .arg("--pid-log")
+        .arg(&env.pid_log)
+        .arg("--db")
+        .arg(&env.db_dir);
+    cmd
+}
+
 impl TestServer {
     /// Starts a server with `--port-file`, `--pid-log`, `--db`, `--mode-file` (and
     /// `--pidfile`) in `env`, and waits (bounded) until it answers HTTP.
@@ -445,16 +459,8 @@ impl TestServer {
         let seq = env.server_seq.fetch_add(1, Ordering::SeqCst);
         let log_path = env.root.join(format!("server-{seq}.log"));
         let log = fs::File::create(&log_path).expect("server log");
-        let mut cmd = Command::new(python());
-        cmd.arg(testserver_script())
-            .arg("--port-file")
-            .arg(&env.port_file)
-            .arg("--pid-log")
-            .arg(&env.pid_log)
-            .arg("--db")
-            .arg(&env.db_dir)
-            .arg("--mode-file")
-            .arg(&env.mode_file);
+        let mut cmd = testserver_command(env);
+        cmd.arg("--mode-file").arg(&env.mode_file);
         if opts.pidfile {
             cmd.arg("--pidfile").arg(&env.pidfile);
         }
