@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::config::FdPathRule;
-use crate::probe::fds::{self, FdReading};
+use crate::probe::fds::{self, FdReading, PathCount};
 use crate::probe::os::{self, FdEntry, FdLimit, FileKind, OsError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,41 +72,44 @@ fn describe_sockets(entries: &mut [FdEntry], descriptions: &HashMap<u64, String>
     }
 }
 
-/// The census of a listing. `file_kind` is asked once per distinct path (a leak
-/// repeats one path thousands of times).
+/// The census of a listing. Everything about files is worked out once per distinct
+/// path and weighed by its count: a leak repeats one path thousands of times.
 pub fn build(
     entries: &[FdEntry],
     limit: Option<FdLimit>,
     rules: &[FdPathRule],
     file_kind: impl Fn(i32, &str) -> Option<FileKind>,
 ) -> Census {
-    let mut path_kinds: HashMap<&str, Option<FileKind>> = HashMap::new();
+    let reading = fds::summarize(entries, limit, rules, usize::MAX);
+    let mut first_fd: HashMap<&str, i32> = HashMap::new();
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut tcp = Vec::new();
-    let mut deleted = 0;
     for entry in entries {
         let target = entry.target.as_str();
-        let kind = if target.starts_with('/') {
-            if target.ends_with(" (deleted)") {
-                deleted += 1;
-            }
-            let file = *path_kinds
-                .entry(target)
-                .or_insert_with(|| file_kind(entry.fd, target));
-            file_kind_name(file)
-        } else {
-            special_kind_name(target)
-        };
-        *kinds.entry(kind).or_default() += 1;
+        if target.starts_with('/') {
+            first_fd.entry(target).or_insert(entry.fd);
+            continue;
+        }
+        *kinds.entry(special_kind_name(target)).or_default() += 1;
         if let Some(socket) = tcp_socket(entry) {
             tcp.push(socket);
         }
     }
+    let mut deleted = 0;
+    for path in &reading.top_paths {
+        if path.path.ends_with(" (deleted)") {
+            deleted += path.count;
+        }
+        let fd = first_fd.get(path.path.as_str()).copied().unwrap_or(-1);
+        *kinds
+            .entry(file_kind_name(file_kind(fd, &path.path)))
+            .or_default() += path.count;
+    }
     Census {
-        reading: fds::summarize(entries, limit, rules, usize::MAX),
+        sqlite: sqlite_families(&reading.top_paths),
+        reading,
         kinds,
         tcp,
-        sqlite: sqlite_families(entries),
         deleted,
     }
 }
@@ -178,10 +181,9 @@ fn tcp_socket(entry: &FdEntry) -> Option<TcpSocket> {
 
 /// Databases that have a `-wal`, `-shm` or `-journal` file open, each with the split
 /// of its FDs: the signature of the leak this tool was written for.
-fn sqlite_families(entries: &[FdEntry]) -> Vec<SqliteFamily> {
-    let mut families: BTreeMap<&str, SqliteFamily> = BTreeMap::new();
-    for entry in entries {
-        let path = entry.target.as_str();
+fn sqlite_families(paths: &[PathCount]) -> Vec<SqliteFamily> {
+    let mut families: HashMap<&str, SqliteFamily> = HashMap::new();
+    for PathCount { path, count } in paths {
         if !path.starts_with('/') || path.ends_with(" (deleted)") {
             continue;
         }
@@ -199,8 +201,8 @@ fn sqlite_families(entries: &[FdEntry]) -> Vec<SqliteFamily> {
             database: database.to_string(),
             ..SqliteFamily::default()
         });
-        *slot(family) += 1;
-        family.total += 1;
+        *slot(family) += count;
+        family.total += count;
     }
     let mut found: Vec<SqliteFamily> = families
         .into_values()

@@ -112,11 +112,11 @@ pub fn summarize(
             pattern: rule.pattern.clone(),
             // Paths only: a socket's description ("tcp 127.0.0.1:8787 ...") is not a
             // path, and `check` and the census must count the same thing.
-            count: entries
+            count: paths
                 .iter()
-                .filter(|e| FdKind::of(&e.target) == FdKind::File)
-                .filter(|e| e.target.contains(&rule.pattern))
-                .count() as u64,
+                .filter(|(path, _)| path.contains(&rule.pattern))
+                .map(|(_, count)| count)
+                .sum(),
             max: rule.max,
         })
         .collect();
