@@ -90,7 +90,7 @@ pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
         Some(numbers) => numbers,
         None => dir.numbers()?,
     };
-    let by_identity = (numbers.len() >= BY_IDENTITY_FROM)
+    let by_identity = (numbers.len() >= BY_IDENTITY_FROM && may_copy_fds_of(pid))
         .then(|| pidfd::Pidfd::open(pid).ok())
         .flatten()
         .and_then(|handle| targets_by_identity(&dir, &handle, &numbers).ok());
@@ -100,6 +100,14 @@ pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
     };
     fds.sort_by_key(|entry| entry.fd);
     Ok(fds)
+}
+
+/// Whether copying the target's FDs (`pidfd`) leaves its sockets' cgroup network tags
+/// as they are. Unreadable cgroups count as a no.
+fn may_copy_fds_of(pid: u32) -> bool {
+    let ours = fs::read_to_string("/proc/self/cgroup");
+    let theirs = read_text(pid, "cgroup", "cgroup");
+    matches!((ours, theirs), (Ok(ours), Ok(theirs)) if pidfd::leaves_socket_tags_alone(&ours, &theirs))
 }
 
 /// Every FD number up to the highest open one, when the table is large and mostly
@@ -988,6 +996,10 @@ Max locked memory         8388608              8388608              bytes
         assert!(
             dense_table(&dir).is_some(),
             "a table filled from the bottom is probed, not listed"
+        );
+        assert!(
+            may_copy_fds_of(pid),
+            "our child shares our cgroups, so its FDs are copied and identified"
         );
         let fds = list_fds(pid).unwrap();
         let null = fds.iter().filter(|e| e.target == "/dev/null").count();

@@ -8,6 +8,12 @@
 //! It needs more than reading `/proc/PID/fd` does (ptrace attach rights: same user
 //! and, under Yama's `ptrace_scope` 1, CAP_SYS_PTRACE); callers fall back to readlink
 //! when it is refused.
+//!
+//! One thing does change: a socket received by a process takes that process's cgroup
+//! v1 `net_cls` class and `net_prio` index (the kernel's `__receive_sock`), which `tc`
+//! filters and iptables' cgroup match act on. So the copy is only made when the
+//! target sits in the same `net_cls` and `net_prio` groups as the watchdog, where the
+//! tags it would get are the ones it has (see [`leaves_socket_tags_alone`]).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -71,9 +77,59 @@ impl Pidfd {
     }
 }
 
+/// Whether receiving the target's sockets keeps their cgroup v1 network tags: true
+/// when every v1 hierarchy carrying `net_cls` or `net_prio` puts the watchdog
+/// (`ours`, its `/proc/self/cgroup`) and the target (`theirs`) in the same group. A
+/// hierarchy only one of them lists counts as a difference.
+pub fn leaves_socket_tags_alone(ours: &str, theirs: &str) -> bool {
+    network_tag_groups(ours) == network_tag_groups(theirs)
+}
+
+/// `(controllers, path)` of the v1 hierarchies that tag sockets, from lines such as
+/// `5:net_cls,net_prio:/slice/x`; cgroup v2's `0::/path` tags nothing.
+fn network_tag_groups(cgroup: &str) -> Vec<(&str, &str)> {
+    let mut groups: Vec<(&str, &str)> = cgroup
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(':')?;
+            let (controllers, path) = rest.split_once(':')?;
+            controllers
+                .split(',')
+                .any(|c| c == "net_cls" || c == "net_prio")
+                .then_some((controllers, path))
+        })
+        .collect();
+    groups.sort_unstable();
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_tags_are_left_alone_only_in_the_same_network_groups() {
+        let v2_only = "0::/user.slice/session-1.scope\n";
+        let v1_root = "9:net_cls,net_prio:/\n4:memory:/a\n0::/\n";
+        let v1_shaped = "9:net_cls,net_prio:/shaped\n4:memory:/b\n0::/\n";
+        let v1_split = "9:net_cls:/shaped\n8:net_prio:/\n0::/\n";
+        assert!(leaves_socket_tags_alone(
+            v2_only,
+            "0::/system.slice/x.service\n"
+        ));
+        assert!(
+            leaves_socket_tags_alone(v1_root, "9:net_cls,net_prio:/\n4:memory:/other\n"),
+            "other controllers may differ"
+        );
+        assert!(leaves_socket_tags_alone(v1_shaped, v1_shaped));
+        assert!(!leaves_socket_tags_alone(v1_root, v1_shaped));
+        assert!(!leaves_socket_tags_alone(v1_shaped, v1_split));
+        assert!(
+            !leaves_socket_tags_alone(v2_only, v1_root),
+            "a hierarchy one side lacks"
+        );
+        assert!(leaves_socket_tags_alone("", ""), "no cgroups at all");
+    }
 
     #[test]
     fn identifies_our_own_fds() {
