@@ -115,13 +115,21 @@ fn fds(doc: &mut Doc, cfg: &Config) {
         doc.str("pattern", &rule.pattern);
         doc.raw("max", rule.max);
     }
-    if let Some(b) = &f.budget {
-        doc.line("[fds.budget]");
-        doc.raw("base", b.base);
-        doc.raw("per", b.per);
-        doc.str("field", &b.field);
-        doc.raw("factor", format!("{:?}", b.factor));
-    }
+    // Shown while off too, so that the output names the knob (and still reads back).
+    let off = super::FdBudget {
+        base: 0,
+        per: 0,
+        field: String::new(),
+        factor: 2.0,
+    };
+    let b = f.budget.as_ref().unwrap_or(&off);
+    doc.line("# Expected FDs = base + per × the /health number `field`; a warning above");
+    doc.line("# factor × that. Off while field is \"\".");
+    doc.line("[fds.budget]");
+    doc.raw("base", b.base);
+    doc.raw("per", b.per);
+    doc.str("field", &b.field);
+    doc.raw("factor", format!("{:?}", b.factor));
 }
 
 fn files(doc: &mut Doc, cfg: &Config) {

@@ -810,6 +810,7 @@ fn to_toml_writes_every_key_in_spec_order() {
             "[health]",
             "[fds]",
             "[[fds.paths]]",
+            "[fds.budget]",
             "[memory]",
             "[[files]]",
             "[restart]",
@@ -837,9 +838,9 @@ fn to_toml_writes_every_key_in_spec_order() {
         .lines()
         .filter(|l| l.contains(" = ") && !l.starts_with('#'))
         .count();
-    // 4 target + 8 health + 6 fds + 2 fds.paths + 1 memory + 3 files + 15 restart + 5 log
-    // + 1 state
-    assert_eq!(keys, 45, "{text}");
+    // 4 target + 8 health + 6 fds + 2 fds.paths + 4 fds.budget + 1 memory + 3 files
+    // + 15 restart + 5 log + 1 state
+    assert_eq!(keys, 49, "{text}");
 }
 
 #[test]
