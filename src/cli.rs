@@ -77,13 +77,19 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Print (or install) the job that runs `watchdog check` every minute.
+    /// Print, install or remove the job that runs `watchdog check` every minute.
     Schedule {
         #[arg(value_enum)]
         kind: ScheduleKind,
-        /// Install the job instead of printing it.
-        #[arg(long)]
+        /// Install the job instead of printing it: a line in your crontab, a
+        /// LaunchAgent bootstrapped into gui/UID, or systemd user units with the timer
+        /// enabled. Running it again changes nothing.
+        #[arg(long, conflicts_with = "uninstall")]
         install: bool,
+        /// Remove what --install added (the crontab line, the LaunchAgent, the user
+        /// units), leaving the rest of the crontab as it was.
+        #[arg(long)]
+        uninstall: bool,
     },
 }
 

@@ -28,14 +28,23 @@ fn run(cli: Cli) -> ExitCode {
         Command::Status => cycle::status(&cfg, opts),
         Command::Fds { top } => watchdog::fds_command::run(&cfg, opts, *top),
         Command::Config { check } => print_config(&cfg, source.as_deref(), *check),
-        Command::Schedule { kind, install } => {
+        Command::Schedule {
+            kind,
+            install,
+            uninstall,
+        } => {
             let job = schedule::Job {
                 exe: std::env::current_exe().unwrap_or_else(|_| "watchdog".into()),
                 // The job runs from another directory: a relative path would not hold.
                 config: source.as_deref().and_then(|p| std::path::absolute(p).ok()),
                 home: std::env::var_os("HOME").map_or_else(|| "/".into(), Into::into),
             };
-            schedule::run(*kind, *install, &job)
+            let step = match (install, uninstall) {
+                (true, _) => schedule::Step::Install,
+                (_, true) => schedule::Step::Uninstall,
+                _ => schedule::Step::Print,
+            };
+            schedule::run(*kind, step, &job)
         }
     }
 }

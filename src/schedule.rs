@@ -1,7 +1,7 @@
-//! `watchdog schedule <cron|launchd|systemd> [--install]`: the job that runs
-//! `watchdog check` every minute, printed for review or installed for the current
-//! user. Installing changes only the user's own crontab, LaunchAgents or systemd user
-//! units, and says what it did.
+//! `watchdog schedule <cron|launchd|systemd> [--install | --uninstall]`: the job that
+//! runs `watchdog check` every minute, printed for review, installed for the current
+//! user or removed again. Both change only the user's own crontab, LaunchAgents or
+//! systemd user units, and say what they did.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -126,12 +126,24 @@ pub fn install_paths(kind: ScheduleKind, home: &Path) -> Vec<PathBuf> {
     }
 }
 
-pub fn run(kind: ScheduleKind, install: bool, job: &Job) -> ExitCode {
-    if !install {
-        print!("{}", render(kind, job));
-        return ExitCode::Healthy;
-    }
-    match install_job(kind, job) {
+/// What `schedule` does with the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Print,
+    Install,
+    Uninstall,
+}
+
+pub fn run(kind: ScheduleKind, step: Step, job: &Job) -> ExitCode {
+    let (done, flag) = match step {
+        Step::Print => {
+            print!("{}", render(kind, job));
+            return ExitCode::Healthy;
+        }
+        Step::Install => (install_job(kind, job), "--install"),
+        Step::Uninstall => (uninstall_job(kind, job), "--uninstall"),
+    };
+    match done {
         Ok(done) => {
             for line in done {
                 println!("{line}");
@@ -139,7 +151,7 @@ pub fn run(kind: ScheduleKind, install: bool, job: &Job) -> ExitCode {
             ExitCode::Healthy
         }
         Err(why) => {
-            eprintln!("watchdog: schedule --install failed: {why}");
+            eprintln!("watchdog: schedule {flag} failed: {why}");
             ExitCode::RestartFailed
         }
     }
@@ -232,13 +244,10 @@ fn install_cron(job: &Job) -> Result<Vec<String>, String> {
     let line = cron_line(job);
     // `crontab -l` fails when the user has no crontab yet: that is an empty one.
     let current = tool(&["crontab", "-l"]).unwrap_or_default();
-    let exe = shell_quote(&job.exe.display().to_string());
-    if current
-        .lines()
-        .any(|l| !l.trim_start().starts_with('#') && l.contains(&format!("{exe} check")))
-    {
+    if current.lines().any(|l| runs_our_check(l, job)) {
         return Ok(vec![format!(
-            "the crontab already runs {exe} check; left unchanged"
+            "the crontab already runs {} check; left unchanged",
+            quoted_exe(job)
         )]);
     }
     let mut updated = current;
@@ -247,13 +256,106 @@ fn install_cron(job: &Job) -> Result<Vec<String>, String> {
     }
     updated.push_str(&line);
     updated.push('\n');
+    replace_crontab(&updated)?;
+    Ok(vec![format!("added to the crontab: {line}")])
+}
+
+/// Removes every line that runs this binary's `check` (whatever its schedule or
+/// options); comments and other jobs stay.
+fn uninstall_cron(job: &Job) -> Result<Vec<String>, String> {
+    let current = tool(&["crontab", "-l"]).unwrap_or_default();
+    let (ours, kept): (Vec<&str>, Vec<&str>) =
+        current.lines().partition(|l| runs_our_check(l, job));
+    if ours.is_empty() {
+        return Ok(vec![format!(
+            "the crontab does not run {} check; left unchanged",
+            quoted_exe(job)
+        )]);
+    }
+    let mut updated = kept.join("\n");
+    if !updated.is_empty() {
+        updated.push('\n');
+    }
+    replace_crontab(&updated)?;
+    Ok(ours
+        .iter()
+        .map(|line| format!("removed from the crontab: {line}"))
+        .collect())
+}
+
+fn quoted_exe(job: &Job) -> String {
+    shell_quote(&job.exe.display().to_string())
+}
+
+fn runs_our_check(line: &str, job: &Job) -> bool {
+    !line.trim_start().starts_with('#') && line.contains(&format!("{} check", quoted_exe(job)))
+}
+
+/// Hands the whole new table to `crontab FILE`, the one way to replace it.
+fn replace_crontab(text: &str) -> Result<(), String> {
     let dir = tempfile_dir()?;
     let staged = dir.join("crontab");
-    write_file(&staged, &updated)?;
-    let result = tool(&["crontab", &staged.display().to_string()]);
+    let result = write_file(&staged, text)
+        .and_then(|()| tool(&["crontab", &staged.display().to_string()]).map(drop));
     let _ = fs::remove_dir_all(&dir);
-    result?;
-    Ok(vec![format!("added to the crontab: {line}")])
+    result
+}
+
+fn uninstall_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
+    match kind {
+        ScheduleKind::Cron => uninstall_cron(job),
+        ScheduleKind::Launchd => {
+            let path = &install_paths(kind, &job.home)[0];
+            let uid = crate::probe::os::own_uid();
+            let target = format!("gui/{uid}/{LABEL}");
+            let mut done = Vec::new();
+            // Unloaded first, so launchd does not run a plist that is gone; a job that
+            // was never loaded is what we want anyway.
+            match tool(&["launchctl", "bootout", &target]) {
+                Ok(_) => done.push(format!("unloaded it: launchctl bootout {target}")),
+                Err(why) => done.push(format!("not loaded ({why})")),
+            }
+            let paths = std::slice::from_ref(path);
+            let removed = remove_files(paths)?;
+            if removed.is_empty() {
+                done.push(nothing_to_remove(paths));
+            }
+            done.extend(removed);
+            Ok(done)
+        }
+        ScheduleKind::Systemd => {
+            let paths = install_paths(kind, &job.home);
+            let timer = format!("{UNIT}.timer");
+            let mut done = Vec::new();
+            if paths.iter().any(|p| p.exists()) {
+                tool(&["systemctl", "--user", "disable", "--now", &timer])?;
+                done.push(format!("stopped and disabled {timer} (systemctl --user)"));
+            }
+            let removed = remove_files(&paths)?;
+            if removed.is_empty() {
+                done.push(nothing_to_remove(&paths));
+            } else {
+                tool(&["systemctl", "--user", "daemon-reload"])?;
+            }
+            done.extend(removed);
+            Ok(done)
+        }
+    }
+}
+
+/// Removes the files that exist and says which; an empty list when there were none.
+fn remove_files(paths: &[PathBuf]) -> Result<Vec<String>, String> {
+    let mut done = Vec::new();
+    for path in paths.iter().filter(|p| p.exists()) {
+        fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+        done.push(format!("removed {}", path.display()));
+    }
+    Ok(done)
+}
+
+fn nothing_to_remove(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    format!("nothing to remove: no {}", names.join(" or "))
 }
 
 fn tempfile_dir() -> Result<PathBuf, String> {

@@ -224,3 +224,107 @@ fn printing_touches_nothing() {
     assert!(written.is_empty(), "printing wrote {written:?}");
     assert_eq!(sandbox.calls(), "");
 }
+
+#[test]
+fn cron_uninstall_removes_only_our_line() {
+    let sandbox = Sandbox::new();
+    let table = sandbox.dir.path().join("crontab.txt");
+    let before = "MAILTO=me@example.com\n# a note\n0 3 * * * /usr/bin/backup\n";
+    fs::write(&table, before).unwrap();
+    sandbox.stand_in(
+        "crontab",
+        &format!(
+            "if [ \"$1\" = -l ]; then cat '{t}'; else cp \"$1\" '{t}'; fi",
+            t = table.display()
+        ),
+    );
+    assert_ok(&sandbox.watchdog(&["schedule", "cron", "--install"]));
+    assert_ne!(fs::read_to_string(&table).unwrap(), before);
+
+    let out = sandbox.watchdog(&["schedule", "cron", "--uninstall"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("removed from the crontab: * * * * *"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(fs::read_to_string(&table).unwrap(), before);
+
+    // Nothing of ours left: the crontab is read, not rewritten.
+    let calls_before = sandbox.calls();
+    let again = sandbox.watchdog(&["schedule", "cron", "--uninstall"]);
+    assert_ok(&again);
+    assert!(
+        stdout(&again).contains("left unchanged"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(
+        sandbox.calls().strip_prefix(calls_before.as_str()),
+        Some("crontab -l\n")
+    );
+}
+
+#[test]
+fn systemd_uninstall_stops_the_timer_and_removes_the_units() {
+    let sandbox = Sandbox::new();
+    sandbox.stand_in("systemctl", "exit 0");
+    assert_ok(&sandbox.watchdog(&["schedule", "systemd", "--install"]));
+    let dir = sandbox.home().join(".config/systemd/user");
+    assert!(dir.join("watchdog-check.timer").exists());
+    let calls_before = sandbox.calls();
+
+    let out = sandbox.watchdog(&["schedule", "systemd", "--uninstall"]);
+    assert_ok(&out);
+    assert!(!dir.join("watchdog-check.timer").exists());
+    assert!(!dir.join("watchdog-check.service").exists());
+    assert_eq!(
+        sandbox.calls().strip_prefix(calls_before.as_str()),
+        Some(
+            "systemctl --user disable --now watchdog-check.timer\n\
+             systemctl --user daemon-reload\n"
+        )
+    );
+
+    // Again: nothing installed, no tool called.
+    let calls_before = sandbox.calls();
+    let again = sandbox.watchdog(&["schedule", "systemd", "--uninstall"]);
+    assert_ok(&again);
+    assert!(
+        stdout(&again).contains("nothing to remove"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(sandbox.calls(), calls_before);
+}
+
+#[test]
+fn launchd_uninstall_boots_out_the_job_and_removes_the_plist() {
+    let sandbox = Sandbox::new();
+    sandbox.stand_in("launchctl", "exit 0");
+    assert_ok(&sandbox.watchdog(&["schedule", "launchd", "--install"]));
+    let plist_path = sandbox
+        .home()
+        .join("Library/LaunchAgents/io.github.watchdog.check.plist");
+    assert!(plist_path.exists());
+    let calls_before = sandbox.calls();
+
+    let out = sandbox.watchdog(&["schedule", "launchd", "--uninstall"]);
+    assert_ok(&out);
+    assert!(!plist_path.exists());
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        sandbox.calls().strip_prefix(calls_before.as_str()),
+        Some(format!("launchctl bootout gui/{uid}/io.github.watchdog.check\n").as_str())
+    );
+}
+
+#[test]
+fn install_and_uninstall_together_is_a_usage_error() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.watchdog(&["schedule", "cron", "--install", "--uninstall"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    assert_eq!(sandbox.calls(), "");
+}
