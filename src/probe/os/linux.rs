@@ -102,9 +102,14 @@ pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
     Ok(fds)
 }
 
-/// Whether copying the target's FDs (`pidfd`) leaves its sockets' cgroup network tags
-/// as they are. Unreadable cgroups count as a no.
+/// Whether copying the target's FDs (`pidfd`) is allowed without a trace and leaves
+/// its sockets' cgroup network tags as they are. Unreadable cgroups count as a no.
 fn may_copy_fds_of(pid: u32) -> bool {
+    let scope = fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if !pidfd::yama_lets_us_attach(scope.as_deref(), &status) {
+        return false;
+    }
     let ours = fs::read_to_string("/proc/self/cgroup");
     let theirs = read_text(pid, "cgroup", "cgroup");
     matches!((ours, theirs), (Ok(ours), Ok(theirs)) if pidfd::leaves_socket_tags_alone(&ours, &theirs))
@@ -997,9 +1002,12 @@ Max locked memory         8388608              8388608              bytes
             dense_table(&dir).is_some(),
             "a table filled from the bottom is probed, not listed"
         );
-        assert!(
+        // Our child shares our cgroups, so only Yama may keep its FDs from being copied.
+        let scope = fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        assert_eq!(
             may_copy_fds_of(pid),
-            "our child shares our cgroups, so its FDs are copied and identified"
+            pidfd::yama_lets_us_attach(scope.as_deref(), &status)
         );
         let fds = list_fds(pid).unwrap();
         let null = fds.iter().filter(|e| e.target == "/dev/null").count();
@@ -1009,6 +1017,13 @@ Max locked memory         8388608              8388608              bytes
             "sorted, no duplicates"
         );
         assert_eq!(fds, read_one_by_one(pid));
+        // The copying way itself, whichever way list_fds took (Yama lets a parent
+        // attach to its child).
+        let handle = pidfd::Pidfd::open(pid).unwrap();
+        let numbers = dense_table(&dir).unwrap();
+        let mut by_identity = targets_by_identity(&dir, &handle, &numbers).unwrap();
+        by_identity.sort_by_key(|e| e.fd);
+        assert_eq!(by_identity, fds);
         assert!(fds.iter().any(|e| e.target.starts_with("socket:[")));
         assert!(fds.iter().any(|e| e.target.starts_with("pipe:[")));
     }

@@ -5,9 +5,11 @@
 //! files, so the names are then read once per file. The copy only adds a reference to
 //! the target's open file for a moment: no lock, offset or state of it changes.
 //!
-//! It needs more than reading `/proc/PID/fd` does (ptrace attach rights: same user
-//! and, under Yama's `ptrace_scope` 1, CAP_SYS_PTRACE); callers fall back to readlink
-//! when it is refused.
+//! It needs more than reading `/proc/PID/fd` does: ptrace attach rights (same user,
+//! and CAP_SYS_PTRACE under Yama's `ptrace_scope` 1 or 2). Yama logs every refused
+//! attach to the kernel log, which once a minute would be a flood, so it is not even
+//! tried where Yama would refuse ([`yama_lets_us_attach`]); callers then read a link
+//! per FD, as they do when it is refused for another reason.
 //!
 //! One thing does change: a socket received by a process takes that process's cgroup
 //! v1 `net_cls` class and `net_prio` index (the kernel's `__receive_sock`), which `tc`
@@ -77,6 +79,25 @@ impl Pidfd {
     }
 }
 
+/// Whether Yama (`/proc/sys/kernel/yama/ptrace_scope`, absent without Yama) lets this
+/// process attach to another one it does not descend from: scope 0 does; 1 and 2 only
+/// with CAP_SYS_PTRACE (bit 19 of `CapEff` in our `/proc/self/status`); 3 never.
+pub fn yama_lets_us_attach(scope: Option<&str>, our_status: &str) -> bool {
+    const CAP_SYS_PTRACE: u32 = 19;
+    let Some(scope) = scope else {
+        return true;
+    };
+    match scope.trim() {
+        "0" => true,
+        "1" | "2" => our_status
+            .lines()
+            .find_map(|line| line.strip_prefix("CapEff:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .is_some_and(|caps| caps & (1 << CAP_SYS_PTRACE) != 0),
+        _ => false,
+    }
+}
+
 /// Whether receiving the target's sockets keeps their cgroup v1 network tags: true
 /// when every v1 hierarchy carrying `net_cls` or `net_prio` puts the watchdog
 /// (`ours`, its `/proc/self/cgroup`) and the target (`theirs`) in the same group. A
@@ -106,6 +127,31 @@ fn network_tag_groups(cgroup: &str) -> Vec<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yama_scopes() {
+        let root = "Name:\tw\nCapEff:\t000001fffeffffff\n";
+        let user = "Name:\tw\nCapEff:\t0000000000000000\n";
+        let only_ptrace = "CapEff:\t0000000000080000\n";
+        let table = [
+            (None, user, true),
+            (Some("0\n"), user, true),
+            (Some("1\n"), user, false),
+            (Some("1\n"), root, true),
+            (Some("2\n"), only_ptrace, true),
+            (Some("2\n"), user, false),
+            (Some("3\n"), root, false),
+            (Some("1\n"), "no caps line", false),
+            (Some("garbage"), root, false),
+        ];
+        for (scope, status, allowed) in table {
+            assert_eq!(
+                yama_lets_us_attach(scope, status),
+                allowed,
+                "{scope:?} {status:?}"
+            );
+        }
+    }
 
     #[test]
     fn socket_tags_are_left_alone_only_in_the_same_network_groups() {
