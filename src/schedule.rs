@@ -202,7 +202,7 @@ fn install_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
             let uid = crate::probe::os::own_uid();
             // A job loaded before is unloaded first, so the new plist takes effect;
             // "not loaded" is not an error here.
-            let _ = tool(&["launchctl", "bootout", &format!("gui/{uid}/{LABEL}")]);
+            let _ = tool(&["launchctl", "bootout", &launchd_job(uid)]);
             tool(&[
                 "launchctl",
                 "bootstrap",
@@ -306,8 +306,7 @@ fn uninstall_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
         ScheduleKind::Cron => uninstall_cron(job),
         ScheduleKind::Launchd => {
             let path = &install_paths(kind, &job.home)[0];
-            let uid = crate::probe::os::own_uid();
-            let target = format!("gui/{uid}/{LABEL}");
+            let target = launchd_job(crate::probe::os::own_uid());
             let mut done = Vec::new();
             // Unloaded first, so launchd does not run a plist that is gone; a job that
             // was never loaded is what we want anyway.
@@ -341,6 +340,11 @@ fn uninstall_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
             Ok(done)
         }
     }
+}
+
+/// The job in the user's GUI domain, as `launchctl bootout` names it.
+fn launchd_job(uid: u32) -> String {
+    format!("gui/{uid}/{LABEL}")
 }
 
 /// Removes the files that exist and says which; an empty list when there were none.

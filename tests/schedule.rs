@@ -41,6 +41,21 @@ impl Sandbox {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    /// A `crontab` stand-in over a table file that starts as `initial`: `crontab -l`
+    /// prints it, `crontab FILE` replaces it. Returns the table's path.
+    fn crontab(&self, initial: &str) -> PathBuf {
+        let table = self.dir.path().join("crontab.txt");
+        fs::write(&table, initial).unwrap();
+        self.stand_in(
+            "crontab",
+            &format!(
+                "if [ \"$1\" = -l ]; then cat '{t}'; else cp \"$1\" '{t}'; fi",
+                t = table.display()
+            ),
+        );
+        table
+    }
+
     fn watchdog(&self, args: &[&str]) -> Output {
         let path = format!("{}:/usr/bin:/bin", self.bin().display());
         Command::new(env!("CARGO_BIN_EXE_watchdog"))
@@ -66,6 +81,17 @@ fn assert_ok(out: &Output) {
         "stdout:\n{}\nstderr:\n{}",
         stdout(out),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Exit 0, and `text` on stdout.
+#[track_caller]
+fn assert_ok_saying(out: &Output, text: &str) {
+    assert_ok(out);
+    assert!(
+        stdout(out).contains(text),
+        "{text:?} not in:\n{}",
+        stdout(out)
     );
 }
 
@@ -117,16 +143,7 @@ fn split_units(text: &str) -> (String, String) {
 #[test]
 fn cron_install_adds_one_line_and_keeps_the_rest() {
     let sandbox = Sandbox::new();
-    let table = sandbox.dir.path().join("crontab.txt");
-    fs::write(&table, "MAILTO=me@example.com\n0 3 * * * /usr/bin/backup\n").unwrap();
-    // `crontab -l` prints the table; `crontab FILE` replaces it.
-    sandbox.stand_in(
-        "crontab",
-        &format!(
-            "if [ \"$1\" = -l ]; then cat '{t}'; else cp \"$1\" '{t}'; fi",
-            t = table.display()
-        ),
-    );
+    let table = sandbox.crontab("MAILTO=me@example.com\n0 3 * * * /usr/bin/backup\n");
     let config = sandbox.dir.path().join("watchdog.toml");
     fs::write(&config, "").unwrap();
     let config_arg = config.display().to_string();
@@ -143,12 +160,7 @@ fn cron_install_adds_one_line_and_keeps_the_rest() {
     );
     // A second install changes nothing.
     let again = sandbox.watchdog(&["schedule", "cron", "--install", "-c", &config_arg]);
-    assert_ok(&again);
-    assert!(
-        stdout(&again).contains("left unchanged"),
-        "{}",
-        stdout(&again)
-    );
+    assert_ok_saying(&again, "left unchanged");
     assert_eq!(fs::read_to_string(&table).unwrap(), installed);
 }
 
@@ -228,37 +240,19 @@ fn printing_touches_nothing() {
 #[test]
 fn cron_uninstall_removes_only_our_line() {
     let sandbox = Sandbox::new();
-    let table = sandbox.dir.path().join("crontab.txt");
     let before = "MAILTO=me@example.com\n# a note\n0 3 * * * /usr/bin/backup\n";
-    fs::write(&table, before).unwrap();
-    sandbox.stand_in(
-        "crontab",
-        &format!(
-            "if [ \"$1\" = -l ]; then cat '{t}'; else cp \"$1\" '{t}'; fi",
-            t = table.display()
-        ),
-    );
+    let table = sandbox.crontab(before);
     assert_ok(&sandbox.watchdog(&["schedule", "cron", "--install"]));
     assert_ne!(fs::read_to_string(&table).unwrap(), before);
 
     let out = sandbox.watchdog(&["schedule", "cron", "--uninstall"]);
-    assert_ok(&out);
-    assert!(
-        stdout(&out).contains("removed from the crontab: * * * * *"),
-        "{}",
-        stdout(&out)
-    );
+    assert_ok_saying(&out, "removed from the crontab: * * * * *");
     assert_eq!(fs::read_to_string(&table).unwrap(), before);
 
     // Nothing of ours left: the crontab is read, not rewritten.
     let calls_before = sandbox.calls();
     let again = sandbox.watchdog(&["schedule", "cron", "--uninstall"]);
-    assert_ok(&again);
-    assert!(
-        stdout(&again).contains("left unchanged"),
-        "{}",
-        stdout(&again)
-    );
+    assert_ok_saying(&again, "left unchanged");
     assert_eq!(
         sandbox.calls().strip_prefix(calls_before.as_str()),
         Some("crontab -l\n")
@@ -289,12 +283,7 @@ fn systemd_uninstall_stops_the_timer_and_removes_the_units() {
     // Again: nothing installed, no tool called.
     let calls_before = sandbox.calls();
     let again = sandbox.watchdog(&["schedule", "systemd", "--uninstall"]);
-    assert_ok(&again);
-    assert!(
-        stdout(&again).contains("nothing to remove"),
-        "{}",
-        stdout(&again)
-    );
+    assert_ok_saying(&again, "nothing to remove");
     assert_eq!(sandbox.calls(), calls_before);
 }
 
