@@ -273,8 +273,15 @@ impl FdDir {
         while closed_from - open > 1 {
             let middle = open + (closed_from - open) / 2;
             match self.first_open_from(middle)? {
-                Some(fd) => open = fd,
+                Some(fd) if fd >= middle => open = fd,
                 None => closed_from = middle,
+                // Only a kernel that ignored the seek answers below it; without this
+                // the search would never end.
+                Some(fd) => {
+                    return Err(io::Error::other(format!(
+                        "/proc/PID/fd listed FD {fd} when asked from {middle}"
+                    )));
+                }
             }
         }
         Ok(Some(open))
