@@ -135,8 +135,9 @@ fn dense_table(dir: &FdDir) -> Option<Vec<i32>> {
 /// once per file (see `pidfd`); below it, a readlink each is as quick.
 const BY_IDENTITY_FROM: usize = 1024;
 
-/// The targets of a large FD table, reading each distinct file's name once. Sockets
-/// are named from their inode, as the kernel names them. An error (permission, an old
+/// The targets of a large FD table, reading each distinct file's name once (anonymous
+/// inodes excepted: see `FileId::is_anonymous`). Sockets are named from their inode,
+/// as the kernel names them. An error (permission, an old
 /// kernel) makes the caller fall back to a readlink per FD.
 fn targets_by_identity(
     dir: &FdDir,
@@ -158,6 +159,14 @@ fn targets_by_identity(
     let mut buffer = vec![0u8; libc::PATH_MAX as usize];
     let mut fds = Vec::with_capacity(identities.len());
     for (fd, id) in identities {
+        if id.is_anonymous() {
+            // eventfd, epoll, timerfd, inotify... share one inode: only the link
+            // tells them apart.
+            if let Ok(target) = dir.target_into(fd, &mut buffer) {
+                fds.push(FdEntry { fd, target });
+            }
+            continue;
+        }
         let name = names.entry(id).or_insert_with(|| {
             if id.is_socket() {
                 Some(format!("socket:[{}]", id.ino))
@@ -1001,7 +1010,9 @@ Max locked memory         8388608              8388608              bytes
         const HELD: usize = 3000;
         let child = holding_fds(&format!(
             "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range({HELD})]\n\
-             pair = socket.socketpair(); r, w = os.pipe()"
+             pair = socket.socketpair(); r, w = os.pipe()\n\
+             import select; loops = [select.epoll() for _ in range(3)]\n\
+             events = [os.eventfd(0) for _ in range(3)]"
         ));
         let pid = child.0.id();
         let dir = FdDir::open(pid).unwrap();
@@ -1033,6 +1044,13 @@ Max locked memory         8388608              8388608              bytes
         assert_eq!(by_identity, fds);
         assert!(fds.iter().any(|e| e.target.starts_with("socket:[")));
         assert!(fds.iter().any(|e| e.target.starts_with("pipe:[")));
+        let named = |name: &str| fds.iter().filter(|e| e.target == name).count();
+        assert_eq!(
+            named("anon_inode:[eventpoll]"),
+            3,
+            "told apart from eventfds"
+        );
+        assert_eq!(named("anon_inode:[eventfd]"), 3);
     }
 
     /// FDs spread thinly over a large range are listed, then identified: the same

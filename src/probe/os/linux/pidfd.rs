@@ -32,6 +32,13 @@ impl FileId {
     pub fn is_socket(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFSOCK
     }
+
+    /// An anonymous inode (no file type bits): the kernel gives eventfds, epolls,
+    /// timerfds, inotify instances and more one shared inode, so the identity does not
+    /// say which of them an FD is.
+    pub fn is_anonymous(&self) -> bool {
+        self.mode & libc::S_IFMT == 0
+    }
 }
 
 pub struct Pidfd(OwnedFd);
@@ -192,5 +199,16 @@ mod tests {
         assert!(socket.is_socket());
         assert!(!id_a.is_socket());
         assert_eq!(pidfd.identify(1_000_000).unwrap(), None, "not open");
+        // SAFETY: plain syscalls returning new FDs of ours, wrapped at once.
+        let (event, poll) = unsafe {
+            (
+                OwnedFd::from_raw_fd(libc::eventfd(0, libc::EFD_CLOEXEC)),
+                OwnedFd::from_raw_fd(libc::epoll_create1(libc::EPOLL_CLOEXEC)),
+            )
+        };
+        let event = pidfd.identify(event.as_raw_fd()).unwrap().unwrap();
+        let poll = pidfd.identify(poll.as_raw_fd()).unwrap().unwrap();
+        assert!(event.is_anonymous() && poll.is_anonymous());
+        assert!(!id_a.is_anonymous() && !socket.is_anonymous());
     }
 }
