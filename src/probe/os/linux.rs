@@ -136,7 +136,7 @@ fn dense_table(dir: &FdDir) -> Option<Vec<i32>> {
 const BY_IDENTITY_FROM: usize = 1024;
 
 /// The targets of a large FD table, reading each distinct file's name once (anonymous
-/// inodes excepted: see `FileId::is_anonymous`). Sockets are named from their inode,
+/// inodes excepted: see `Pidfd::is_anonymous`). Sockets are named from their inode,
 /// as the kernel names them. An error (permission, an old
 /// kernel) makes the caller fall back to a readlink per FD.
 fn targets_by_identity(
@@ -159,7 +159,7 @@ fn targets_by_identity(
     let mut buffer = vec![0u8; libc::PATH_MAX as usize];
     let mut fds = Vec::with_capacity(identities.len());
     for (fd, id) in identities {
-        if id.is_anonymous() {
+        if handle.is_anonymous(&id) {
             // eventfd, epoll, timerfd, inotify... share one inode: only the link
             // tells them apart.
             if let Ok(target) = dir.target_into(fd, &mut buffer) {

@@ -32,16 +32,14 @@ impl FileId {
     pub fn is_socket(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFSOCK
     }
-
-    /// An anonymous inode (no file type bits): the kernel gives eventfds, epolls,
-    /// timerfds, inotify instances and more one shared inode, so the identity does not
-    /// say which of them an FD is.
-    pub fn is_anonymous(&self) -> bool {
-        self.mode & libc::S_IFMT == 0
-    }
 }
 
-pub struct Pidfd(OwnedFd);
+pub struct Pidfd {
+    handle: OwnedFd,
+    /// The device of the kernel's anonymous-inode file system, learnt from an eventfd
+    /// of our own.
+    anonymous_device: Option<u64>,
+}
 
 impl Pidfd {
     pub fn open(pid: u32) -> io::Result<Pidfd> {
@@ -53,14 +51,26 @@ impl Pidfd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: a fresh descriptor that nothing else owns.
-        Ok(Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let handle = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Pidfd {
+            handle,
+            anonymous_device: anonymous_inode_device(),
+        })
+    }
+
+    /// Whether `id` is an anonymous inode: eventfds, epolls, timerfds, inotify
+    /// instances and more share one inode (or at least one file system), so the
+    /// identity does not say which of them an FD is. Known by the missing file type
+    /// bits, or, should a kernel give them a type, by their device.
+    pub fn is_anonymous(&self, id: &FileId) -> bool {
+        id.mode & libc::S_IFMT == 0 || Some(id.dev) == self.anonymous_device
     }
 
     /// The identity of the target's FD `fd`; `None` when it is not open (any more).
     pub fn identify(&self, fd: i32) -> io::Result<Option<FileId>> {
         // SAFETY: pidfd_getfd takes our pidfd, the target's FD number and flags; it
         // returns a new FD of ours or -1.
-        let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.0.as_raw_fd(), fd, 0) };
+        let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.handle.as_raw_fd(), fd, 0) };
         let copy = i32::try_from(copy).map_err(io::Error::other)?;
         if copy < 0 {
             let err = io::Error::last_os_error();
@@ -72,18 +82,33 @@ impl Pidfd {
         }
         // SAFETY: `copy` is a new FD of ours, closed when `owned` drops.
         let owned = unsafe { OwnedFd::from_raw_fd(copy) };
-        // SAFETY: an all-zero stat is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: fstat writes one stat through a pointer to ours.
-        if unsafe { libc::fstat(owned.as_raw_fd(), &mut st) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Some(FileId {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            mode: st.st_mode,
-        }))
+        file_id(&owned).map(Some)
     }
+}
+
+fn file_id(fd: &OwnedFd) -> io::Result<FileId> {
+    // SAFETY: an all-zero stat is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one stat through a pointer to ours.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(FileId {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        mode: st.st_mode,
+    })
+}
+
+fn anonymous_inode_device() -> Option<u64> {
+    // SAFETY: eventfd takes a count and flags and returns a new FD or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns, closed on drop.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    file_id(&owned).ok().map(|id| id.dev)
 }
 
 /// Whether Yama (`/proc/sys/kernel/yama/ptrace_scope`, absent without Yama) lets this
@@ -208,7 +233,8 @@ mod tests {
         };
         let event = pidfd.identify(event.as_raw_fd()).unwrap().unwrap();
         let poll = pidfd.identify(poll.as_raw_fd()).unwrap().unwrap();
-        assert!(event.is_anonymous() && poll.is_anonymous());
-        assert!(!id_a.is_anonymous() && !socket.is_anonymous());
+        assert!(pidfd.is_anonymous(&event) && pidfd.is_anonymous(&poll));
+        assert!(!pidfd.is_anonymous(&id_a) && !pidfd.is_anonymous(&socket));
+        assert!(pidfd.anonymous_device.is_some());
     }
 }
