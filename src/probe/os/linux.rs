@@ -131,14 +131,14 @@ fn dense_table(dir: &FdDir) -> Option<Vec<i32>> {
     (u64::try_from(span).ok()? <= open * 2).then(|| (0..span).collect())
 }
 
-/// From this many FDs on, they are identified by `pidfd_getfd` + `fstat` and named
+/// From this many FDs on, they are identified by `pidfd_getfd` + `statx` and named
 /// once per file (see `pidfd`); below it, a readlink each is as quick.
 const BY_IDENTITY_FROM: usize = 1024;
 
-/// The targets of a large FD table, reading each distinct file's name once (anonymous
-/// inodes excepted: see `Pidfd::is_anonymous`). Sockets are named from their inode,
-/// as the kernel names them. An error (permission, an old
-/// kernel) makes the caller fall back to a readlink per FD.
+/// The targets of a large FD table, reading each distinct file's name once (where one
+/// name fits all its FDs: see `Pidfd::shares_one_name`). Sockets are named from their
+/// inode, as the kernel names them. An error (permission, an old kernel) makes the
+/// caller fall back to a readlink per FD.
 fn targets_by_identity(
     dir: &FdDir,
     handle: &pidfd::Pidfd,
@@ -158,15 +158,14 @@ fn targets_by_identity(
     let mut names: HashMap<pidfd::FileId, Option<String>> = HashMap::new();
     let mut buffer = vec![0u8; libc::PATH_MAX as usize];
     let mut fds = Vec::with_capacity(identities.len());
-    for (fd, id) in identities {
-        if handle.is_anonymous(&id) {
-            // eventfd, epoll, timerfd, inotify... share one inode: only the link
-            // tells them apart.
+    for (fd, identified) in identities {
+        if !handle.shares_one_name(&identified) {
             if let Ok(target) = dir.target_into(fd, &mut buffer) {
                 fds.push(FdEntry { fd, target });
             }
             continue;
         }
+        let id = identified.file;
         let name = names.entry(id).or_insert_with(|| {
             if id.is_socket() {
                 Some(format!("socket:[{}]", id.ino))
@@ -1008,11 +1007,16 @@ Max locked memory         8388608              8388608              bytes
     #[test]
     fn a_large_dense_fd_table_is_read_completely() {
         const HELD: usize = 3000;
+        let files = tempfile::tempdir().unwrap();
+        let (first, second) = (files.path().join("a.db"), files.path().join("b.db"));
+        std::fs::write(&first, "").unwrap();
+        std::fs::hard_link(&first, &second).unwrap();
         let child = holding_fds(&format!(
             "fds = [os.open('/dev/null', os.O_RDONLY) for _ in range({HELD})]\n\
              pair = socket.socketpair(); r, w = os.pipe()\n\
              import select; loops = [select.epoll() for _ in range(3)]\n\
-             events = [os.eventfd(0) for _ in range(3)]"
+             events = [os.eventfd(0) for _ in range(3)]\n\
+             linked = [os.open(p, os.O_RDONLY) for p in [{first:?}, {second:?}] * 2]"
         ));
         let pid = child.0.id();
         let dir = FdDir::open(pid).unwrap();
@@ -1051,6 +1055,12 @@ Max locked memory         8388608              8388608              bytes
             "told apart from eventfds"
         );
         assert_eq!(named("anon_inode:[eventfd]"), 3);
+        let (first, second) = (first.to_str().unwrap(), second.to_str().unwrap());
+        assert_eq!(
+            (named(first), named(second)),
+            (2, 2),
+            "hard links keep their names"
+        );
     }
 
     /// FDs spread thinly over a large range are listed, then identified: the same

@@ -1,5 +1,5 @@
 //! Identifying another process's open files without resolving their paths: duplicate
-//! each FD into this process with `pidfd_getfd(2)` (Linux 5.6), `fstat` it, close the
+//! each FD into this process with `pidfd_getfd(2)` (Linux 5.6), `statx` it, close the
 //! copy. That costs about half a `readlink` of `/proc/PID/fd/N`, which walks the path
 //! and builds the name for every FD; a leak holds thousands of FDs on a handful of
 //! files, so the names are then read once per file. The copy only adds a reference to
@@ -20,18 +20,27 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// What an FD refers to: the same file has the same device and inode.
+/// What an FD refers to: the same file, seen through the same mount, has the same
+/// device, inode and mount ID (`mount` is 0 where statx does not give it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,
     pub mode: u32,
+    pub mount: u64,
 }
 
 impl FileId {
     pub fn is_socket(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFSOCK
     }
+}
+
+/// One FD as identified: its file, and how many names (hard links) the file has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identified {
+    pub file: FileId,
+    pub links: u32,
 }
 
 pub struct Pidfd {
@@ -58,16 +67,20 @@ impl Pidfd {
         })
     }
 
-    /// Whether `id` is an anonymous inode: eventfds, epolls, timerfds, inotify
-    /// instances and more share one inode (or at least one file system), so the
-    /// identity does not say which of them an FD is. Known by the missing file type
-    /// bits, or, should a kernel give them a type, by their device.
-    pub fn is_anonymous(&self, id: &FileId) -> bool {
-        id.mode & libc::S_IFMT == 0 || Some(id.dev) == self.anonymous_device
+    /// Whether every FD on this file shows the same name, so that one readlink names
+    /// them all. Not for anonymous inodes: eventfds, epolls, timerfds, inotify
+    /// instances and more share one inode (known by the missing file type bits or,
+    /// should a kernel give them one, by their file system's device). Not for a file
+    /// with several hard links either: each FD shows the name it was opened by.
+    pub fn shares_one_name(&self, id: &Identified) -> bool {
+        let kind = id.file.mode & libc::S_IFMT;
+        let anonymous = kind == 0 || Some(id.file.dev) == self.anonymous_device;
+        let other_names = kind != libc::S_IFDIR && id.links > 1;
+        !anonymous && !other_names
     }
 
     /// The identity of the target's FD `fd`; `None` when it is not open (any more).
-    pub fn identify(&self, fd: i32) -> io::Result<Option<FileId>> {
+    pub fn identify(&self, fd: i32) -> io::Result<Option<Identified>> {
         // SAFETY: pidfd_getfd takes our pidfd, the target's FD number and flags; it
         // returns a new FD of ours or -1.
         let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, self.handle.as_raw_fd(), fd, 0) };
@@ -86,17 +99,37 @@ impl Pidfd {
     }
 }
 
-fn file_id(fd: &OwnedFd) -> io::Result<FileId> {
-    // SAFETY: an all-zero stat is a valid out-parameter.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes one stat through a pointer to ours.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+fn file_id(fd: &OwnedFd) -> io::Result<Identified> {
+    const WANTED: u32 = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_NLINK | libc::STATX_MNT_ID;
+    // SAFETY: an all-zero statx is a valid out-parameter.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx of our own FD (empty path), writing one statx through a pointer
+    // to ours.
+    let done = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            WANTED,
+            &mut st,
+        )
+    };
+    if done != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(FileId {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        mode: st.st_mode,
+    let mount = if st.stx_mask & libc::STATX_MNT_ID != 0 {
+        st.stx_mnt_id
+    } else {
+        0
+    };
+    Ok(Identified {
+        file: FileId {
+            dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            mode: u32::from(st.stx_mode),
+            mount,
+        },
+        links: st.stx_nlink,
     })
 }
 
@@ -108,7 +141,7 @@ fn anonymous_inode_device() -> Option<u64> {
     }
     // SAFETY: a fresh descriptor that nothing else owns, closed on drop.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    file_id(&owned).ok().map(|id| id.dev)
+    file_id(&owned).ok().map(|id| id.file.dev)
 }
 
 /// Whether Yama (`/proc/sys/kernel/yama/ptrace_scope`, absent without Yama) lets this
@@ -211,6 +244,7 @@ mod tests {
 
     #[test]
     fn identifies_our_own_fds() {
+        use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x");
         let a = std::fs::File::create(&path).unwrap();
@@ -220,10 +254,26 @@ mod tests {
         let id_a = pidfd.identify(a.as_raw_fd()).unwrap().unwrap();
         let id_b = pidfd.identify(b.as_raw_fd()).unwrap().unwrap();
         assert_eq!(id_a, id_b, "two FDs on one file share an identity");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((id_a.file.dev, id_a.file.ino), (meta.dev(), meta.ino()));
+        assert_eq!(id_a.links, 1);
+        assert!(pidfd.shares_one_name(&id_a));
         let socket = pidfd.identify(listener.as_raw_fd()).unwrap().unwrap();
-        assert!(socket.is_socket());
-        assert!(!id_a.is_socket());
+        assert!(socket.file.is_socket() && !id_a.file.is_socket());
+        assert!(pidfd.shares_one_name(&socket));
         assert_eq!(pidfd.identify(1_000_000).unwrap(), None, "not open");
+
+        // A second name for the file: each FD must now be read by its link.
+        std::fs::hard_link(&path, dir.path().join("y")).unwrap();
+        let linked = pidfd.identify(a.as_raw_fd()).unwrap().unwrap();
+        assert_eq!(linked.links, 2);
+        assert!(!pidfd.shares_one_name(&linked));
+        let here = std::fs::File::open(dir.path()).unwrap();
+        assert!(
+            pidfd.shares_one_name(&pidfd.identify(here.as_raw_fd()).unwrap().unwrap()),
+            "a directory's links are its subdirectories, not other names"
+        );
+
         // SAFETY: plain syscalls returning new FDs of ours, wrapped at once.
         let (event, poll) = unsafe {
             (
@@ -233,8 +283,7 @@ mod tests {
         };
         let event = pidfd.identify(event.as_raw_fd()).unwrap().unwrap();
         let poll = pidfd.identify(poll.as_raw_fd()).unwrap().unwrap();
-        assert!(pidfd.is_anonymous(&event) && pidfd.is_anonymous(&poll));
-        assert!(!pidfd.is_anonymous(&id_a) && !pidfd.is_anonymous(&socket));
+        assert!(!pidfd.shares_one_name(&event) && !pidfd.shares_one_name(&poll));
         assert!(pidfd.anonymous_device.is_some());
     }
 }
