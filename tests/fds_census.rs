@@ -15,6 +15,8 @@ use serde_json::Value;
 use common::*;
 
 const DB_CONNECTIONS: usize = 5;
+/// Enough connections (two FDs each) for a table of over 1,024 FDs.
+const LARGE_DB_CONNECTIONS: usize = 600;
 const PLAIN_FILES: usize = 4;
 
 fn setup() -> (TestEnv, TestServer, ConfigToml) {
@@ -24,11 +26,11 @@ fn setup() -> (TestEnv, TestServer, ConfigToml) {
     (env, server, cfg)
 }
 
-/// A server holding `DB_CONNECTIONS` WAL connections, `PLAIN_FILES` plain file handles,
+/// A server holding `connections` WAL connections, `PLAIN_FILES` plain file handles,
 /// the mix, and a rollback-journal database in mid-write (journal.db + journal.db-journal);
 /// returns the mix description.
-fn load_server(server: &TestServer) -> Value {
-    leak(server, DB_CONNECTIONS);
+fn load_server(server: &TestServer, connections: usize) -> Value {
+    leak(server, connections);
     leak_files(server, PLAIN_FILES);
     let journal = server.control("/control/journal");
     assert!(journal.contains("journal.db"), "{journal}");
@@ -156,11 +158,29 @@ fn sqlite_list(fds: &Value) -> Vec<SqliteFamily> {
 
 #[test]
 fn census_json_matches_what_proc_shows() {
+    census_matches_proc(DB_CONNECTIONS);
+}
+
+/// From 1,024 FDs up the census copies FDs to identify them and names each file once:
+/// the same census, kind by kind and path by path.
+#[test]
+fn census_json_of_a_large_table_matches_what_proc_shows() {
+    census_matches_proc(LARGE_DB_CONNECTIONS);
+}
+
+fn census_matches_proc(connections: usize) {
     let (env, server, cfg) = setup();
     cfg.write(&env);
-    let mix = load_server(&server);
+    let mix = load_server(&server, connections);
     let pid = server.pid;
     let (census, doc) = census_json(&env, pid);
+    if connections >= LARGE_DB_CONNECTIONS {
+        assert!(
+            census.total() > 1024,
+            "not a large table: {}",
+            census.total()
+        );
+    }
 
     // The test's own reading holds the mix the server says it opened: the oracle is sound.
     let kinds = census.kinds();
@@ -257,8 +277,8 @@ fn census_json_matches_what_proc_shows() {
         .iter()
         .find(|f| f.database.ends_with("/db/state.db"))
         .unwrap_or_else(|| panic!("no state.db family: {families:?}"));
-    assert_eq!(fam.db, DB_CONNECTIONS as u64, "{fam:?}");
-    assert_eq!(fam.wal, DB_CONNECTIONS as u64, "{fam:?}");
+    assert_eq!(fam.db, connections as u64, "{fam:?}");
+    assert_eq!(fam.wal, connections as u64, "{fam:?}");
     assert!(fam.shm >= 1, "{fam:?}");
     assert_eq!(fam.journal, 0, "{fam:?}");
     let jf = families
@@ -309,7 +329,7 @@ fn census_patterns_count_paths_as_check_does() {
     let (env, server, mut cfg) = setup();
     cfg.fd_paths(&[("state.db", 500), ("127.0.0.1", 100)])
         .write(&env);
-    load_server(&server);
+    load_server(&server, DB_CONNECTIONS);
     let pid = server.pid;
     let (census, doc) = census_json(&env, pid);
     let r = run_watchdog(&env, &["check", "--json"]);
@@ -357,7 +377,7 @@ fn census_agrees_with_lsof_kind_by_kind() {
     require_lsof();
     let (env, server, cfg) = setup();
     cfg.write(&env);
-    load_server(&server);
+    load_server(&server, DB_CONNECTIONS);
     let pid = server.pid;
     let (census, (lsof, r)) = with_stable_fds(pid, || {
         let lsof = lsof_fds(pid);
