@@ -374,10 +374,19 @@ fn census_patterns_count_paths_as_check_does() {
 
 #[test]
 fn census_agrees_with_lsof_kind_by_kind() {
+    census_agrees_with_lsof(DB_CONNECTIONS);
+}
+
+#[test]
+fn census_of_a_large_table_agrees_with_lsof_kind_by_kind() {
+    census_agrees_with_lsof(LARGE_DB_CONNECTIONS);
+}
+
+fn census_agrees_with_lsof(connections: usize) {
     require_lsof();
     let (env, server, cfg) = setup();
     cfg.write(&env);
-    load_server(&server, DB_CONNECTIONS);
+    load_server(&server, connections);
     let pid = server.pid;
     let (census, (lsof, r)) = with_stable_fds(pid, || {
         let lsof = lsof_fds(pid);
