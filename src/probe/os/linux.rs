@@ -668,7 +668,6 @@ fn parse_fd_name(name: &OsStr) -> Option<i32> {
     name.to_str()?.parse().ok()
 }
 
-/// `socket:[12345]` → 12345.
 /// The name in the first `linux_dirent64` record of a `getdents64` buffer: after
 /// the 8-byte inode, 8-byte offset, 2-byte length and 1-byte type, up to a NUL.
 fn first_dirent_name(records: &[u8]) -> Option<&str> {
@@ -679,6 +678,7 @@ fn first_dirent_name(records: &[u8]) -> Option<&str> {
     std::str::from_utf8(&name[..end]).ok()
 }
 
+/// `socket:[12345]` → 12345.
 fn parse_socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?
         .strip_suffix(']')?
