@@ -249,7 +249,8 @@ impl Run<'_> {
             .map(|s| s.supervisor.clone());
         self.history.last_pid = Some(target.info.pid());
         if let Some(sample) = current_sample(obs) {
-            self.history.record_sample(sample);
+            self.history
+                .record_sample(sample, self.cfg.fds.trend_window);
         }
     }
 

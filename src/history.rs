@@ -14,13 +14,19 @@ use serde::{Deserialize, Serialize};
 use crate::probe::Memory;
 use crate::probe::supervisor::Supervisor;
 
-/// At most this many of each record are kept: twelve hours of samples at one run a
-/// minute, enough for a trend, small enough to read and rewrite every run.
+/// At most this many of each record are kept, whatever the clock does.
 const MAX_RESTARTS: usize = 100;
 const MAX_SAMPLES: usize = 720;
 const VERSION: u32 = 1;
-/// Samples younger than this are all kept; older ones one per `THINNED_STEP`.
+/// FD samples are kept this long, or for the trend window if that is longer: a
+/// window widened later still finds hours of data.
+const SAMPLES_KEPT: Duration = Duration::from_secs(12 * 3600);
+/// Within the last `FULL_RESOLUTION`, samples at least `RECENT_STEP` apart are kept;
+/// older ones one per `THINNED_STEP`. The newest is always kept. That bounds the file
+/// (read and rewritten every run) at about 200 samples for any run frequency: a file
+/// at the 720-sample cap cost 2 ms a run to read and write, more than the FD reading.
 const FULL_RESOLUTION: Duration = Duration::from_secs(3600);
+const RECENT_STEP: Duration = Duration::from_secs(30);
 const THINNED_STEP: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -180,21 +186,29 @@ impl History {
         due
     }
 
-    /// Adds a sample. Samples older than an hour are thinned to one per five minutes:
-    /// plenty for a trend over hours, and it keeps the file (read and rewritten every
-    /// minute) small.
-    pub fn record_sample(&mut self, sample: FdSample) {
-        let recent_since = sample.at.saturating_sub(FULL_RESOLUTION.as_secs());
+    /// Adds a sample, then drops the samples older than `SAMPLES_KEPT` (or `window`,
+    /// if longer) and thins the rest (see `RECENT_STEP`, `THINNED_STEP`).
+    pub fn record_sample(&mut self, sample: FdSample, window: Duration) {
+        let now = sample.at;
+        let kept_since = now.saturating_sub(SAMPLES_KEPT.max(window).as_secs());
+        let recent_since = now.saturating_sub(FULL_RESOLUTION.as_secs());
         self.samples.push(sample);
+        let newest = self.samples.len() - 1;
         let mut last_kept: Option<(u32, u64)> = None;
+        let mut index = 0;
         self.samples.retain(|s| {
-            if s.at >= recent_since {
-                return true;
+            let is_newest = index == newest;
+            index += 1;
+            if s.at < kept_since && !is_newest {
+                return false;
             }
-            let keep = match last_kept {
-                Some((pid, at)) => pid != s.pid || s.at >= at + THINNED_STEP.as_secs(),
-                None => true,
+            let step = if s.at >= recent_since {
+                RECENT_STEP
+            } else {
+                THINNED_STEP
             };
+            let keep = is_newest
+                || last_kept.is_none_or(|(pid, at)| pid != s.pid || s.at >= at + step.as_secs());
             if keep {
                 last_kept = Some((s.pid, s.at));
             }
@@ -270,18 +284,24 @@ mod tests {
         assert!(h.due("warning:stale_pidfile", hour, t0 + hour));
     }
 
+    fn sample(at: u64, pid: u32) -> FdSample {
+        FdSample {
+            at,
+            pid,
+            total: at,
+            patterns: vec![],
+            top: vec![],
+        }
+    }
+
+    const WINDOW: Duration = Duration::from_secs(6 * 3600);
+
     #[test]
     fn old_samples_are_thinned_to_one_per_five_minutes() {
         let mut h = History::new();
         // One a minute for three hours.
         for minute in 0..180u64 {
-            h.record_sample(FdSample {
-                at: minute * 60,
-                pid: 7,
-                total: minute,
-                patterns: vec![],
-                top: vec![],
-            });
+            h.record_sample(sample(minute * 60, 7), WINDOW);
         }
         let now = 179 * 60;
         let recent = h.samples.iter().filter(|s| s.at + 3600 >= now).count();
@@ -302,19 +322,52 @@ mod tests {
         for at in 0..(MAX_RESTARTS as u64 + 10) {
             h.record_restart(restart_at(at));
         }
-        // Within the last hour, so none is thinned.
+        // A new PID every run, so none is thinned.
         for at in 0..(MAX_SAMPLES as u64 + 10) {
-            h.record_sample(FdSample {
-                at: 10_000 + at,
-                pid: 1,
-                total: at,
-                patterns: vec![],
-                top: vec![],
-            });
+            h.record_sample(sample(10_000 + at, at as u32), WINDOW);
         }
         assert_eq!(h.restarts.len(), MAX_RESTARTS);
         assert_eq!(h.restarts[0].at, 10, "the oldest are dropped");
         assert_eq!(h.samples.len(), MAX_SAMPLES);
+    }
+
+    #[test]
+    fn frequent_runs_keep_one_sample_per_30_s_and_the_newest() {
+        let mut h = History::new();
+        // A run every 5 s for two hours.
+        for at in (0..7200u64).step_by(5) {
+            h.record_sample(sample(100_000 + at, 7), WINDOW);
+        }
+        let ats: Vec<u64> = h.samples.iter().map(|s| s.at).collect();
+        assert_eq!(ats.last(), Some(&(100_000 + 7195)), "the newest is kept");
+        let spaced = &ats[..ats.len() - 1];
+        assert!(spaced.windows(2).all(|w| w[1] - w[0] >= 30), "{ats:?}");
+        assert!(
+            h.samples.len() <= 120 + 12 + 1,
+            "{} samples",
+            h.samples.len()
+        );
+    }
+
+    #[test]
+    fn samples_older_than_twelve_hours_or_the_window_are_dropped() {
+        let day = 24 * 3600;
+        for (window_h, kept_h) in [(6, 12), (20, 20)] {
+            let mut h = History::new();
+            for minute in 0..(day / 60) {
+                h.record_sample(sample(minute * 60, 7), Duration::from_secs(window_h * 3600));
+            }
+            let now = day - 60;
+            let oldest = h.samples.first().map(|s| s.at).unwrap();
+            assert!(
+                now - oldest <= kept_h * 3600,
+                "window {window_h} h: {oldest}"
+            );
+            assert!(
+                now - oldest >= kept_h * 3600 - 300,
+                "window {window_h} h: {oldest}"
+            );
+        }
     }
 
     #[test]

@@ -501,20 +501,29 @@ fn samples_outside_the_window_do_not_count() {
     assert!(reason(&rep, "fd_leak_projected").is_none(), "{rep:#}");
 
     cfg.set("fds.trend_window", "4h").write(&env);
+    let point = |s: &Value| (s["at"].as_f64().unwrap(), s["total"].as_f64().unwrap());
+    let mine = |samples: Vec<Value>| -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter(|s| s["pid"] == server.pid)
+            .map(point)
+            .collect()
+    };
+    let mut points = mine(history_samples(&env));
     let rep = check(&env, 0);
     let trend = &rep["trend"];
     assert_eq!(
         trend["samples"], 6,
         "all 6 samples in a 4 h window: {trend:#}"
     );
-    // The least-squares slope over exactly those samples (~86 FDs an hour).
-    let samples = history_samples(&env);
-    let points: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s["pid"] == server.pid)
-        .map(|s| (s["at"].as_f64().unwrap(), s["total"].as_f64().unwrap()))
-        .collect();
-    assert_eq!(points.len(), 6, "{samples:#?}");
+    // The least-squares slope over exactly those samples (~86 FDs an hour): the ones
+    // before this run and this run's, the newest now.
+    let after = mine(history_samples(&env));
+    points.push(*after.last().unwrap());
+    assert_eq!(points.len(), 6, "{points:?}");
+    // Stored, the middle one of the three runs seconds apart is thinned: samples are
+    // kept at least 30 s apart.
+    assert_eq!(after.len(), 5, "{after:?}");
     let n = points.len() as f64;
     let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
     let my = points.iter().map(|p| p.1).sum::<f64>() / n;

@@ -124,12 +124,16 @@ fn may_copy_fds_of(pid: u32) -> bool {
 /// skipped by either way of reading the targets.
 fn dense_table(dir: &FdDir) -> Option<Vec<i32>> {
     let open = dir.handle.metadata().ok()?.len();
-    if open < BY_IDENTITY_FROM as u64 {
+    if open < PROBE_FROM {
         return None;
     }
     let span = dir.highest_open().ok()?? + 1;
-    (u64::try_from(span).ok()? <= open * 2).then(|| (0..span).collect())
+    (u64::try_from(span).ok()? * 2 <= open * 3).then(|| (0..span).collect())
 }
+
+/// From this many open FDs on, a dense table is probed rather than listed; below it,
+/// the binary search for the highest FD costs more than the listing saves.
+const PROBE_FROM: u64 = 128;
 
 /// From this many FDs on, they are identified by `pidfd_getfd` + `statx` and named
 /// once per file (see `pidfd`); below it, a readlink each is as quick.
