@@ -13,7 +13,9 @@
 #
 # Usage: bench/check_vs_lsof.sh          (builds target/release/watchdog first)
 #        WATCHDOG_BIN=/path/to/watchdog bench/check_vs_lsof.sh   (no build)
-# Env:   TARGET_FDS (default 450), RUNS (default 30), WARMUP (default 3)
+# Env:   TARGET_FDS (default 450), RUNS (default 60), WARMUP (default 5),
+#        HISTORY_DAYS (default 2: the history a watchdog has after two days of one check
+#        a minute; 0 starts from an empty one)
 # Results: bench/results/check_vs_lsof-<UTC timestamp>.{json,txt}
 set -euo pipefail
 
@@ -21,6 +23,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET_FDS=${TARGET_FDS:-450}
 RUNS=${RUNS:-60}
 WARMUP=${WARMUP:-5}
+HISTORY_DAYS=${HISTORY_DAYS:-2}
 RESULTS="$ROOT/bench/results"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 
@@ -122,6 +125,27 @@ set +e
 rc=$?
 set -e
 [ "$rc" -eq 0 ] || die "a single check did not exit 0 (exit $rc); output: $(cat "$TMP/check.out")"
+
+# A watchdog in service has a history: replay HISTORY_DAYS of once-a-minute samples
+# into it (copies of the sample the first check stored), then let one more check
+# apply its own retention to them, so that every timed run reads and rewrites the
+# history file it would have after that long.
+if [ "$HISTORY_DAYS" != 0 ]; then
+    python3 - "$TMP/state/history.json" "$HISTORY_DAYS" <<'EOF'
+import json, sys, time
+path, days = sys.argv[1], float(sys.argv[2])
+doc = json.load(open(path))
+last = doc["samples"][-1]
+now = int(time.time())
+minutes = int(days * 24 * 60)
+doc["samples"] = [dict(last, at=now - 60 * k) for k in range(minutes, 0, -1)]
+json.dump(doc, open(path, "w"))
+EOF
+    "$WATCHDOG_BIN" check -c "$CONF" >/dev/null 2>&1 || die "check after replaying the history failed"
+fi
+HISTORY_SAMPLES=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["samples"]))' "$TMP/state/history.json")
+HISTORY_BYTES=$(stat -c %s "$TMP/state/history.json" 2>/dev/null || stat -f %z "$TMP/state/history.json")
+echo "history: $HISTORY_SAMPLES FD samples, $HISTORY_BYTES bytes (after $HISTORY_DAYS days of one check a minute)"
 
 # monit without `set daemon` runs one pass over its checks and exits.
 MONIT=()
