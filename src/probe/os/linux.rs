@@ -237,8 +237,9 @@ fn in_parallel<T: Send>(
     })
 }
 
-/// Below this many FDs per thread, one thread is faster than starting more.
-const FDS_PER_READER: usize = 1024;
+/// Below this many FDs per thread, one thread is faster than starting more. (Two
+/// threads on a healthy server's 450 FDs took a `check` from 3.97 to 3.53 ms.)
+const FDS_PER_READER: usize = 128;
 const MAX_FD_READERS: usize = 4;
 /// Small enough that the threads finish together, large enough that taking a block
 /// costs nothing next to reading it.
