@@ -53,27 +53,23 @@ fn table(pid: u32, command: &str, c: &Census, top: usize) -> String {
     let r = &c.reading;
     let mut out = String::new();
     let _ = writeln!(out, "PID {pid}  {command}");
-    let limit = match r.limit {
-        Some(l) => l.describe(),
-        None => "unknown on this platform (set fds.max)".into(),
-    };
     let percent = r
         .percent_of_soft_limit()
         .map(|p| format!(" ({p:.0}% of the soft limit)"))
         .unwrap_or_default();
-    let _ = writeln!(out, "open FDs   {}{percent}; limit {limit}", r.total);
+    let _ = writeln!(
+        out,
+        "open FDs   {}{percent}; {}",
+        r.total,
+        r.describe_limit()
+    );
     let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let _ = writeln!(out, "by kind    {}", kinds.join(", "));
     if c.deleted > 0 {
         let _ = writeln!(out, "deleted    {} FDs on deleted files", c.deleted);
     }
     for p in &r.patterns {
-        let flag = if p.count > p.max { "  OVER" } else { "" };
-        let _ = writeln!(
-            out,
-            "pattern    {:?}: {} (max {}){flag}",
-            p.pattern, p.count, p.max
-        );
+        let _ = writeln!(out, "pattern    {}", p.describe());
     }
     if !c.sqlite.is_empty() {
         let _ = writeln!(out, "\nSQLite databases (all their FDs):");

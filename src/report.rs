@@ -340,26 +340,19 @@ pub fn status_text(report: &Report, url: &str) -> String {
         );
     }
     if let Some(fds) = &report.fds {
-        let limit = match fds.limit {
-            Some(l) => format!("limit {}", l.describe()),
-            None => {
-                "limit unknown on this platform, so fds.max_percent does not apply: set fds.max"
-                    .into()
-            }
-        };
         let k = &fds.by_kind;
         let _ = writeln!(
             out,
-            "fds       {} open ({limit}): file {}, socket {}, pipe {}, other {}",
-            fds.total, k.file, k.socket, k.pipe, k.other
+            "fds       {} open ({}): file {}, socket {}, pipe {}, other {}",
+            fds.total,
+            fds.describe_limit(),
+            k.file,
+            k.socket,
+            k.pipe,
+            k.other
         );
         for p in &fds.patterns {
-            let flag = if p.count > p.max { "  OVER" } else { "" };
-            let _ = writeln!(
-                out,
-                "          {:?}: {} (max {}){flag}",
-                p.pattern, p.count, p.max
-            );
+            let _ = writeln!(out, "          {}", p.describe());
         }
     }
     if let Some(t) = &report.trend {

@@ -65,6 +65,17 @@ pub struct PatternCount {
     pub max: u64,
 }
 
+impl PatternCount {
+    /// `"state.db": 420 (max 200)  OVER`, as `status` and `fds` print it.
+    pub fn describe(&self) -> String {
+        let flag = if self.count > self.max { "  OVER" } else { "" };
+        format!(
+            "{:?}: {} (max {}){flag}",
+            self.pattern, self.count, self.max
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FdReading {
     pub total: u64,
@@ -76,6 +87,16 @@ pub struct FdReading {
 }
 
 impl FdReading {
+    /// The limit as `status` and `fds` print it, saying what to do where it is unknown.
+    pub fn describe_limit(&self) -> String {
+        match self.limit {
+            Some(l) => format!("limit {}", l.describe()),
+            None => "limit unknown on this platform, so fds.max_percent does not apply: \
+                     set fds.max"
+                .into(),
+        }
+    }
+
     /// The target's open FDs as a share of its soft limit, when both are known.
     pub fn percent_of_soft_limit(&self) -> Option<f64> {
         let soft = self.limit?.soft?;
@@ -156,6 +177,29 @@ mod tests {
                 target: t.to_string(),
             })
             .collect()
+    }
+
+    #[test]
+    fn pattern_and_limit_descriptions() {
+        let over = PatternCount {
+            pattern: "state.db".into(),
+            count: 420,
+            max: 200,
+        };
+        assert_eq!(over.describe(), "\"state.db\": 420 (max 200)  OVER");
+        let under = PatternCount { count: 200, ..over };
+        assert_eq!(under.describe(), "\"state.db\": 200 (max 200)");
+        let list = entries(&["/a"]);
+        let unknown = summarize(&list, None, &[], 5);
+        assert!(unknown.describe_limit().contains("set fds.max"));
+        let known = FdLimit {
+            soft: Some(256),
+            hard: None,
+        };
+        assert_eq!(
+            summarize(&list, Some(known), &[], 5).describe_limit(),
+            "limit soft 256 / hard unlimited"
+        );
     }
 
     #[test]
