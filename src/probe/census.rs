@@ -219,17 +219,7 @@ fn sqlite_families(paths: &[PathCount]) -> Vec<SqliteFamily> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn entries(targets: &[&str]) -> Vec<FdEntry> {
-        targets
-            .iter()
-            .enumerate()
-            .map(|(fd, t)| FdEntry {
-                fd: fd as i32,
-                target: t.to_string(),
-            })
-            .collect()
-    }
+    use crate::probe::fds::tests::entries;
 
     #[test]
     fn kinds_from_names_and_file_types() {

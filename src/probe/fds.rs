@@ -165,10 +165,11 @@ fn top_paths(paths: HashMap<&str, u64>, top: usize) -> Vec<PathCount> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn entries(targets: &[&str]) -> Vec<FdEntry> {
+    /// FD entries numbered 0, 1, 2... with these targets.
+    pub(crate) fn entries(targets: &[&str]) -> Vec<FdEntry> {
         targets
             .iter()
             .enumerate()
