@@ -607,46 +607,10 @@ fn predictive_setup() -> (TestEnv, TestServer, ConfigToml) {
     (env, server, cfg)
 }
 
-/// A builtin restart happened: a new test server holds the port and is healthy, the old
-/// one is gone, `restart` and `restarted` were logged. Returns the new PID.
-#[track_caller]
-fn assert_restarted(env: &TestEnv, server: &TestServer) -> u32 {
-    let new_pid = listener_pid(server.port)
-        .unwrap_or_else(|| panic!("nothing listens on {}\n{}", server.port, log_text(env)));
-    assert_ne!(new_pid, server.pid, "the old server still holds the port");
-    assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
-    assert!(healthy(&server.url), "the new server is not healthy");
-    assert!(
-        wait_until(Duration::from_secs(2), || !is_alive(server.pid)),
-        "old server {} still alive",
-        server.pid
-    );
-    for name in ["restart", "restarted"] {
-        assert!(
-            !events_named(env, name).is_empty(),
-            "no {name} event\n{}",
-            log_text(env)
-        );
-    }
-    new_pid
-}
-
 #[track_caller]
 fn assert_not_restarted(env: &TestEnv, server: &TestServer) {
-    assert!(is_alive(server.pid), "server {} died", server.pid);
-    assert_eq!(listener_pid(server.port), Some(server.pid));
-    for name in ["restart", "restarted", "restart_failed", "incident"] {
-        assert!(
-            events_named(env, name).is_empty(),
-            "unexpected {name} event\n{}",
-            log_text(env)
-        );
-    }
-    assert!(
-        env.incident_files().is_empty(),
-        "{:?}",
-        env.incident_files()
-    );
+    assert_untouched(server);
+    assert_nothing_acted(env);
 }
 
 #[test]

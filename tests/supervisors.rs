@@ -73,24 +73,6 @@ fn assert_restart_events(env: &TestEnv, method: &str) {
     );
 }
 
-/// No event that acts was logged.
-#[track_caller]
-fn assert_nothing_done(env: &TestEnv) {
-    for name in [
-        "restart",
-        "restarted",
-        "restart_failed",
-        "start",
-        "incident",
-    ] {
-        assert!(
-            events_named(env, name).is_empty(),
-            "unexpected {name:?} event:\n{}",
-            log_text(env)
-        );
-    }
-}
-
 /// The successful restart's report: `kind` through `method`, and the new server's PID.
 #[track_caller]
 fn assert_acted(rep: &Value, kind: &str, method: &str) -> u32 {
@@ -621,7 +603,7 @@ fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
             "{what}: the orphan was signalled"
         );
         assert_eq!(listener_pid(port), Some(orphan), "{what}: {}", sup.logs());
-        assert_nothing_done(&env);
+        assert_nothing_acted(&env);
     };
 
     // kill_orphans = false: reported, not killed.
