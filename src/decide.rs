@@ -637,10 +637,12 @@ fn can_start(cfg: &Config, method: Method) -> bool {
     }
 }
 
+/// Whether every reason that would act is a failed health check: what startup grace
+/// covers. A predictive or other hard reason is not covered.
 fn only_health_failed(reasons: &[Reason]) -> bool {
     reasons
         .iter()
-        .filter(|r| r.severity == Severity::Hard)
+        .filter(|r| r.severity != Severity::Soft)
         .all(|r| r.code == ReasonCode::HealthFailed)
 }
 

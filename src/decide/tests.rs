@@ -669,6 +669,19 @@ const ROWS: &[Row] = &[
         plan: Expect::Restart,
     },
     Row {
+        name: "startup grace does not cover a predicted leak",
+        change: |o, c, x| {
+            x.trend = Some(leak(3600));
+            c.fds.trend_restart = true;
+            c.target.startup_grace = Duration::from_secs(3600);
+            o.discovery.target = Some(server(Duration::from_secs(1800)));
+            o.health.json = Some(serde_json::json!({"active_runs": 0}));
+        },
+        verdict: Verdict::Warning,
+        codes: &[(FdLeakProjected, Predictive)],
+        plan: Expect::Restart,
+    },
+    Row {
         name: "a busy server defers a predictive restart",
         change: |o, c, x| {
             x.trend = Some(leak(3600));
