@@ -152,8 +152,12 @@ fn pre_kill_signal(
 fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
     let restart = &ctx.cfg.restart;
     let mut steps = Vec::new();
+    let user = match start_as(target) {
+        Ok(user) => user,
+        Err(why) => return Outcome::failed(&steps, why),
+    };
     // Captured before the kill: afterwards there is nothing left to read.
-    let launch = match capture(target) {
+    let launch = match capture(target, user) {
         Ok(launch) => launch,
         Err(why) if restart.start_command.is_none() => {
             return Outcome::failed(
@@ -165,6 +169,7 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
             argv: Vec::new(),
             cwd: fallback_cwd(ctx),
             env: Vec::new(),
+            user,
         },
     };
     if let Err(e) = pre_kill_signal(target, &mut steps, ctx) {
@@ -182,7 +187,9 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
         return verify(steps, None, false, None, ctx);
     }
     let child = match &restart.start_command {
-        Some(shell) => spawn::shell_detached(shell, &launch.cwd, &server_log(ctx.state_dir)),
+        Some(shell) => {
+            spawn::shell_detached(shell, &launch.cwd, &server_log(ctx.state_dir), launch.user)
+        }
         None => spawn::replay(&launch, &server_log(ctx.state_dir)),
     };
     match child {
@@ -234,7 +241,7 @@ fn builtin_start(ctx: &Context) -> Outcome {
     if let Err(why) = wait_port_free(ctx) {
         return Outcome::failed(&[], why);
     }
-    match spawn::shell_detached(shell, &fallback_cwd(ctx), &server_log(ctx.state_dir)) {
+    match spawn::shell_detached(shell, &fallback_cwd(ctx), &server_log(ctx.state_dir), None) {
         Ok(child) => {
             let steps = vec![format!("ran start_command as PID {}", child.id())];
             verify(steps, Some(child), false, None, ctx)
@@ -269,7 +276,22 @@ fn run_command(target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
     }
 }
 
-fn capture(target: &ProcessInfo) -> Result<Launch, String> {
+/// Whom the replacement runs as: the watchdog's own user, unless it runs as root and
+/// the server did not; then the server's user and group, never root.
+fn start_as(target: &ProcessInfo) -> Result<Option<(u32, u32)>, String> {
+    if os::own_uid() != 0 || target.uid == Some(0) {
+        return Ok(None);
+    }
+    match (target.uid, target.gid) {
+        (Some(uid), Some(gid)) => Ok(Some((uid, gid))),
+        _ => Err(format!(
+            "cannot tell which user PID {} runs as, so its replacement would run as root",
+            target.pid()
+        )),
+    }
+}
+
+fn capture(target: &ProcessInfo, user: Option<(u32, u32)>) -> Result<Launch, String> {
     if target.argv.is_empty() {
         return Err("its command line is empty".into());
     }
@@ -282,6 +304,7 @@ fn capture(target: &ProcessInfo) -> Result<Launch, String> {
         argv: target.argv.clone(),
         cwd,
         env,
+        user,
     })
 }
 

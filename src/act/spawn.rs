@@ -27,6 +27,9 @@ pub struct Launch {
     pub argv: Vec<String>,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
+    /// The user and group to start it as (see `act::start_as`); `None`: the
+    /// watchdog's own.
+    pub user: Option<(u32, u32)>,
 }
 
 impl Launch {
@@ -59,13 +62,21 @@ fn output_log(path: &Path) -> Result<(File, File), SpawnError> {
 }
 
 /// Starts the server in a new session (so it outlives the watchdog, and no terminal or
-/// cron job signal reaches it), stdin from /dev/null, output appended to `log`.
-pub fn detached(mut command: Command, log: &Path) -> Result<Child, SpawnError> {
+/// cron job signal reaches it), stdin from /dev/null, output appended to `log`, as
+/// `user` (uid, gid) when given.
+fn detached(
+    mut command: Command,
+    log: &Path,
+    user: Option<(u32, u32)>,
+) -> Result<Child, SpawnError> {
     let (out, err) = output_log(log)?;
     command
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
+    if let Some((uid, gid)) = user {
+        command.uid(uid).gid(gid);
+    }
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -97,14 +108,19 @@ pub fn replay(launch: &Launch, log: &Path) -> Result<Child, SpawnError> {
         .current_dir(&launch.cwd)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)));
-    detached(command, log)
+    detached(command, log, launch.user)
 }
 
-/// `/bin/sh -c <shell>` as a detached server start.
-pub fn shell_detached(shell: &str, cwd: &Path, log: &Path) -> Result<Child, SpawnError> {
+/// `/bin/sh -c <shell>` as a detached server start, as `user` when given.
+pub fn shell_detached(
+    shell: &str,
+    cwd: &Path,
+    log: &Path,
+    user: Option<(u32, u32)>,
+) -> Result<Child, SpawnError> {
     let mut command = Command::new("/bin/sh");
     command.arg("-c").arg(shell).current_dir(cwd);
-    detached(command, log)
+    detached(command, log, user)
 }
 
 #[cfg(test)]
@@ -116,6 +132,7 @@ mod tests {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             cwd: PathBuf::from("/srv/app"),
             env: vec![("PATH".into(), path.into())],
+            user: None,
         }
     }
 
@@ -135,5 +152,26 @@ mod tests {
         );
         assert_eq!(launch(&["no-such-program-here"], "/bin").program(), None);
         assert_eq!(launch(&[], "/bin").program(), None);
+    }
+
+    /// Root starting another user's server starts it as that user. (The tests run as
+    /// root, as CI does.)
+    #[test]
+    fn a_replacement_starts_as_the_given_user() {
+        assert_eq!(crate::probe::os::own_uid(), 0, "this test needs root");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let mut start = launch(&["/bin/sh", "-c", "id -u; id -g"], "/bin:/usr/bin");
+        start.cwd = PathBuf::from("/");
+        start.user = Some((65534, 65533));
+        let mut child = replay(&start, &log).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "65534\n65533\n");
+
+        let shell_log = dir.path().join("shell.log");
+        let mut child =
+            shell_detached("id -u", Path::new("/"), &shell_log, Some((65534, 65534))).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(std::fs::read_to_string(&shell_log).unwrap(), "65534\n");
     }
 }

@@ -29,6 +29,7 @@ fn server(age: Duration) -> Target {
             },
             ppid: 1,
             uid: Some(OWN_UID),
+            gid: Some(OWN_UID),
             start_time: now() - age,
             argv: vec!["python3".into(), "server.py".into()],
             cwd: Some(PathBuf::from("/srv/hermes")),

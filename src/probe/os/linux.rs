@@ -33,6 +33,7 @@ pub fn process_info(pid: u32) -> Result<ProcessInfo, OsError> {
         },
         ppid: stat.ppid,
         uid: status.uid,
+        gid: status.gid,
         start_time: wall_start_time(stat.start_ticks)?,
         argv,
         cwd: read_cwd(pid),
@@ -608,6 +609,8 @@ fn parse_btime(text: &str) -> Option<u64> {
 struct StatusFields {
     /// The real UID (first column of `Uid:`).
     uid: Option<u32>,
+    /// The real GID (first column of `Gid:`).
+    gid: Option<u32>,
     /// `VmRSS`, in KiB; absent for zombies and kernel threads.
     rss_kib: Option<u64>,
 }
@@ -617,6 +620,8 @@ fn parse_status(text: &str) -> StatusFields {
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Uid:") {
             fields.uid = rest.split_whitespace().next().and_then(|v| v.parse().ok());
+        } else if let Some(rest) = line.strip_prefix("Gid:") {
+            fields.gid = rest.split_whitespace().next().and_then(|v| v.parse().ok());
         } else if let Some(rest) = line.strip_prefix("VmRSS:") {
             fields.rss_kib = rest.split_whitespace().next().and_then(|v| v.parse().ok());
         }
@@ -776,6 +781,7 @@ mod tests {
             parse_status(text),
             StatusFields {
                 uid: Some(501),
+                gid: Some(20),
                 rss_kib: Some(179_200)
             }
         );
@@ -788,6 +794,7 @@ mod tests {
             parse_status(text),
             StatusFields {
                 uid: Some(0),
+                gid: None,
                 rss_kib: None
             }
         );

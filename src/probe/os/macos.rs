@@ -407,6 +407,7 @@ pub fn process_info(pid: u32) -> Result<ProcessInfo, OsError> {
         identity: identity_of(pid, &bsd),
         ppid: bsd.pbi_ppid,
         uid: Some(bsd.pbi_uid),
+        gid: Some(bsd.pbi_gid),
         start_time: start_time(&bsd),
         argv,
         cwd: cwd(pid),

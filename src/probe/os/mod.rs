@@ -62,6 +62,8 @@ pub struct ProcessInfo {
     pub identity: Identity,
     pub ppid: u32,
     pub uid: Option<u32>,
+    /// The group it runs as: with `uid`, whom a replacement is started as.
+    pub gid: Option<u32>,
     /// Wall-clock start, for ages and the pidfile mtime test (about 1 s precision on Linux).
     pub start_time: SystemTime,
     pub argv: Vec<String>,

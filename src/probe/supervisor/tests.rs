@@ -205,6 +205,7 @@ fn process(pid: u32, ppid: u32) -> ProcessInfo {
         identity: Identity { pid, start_key: 1 },
         ppid,
         uid: Some(501),
+        gid: Some(20),
         start_time: SystemTime::UNIX_EPOCH,
         argv: vec!["python3".into(), "server.py".into()],
         cwd: None,
