@@ -45,7 +45,7 @@ pub fn arm_failsafe(bound: Duration) {
             libc::_exit(i32::from(ExitCode::RestartFailed.code()));
         }
     }
-    let seconds = (bound + FAILSAFE_GRACE).as_secs().max(1);
+    let seconds = bound.saturating_add(FAILSAFE_GRACE).as_secs().max(1);
     let handler = on_alarm as extern "C" fn(libc::c_int);
     // SAFETY: installs a handler that only calls async-signal-safe functions, then
     // schedules the alarm; neither call touches memory of ours.

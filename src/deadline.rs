@@ -8,17 +8,23 @@ use crate::config::Config;
 
 /// Slack for the work between the bounded waits (reading /proc, writing the log).
 const SLACK: Duration = Duration::from_secs(5);
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// attempts × timeout + (attempts − 1) × interval + 2 × stop_timeout
-/// + command_timeout + verify_timeout + 5 s.
+/// attempts × timeout + (attempts − 1) × interval + 2 × stop_timeout +
+/// command_timeout + verify_timeout + 5 s, saturating: a config of absurd values gets a
+/// bound that never arrives, not a panic.
 pub fn run_bound(cfg: &Config) -> Duration {
     let attempts = cfg.health.attempts.max(1);
-    cfg.health.timeout * attempts
-        + cfg.health.interval * (attempts - 1)
-        + cfg.restart.stop_timeout * 2
-        + cfg.restart.command_timeout
-        + cfg.restart.verify_timeout
-        + SLACK
+    [
+        cfg.health.timeout.saturating_mul(attempts),
+        cfg.health.interval.saturating_mul(attempts - 1),
+        cfg.restart.stop_timeout.saturating_mul(2),
+        cfg.restart.command_timeout,
+        cfg.restart.verify_timeout,
+        SLACK,
+    ]
+    .into_iter()
+    .fold(Duration::ZERO, Duration::saturating_add)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -28,8 +34,13 @@ pub struct Deadline {
 
 impl Deadline {
     pub fn after(limit: Duration) -> Deadline {
+        let now = Instant::now();
         Deadline {
-            end: Instant::now() + limit,
+            // Past what an Instant can hold, a century is as good as forever.
+            end: now
+                .checked_add(limit)
+                .or_else(|| now.checked_add(CENTURY))
+                .unwrap_or(now),
         }
     }
 
@@ -67,6 +78,17 @@ mod tests {
         cfg.restart.verify_timeout = Duration::from_secs(60);
         // 15 + 4 + 20 + 30 + 60 + 5
         assert_eq!(run_bound(&cfg), Duration::from_secs(134));
+    }
+
+    #[test]
+    fn absurd_timeouts_saturate_instead_of_panicking() {
+        let mut cfg = crate::config::defaults(None);
+        cfg.health.timeout = Duration::from_millis(18_446_744_073_709_551);
+        cfg.health.attempts = 4_000_000;
+        assert_eq!(run_bound(&cfg), Duration::MAX);
+        let forever = Deadline::after(run_bound(&cfg));
+        assert!(forever.remaining() > Duration::from_secs(365 * 24 * 3600));
+        assert!(!forever.passed());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 use toml::Spanned;
 
-use super::units::{DURATION_FORM, parse_duration, parse_size};
+use super::units::{DURATION_FORM, format_duration, parse_duration, parse_size};
 use super::url::{URL_FORM, parse_http_url};
 use super::{Config, FdPathRule, FileAction, FileRule, LogFormat, Method, signal};
 
@@ -59,9 +59,10 @@ struct RawTarget {
 #[serde(default, deny_unknown_fields, expecting = "the [health] table")]
 struct RawHealth {
     url: Option<UrlText>,
-    timeout: Option<PositiveDur>,
-    attempts: Option<Count>,
-    interval: Option<Dur>,
+    // Spanned: together they bound how long one probe may take.
+    timeout: Option<Spanned<PositiveDur>>,
+    attempts: Option<Spanned<Count>>,
+    interval: Option<Spanned<Dur>>,
     expect_status: Option<StatusList>,
     expect_body: Option<OptText>,
     insecure_tls: Option<bool>,
@@ -160,7 +161,7 @@ impl RawConfig {
     /// that involve two keys.
     pub(super) fn overlay(self, cfg: &mut Config, home: Option<&Path>) -> Result<(), CrossError> {
         self.target.overlay(cfg, home);
-        self.health.overlay(cfg);
+        self.health.overlay(cfg)?;
         self.fds.overlay(cfg)?;
         set(&mut cfg.memory.max_rss, self.memory.max_rss.map(|v| v.0));
         if let Some(files) = self.files {
@@ -189,13 +190,27 @@ impl RawTarget {
     }
 }
 
+/// The longest a health check may take, all attempts and pauses included: far more than
+/// a run every minute can use, and a bound that keeps absurd values from making a run
+/// that never ends.
+const MAX_PROBE_TIME: Duration = Duration::from_secs(3600);
+
 impl RawHealth {
-    fn overlay(self, cfg: &mut Config) {
+    fn overlay(self, cfg: &mut Config) -> Result<(), CrossError> {
         let h = &mut cfg.health;
+        // Blame the first of the three the file set.
+        let span = [
+            self.attempts.as_ref().map(Spanned::span),
+            self.timeout.as_ref().map(Spanned::span),
+            self.interval.as_ref().map(Spanned::span),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
         set(&mut h.url, self.url.map(|u| u.0));
-        set(&mut h.timeout, self.timeout.map(|d| d.0));
-        set(&mut h.attempts, self.attempts.map(|n| n.0));
-        set(&mut h.interval, self.interval.map(|d| d.0));
+        set(&mut h.timeout, self.timeout.map(|d| d.into_inner().0));
+        set(&mut h.attempts, self.attempts.map(|n| n.into_inner().0));
+        set(&mut h.interval, self.interval.map(|d| d.into_inner().0));
         set(&mut h.expect_status, self.expect_status.map(|s| s.0));
         set(&mut h.expect_body, self.expect_body.map(|b| b.0));
         set(&mut h.insecure_tls, self.insecure_tls);
@@ -204,6 +219,22 @@ impl RawHealth {
             self.busy_fields
                 .map(|fields| fields.into_iter().map(|f| f.0).collect()),
         );
+        let probe = h
+            .timeout
+            .saturating_mul(h.attempts)
+            .saturating_add(h.interval.saturating_mul(h.attempts.saturating_sub(1)));
+        match span {
+            Some(span) if probe > MAX_PROBE_TIME => Err(CrossError {
+                span,
+                message: format!(
+                    "health.attempts × timeout + (attempts − 1) × interval comes to {}: \
+                     expected at most 1h (e.g. attempts = 3, timeout = \"5s\", \
+                     interval = \"2s\")",
+                    format_duration(probe)
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -280,6 +280,18 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
         12,
         "is negative: expected a duration",
     ),
+    (
+        "[health]\ntimeout = \"18446744073709551ms\"\nattempts = 4000000",
+        3,
+        12,
+        "comes to",
+    ),
+    (
+        "[health]\nattempts = 1000\ntimeout = \"5s\"",
+        2,
+        12,
+        "expected at most 1h",
+    ),
     ("[target]\nstartup_grace = \"2\"", 2, 17, "missing unit"),
     (
         "[restart]\ncommand_timeout = \"0ms\"",
