@@ -21,7 +21,13 @@ pub enum Pidfile {
 }
 
 pub fn read(path: &Path) -> Pidfile {
-    let mut file = match std::fs::File::open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    let mut file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Pidfile::Missing,
         Err(e) => {
@@ -30,7 +36,20 @@ pub fn read(path: &Path) -> Pidfile {
             };
         }
     };
-    let written = file.metadata().and_then(|m| m.modified()).ok();
+    let metadata = match file.metadata() {
+        Ok(metadata) if metadata.is_file() => metadata,
+        Ok(_) => {
+            return Pidfile::Invalid {
+                why: "is not a regular file".to_string(),
+            };
+        }
+        Err(e) => {
+            return Pidfile::Invalid {
+                why: format!("cannot be read: {e}"),
+            };
+        }
+    };
+    let written = metadata.modified().ok();
     let mut bytes = Vec::new();
     if let Err(e) = file
         .by_ref()
@@ -96,6 +115,20 @@ mod tests {
         assert!(parse_pid(b"\xff\xfe").is_err());
         let long = parse_pid("x".repeat(100).as_bytes()).unwrap_err();
         assert!(long.chars().count() < 80, "{long}");
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("webui.pid");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo takes a NUL-terminated path and a mode.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let not_a_file = Pidfile::Invalid {
+            why: "is not a regular file".into(),
+        };
+        assert_eq!(read(&fifo), not_a_file);
+        assert_eq!(read(dir.path()), not_a_file);
     }
 
     #[test]
