@@ -177,7 +177,7 @@ impl History {
         let due = self
             .last_logged
             .get(key)
-            .is_none_or(|&at| now_s >= at + quiet.as_secs());
+            .is_none_or(|&at| now_s >= at.saturating_add(quiet.as_secs()));
         if due {
             self.last_logged.insert(key.to_string(), now_s);
         }
@@ -330,6 +330,14 @@ mod tests {
         assert_eq!(h.restarts.len(), MAX_RESTARTS);
         assert_eq!(h.restarts[0].at, 10, "the oldest are dropped");
         assert_eq!(h.samples.len(), MAX_SAMPLES);
+    }
+
+    #[test]
+    fn a_garbage_time_in_the_file_does_not_overflow() {
+        let mut h = History::new();
+        h.last_logged.insert("warning:x".into(), u64::MAX);
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert!(!h.due("warning:x", Duration::from_secs(3600), now));
     }
 
     #[test]
