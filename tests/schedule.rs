@@ -56,6 +56,20 @@ impl Sandbox {
         table
     }
 
+    /// A `crontab` stand-in whose `crontab -l` prints `message` on stderr and exits 1;
+    /// `crontab FILE` writes the table, whose path is returned (it does not exist yet).
+    fn crontab_failing_to_list(&self, message: &str) -> PathBuf {
+        let table = self.dir.path().join("crontab.txt");
+        self.stand_in(
+            "crontab",
+            &format!(
+                "if [ \"$1\" = -l ]; then echo '{message}' >&2; exit 1; else cp \"$1\" '{t}'; fi",
+                t = table.display()
+            ),
+        );
+        table
+    }
+
     fn watchdog(&self, args: &[&str]) -> Output {
         let path = format!("{}:/usr/bin:/bin", self.bin().display());
         Command::new(env!("CARGO_BIN_EXE_watchdog"))
@@ -316,4 +330,32 @@ fn install_and_uninstall_together_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
     assert_eq!(sandbox.calls(), "");
+}
+
+#[test]
+fn cron_install_for_a_user_without_a_crontab_writes_just_our_line() {
+    let sandbox = Sandbox::new();
+    let table = sandbox.crontab_failing_to_list("no crontab for me");
+    let out = sandbox.watchdog(&["schedule", "cron", "--install"]);
+    assert_ok_saying(&out, "added to the crontab");
+    assert_eq!(
+        fs::read_to_string(&table).unwrap(),
+        format!("* * * * * {} check\n", env!("CARGO_BIN_EXE_watchdog"))
+    );
+}
+
+#[test]
+fn a_crontab_that_cannot_be_read_is_never_replaced() {
+    let sandbox = Sandbox::new();
+    let pam = "You (me) are not allowed to access to (crontab) because of pam configuration.";
+    let table = sandbox.crontab_failing_to_list(pam);
+    for flag in ["--install", "--uninstall"] {
+        let out = sandbox.watchdog(&["schedule", "cron", flag]);
+        assert_eq!(out.status.code(), Some(3), "{flag}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("because of pam configuration"), "{stderr}");
+    }
+    // Only read, twice; `crontab FILE` (which would replace the table) never ran.
+    assert_eq!(sandbox.calls(), "crontab -l\ncrontab -l\n");
+    assert!(!table.exists());
 }
