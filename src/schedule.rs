@@ -81,7 +81,10 @@ pub fn launchd_plist(job: &Job) -> String {
     )
 }
 
-/// A oneshot service and the timer that starts it every minute, as user units.
+/// A oneshot service and the timer that starts it every minute, as user units. The
+/// service's default `KillMode=control-group` would kill, when a run ends, everything
+/// left in its cgroup: a server the run restarted itself (`setsid` leaves the session,
+/// not the cgroup) included. `KillMode=process` ends only the watchdog.
 pub fn systemd_units(job: &Job) -> (String, String) {
     let exec: Vec<String> = job.argv().iter().map(|a| systemd_quote(a)).collect();
     let service = format!(
@@ -92,7 +95,9 @@ pub fn systemd_units(job: &Job) -> (String, String) {
          Type=oneshot\n\
          ExecStart={}\n\
          # Exit 4 (not acted on) and 5 (another run holds the lock) are not failures.\n\
-         SuccessExitStatus=1 4 5\n",
+         SuccessExitStatus=1 4 5\n\
+         # A server this run restarts stays in its cgroup: at the end, stop only the watchdog.\n\
+         KillMode=process\n",
         exec.join(" ")
     );
     let timer = format!(
@@ -501,6 +506,7 @@ mod tests {
             "{service}"
         );
         assert!(service.contains("SuccessExitStatus=1 4 5"));
+        assert!(service.contains("\nKillMode=process\n"), "{service}");
         assert!(timer.contains("OnUnitActiveSec=1min"));
         assert!(timer.contains("Unit=watchdog-check.service"));
         assert!(timer.contains("WantedBy=timers.target"));

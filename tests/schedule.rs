@@ -116,6 +116,12 @@ fn printed_systemd_units_pass_systemd_analyze_verify() {
     assert_ok(&out);
     let text = stdout(&out);
     let (service, timer) = split_units(&text);
+    // A server the run restarts itself is in the service's cgroup; the default
+    // KillMode=control-group would kill it when the oneshot run ends.
+    assert!(
+        service.lines().any(|l| l == "KillMode=process"),
+        "no KillMode=process in the service:\n{service}"
+    );
     let unit_dir = sandbox.dir.path().join("units");
     fs::create_dir_all(&unit_dir).unwrap();
     let service_path = unit_dir.join("watchdog-check.service");
