@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::ScheduleKind;
-use crate::command::{self, Output};
+use crate::command::{self, Finished, Output};
 use crate::deadline::Deadline;
 use crate::exit_code::ExitCode;
 
@@ -81,7 +81,10 @@ pub fn launchd_plist(job: &Job) -> String {
     )
 }
 
-/// A oneshot service and the timer that starts it every minute, as user units.
+/// A oneshot service and the timer that starts it every minute, as user units. The
+/// service's default `KillMode=control-group` would kill, when a run ends, everything
+/// left in its cgroup: a server the run restarted itself (`setsid` leaves the session,
+/// not the cgroup) included. `KillMode=process` ends only the watchdog.
 pub fn systemd_units(job: &Job) -> (String, String) {
     let exec: Vec<String> = job.argv().iter().map(|a| systemd_quote(a)).collect();
     let service = format!(
@@ -92,7 +95,9 @@ pub fn systemd_units(job: &Job) -> (String, String) {
          Type=oneshot\n\
          ExecStart={}\n\
          # Exit 4 (not acted on) and 5 (another run holds the lock) are not failures.\n\
-         SuccessExitStatus=1 4 5\n",
+         SuccessExitStatus=1 4 5\n\
+         # A server this run restarts stays in its cgroup: at the end, stop only the watchdog.\n\
+         KillMode=process\n",
         exec.join(" ")
     );
     let timer = format!(
@@ -242,8 +247,7 @@ fn install_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
 /// the crontab is kept as it was.
 fn install_cron(job: &Job) -> Result<Vec<String>, String> {
     let line = cron_line(job);
-    // `crontab -l` fails when the user has no crontab yet: that is an empty one.
-    let current = tool(&["crontab", "-l"]).unwrap_or_default();
+    let current = read_crontab()?;
     if current.lines().any(|l| runs_our_check(l, job)) {
         return Ok(vec![format!(
             "the crontab already runs {} check; left unchanged",
@@ -263,7 +267,7 @@ fn install_cron(job: &Job) -> Result<Vec<String>, String> {
 /// Removes every line that runs this binary's `check` (whatever its schedule or
 /// options); comments and other jobs stay.
 fn uninstall_cron(job: &Job) -> Result<Vec<String>, String> {
-    let current = tool(&["crontab", "-l"]).unwrap_or_default();
+    let current = read_crontab()?;
     let (ours, kept): (Vec<&str>, Vec<&str>) =
         current.lines().partition(|l| runs_our_check(l, job));
     if ours.is_empty() {
@@ -289,6 +293,25 @@ fn quoted_exe(job: &Job) -> String {
 
 fn runs_our_check(line: &str, job: &Job) -> bool {
     !line.trim_start().starts_with('#') && line.contains(&format!("{} check", quoted_exe(job)))
+}
+
+/// The user's crontab, as `crontab -l` prints it. It fails when the user has none yet,
+/// which is an empty table; any other failure (a timeout, PAM or permission trouble) is
+/// an error, since replacing a table we could not read would wipe it.
+fn read_crontab() -> Result<String, String> {
+    let done = run_tool(&["crontab", "-l"])?;
+    if done.status.success() {
+        Ok(done.stdout)
+    } else if says_no_crontab(&done.text()) {
+        Ok(String::new())
+    } else {
+        Err(failed(&["crontab", "-l"], &done))
+    }
+}
+
+/// Debian's cron, cronie and macOS all say `no crontab for USER` when there is none.
+fn says_no_crontab(message: &str) -> bool {
+    message.contains("no crontab for ")
 }
 
 /// Hands the whole new table to `crontab FILE`, the one way to replace it.
@@ -377,19 +400,28 @@ fn write_file(path: &Path, text: &str) -> Result<(), String> {
 
 /// Runs a tool to completion (bounded); its stdout on success.
 fn tool(argv: &[&str]) -> Result<String, String> {
-    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    let done = command::run(&argv, &[], Output::Capture, Deadline::after(TOOL_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+    let done = run_tool(argv)?;
     if done.status.success() {
         Ok(done.stdout)
     } else {
-        Err(format!(
-            "`{}` failed ({}): {}",
-            argv.join(" "),
-            done.status,
-            done.text()
-        ))
+        Err(failed(argv, &done))
     }
+}
+
+/// Runs a tool to completion (bounded), whatever its exit status.
+fn run_tool(argv: &[&str]) -> Result<Finished, String> {
+    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+    command::run(&argv, &[], Output::Capture, Deadline::after(TOOL_TIMEOUT))
+        .map_err(|e| e.to_string())
+}
+
+fn failed(argv: &[&str], done: &Finished) -> String {
+    format!(
+        "`{}` failed ({}): {}",
+        argv.join(" "),
+        done.status,
+        done.text()
+    )
 }
 
 fn shell_quote(word: &str) -> String {
@@ -474,9 +506,27 @@ mod tests {
             "{service}"
         );
         assert!(service.contains("SuccessExitStatus=1 4 5"));
+        assert!(service.contains("\nKillMode=process\n"), "{service}");
         assert!(timer.contains("OnUnitActiveSec=1min"));
         assert!(timer.contains("Unit=watchdog-check.service"));
         assert!(timer.contains("WantedBy=timers.target"));
+    }
+
+    #[test]
+    fn only_no_crontab_for_user_is_an_empty_crontab() {
+        for none in [
+            "no crontab for me",          // Debian's cron, cronie
+            "crontab: no crontab for me", // macOS
+        ] {
+            assert!(says_no_crontab(none), "{none}");
+        }
+        for trouble in [
+            "crontab: Permission denied",
+            "You (me) are not allowed to access to (crontab) because of pam configuration.",
+            "",
+        ] {
+            assert!(!says_no_crontab(trouble), "{trouble}");
+        }
     }
 
     #[test]

@@ -1,11 +1,17 @@
 //! `watchdog schedule`: the printed units are valid (systemd-analyze verify where it is
 //! installed), and `--install` writes only under the (temporary) home and calls the
-//! right tools — stand-ins on PATH that record their arguments.
+//! right tools — stand-ins on PATH that record their arguments. Every run is bounded by
+//! the shared harness's timeout, so a hung binary or tool fails its test.
+
+mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{RunResult, WATCHDOG_TIMEOUT, find_executable, run_with_timeout, watchdog_bin};
 
 struct Sandbox {
     dir: tempfile::TempDir,
@@ -56,37 +62,56 @@ impl Sandbox {
         table
     }
 
-    fn watchdog(&self, args: &[&str]) -> Output {
+    /// A `crontab` stand-in whose `crontab -l` prints `message` on stderr and exits 1;
+    /// `crontab FILE` writes the table, whose path is returned (it does not exist yet).
+    fn crontab_failing_to_list(&self, message: &str) -> PathBuf {
+        let table = self.dir.path().join("crontab.txt");
+        self.stand_in(
+            "crontab",
+            &format!(
+                "if [ \"$1\" = -l ]; then echo '{message}' >&2; exit 1; else cp \"$1\" '{t}'; fi",
+                t = table.display()
+            ),
+        );
+        table
+    }
+
+    /// The binary under test with only this sandbox's HOME, PATH and TMPDIR, killed
+    /// after the harness timeout.
+    fn watchdog(&self, args: &[&str]) -> RunResult {
+        self.watchdog_within(args, WATCHDOG_TIMEOUT)
+    }
+
+    fn watchdog_within(&self, args: &[&str], timeout: Duration) -> RunResult {
         let path = format!("{}:/usr/bin:/bin", self.bin().display());
-        Command::new(env!("CARGO_BIN_EXE_watchdog"))
-            .args(args)
+        let mut cmd = Command::new(watchdog_bin());
+        cmd.args(args)
             .env_clear()
             .env("HOME", self.home())
             .env("PATH", path)
-            .env("TMPDIR", self.dir.path())
-            .output()
-            .unwrap()
+            .env("TMPDIR", self.dir.path());
+        run_with_timeout(cmd, timeout)
     }
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// The binary's path as the job names it (its `current_exe`, symlinks resolved).
+fn exe() -> String {
+    let bin = watchdog_bin();
+    fs::canonicalize(&bin).unwrap_or(bin).display().to_string()
+}
+
+fn stdout(out: &RunResult) -> String {
+    out.stdout.clone()
 }
 
 #[track_caller]
-fn assert_ok(out: &Output) {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn assert_ok(out: &RunResult) {
+    assert_eq!(out.status, Some(0), "{}", out.dump());
 }
 
 /// Exit 0, and `text` on stdout.
 #[track_caller]
-fn assert_ok_saying(out: &Output, text: &str) {
+fn assert_ok_saying(out: &RunResult, text: &str) {
     assert_ok(out);
     assert!(
         stdout(out).contains(text),
@@ -102,22 +127,31 @@ fn printed_systemd_units_pass_systemd_analyze_verify() {
     assert_ok(&out);
     let text = stdout(&out);
     let (service, timer) = split_units(&text);
+    // A server the run restarts itself is in the service's cgroup; the default
+    // KillMode=control-group would kill it when the oneshot run ends.
+    assert!(
+        service.lines().any(|l| l == "KillMode=process"),
+        "no KillMode=process in the service:\n{service}"
+    );
     let unit_dir = sandbox.dir.path().join("units");
     fs::create_dir_all(&unit_dir).unwrap();
     let service_path = unit_dir.join("watchdog-check.service");
     let timer_path = unit_dir.join("watchdog-check.timer");
     fs::write(&service_path, service).unwrap();
     fs::write(&timer_path, timer).unwrap();
-    let verify = Command::new("systemd-analyze")
+    let analyze = find_executable("systemd-analyze", &[])
+        .expect("systemd-analyze is needed: apt-get install systemd");
+    let mut verify = Command::new(analyze);
+    verify
         .args(["verify", "--man=no"])
         .arg(&service_path)
-        .arg(&timer_path)
-        .output()
-        .expect("systemd-analyze is needed: apt-get install systemd");
-    assert!(
-        verify.status.success(),
+        .arg(&timer_path);
+    let verify = run_with_timeout(verify, WATCHDOG_TIMEOUT);
+    assert_eq!(
+        verify.status,
+        Some(0),
         "systemd-analyze verify:\n{}",
-        String::from_utf8_lossy(&verify.stderr)
+        verify.dump()
     );
 }
 
@@ -150,7 +184,7 @@ fn cron_install_adds_one_line_and_keeps_the_rest() {
     let out = sandbox.watchdog(&["schedule", "cron", "--install", "-c", &config_arg]);
     assert_ok(&out);
     let installed = fs::read_to_string(&table).unwrap();
-    let exe = env!("CARGO_BIN_EXE_watchdog");
+    let exe = exe();
     assert_eq!(
         installed,
         format!(
@@ -172,10 +206,7 @@ fn systemd_install_writes_user_units_and_enables_the_timer() {
     assert_ok(&out);
     let dir = sandbox.home().join(".config/systemd/user");
     let service = fs::read_to_string(dir.join("watchdog-check.service")).unwrap();
-    assert!(service.contains(&format!(
-        "ExecStart={} check",
-        env!("CARGO_BIN_EXE_watchdog")
-    )));
+    assert!(service.contains(&format!("ExecStart={} check", exe())));
     assert!(dir.join("watchdog-check.timer").exists());
     assert_eq!(
         sandbox.calls(),
@@ -198,10 +229,7 @@ fn launchd_install_writes_a_launch_agent_and_bootstraps_it() {
         .join("Library/LaunchAgents/io.github.watchdog.check.plist");
     let plist = fs::read_to_string(&plist_path).unwrap();
     assert!(plist.contains("<integer>60</integer>"));
-    assert!(plist.contains(&format!(
-        "<string>{}</string>",
-        env!("CARGO_BIN_EXE_watchdog")
-    )));
+    assert!(plist.contains(&format!("<string>{}</string>", exe())));
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
     assert_eq!(
@@ -219,9 +247,12 @@ fn a_failing_tool_is_reported_and_exits_non_zero() {
     let sandbox = Sandbox::new();
     sandbox.stand_in("systemctl", "echo 'Failed to connect to bus' >&2; exit 1");
     let out = sandbox.watchdog(&["schedule", "systemd", "--install"]);
-    assert_eq!(out.status.code(), Some(3));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("Failed to connect to bus"), "{stderr}");
+    assert_eq!(out.status, Some(3), "{}", out.dump());
+    assert!(
+        out.stderr.contains("Failed to connect to bus"),
+        "{}",
+        out.dump()
+    );
 }
 
 #[test]
@@ -230,7 +261,7 @@ fn printing_touches_nothing() {
     for kind in ["cron", "launchd", "systemd"] {
         let out = sandbox.watchdog(&["schedule", kind]);
         assert_ok(&out);
-        assert!(stdout(&out).contains(env!("CARGO_BIN_EXE_watchdog")));
+        assert!(stdout(&out).contains(&exe()));
     }
     let written: Vec<_> = fs::read_dir(sandbox.home()).unwrap().collect();
     assert!(written.is_empty(), "printing wrote {written:?}");
@@ -313,7 +344,53 @@ fn launchd_uninstall_boots_out_the_job_and_removes_the_plist() {
 fn install_and_uninstall_together_is_a_usage_error() {
     let sandbox = Sandbox::new();
     let out = sandbox.watchdog(&["schedule", "cron", "--install", "--uninstall"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    assert_eq!(out.status, Some(2), "{}", out.dump());
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.dump());
     assert_eq!(sandbox.calls(), "");
+}
+
+#[test]
+fn cron_install_for_a_user_without_a_crontab_writes_just_our_line() {
+    let sandbox = Sandbox::new();
+    let table = sandbox.crontab_failing_to_list("no crontab for me");
+    let out = sandbox.watchdog(&["schedule", "cron", "--install"]);
+    assert_ok_saying(&out, "added to the crontab");
+    assert_eq!(
+        fs::read_to_string(&table).unwrap(),
+        format!("* * * * * {} check\n", exe())
+    );
+}
+
+#[test]
+fn a_crontab_that_cannot_be_read_is_never_replaced() {
+    let sandbox = Sandbox::new();
+    let pam = "You (me) are not allowed to access to (crontab) because of pam configuration.";
+    let table = sandbox.crontab_failing_to_list(pam);
+    for flag in ["--install", "--uninstall"] {
+        let out = sandbox.watchdog(&["schedule", "cron", flag]);
+        assert_eq!(out.status, Some(3), "{flag}: {}", out.dump());
+        assert!(
+            out.stderr.contains("because of pam configuration"),
+            "{}",
+            out.dump()
+        );
+    }
+    // Only read, twice; `crontab FILE` (which would replace the table) never ran.
+    assert_eq!(sandbox.calls(), "crontab -l\ncrontab -l\n");
+    assert!(!table.exists());
+}
+
+#[test]
+fn a_hung_run_is_killed_at_the_bound_instead_of_hanging_the_suite() {
+    let sandbox = Sandbox::new();
+    // Ends by itself soon after the test: the watchdog runs it in a group of its own,
+    // which the harness's kill of the watchdog does not reach.
+    sandbox.stand_in("systemctl", "exec sleep 4");
+    let out = sandbox.watchdog_within(
+        &["schedule", "systemd", "--install"],
+        Duration::from_millis(500),
+    );
+    assert!(out.timed_out, "{}", out.dump());
+    assert_eq!(out.status, None, "{}", out.dump());
+    assert!(out.elapsed < Duration::from_secs(3), "{}", out.dump());
 }
