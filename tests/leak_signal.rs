@@ -509,6 +509,23 @@ fn samples_outside_the_window_do_not_count() {
             .map(point)
             .collect()
     };
+    // The two real samples so far (the last two: the prefilled ones come first) are put
+    // 20 s and 10 s before this run, whatever the runs took, so the second of the three
+    // runs' samples is certain to be thinned when the third is stored.
+    let mut doc = read_history(&env);
+    let shown = doc.to_string();
+    let samples = doc["samples"]
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("history has no samples array: {shown}"));
+    assert_eq!(samples.len(), 5, "3 prefilled and 2 real samples: {shown}");
+    assert!(
+        samples.iter().all(|s| s["pid"] == server.pid),
+        "only this server's samples: {shown}"
+    );
+    let now = epoch_now();
+    samples[3]["at"] = Value::from(now - 20);
+    samples[4]["at"] = Value::from(now - 10);
+    write_history(&env, &doc);
     let mut points = mine(history_samples(&env));
     let rep = check(&env, 0);
     let trend = &rep["trend"];
@@ -521,9 +538,13 @@ fn samples_outside_the_window_do_not_count() {
     let after = mine(history_samples(&env));
     points.push(*after.last().unwrap());
     assert_eq!(points.len(), 6, "{points:?}");
-    // Stored, the middle one of the three runs seconds apart is thinned: samples are
-    // kept at least 30 s apart.
+    // Stored, the middle one of the three runs' samples (10 s after the first) is
+    // thinned: samples are kept at least 30 s apart in the last hour, the newest always.
     assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(
+        after[3], points[3],
+        "the first run's sample is kept: {after:?}"
+    );
     let n = points.len() as f64;
     let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
     let my = points.iter().map(|p| p.1).sum::<f64>() / n;
