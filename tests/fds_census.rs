@@ -520,6 +520,13 @@ const NOGROUP: u32 = 65534;
 
 #[test]
 fn unreadable_process_exits_4_with_permission_denied_and_no_count() {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        uid, 0,
+        "this test starts the process as root and the watchdog as nobody: run it as root \
+         (CI does)"
+    );
     let env = TestEnv::new();
     // No server: a config with its defaults pointed into the temp dir.
     env.write_config(&format!(
@@ -530,9 +537,10 @@ fn unreadable_process_exits_4_with_permission_denied_and_no_count() {
     open_up_for_everyone(&env);
     let sleeper = spawn_sleep(); // root's
     let pid = sleeper.pid();
-    // Precondition: nobody really cannot read this process's FDs.
+    // Precondition: nobody really cannot read this process's FDs (setpriv itself
+    // works, as root: `ls` is refused, in the C locale's words).
     let mut probe = std::process::Command::new("setpriv");
-    probe.args([
+    probe.env("LC_ALL", "C").args([
         &format!("--reuid={NOBODY}"),
         &format!("--regid={NOGROUP}"),
         "--clear-groups",
@@ -545,6 +553,11 @@ fn unreadable_process_exits_4_with_permission_denied_and_no_count() {
         pr.status,
         Some(0),
         "nobody can read /proc/{pid}/fd\n{}",
+        pr.dump()
+    );
+    assert!(
+        pr.stderr.contains("Permission denied") && pr.stderr.contains(&format!("/proc/{pid}/fd")),
+        "the probe failed for another reason than nobody's permissions\n{}",
         pr.dump()
     );
 

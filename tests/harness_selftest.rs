@@ -5,7 +5,7 @@ mod common;
 
 use std::fs;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -111,21 +111,26 @@ fn mode_503_answers_degraded() {
     assert!(healthy(&server.url));
 }
 
-#[test]
-fn mode_hang_accepts_and_never_answers() {
+/// In `mode`, /health never completes: a GET bounded at 1 s gives up with "timed out",
+/// which `http_get` says only when its whole-request deadline fired (no wall-clock
+/// assertion needed), and the control endpoints still answer meanwhile.
+#[track_caller]
+fn assert_health_times_out(mode: &str) {
     let env = TestEnv::new();
     let server = start(&env);
-    set_mode(&env, "hang");
-    let t = Instant::now();
+    set_mode(&env, mode);
     let r = http_get(&server.url, Duration::from_secs(1));
     assert_eq!(
         r.as_ref().err().map(String::as_str),
         Some("timed out"),
-        "{r:?}"
+        "mode {mode}: {r:?}"
     );
-    assert!(t.elapsed() < Duration::from_secs(5));
-    // The control endpoints still answer while /health hangs.
     server.control("/control/fds");
+}
+
+#[test]
+fn mode_hang_accepts_and_never_answers() {
+    assert_health_times_out("hang");
 }
 
 #[test]
@@ -140,17 +145,7 @@ fn mode_reset_resets_the_connection() {
 
 #[test]
 fn mode_dribble_sends_headers_then_one_byte_per_second() {
-    let env = TestEnv::new();
-    let server = start(&env);
-    set_mode(&env, "dribble");
-    let t = Instant::now();
-    let r = http_get(&server.url, Duration::from_secs(1));
-    assert_eq!(
-        r.as_ref().err().map(String::as_str),
-        Some("timed out"),
-        "{r:?}"
-    );
-    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_health_times_out("dribble");
 }
 
 #[test]
@@ -366,9 +361,9 @@ fn run_with_timeout_kills_a_hung_command() {
     let mut cmd = Command::new("sleep");
     cmd.arg("30");
     let r = run_with_timeout(cmd, Duration::from_secs(1));
+    // timed_out is set only once the deadline passed, and status None says it was killed.
     assert!(r.timed_out, "{}", r.dump());
     assert_eq!(r.status, None);
-    assert!(r.elapsed < Duration::from_secs(10));
 
     let mut cmd = Command::new("sh");
     cmd.args(["-c", "echo out; echo err >&2; exit 3"]);

@@ -509,6 +509,23 @@ fn samples_outside_the_window_do_not_count() {
             .map(point)
             .collect()
     };
+    // The two real samples so far (the last two: the prefilled ones come first) are put
+    // 20 s and 10 s before this run, whatever the runs took, so the second of the three
+    // runs' samples is certain to be thinned when the third is stored.
+    let mut doc = read_history(&env);
+    let shown = doc.to_string();
+    let samples = doc["samples"]
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("history has no samples array: {shown}"));
+    assert_eq!(samples.len(), 5, "3 prefilled and 2 real samples: {shown}");
+    assert!(
+        samples.iter().all(|s| s["pid"] == server.pid),
+        "only this server's samples: {shown}"
+    );
+    let now = epoch_now();
+    samples[3]["at"] = Value::from(now - 20);
+    samples[4]["at"] = Value::from(now - 10);
+    write_history(&env, &doc);
     let mut points = mine(history_samples(&env));
     let rep = check(&env, 0);
     let trend = &rep["trend"];
@@ -521,9 +538,13 @@ fn samples_outside_the_window_do_not_count() {
     let after = mine(history_samples(&env));
     points.push(*after.last().unwrap());
     assert_eq!(points.len(), 6, "{points:?}");
-    // Stored, the middle one of the three runs seconds apart is thinned: samples are
-    // kept at least 30 s apart.
+    // Stored, the middle one of the three runs' samples (10 s after the first) is
+    // thinned: samples are kept at least 30 s apart in the last hour, the newest always.
     assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(
+        after[3], points[3],
+        "the first run's sample is kept: {after:?}"
+    );
     let n = points.len() as f64;
     let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
     let my = points.iter().map(|p| p.1).sum::<f64>() / n;
@@ -735,13 +756,19 @@ fn failing_health_restarts_at_once_even_while_busy() {
 #[test]
 fn deferral_ends_after_max_defer() {
     let (env, server, mut cfg) = predictive_setup();
-    cfg.set("restart.max_defer", "2s").write(&env);
+    cfg.set("restart.max_defer", "30m").write(&env);
     set_busy(&server.base, 1, 0);
     let rep = check(&env, 0);
     assert_eq!(rep["action"]["result"], "deferred", "{rep:#}");
     assert_not_restarted(&env, &server);
-    // Let max_defer pass since the first deferral (a wait, not a timing assertion).
-    std::thread::sleep(Duration::from_secs(3));
+    // max_defer passes since the first deferral: its start, recorded in the history,
+    // moves 31 minutes into the past.
+    let mut doc = read_history(&env);
+    let since = doc["deferred_since"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("the first deferral is not recorded: {doc:#}"));
+    doc["deferred_since"] = Value::from(since - 31 * 60);
+    write_history(&env, &doc);
     let rep = check(&env, 1);
     assert_eq!(health_doc(&server.base)["active_runs"], 0, "a new server");
     let new_pid = assert_restarted(&env, &server);

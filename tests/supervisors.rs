@@ -1,6 +1,8 @@
 //! End-to-end tests of restarts through a supervisor (SPEC §5 methods, auto-detection,
 //! the double-fork orphan; §6 outputs): a REAL supervisord and a REAL runit run the test
 //! server, and the watchdog must find them, ask them to restart, and never fight them.
+//! The watchdog reaches the real `supervisorctl` and `sv` through wrappers on its PATH that
+//! record every call, so a restart is proven by what it asked, not by what it reported.
 //! launchd and systemd cannot run here: stand-ins named `launchctl` and `systemctl`
 //! (`tests/support/fake_supervisor.py`) record every call and behave like the real tools.
 //!
@@ -107,16 +109,20 @@ fn assert_replaced(old: u32, new: u32, port: u16) {
     );
 }
 
-/// A directory of tools prepended to PATH for the watchdog runs.
+/// A directory of tools prepended to PATH for the watchdog runs, and the record of the
+/// calls their recording wrappers saw.
 struct Tools {
     bin: PathBuf,
+    calls: PathBuf,
 }
 
 impl Tools {
     fn new(env: &TestEnv) -> Tools {
         let bin = env.root.join("bin");
+        let calls = env.root.join("calls");
         fs::create_dir_all(&bin).unwrap();
-        Tools { bin }
+        fs::create_dir_all(&calls).unwrap();
+        Tools { bin, calls }
     }
 
     /// PATH for the watchdog: this directory first.
@@ -127,6 +133,29 @@ impl Tools {
 
     fn install(&self, name: &str, script: &str) {
         write_script(&self.bin.join(name), script);
+    }
+
+    /// Installs `name` as a wrapper that appends its arguments (one call a line) to its
+    /// calls file, then execs `real` (shell words, already quoted) with them: what the
+    /// watchdog really asked the supervisor, whatever its report says.
+    fn install_recording(&self, name: &str, real: &str) {
+        let calls = self.calls.join(name);
+        self.install(
+            name,
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >>{}\nexec {real} \"$@\"\n",
+                sh_quote(&calls.display().to_string())
+            ),
+        );
+    }
+
+    /// The arguments of every call the wrapper `name` recorded, one call each; the record
+    /// is then cleared.
+    fn take_calls(&self, name: &str) -> Vec<String> {
+        let path = self.calls.join(name);
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let _ = fs::remove_file(&path);
+        text.lines().map(String::from).collect()
     }
 
     /// Runs the watchdog with this PATH.
@@ -162,6 +191,23 @@ fn assert_supervisor(rep: &Value, kind: &str, name: &str, evidence: &str) -> Val
     assert_eq!(sup["evidence"], evidence, "{rep:#}");
     assert_eq!(rep["restart_method"], kind, "{rep:#}");
     sup
+}
+
+/// What the watchdog really asked the supervisor, not what its report says: the calls
+/// `tool`'s recording wrapper saw since the last look hold exactly one `restart` call
+/// (arguments `restart`) and nothing but `status` queries (arguments `status`) besides.
+#[track_caller]
+fn assert_one_restart_call(tools: &Tools, tool: &str, restart: &str, status: &str) {
+    let calls = tools.take_calls(tool);
+    assert_eq!(
+        calls.iter().filter(|c| *c == restart).count(),
+        1,
+        "the watchdog ran `{tool} {restart}` once: {calls:#?}"
+    );
+    assert!(
+        calls.iter().all(|c| c == restart || c == status),
+        "besides the restart, only `{tool} {status}`: {calls:#?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -334,18 +380,46 @@ fn program_section(env: &TestEnv, command: &[String], extra: &str) -> String {
 }
 
 /// supervisorctl for the watchdog: the real one, run through the same interpreter the
-/// tests use (a pip install under pyenv puts no command on PATH until `pyenv rehash`).
+/// tests use (a pip install under pyenv puts no command on PATH until `pyenv rehash`),
+/// behind a wrapper that records every call ([`Tools::take_calls`]).
 fn install_supervisorctl(tools: &Tools) {
-    tools.install(
+    tools.install_recording(
         "supervisorctl",
-        &format!(
-            "#!/bin/sh\nexec {} -m supervisor.supervisorctl \"$@\"\n",
-            sh_quote(python())
-        ),
+        &format!("{} -m supervisor.supervisorctl", sh_quote(python())),
     );
 }
 
 const JOB: &str = "hermes:webui";
+
+/// The watchdog ran `supervisorctl -s URL restart hermes:webui` once, on `sup`'s socket,
+/// and otherwise only `supervisorctl -s URL status hermes:webui`.
+#[track_caller]
+fn assert_supervisorctl_restart(tools: &Tools, sup: &Supervisord) {
+    assert_one_restart_call(
+        tools,
+        "supervisorctl",
+        &format!("-s {} restart {JOB}", sup.url),
+        &format!("-s {} status {JOB}", sup.url),
+    );
+}
+
+/// supervisord itself stopped the running job (what it logs when `supervisorctl restart`
+/// stops it, naming the process, not GROUP:NAME), and never saw it die behind its back
+/// (a kill by the watchdog would log `exited: webui (...; not expected)`, then respawn).
+#[track_caller]
+fn assert_stopped_by_supervisord(sup: &Supervisord) {
+    let log = fs::read_to_string(&sup.log).unwrap_or_default();
+    assert!(
+        log.contains("stopped: webui (terminated by SIGTERM)"),
+        "supervisord did not stop the job itself:\n{}",
+        sup.logs()
+    );
+    assert!(
+        !log.contains("not expected"),
+        "the job died behind supervisord's back:\n{}",
+        sup.logs()
+    );
+}
 
 #[test]
 fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl() {
@@ -393,6 +467,8 @@ fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl
         detail.contains(&format!("-s {} restart {JOB}", sup.url)),
         "the restart went through supervisorctl -s URL restart GROUP:NAME: {detail}"
     );
+    assert_supervisorctl_restart(&tools, &sup);
+    assert_stopped_by_supervisord(&sup);
 
     let (state, now) = sup.status(JOB);
     assert_eq!(state, "RUNNING", "{}", sup.logs());
@@ -466,6 +542,7 @@ fn supervisord_program_in_fatal_is_started_through_supervisorctl() {
         detail.contains(&format!("-s {} restart {JOB}", sup.url)),
         "the remembered job was started through supervisorctl: {detail}"
     );
+    assert_supervisorctl_restart(&tools, &sup);
 
     let (state, now) = sup.status(JOB);
     assert_eq!(state, "RUNNING", "{}", sup.logs());
@@ -559,6 +636,7 @@ fn double_fork_orphan_under_supervisord_is_killed_and_its_recurrence_explained()
         "a first orphan names no recurrence: {ev}"
     );
     assert_restart_events(&env, "supervisor");
+    assert_supervisorctl_restart(&tools, &sup);
     assert!(
         wait_until(Duration::from_secs(10), || !is_alive(orphan)),
         "the orphan PID {orphan} is still alive"
@@ -574,6 +652,7 @@ fn double_fork_orphan_under_supervisord_is_killed_and_its_recurrence_explained()
     assert_exit(&env, &r, 1);
     let rep = report(&r);
     assert_acted(&rep, "kill_orphan", "supervisor");
+    assert_supervisorctl_restart(&tools, &sup);
     let ev = assert_orphan_event(&env, second, true);
     let message = ev["message"].as_str().unwrap();
     for words in ["exits after starting the server", "foreground"] {
@@ -604,6 +683,13 @@ fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
         );
         assert_eq!(listener_pid(port), Some(orphan), "{what}: {}", sup.logs());
         assert_nothing_acted(&env);
+        let calls = tools.take_calls("supervisorctl");
+        assert!(
+            calls
+                .iter()
+                .all(|c| *c == format!("-s {} status {JOB}", sup.url)),
+            "{what}: the watchdog only queried supervisord: {calls:#?}"
+        );
     };
 
     // kill_orphans = false: reported, not killed.
@@ -748,6 +834,8 @@ fn runit_service_is_detected_and_restarted_through_sv() {
         sh_quote(&service_log.display().to_string())
     );
     let runit = Runsv::start(&env, &run);
+    // The real `sv`, behind a wrapper that records what the watchdog asks it.
+    tools.install_recording("sv", &sh_quote(&runit.sv.display().to_string()));
     let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
     assert_eq!(
         parent_pid(pid),
@@ -778,6 +866,12 @@ fn runit_service_is_detected_and_restarted_through_sv() {
     assert!(
         detail.contains(&format!("sv restart {dir}")),
         "the restart went through `sv restart DIR`: {detail}"
+    );
+    assert_one_restart_call(
+        &tools,
+        "sv",
+        &format!("restart {dir}"),
+        &format!("status {dir}"),
     );
     let (out, sv_pid) = runit.status();
     assert!(out.starts_with("run: "), "{out}");
