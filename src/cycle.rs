@@ -442,19 +442,40 @@ impl Run<'_> {
                 .reasons(reasons.clone())
                 .with("method", method),
         );
+        // The crash-loop guard counts what the history holds: a restart it could not
+        // record would be repeated every minute without limit.
+        self.history.record_restart(RestartRecord {
+            at: history::epoch_seconds(SystemTime::now()),
+            ts: report::rfc3339(SystemTime::now()),
+            kind: report::kind_name(action.kind).into(),
+            method: method.into(),
+            old_pid: pid,
+            new_pid: None,
+            reasons: reasons.clone(),
+            result: "attempted".into(),
+        });
         let supervisor = obs.restart.supervision.as_ref().map(|s| &s.supervisor);
-        let outcome = act::perform(
-            action,
-            target,
-            supervisor,
-            &act::Context {
-                cfg: self.cfg,
-                prober,
-                deadline,
-                port: self.cfg.port(),
-                state_dir: &self.cfg.state.dir,
-            },
-        );
+        let outcome = match self.history.save(&history_path(self.cfg), true) {
+            Err(e) => Outcome::failed(
+                &[],
+                format!(
+                    "not acting: {e}, so the crash-loop guard could not count this restart; \
+                     make [state] dir writable"
+                ),
+            ),
+            Ok(()) => act::perform(
+                action,
+                target,
+                supervisor,
+                &act::Context {
+                    cfg: self.cfg,
+                    prober,
+                    deadline,
+                    port: self.cfg.port(),
+                    state_dir: &self.cfg.state.dir,
+                },
+            ),
+        };
         let event = if outcome.ok {
             Event::new(Level::Info, "restarted", outcome.detail.clone())
         } else {
@@ -468,16 +489,10 @@ impl Run<'_> {
                 .with("new_pid", outcome.new_pid)
                 .with("new_fds", outcome.new_fds),
         );
-        self.history.record_restart(RestartRecord {
-            at: history::epoch_seconds(SystemTime::now()),
-            ts: report::rfc3339(SystemTime::now()),
-            kind: report::kind_name(action.kind).into(),
-            method: method.into(),
-            old_pid: pid,
-            new_pid: outcome.new_pid,
-            reasons,
-            result: if outcome.ok { "restarted" } else { "failed" }.into(),
-        });
+        if let Some(attempt) = self.history.restarts.last_mut() {
+            attempt.new_pid = outcome.new_pid;
+            attempt.result = if outcome.ok { "restarted" } else { "failed" }.into();
+        }
         if let Some(new_pid) = outcome.new_pid {
             self.history.last_pid = Some(new_pid);
         }

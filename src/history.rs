@@ -64,7 +64,8 @@ pub struct RestartRecord {
     pub old_pid: Option<u32>,
     pub new_pid: Option<u32>,
     pub reasons: Vec<String>,
-    /// "restarted" or "failed".
+    /// "restarted" or "failed"; "attempted" while it is under way (saved before acting,
+    /// so a run that dies while acting still counts towards the crash-loop guard).
     pub result: String,
 }
 

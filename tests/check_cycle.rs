@@ -462,6 +462,34 @@ fn failing_health_within_startup_grace_is_suppressed() {
     assert_log_shape(&env);
 }
 
+/// The crash-loop guard counts the restarts the history holds: when the history cannot
+/// be written (here a directory stands where its temporary file goes, which even root
+/// cannot replace), the restart is not made, the server is left alone, and the run
+/// says why.
+#[test]
+fn a_restart_the_history_cannot_record_is_not_made() {
+    let (env, server, mut cfg) = setup();
+    cfg.set("fds.max", 150).fd_paths(&[]).write(&env);
+    leak(&server, 80);
+    assert!(fd_count(server.pid) >= 150, "precondition: leak too small");
+    fs::create_dir_all(env.state_dir.join("history.json.tmp")).unwrap();
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 3);
+    assert_untouched(&server);
+    let failed = expect_events(&env, "restart_failed");
+    let message = failed[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not acting") && message.contains("history"),
+        "{message}"
+    );
+    assert!(
+        events_named(&env, "restarted").is_empty(),
+        "{}",
+        log_text(&env)
+    );
+}
+
 #[test]
 fn crash_loop_guard_stops_after_max_restarts() {
     let (env, server, mut cfg) = setup();

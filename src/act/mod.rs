@@ -47,7 +47,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn failed(steps: &[String], why: impl std::fmt::Display) -> Outcome {
+    pub fn failed(steps: &[String], why: impl std::fmt::Display) -> Outcome {
         let mut all = steps.to_vec();
         all.push(why.to_string());
         Outcome {
