@@ -490,6 +490,31 @@ fn a_restart_the_history_cannot_record_is_not_made() {
     );
 }
 
+/// `method = "command"` with a command that returns without restarting anything: the
+/// old server still answers /health, which is not a restart.
+#[test]
+fn a_restart_command_that_leaves_the_old_server_running_fails() {
+    let (env, server, mut cfg) = setup();
+    cfg.set("fds.max", 150)
+        .fd_paths(&[])
+        .set("restart.method", "command")
+        .set("restart.command", "true")
+        .set("restart.verify_timeout", "2s")
+        .write(&env);
+    leak(&server, 80);
+    assert!(fd_count(server.pid) >= 150, "precondition: leak too small");
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 3);
+    assert_untouched(&server);
+    let failed = expect_events(&env, "restart_failed");
+    let message = failed[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("old server PID {} still runs", server.pid)),
+        "{message}"
+    );
+}
+
 #[test]
 fn crash_loop_guard_stops_after_max_restarts() {
     let (env, server, mut cfg) = setup();

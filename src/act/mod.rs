@@ -15,7 +15,7 @@ use crate::config::{Config, Method};
 use crate::deadline::Deadline;
 use crate::decide::{Action, ActionKind};
 use crate::probe::health::Prober;
-use crate::probe::os::{self, PortOwner, ProcessInfo};
+use crate::probe::os::{self, Identity, PortOwner, ProcessInfo};
 use crate::probe::supervisor::{self as jobs, Supervisor};
 use spawn::Launch;
 
@@ -90,7 +90,7 @@ pub fn perform(
             {
                 steps.push(format!("pre-kill signal not sent: {e}"));
             }
-            supervised_restart(steps, supervisor, ctx)
+            supervised_restart(steps, supervisor, target.map(|t| t.identity), ctx)
         }
         (Method::Command, _, _, None) => run_command(target, ctx),
         (Method::Builtin, ActionKind::Restart, Some(target), None) => builtin_restart(target, ctx),
@@ -116,15 +116,20 @@ fn kill_orphan(orphan: &ProcessInfo, supervisor: &Supervisor, ctx: &Context) -> 
     if let Err(why) = wait_port_free(ctx) {
         return Outcome::failed(&steps, why);
     }
-    supervised_restart(steps, supervisor, ctx)
+    supervised_restart(steps, supervisor, Some(orphan.identity), ctx)
 }
 
-fn supervised_restart(mut steps: Vec<String>, supervisor: &Supervisor, ctx: &Context) -> Outcome {
+fn supervised_restart(
+    mut steps: Vec<String>,
+    supervisor: &Supervisor,
+    old: Option<Identity>,
+    ctx: &Context,
+) -> Outcome {
     let deadline = ctx.deadline.sub(ctx.cfg.restart.command_timeout);
     match supervisor::restart(supervisor, deadline) {
         Ok(done) => {
             steps.push(done);
-            verify(steps, None, false, Some(supervisor), ctx)
+            verify(steps, None, false, Some(supervisor), old, ctx)
         }
         Err(why) => Outcome::failed(&steps, why),
     }
@@ -185,7 +190,7 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
     }
     if let Some(respawned) = respawned_by_parent(target, ctx) {
         steps.push(respawned);
-        return verify(steps, None, false, None, ctx);
+        return verify(steps, None, false, None, Some(target.identity), ctx);
     }
     let child = match &restart.start_command {
         Some(shell) => {
@@ -201,6 +206,7 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
                 Some(child),
                 restart.start_command.is_none(),
                 None,
+                Some(target.identity),
                 ctx,
             )
         }
@@ -245,7 +251,7 @@ fn builtin_start(ctx: &Context) -> Outcome {
     match spawn::shell_detached(shell, &fallback_cwd(ctx), &server_log(ctx.state_dir), None) {
         Ok(child) => {
             let steps = vec![format!("ran start_command as PID {}", child.id())];
-            verify(steps, Some(child), false, None, ctx)
+            verify(steps, Some(child), false, None, None, ctx)
         }
         Err(e) => Outcome::failed(&[], e),
     }
@@ -262,9 +268,14 @@ fn run_command(target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
         .unwrap_or_default();
     let deadline = ctx.deadline.sub(ctx.cfg.restart.command_timeout);
     match command::shell(shell, &env, &command_log(ctx.state_dir), deadline) {
-        Ok(done) if done.status.success() => {
-            verify(vec![format!("ran `{shell}`")], None, false, None, ctx)
-        }
+        Ok(done) if done.status.success() => verify(
+            vec![format!("ran `{shell}`")],
+            None,
+            false,
+            None,
+            target.map(|t| t.identity),
+            ctx,
+        ),
         Ok(done) => Outcome::failed(
             &[],
             format!(
@@ -351,15 +362,25 @@ fn verify(
     mut child: Option<Child>,
     child_is_server: bool,
     supervisor: Option<&Supervisor>,
+    old: Option<Identity>,
     ctx: &Context,
 ) -> Outcome {
     let started = Instant::now();
     let verify_timeout = ctx.cfg.restart.verify_timeout;
     let deadline = ctx.deadline.sub(verify_timeout);
     let mut last_error = String::from("no health check completed");
+    // Once the old server answered, that is the explanation, whatever came after.
+    let mut old_answered: Option<u32> = None;
     loop {
         let (attempt, _) = ctx.prober.attempt(deadline.cap(ctx.cfg.health.timeout));
-        if attempt.ok {
+        // A restart that returned before ending the old server (an asynchronous
+        // command) is not done while the old server is the one answering.
+        let old_still_runs = old.filter(|o| os::identity(o.pid).ok().flatten() == Some(*o));
+        if attempt.ok
+            && let Some(o) = old_still_runs
+        {
+            old_answered = Some(o.pid);
+        } else if attempt.ok {
             steps.push(format!(
                 "healthy after {:.1}s",
                 started.elapsed().as_secs_f64()
@@ -377,7 +398,9 @@ fn verify(
                 new_fds,
             };
         }
-        last_error = attempt.error.unwrap_or(last_error);
+        if let Some(error) = attempt.error {
+            last_error = error;
+        }
         if let Some(exit) = early_exit(child.as_mut(), child_is_server) {
             return Outcome::failed(
                 &steps,
@@ -388,10 +411,16 @@ fn verify(
             );
         }
         if deadline.passed() {
+            let why = match old_answered {
+                Some(pid) => format!(
+                    "the old server PID {pid} still runs and answers: the restart did not end it"
+                ),
+                None => last_error,
+            };
             return Outcome::failed(
                 &steps,
                 format!(
-                    "not healthy within verify_timeout {:.0}s: {last_error}",
+                    "not healthy within verify_timeout {:.0}s: {why}",
                     verify_timeout.as_secs_f64()
                 ),
             );
