@@ -220,8 +220,8 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
             })
         }
         Kind::Runit => {
-            let service =
-                runit::parse_status(stdout).ok_or_else(|| "empty sv status".to_string())?;
+            let service = runit::parse_status(stdout)
+                .ok_or_else(|| "sv status printed no run, down or finish state".to_string())?;
             Ok(JobStatus {
                 pid: service.pid,
                 state: service.state,

@@ -188,6 +188,15 @@ fn status_of_each_supervisor() {
     )
     .unwrap();
     assert_eq!(run.pid, Some(17450));
+    // sv's own complaints are errors, not a stopped job (which would make the server
+    // an orphan).
+    for complaint in [
+        "warning: /etc/sv/hermes: unable to open supervise/ok: access denied\n",
+        "fail: /etc/sv/hermes: runsv not running\n",
+    ] {
+        let why = parse_status(&supervisor(Kind::Runit, "/etc/sv/hermes"), complaint).unwrap_err();
+        assert!(why.contains("no run, down or finish state"), "{why}");
+    }
 
     assert!(parse_status(&supervisor(Kind::Supervisor, "x:x"), "").is_err());
     assert!(parse_status(&supervisor(Kind::Systemd, "x"), "garbage\n").is_err());
