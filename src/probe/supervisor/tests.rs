@@ -115,7 +115,7 @@ fn command_lines() {
                 user: true,
                 ..supervisor(Kind::Systemd, "hermes.service")
             },
-            "systemctl --user show -p MainPID,ActiveState,SubState,Result,NRestarts hermes.service",
+            "systemctl --user show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState hermes.service",
             "systemctl --user restart hermes.service",
         ),
         (
@@ -174,6 +174,38 @@ fn status_of_each_supervisor() {
     assert!(failed.start_limit_hit);
     assert_eq!(failed.pid, None);
     assert_eq!(failed.state, "failed (failed)");
+
+    // A mistyped unit: systemctl exits 0 and shows a stopped unit, whose job would make
+    // the running server an orphan. Only LoadState says there is no such unit.
+    for user in [false, true] {
+        let mistyped = Supervisor {
+            user,
+            ..supervisor(Kind::Systemd, "hermes-webiu.service")
+        };
+        let why = parse_status(&mistyped, systemd::NOT_FOUND).unwrap_err();
+        let list = if user {
+            "`systemctl --user list-units"
+        } else {
+            "`systemctl list-units"
+        };
+        for words in [
+            "unit hermes-webiu.service does not exist",
+            "LoadState=not-found",
+            "restart.unit",
+            list,
+        ] {
+            assert!(why.contains(words), "{words:?} not in: {why}");
+        }
+    }
+    let masked = "MainPID=0\nLoadState=masked\nActiveState=inactive\nSubState=dead\n";
+    let why = parse_status(&supervisor(Kind::Systemd, "x.service"), masked).unwrap_err();
+    assert!(
+        why.contains("x.service is not loaded (LoadState=masked)"),
+        "{why}"
+    );
+    let no_load_state = "MainPID=0\nActiveState=inactive\n";
+    let why = parse_status(&supervisor(Kind::Systemd, "x.service"), no_load_state).unwrap_err();
+    assert!(why.contains("no LoadState"), "{why}");
 
     let fatal = parse_status(
         &supervisor(Kind::Supervisor, "bad:bad"),
