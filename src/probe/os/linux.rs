@@ -550,10 +550,22 @@ fn boot_time() -> Result<u64, OsError> {
 }
 
 fn wall_start_time(start_ticks: u64) -> Result<SystemTime, OsError> {
-    let hz = clock_ticks_per_second();
+    wall_time(boot_time()?, start_ticks, clock_ticks_per_second())
+}
+
+/// The boot time (`btime`, seconds since the epoch) plus a start time in clock ticks
+/// after boot. Both are numbers read from /proc; a sum past what `SystemTime` holds is
+/// an error, not a panic.
+fn wall_time(btime: u64, start_ticks: u64, hz: u64) -> Result<SystemTime, OsError> {
     let since_boot = Duration::from_secs(start_ticks / hz)
         + Duration::from_nanos(start_ticks % hz * 1_000_000_000 / hz);
-    Ok(UNIX_EPOCH + Duration::from_secs(boot_time()?) + since_boot)
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(btime))
+        .and_then(|boot| boot.checked_add(since_boot))
+        .ok_or_else(|| OsError::Parse {
+            what: "/proc/stat btime and /proc/PID/stat starttime".to_string(),
+            detail: format!("boot at {btime} s plus {start_ticks} ticks is past the largest time"),
+        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -765,6 +777,23 @@ mod tests {
         let text = "cpu  1 2 3 4\nintr 5\nctxt 6\nbtime 1764316800\nprocesses 7\n";
         assert_eq!(parse_btime(text), Some(1_764_316_800));
         assert_eq!(parse_btime("cpu 1\n"), None);
+    }
+
+    #[test]
+    fn start_time_past_the_clock_is_an_error_not_a_panic() {
+        let start = wall_time(1_764_316_800, 250, 100).unwrap();
+        assert_eq!(
+            start.duration_since(UNIX_EPOCH).unwrap(),
+            Duration::from_millis(1_764_316_802_500)
+        );
+        for (btime, ticks) in [(u64::MAX, 0), (i64::MAX as u64, u64::MAX), (0, u64::MAX)] {
+            match wall_time(btime, ticks, 1) {
+                Err(OsError::Parse { detail, .. }) => {
+                    assert!(detail.contains("past the largest time"), "{detail}")
+                }
+                other => panic!("btime {btime}, {ticks} ticks: {other:?}"),
+            }
+        }
     }
 
     #[test]
