@@ -1074,7 +1074,9 @@ fn systemd_unit_from_config_is_restarted_with_systemctl() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
     let (fake, pid, port, systemctl) = systemd_setup(&env, &tools);
-    let show = format!("{systemctl} show -p MainPID,ActiveState,SubState,Result,NRestarts {UNIT}");
+    let show = format!(
+        "{systemctl} show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState {UNIT}"
+    );
 
     let rep = healthy_status(&env, &tools);
     let s = assert_supervisor(&rep, "systemd", UNIT, "configured");
@@ -1122,7 +1124,9 @@ fn systemd_start_limit_hit_exits_3_and_names_reset_failed() {
         "the operator is told how to clear the start limit: {message}"
     );
     assert!(events_named(&env, "restarted").is_empty());
-    let show = format!("{systemctl} show -p MainPID,ActiveState,SubState,Result,NRestarts {UNIT}");
+    let show = format!(
+        "{systemctl} show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState {UNIT}"
+    );
     assert_eq!(
         fake.take_calls(),
         [show.clone(), format!("{systemctl} restart {UNIT}"), show],
@@ -1131,6 +1135,55 @@ fn systemd_start_limit_hit_exits_3_and_names_reset_failed() {
     assert!(
         wait_until(Duration::from_secs(5), || !is_alive(pid)),
         "the stand-in stopped the server"
+    );
+}
+
+/// A mistyped `restart.unit`: systemctl shows the missing unit as a stopped one (exit
+/// 0, MainPID=0). Taken at its word, the healthy server running without it would be an
+/// orphan of the job, and killed (target.match recognises it). The watchdog must
+/// instead say the unit does not exist, and leave the server alone.
+#[test]
+fn systemd_mistyped_unit_is_an_error_not_an_orphan() {
+    const TYPO: &str = "hermes-webiu.service";
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    let (fake, pid, port, systemctl) = systemd_setup(&env, &tools);
+    let mut cfg = ConfigToml::for_port(&env, port);
+    cfg.set("restart.method", "systemd");
+    cfg.set("restart.unit", TYPO);
+    cfg.set("target.match", "testserver.py");
+    cfg.write(&env);
+
+    let rep = healthy_status(&env, &tools);
+    let s = assert_supervisor(&rep, "systemd", TYPO, "configured");
+    assert_eq!(s["orphan"], false, "{rep:#}");
+    let error = s["job"]["error"].as_str().unwrap_or_default();
+    for words in [
+        "unit hermes-webiu.service does not exist",
+        "restart.unit",
+        "list-units",
+    ] {
+        assert!(
+            error.contains(words),
+            "{words:?} not in the job's error: {rep:#}"
+        );
+    }
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    assert_nothing_done(&env);
+    assert!(
+        is_alive(pid) && !is_stopped(pid),
+        "the server was signalled"
+    );
+    assert_eq!(listener_pid(port), Some(pid));
+    let show = format!(
+        "{systemctl} show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState {TYPO}"
+    );
+    assert_eq!(
+        fake.take_calls(),
+        [show.clone(), show],
+        "only status queries"
     );
 }
 

@@ -25,6 +25,8 @@ test loudly):
                                           (when running), state, program, arguments
   launchctl kickstart -k <domain>/<label> kill the running server, start it again
   systemctl show -p P1,P2,... UNIT        the requested properties, one KEY=VALUE a line
+                                          (another unit: LoadState=not-found, inactive,
+                                          MainPID=0, exit 0, as systemctl answers)
   systemctl restart UNIT                  kill the running server, start it again
 A label or unit other than the job's is unknown, as it would be to the real tools.
 The server started here runs in a new session with the test's environment (minus any
@@ -225,6 +227,7 @@ def show(state, properties, name):
         values = {"ActiveState": "inactive", "SubState": "dead", "Result": "success"}
     values["MainPID"] = str(pid or 0)
     values["NRestarts"] = "0"
+    values["LoadState"] = "loaded" if known else "not-found"
     for prop in properties:
         sys.stdout.write("%s=%s\n" % (prop, values.get(prop, "")))
     return 0

@@ -143,8 +143,9 @@ const BY_IDENTITY_FROM: usize = 1024;
 
 /// The targets of a large FD table, reading each distinct file's name once (where one
 /// name fits all its FDs: see `Pidfd::shares_one_name`). Sockets are named from their
-/// inode, as the kernel names them. An error (permission, an old kernel) makes the
-/// caller fall back to a readlink per FD.
+/// inode, as the kernel names them. An FD closed meanwhile is skipped, and any other
+/// failure to read a link is an error, as in `FdDir::targets`. An error (permission,
+/// an old kernel) makes the caller fall back to a readlink per FD.
 fn targets_by_identity(
     dir: &FdDir,
     handle: &pidfd::Pidfd,
@@ -161,33 +162,29 @@ fn targets_by_identity(
         }
         Ok(found)
     })?;
-    let mut names: HashMap<pidfd::FileId, Option<String>> = HashMap::new();
+    let mut names: HashMap<pidfd::FileId, String> = HashMap::new();
     let mut buffer = vec![0u8; libc::PATH_MAX as usize];
     let mut fds = Vec::with_capacity(identities.len());
     for (fd, identified) in identities {
-        if !handle.shares_one_name(&identified) {
-            if let Ok(target) = dir.target_into(fd, &mut buffer) {
-                fds.push(FdEntry { fd, target });
-            }
-            continue;
-        }
         let id = identified.file;
-        let name = names.entry(id).or_insert_with(|| {
-            if id.is_socket() {
+        let target = if !handle.shares_one_name(&identified) {
+            dir.target(fd, &mut buffer)?
+        } else if let Some(name) = names.get(&id) {
+            Some(name.clone())
+        } else {
+            let name = if id.is_socket() {
                 Some(format!("socket:[{}]", id.ino))
             } else {
-                // Closed since it was identified: the next FD on the file names it.
-                dir.target_into(fd, &mut buffer).ok()
+                // None: closed since it was identified; the next FD on the file names it.
+                dir.target(fd, &mut buffer)?
+            };
+            if let Some(name) = &name {
+                names.insert(id, name.clone());
             }
-        });
-        if name.is_none() {
-            *name = dir.target_into(fd, &mut buffer).ok();
-        }
-        if let Some(target) = name {
-            fds.push(FdEntry {
-                fd,
-                target: target.clone(),
-            });
+            name
+        };
+        if let Some(target) = target {
+            fds.push(FdEntry { fd, target });
         }
     }
     Ok(fds)
@@ -332,13 +329,21 @@ impl FdDir {
         let mut buffer = vec![0u8; libc::PATH_MAX as usize];
         let mut fds = Vec::with_capacity(numbers.len());
         for &fd in numbers {
-            match self.target_into(fd, &mut buffer) {
-                Ok(target) => fds.push(FdEntry { fd, target }),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(classify(self.pid, "open files", &self.path, e)),
+            if let Some(target) = self.target(fd, &mut buffer)? {
+                fds.push(FdEntry { fd, target });
             }
         }
         Ok(fds)
+    }
+
+    /// The target of `fd`; `None` when it is not open (any more). Any other failure to
+    /// read the link is an error: leaving the FD out would undercount the table.
+    fn target(&self, fd: i32, buffer: &mut [u8]) -> Result<Option<String>, OsError> {
+        match self.target_into(fd, buffer) {
+            Ok(target) => Ok(Some(target)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(classify(self.pid, "open files", &self.path, e)),
+        }
     }
 
     fn target_into(&self, fd: i32, buffer: &mut [u8]) -> io::Result<String> {
@@ -551,10 +556,22 @@ fn boot_time() -> Result<u64, OsError> {
 }
 
 fn wall_start_time(start_ticks: u64) -> Result<SystemTime, OsError> {
-    let hz = clock_ticks_per_second();
+    wall_time(boot_time()?, start_ticks, clock_ticks_per_second())
+}
+
+/// The boot time (`btime`, seconds since the epoch) plus a start time in clock ticks
+/// after boot. Both are numbers read from /proc; a sum past what `SystemTime` holds is
+/// an error, not a panic.
+fn wall_time(btime: u64, start_ticks: u64, hz: u64) -> Result<SystemTime, OsError> {
     let since_boot = Duration::from_secs(start_ticks / hz)
         + Duration::from_nanos(start_ticks % hz * 1_000_000_000 / hz);
-    Ok(UNIX_EPOCH + Duration::from_secs(boot_time()?) + since_boot)
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(btime))
+        .and_then(|boot| boot.checked_add(since_boot))
+        .ok_or_else(|| OsError::Parse {
+            what: "/proc/stat btime and /proc/PID/stat starttime".to_string(),
+            detail: format!("boot at {btime} s plus {start_ticks} ticks is past the largest time"),
+        })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -770,6 +787,23 @@ mod tests {
         let text = "cpu  1 2 3 4\nintr 5\nctxt 6\nbtime 1764316800\nprocesses 7\n";
         assert_eq!(parse_btime(text), Some(1_764_316_800));
         assert_eq!(parse_btime("cpu 1\n"), None);
+    }
+
+    #[test]
+    fn start_time_past_the_clock_is_an_error_not_a_panic() {
+        let start = wall_time(1_764_316_800, 250, 100).unwrap();
+        assert_eq!(
+            start.duration_since(UNIX_EPOCH).unwrap(),
+            Duration::from_millis(1_764_316_802_500)
+        );
+        for (btime, ticks) in [(u64::MAX, 0), (i64::MAX as u64, u64::MAX), (0, u64::MAX)] {
+            match wall_time(btime, ticks, 1) {
+                Err(OsError::Parse { detail, .. }) => {
+                    assert!(detail.contains("past the largest time"), "{detail}")
+                }
+                other => panic!("btime {btime}, {ticks} ticks: {other:?}"),
+            }
+        }
     }
 
     #[test]
@@ -1074,6 +1108,46 @@ Max locked memory         8388608              8388608              bytes
             (2, 2),
             "hard links keep their names"
         );
+    }
+
+    /// An FD whose link cannot be read, for another reason than its being closed (here
+    /// a file deeper than the kernel will name: ENAMETOOLONG), is an error either way
+    /// the targets are read, not an FD quietly left out of the count. Both the FD of a
+    /// file named once for all its FDs and that of a hard-linked one, read by link.
+    #[test]
+    fn an_fd_whose_link_cannot_be_read_is_an_error_either_way() {
+        let files = tempfile::tempdir().unwrap();
+        let child = holding_fds(&format!(
+            "d = os.open({root:?}, os.O_RDONLY)\n\
+             for _ in range(20):\n\
+             \x20   os.mkdir('d' * 250, dir_fd=d)\n\
+             \x20   d = os.open('d' * 250, os.O_RDONLY, dir_fd=d)\n\
+             one = os.open('one', os.O_CREAT | os.O_RDWR, dir_fd=d)\n\
+             two = os.open('two', os.O_CREAT | os.O_RDWR, dir_fd=d)\n\
+             os.link('two', 'also-two', src_dir_fd=d, dst_dir_fd=d)\n\
+             os.dup2(one, 500); os.dup2(two, 501)",
+            root = files.path().display().to_string(),
+        ));
+        let pid = child.0.id();
+        let dir = FdDir::open(pid).unwrap();
+        let handle = pidfd::Pidfd::open(pid).unwrap();
+        let named_once = handle.identify(500).unwrap().unwrap();
+        let by_link = handle.identify(501).unwrap().unwrap();
+        assert!(handle.shares_one_name(&named_once) && !handle.shares_one_name(&by_link));
+        let too_long = |result: Result<Vec<FdEntry>, OsError>| {
+            matches!(result, Err(OsError::Io { source, .. })
+                if source.raw_os_error() == Some(libc::ENAMETOOLONG))
+        };
+        for fd in [500, 501] {
+            assert!(too_long(dir.targets(&[fd])), "FD {fd} by readlink");
+            assert!(
+                too_long(targets_by_identity(&dir, &handle, &[fd])),
+                "FD {fd} by identity"
+            );
+        }
+        // An FD that is not open is no error: it is left out.
+        assert_eq!(dir.targets(&[502]).unwrap(), []);
+        assert_eq!(targets_by_identity(&dir, &handle, &[502]).unwrap(), []);
     }
 
     /// A few hundred FDs, as a healthy server holds: probed, read by link, the same

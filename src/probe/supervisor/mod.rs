@@ -168,6 +168,24 @@ impl Supervisor {
         argv
     }
 
+    /// Why a unit `systemctl show` answered for is no job: systemd has not loaded it,
+    /// mostly because no unit has that name (a mistyped `restart.unit`). It would
+    /// otherwise read as a stopped job, and the server running without it as an orphan.
+    fn unit_not_loaded(&self, load_state: &str) -> String {
+        let user = if self.user { " --user" } else { "" };
+        let what = if load_state == "not-found" {
+            "does not exist"
+        } else {
+            "is not loaded"
+        };
+        format!(
+            "systemd unit {} {what} (LoadState={load_state}): check the name in \
+             restart.unit; `systemctl{user} list-units --all --type=service` lists the \
+             units systemd knows",
+            self.name
+        )
+    }
+
     /// The hint for an operator whose supervisor refused.
     pub fn reset_hint(&self) -> Option<String> {
         (self.kind == Kind::Systemd).then(|| {
@@ -195,8 +213,11 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
         }
         Kind::Systemd => {
             let unit = systemd::parse_show(stdout);
-            if unit.active_state.is_empty() {
-                return Err("systemctl show printed no ActiveState".into());
+            if unit.active_state.is_empty() || unit.load_state.is_empty() {
+                return Err("systemctl show printed no ActiveState or no LoadState".into());
+            }
+            if unit.load_state != "loaded" {
+                return Err(supervisor.unit_not_loaded(&unit.load_state));
             }
             Ok(JobStatus {
                 pid: unit.main_pid,
@@ -220,8 +241,8 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
             })
         }
         Kind::Runit => {
-            let service =
-                runit::parse_status(stdout).ok_or_else(|| "empty sv status".to_string())?;
+            let service = runit::parse_status(stdout)
+                .ok_or_else(|| "sv status printed no run, down or finish state".to_string())?;
             Ok(JobStatus {
                 pid: service.pid,
                 state: service.state,

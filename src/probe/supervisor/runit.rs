@@ -1,25 +1,37 @@
 //! runit: `sv status DIR` output, e.g. `run: /etc/sv/hermes: (pid 21974) 2s; run: log:
-//! (pid 21970) 2s` or `down: /etc/sv/hermes: 5s, normally up`.
+//! (pid 21970) 2s` or `down: /etc/sv/hermes: 5s, normally up`. When `sv` cannot
+//! reach the service it prints `warning: DIR: ...` or `fail: DIR: ...` instead (runsv
+//! not running, a supervise/ directory it may not open): those say nothing about the
+//! service.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceStatus {
-    /// `run`, `down`, `finish`, `fail` or `warning`.
+    /// `run`, `down` or `finish`.
     pub state: String,
     pub pid: Option<u32>,
     /// A stop is pending (`, want down`).
     pub want_down: bool,
 }
 
+/// The states runit reports for a service; any other prefix is `sv` reporting its
+/// own trouble (`warning:`, `fail:`).
+const SERVICE_STATES: [&str; 3] = ["run", "down", "finish"];
+
+/// The service's status; `None` when the output is not a service's status line.
 pub fn parse_status(text: &str) -> Option<ServiceStatus> {
     // The service's own part comes before the first "; " (the log service follows).
     let main = text.lines().next()?.split("; ").next()?;
     let (state, rest) = main.split_once(": ")?;
+    let state = state.trim();
+    if !SERVICE_STATES.contains(&state) {
+        return None;
+    }
     let pid = rest
         .split_once("(pid ")
         .and_then(|(_, after)| after.split(')').next())
         .and_then(|pid| pid.parse().ok());
     Some(ServiceStatus {
-        state: state.trim().to_string(),
+        state: state.to_string(),
         pid,
         want_down: rest.contains("want down"),
     })
@@ -44,8 +56,25 @@ mod tests {
         let stopping = parse_status("run: /tmp/sv/hermes: (pid 5) 100s, want down\n").unwrap();
         assert!(stopping.want_down);
 
-        let fail = parse_status("fail: /tmp/sv/hermes: runsv not running\n").unwrap();
-        assert_eq!(fail.state, "fail");
+        let finish = parse_status("finish: /tmp/sv/hermes: (pid 7) 0s, normally up\n").unwrap();
+        assert_eq!((finish.state.as_str(), finish.pid), ("finish", Some(7)));
+
         assert_eq!(parse_status(""), None);
+    }
+
+    /// What `sv status` prints when it cannot reach the service (captured from sv 2.1.2,
+    /// directory renamed: as a user who may not open root's supervise/, after runsv was
+    /// killed, for a directory that does not exist, and before runsv ever ran). None of
+    /// them is a state: read as "warning" with no PID, it made a healthy server an orphan.
+    #[test]
+    fn sv_complaints_are_not_states() {
+        for line in [
+            "warning: /etc/sv/hermes: unable to open supervise/ok: access denied\n",
+            "fail: /etc/sv/hermes: runsv not running\n",
+            "fail: /etc/sv/nosuch: unable to change to service directory: file does not exist\n",
+            "warning: /etc/sv/hermes: unable to open supervise/ok: file does not exist\n",
+        ] {
+            assert_eq!(parse_status(line), None, "{line:?}");
+        }
     }
 }

@@ -1,8 +1,13 @@
 //! systemd: the unit from the target's cgroup, and `systemctl show` output.
 
-/// What `systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts UNIT` says.
+/// What `systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState UNIT`
+/// says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnitStatus {
+    /// `loaded`, or why systemd has no such unit (`not-found`, `masked`, `bad-setting`,
+    /// `error`). systemctl answers for a unit that does not exist too, with exit 0,
+    /// MainPID=0 and ActiveState=inactive: only LoadState tells it from a stopped one.
+    pub load_state: String,
     /// `None` when MainPID=0 (not running).
     pub main_pid: Option<u32>,
     pub active_state: String,
@@ -18,7 +23,7 @@ impl UnitStatus {
     }
 }
 
-pub const SHOW_PROPERTIES: &str = "MainPID,ActiveState,SubState,Result,NRestarts";
+pub const SHOW_PROPERTIES: &str = "MainPID,ActiveState,SubState,Result,NRestarts,LoadState";
 
 pub fn parse_show(text: &str) -> UnitStatus {
     let mut status = UnitStatus::default();
@@ -33,6 +38,7 @@ pub fn parse_show(text: &str) -> UnitStatus {
             "SubState" => status.sub_state = value.into(),
             "Result" => status.result = value.into(),
             "NRestarts" => status.n_restarts = value.parse().ok(),
+            "LoadState" => status.load_state = value.into(),
             _ => {}
         }
     }
@@ -57,6 +63,14 @@ pub fn unit_from_cgroup(cgroup: &str) -> Option<(String, bool)> {
         .map(|unit| (unit.to_string(), user))
 }
 
+/// `systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState
+/// no-such.service`, in the order systemd prints the properties (its Service
+/// interface before its Unit one). Written by hand: no systemd runs here to capture
+/// it from; what matters is that it exits 0 and looks like a stopped unit.
+#[cfg(test)]
+pub(crate) const NOT_FOUND: &str = "MainPID=0\nResult=success\nNRestarts=0\n\
+    LoadState=not-found\nActiveState=inactive\nSubState=dead\n";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +84,7 @@ mod tests {
         .unwrap();
         let status = parse_show(&text);
         assert_eq!(status.main_pid, Some(48213));
+        assert_eq!(status.load_state, "loaded");
         assert_eq!(status.active_state, "active");
         assert_eq!(status.sub_state, "running");
         assert_eq!(status.n_restarts, Some(2));
@@ -84,6 +99,11 @@ mod tests {
         assert_eq!(status.main_pid, None);
         assert_eq!(status.active_state, "failed");
         assert!(status.start_limit_hit());
+
+        let status = parse_show(NOT_FOUND);
+        assert_eq!(status.load_state, "not-found");
+        assert_eq!(status.main_pid, None);
+        assert_eq!(status.active_state, "inactive");
     }
 
     #[test]

@@ -115,7 +115,7 @@ fn command_lines() {
                 user: true,
                 ..supervisor(Kind::Systemd, "hermes.service")
             },
-            "systemctl --user show -p MainPID,ActiveState,SubState,Result,NRestarts hermes.service",
+            "systemctl --user show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState hermes.service",
             "systemctl --user restart hermes.service",
         ),
         (
@@ -175,6 +175,38 @@ fn status_of_each_supervisor() {
     assert_eq!(failed.pid, None);
     assert_eq!(failed.state, "failed (failed)");
 
+    // A mistyped unit: systemctl exits 0 and shows a stopped unit, whose job would make
+    // the running server an orphan. Only LoadState says there is no such unit.
+    for user in [false, true] {
+        let mistyped = Supervisor {
+            user,
+            ..supervisor(Kind::Systemd, "hermes-webiu.service")
+        };
+        let why = parse_status(&mistyped, systemd::NOT_FOUND).unwrap_err();
+        let list = if user {
+            "`systemctl --user list-units"
+        } else {
+            "`systemctl list-units"
+        };
+        for words in [
+            "unit hermes-webiu.service does not exist",
+            "LoadState=not-found",
+            "restart.unit",
+            list,
+        ] {
+            assert!(why.contains(words), "{words:?} not in: {why}");
+        }
+    }
+    let masked = "MainPID=0\nLoadState=masked\nActiveState=inactive\nSubState=dead\n";
+    let why = parse_status(&supervisor(Kind::Systemd, "x.service"), masked).unwrap_err();
+    assert!(
+        why.contains("x.service is not loaded (LoadState=masked)"),
+        "{why}"
+    );
+    let no_load_state = "MainPID=0\nActiveState=inactive\n";
+    let why = parse_status(&supervisor(Kind::Systemd, "x.service"), no_load_state).unwrap_err();
+    assert!(why.contains("no LoadState"), "{why}");
+
     let fatal = parse_status(
         &supervisor(Kind::Supervisor, "bad:bad"),
         "bad                              FATAL     Exited too quickly (process log may have details)\n",
@@ -188,6 +220,15 @@ fn status_of_each_supervisor() {
     )
     .unwrap();
     assert_eq!(run.pid, Some(17450));
+    // sv's own complaints are errors, not a stopped job (which would make the server
+    // an orphan).
+    for complaint in [
+        "warning: /etc/sv/hermes: unable to open supervise/ok: access denied\n",
+        "fail: /etc/sv/hermes: runsv not running\n",
+    ] {
+        let why = parse_status(&supervisor(Kind::Runit, "/etc/sv/hermes"), complaint).unwrap_err();
+        assert!(why.contains("no run, down or finish state"), "{why}");
+    }
 
     assert!(parse_status(&supervisor(Kind::Supervisor, "x:x"), "").is_err());
     assert!(parse_status(&supervisor(Kind::Systemd, "x"), "garbage\n").is_err());

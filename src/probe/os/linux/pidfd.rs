@@ -99,21 +99,20 @@ impl Pidfd {
     }
 }
 
+/// `statx` of the copied FD itself (empty path), from what the kernel already has:
+/// without AT_STATX_DONT_SYNC, a file on NFS, SMB or FUSE may have its attributes
+/// fetched from its server, which can block (a hung mount) and is traffic on the
+/// target's behalf. Device, inode, type and mount ID never need that; the link count
+/// may then be the cached one.
+const STATX_FLAGS: libc::c_int = libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC;
+
 fn file_id(fd: &OwnedFd) -> io::Result<Identified> {
     const WANTED: u32 = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_NLINK | libc::STATX_MNT_ID;
     // SAFETY: an all-zero statx is a valid out-parameter.
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: statx of our own FD (empty path), writing one statx through a pointer
     // to ours.
-    let done = unsafe {
-        libc::statx(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            WANTED,
-            &mut st,
-        )
-    };
+    let done = unsafe { libc::statx(fd.as_raw_fd(), c"".as_ptr(), STATX_FLAGS, WANTED, &mut st) };
     if done != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -240,6 +239,17 @@ mod tests {
             "a hierarchy one side lacks"
         );
         assert!(leaves_socket_tags_alone("", ""), "no cgroups at all");
+    }
+
+    /// The statx never asks a network or FUSE file's server: it reads the cached
+    /// attributes (and of the FD itself, not of a path).
+    #[test]
+    fn statx_uses_cached_attributes_only() {
+        assert_eq!(
+            STATX_FLAGS & libc::AT_STATX_SYNC_TYPE,
+            libc::AT_STATX_DONT_SYNC
+        );
+        assert_ne!(STATX_FLAGS & libc::AT_EMPTY_PATH, 0);
     }
 
     #[test]
