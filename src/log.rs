@@ -118,8 +118,16 @@ pub enum Verbosity {
 
 pub struct Logger {
     file: Option<FileSink>,
-    syslog: Option<SyslogSink>,
+    /// Opened at the first event, so that a run with nothing to log never reports an
+    /// unavailable syslog (cron would mail that every minute).
+    syslog: Syslog,
     verbosity: Verbosity,
+}
+
+enum Syslog {
+    Off,
+    Wanted,
+    Open(SyslogSink),
 }
 
 struct FileSink {
@@ -137,7 +145,11 @@ impl Logger {
             format: cfg.format,
             max_size: cfg.max_size,
         });
-        let syslog = if cfg.syslog { open_syslog() } else { None };
+        let syslog = if cfg.syslog {
+            Syslog::Wanted
+        } else {
+            Syslog::Off
+        };
         Logger {
             file,
             syslog,
@@ -149,7 +161,7 @@ impl Logger {
     pub fn stderr_only(verbosity: Verbosity) -> Logger {
         Logger {
             file: None,
-            syslog: None,
+            syslog: Syslog::Off,
             verbosity,
         }
     }
@@ -168,7 +180,10 @@ impl Logger {
             );
             self.file = None;
         }
-        if let Some(sink) = &mut self.syslog {
+        if matches!(self.syslog, Syslog::Wanted) {
+            self.syslog = open_syslog().map_or(Syslog::Off, Syslog::Open);
+        }
+        if let Syslog::Open(sink) = &mut self.syslog {
             let line = event.line();
             let sent = match event.level {
                 Level::Error => sink.err(line),
@@ -177,7 +192,7 @@ impl Logger {
             };
             if let Err(e) = sent {
                 eprintln!("watchdog: syslog write failed: {e}; continuing without syslog this run");
-                self.syslog = None;
+                self.syslog = Syslog::Off;
             }
         }
     }

@@ -57,6 +57,18 @@ fn assert_restart_report(rep: &Value, server: &TestServer, new_pid: u32) {
 // Healthy
 // ---------------------------------------------------------------------------------------
 
+/// With syslog enabled but no syslog socket (as on this machine and CI: no /dev/log),
+/// a healthy run still prints nothing: cron would mail a complaint every minute.
+#[test]
+fn healthy_check_with_syslog_unavailable_prints_nothing() {
+    let (env, server, mut cfg) = setup();
+    cfg.set("log.syslog", true).write(&env);
+    let r = run_watchdog(&env, &["check"]);
+    assert_exit(&env, &r, 0);
+    assert_eq!(r.stderr, "", "{}", r.dump());
+    assert_untouched(&server);
+}
+
 #[test]
 fn healthy_check_exits_0_and_prints_nothing() {
     let (env, server, cfg) = setup();
