@@ -83,6 +83,9 @@ pub struct ActionReport {
 pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
     match (&decision.plan, outcome) {
         (Plan::Nothing | Plan::Deferred { .. }, _) => ExitCode::Healthy,
+        // 4 is "unhealthy but not acted on": a predictive restart put off by a dry
+        // run or the guard leaves a server that is healthy, with a warning.
+        (Plan::Suppressed { .. }, _) if decision.verdict != Verdict::Unhealthy => ExitCode::Healthy,
         (Plan::Suppressed { .. }, _) => ExitCode::NotActed,
         (Plan::Act(_), Some(outcome)) if outcome.ok => ExitCode::Restarted,
         (Plan::Act(_), _) => ExitCode::RestartFailed,
@@ -473,6 +476,31 @@ mod tests {
         for (s, text) in table {
             assert_eq!(human_duration(Duration::from_secs(s)), text);
         }
+    }
+
+    #[test]
+    fn a_suppressed_restart_exits_4_only_when_the_server_is_unhealthy() {
+        use crate::config::Method;
+        use crate::decide::Action;
+        let suppressed = |verdict| Decision {
+            verdict,
+            reasons: Vec::new(),
+            plan: Plan::Suppressed {
+                would: Action {
+                    kind: ActionKind::Restart,
+                    method: Method::Builtin,
+                },
+                why: Suppression::DryRun,
+            },
+        };
+        assert_eq!(
+            exit_code(&suppressed(Verdict::Unhealthy), None),
+            ExitCode::NotActed
+        );
+        assert_eq!(
+            exit_code(&suppressed(Verdict::Warning), None),
+            ExitCode::Healthy
+        );
     }
 
     #[test]
