@@ -60,6 +60,7 @@ struct Run<'a> {
     opts: &'a Options,
     logger: Logger,
     history: History,
+    /// When the observation was made: the run's one "now".
     now: SystemTime,
 }
 
@@ -88,16 +89,16 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     if let Some(problem) = loaded.problem {
         logger.emit(&Event::new(Level::Warning, "warning", problem));
     }
+    let prober = Prober::new(&cfg.health);
+    let obs = probe::observe(cfg, opts.pid, loaded.history.memory(), &prober, deadline);
+    // One clock for the run: the age the decision uses is the age the report shows.
     let mut run = Run {
         cfg,
         opts,
         logger,
         history: loaded.history,
-        now: SystemTime::now(),
+        now: obs.at,
     };
-
-    let prober = Prober::new(&cfg.health);
-    let obs = probe::observe(cfg, opts.pid, run.history.memory(), &prober, deadline);
     let context = run.context(&obs);
     let decision = decide::decide(&obs, cfg, &context);
     run.remember(&obs);
@@ -140,7 +141,7 @@ pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
         &prober,
         Deadline::after(bound),
     );
-    let context = decision_context(cfg, &history, &obs, SystemTime::now(), true);
+    let context = decision_context(cfg, &history, &obs, obs.at, true);
     let decision = decide::decide(&obs, cfg, &context);
     let report = report::build(&report::Inputs {
         observation: &obs,
