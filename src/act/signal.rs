@@ -15,7 +15,7 @@ const AFTER_KILL: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
     #[error("refusing to signal PID {pid}: {why}")]
-    Refused { pid: u32, why: &'static str },
+    Refused { pid: u32, why: String },
     #[error("signal {signal} to PID {pid} failed: {source}")]
     Failed {
         pid: u32,
@@ -55,7 +55,7 @@ pub fn send(who: Identity, signal: i32) -> Result<bool, SignalError> {
     }
     let pid = libc::pid_t::try_from(who.pid).map_err(|_| SignalError::Refused {
         pid: who.pid,
-        why: "PID out of range",
+        why: "PID out of range".into(),
     })?;
     // SAFETY: kill(2) takes plain integers and has no memory effects.
     if unsafe { libc::kill(pid, signal) } == 0 {
@@ -95,22 +95,19 @@ pub fn terminate(who: Identity, stop_timeout: Duration) -> Result<Ending, Signal
     }
 }
 
-/// PID 1, the watchdog itself and its parent (the cron or launchd job, a shell) are
-/// never signalled, whatever the sources said.
+/// PID 0, init, the watchdog itself and its ancestors (the cron or launchd job, a
+/// shell) are never signalled, whatever the sources said: the same rule discovery
+/// applies (`target::Protected`), checked again at the last moment.
 fn refuse_protected(pid: u32) -> Result<(), SignalError> {
-    let refuse = |why| Err(SignalError::Refused { pid, why });
-    if pid <= 1 {
-        return refuse("PID 0 and 1 are never signalled");
+    let why = if pid == 0 {
+        Some("PID 0 is never signalled".to_string())
+    } else {
+        crate::target::Protected::current().why_not(pid)
+    };
+    match why {
+        Some(why) => Err(SignalError::Refused { pid, why }),
+        None => Ok(()),
     }
-    if pid == std::process::id() {
-        return refuse("it is the watchdog itself");
-    }
-    // SAFETY: getppid has no preconditions.
-    let parent = unsafe { libc::getppid() };
-    if u32::try_from(parent).is_ok_and(|p| p == pid) {
-        return refuse("it is the watchdog's parent");
-    }
-    Ok(())
 }
 
 fn still_running(who: Identity) -> bool {
@@ -131,5 +128,30 @@ pub fn wait_gone(who: Identity, deadline: Deadline) -> bool {
             return false;
         }
         sleep(POLL.min(deadline.remaining()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_ourselves_and_every_ancestor_are_refused() {
+        let parent = std::os::unix::process::parent_id();
+        let grandparent = os::parent_pid(parent).unwrap();
+        for pid in [0, 1, std::process::id(), parent, grandparent] {
+            assert!(
+                matches!(refuse_protected(pid), Err(SignalError::Refused { .. })),
+                "PID {pid} was not refused"
+            );
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let allowed = refuse_protected(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(allowed.is_ok(), "{allowed:?}");
     }
 }

@@ -463,7 +463,7 @@ fn live_process(pid: u32) -> Result<ProcessInfo, Lookup> {
 
 /// PIDs that are never a target (SPEC §8): init, this watchdog, and its ancestors (the
 /// shell or cron that runs it, whose command line may well contain the `match` text).
-struct Protected {
+pub struct Protected {
     own: u32,
     ancestors: Vec<u32>,
     /// Basename of our own argv[0], to pass over other watchdog runs in a `match`
@@ -472,7 +472,7 @@ struct Protected {
 }
 
 impl Protected {
-    fn current() -> Self {
+    pub fn current() -> Self {
         Protected {
             own: std::process::id(),
             ancestors: ancestry(std::os::unix::process::parent_id()).collect(),
@@ -480,7 +480,7 @@ impl Protected {
         }
     }
 
-    fn why_not(&self, pid: u32) -> Option<String> {
+    pub fn why_not(&self, pid: u32) -> Option<String> {
         if pid == 1 {
             Some("PID 1 is init, never a target".to_string())
         } else if pid == self.own {
