@@ -25,6 +25,10 @@ pub enum SignalError {
     },
     #[error("PID {pid} survived SIGKILL (uninterruptible sleep?); not restarting over it")]
     Survived { pid: u32 },
+    #[error(
+        "cannot tell whether PID {pid} is still the same process ({detail}); not signalling it"
+    )]
+    Unverifiable { pid: u32, detail: String },
 }
 
 /// How the process ended.
@@ -50,7 +54,7 @@ impl Ending {
 /// Returns `Ok(false)` when it is gone (or the PID now belongs to another process).
 pub fn send(who: Identity, signal: i32) -> Result<bool, SignalError> {
     refuse_protected(who.pid)?;
-    if !still_running(who) {
+    if !still_running(who)? {
         return Ok(false);
     }
     let pid = libc::pid_t::try_from(who.pid).map_err(|_| SignalError::Refused {
@@ -110,8 +114,16 @@ fn refuse_protected(pid: u32) -> Result<(), SignalError> {
     }
 }
 
-fn still_running(who: Identity) -> bool {
-    matches!(os::identity(who.pid), Ok(Some(now)) if now == who)
+/// Whether `who` still runs; an identity that cannot be read is an error, never
+/// taken for "gone".
+fn still_running(who: Identity) -> Result<bool, SignalError> {
+    match os::identity(who.pid) {
+        Ok(now) => Ok(now == Some(who)),
+        Err(e) => Err(SignalError::Unverifiable {
+            pid: who.pid,
+            detail: e.to_string(),
+        }),
+    }
 }
 
 fn is_stopped(pid: u32) -> bool {
@@ -119,9 +131,10 @@ fn is_stopped(pid: u32) -> bool {
 }
 
 /// Polls until the process is gone (or a zombie, which holds no FDs and no port).
+/// An identity that cannot be read counts as still there: waiting longer is safe.
 pub fn wait_gone(who: Identity, deadline: Deadline) -> bool {
     loop {
-        if !still_running(who) {
+        if matches!(still_running(who), Ok(false)) {
             return true;
         }
         if deadline.passed() {
@@ -134,6 +147,21 @@ pub fn wait_gone(who: Identity, deadline: Deadline) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reaped_process_is_gone_not_an_error() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let who = os::identity(child.id()).unwrap().unwrap();
+        let alive = still_running(who);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(matches!(alive, Ok(true)), "{alive:?}");
+        assert!(matches!(still_running(who), Ok(false)));
+        assert!(!send(who, libc::SIGTERM).unwrap(), "nothing left to signal");
+    }
 
     #[test]
     fn init_ourselves_and_every_ancestor_are_refused() {
