@@ -277,6 +277,8 @@ fn first_line(text: &str) -> &str {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Clues {
     pub env: Vec<(String, String)>,
+    /// Why the environment could not be read: then no supervisor can be ruled out.
+    pub env_error: Option<String>,
     pub uid: u32,
     /// The service directory of the nearest `runsv` ancestor (its cwd).
     pub runsv_dir: Option<PathBuf>,
@@ -295,8 +297,13 @@ impl Clues {
 }
 
 pub fn gather(target: &ProcessInfo) -> Clues {
+    let (env, env_error) = match os::process_environ(target.pid()) {
+        Ok(env) => (env, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
     Clues {
-        env: os::process_environ(target.pid()).unwrap_or_default(),
+        env,
+        env_error,
         uid: target.uid.unwrap_or(0),
         runsv_dir: runsv_ancestor(target.ppid),
         unit: os::cgroup(target.pid())
@@ -439,7 +446,10 @@ pub fn resolve(
         },
     };
     let Some(supervisor) = candidate else {
-        return plain(Method::Builtin);
+        return Resolution {
+            problem: target.and_then(|t| unknown_supervision(&clues, t.pid())),
+            ..plain(Method::Builtin)
+        };
     };
     let job = query(&supervisor, deadline);
     // A process merely inside a unit's cgroup is not proof that systemd runs it: a
@@ -466,6 +476,17 @@ pub fn resolve(
         }),
         problem: None,
     }
+}
+
+/// Auto-detection found no supervisor, but without the environment it could not look:
+/// a builtin restart might then fight a supervisor that restarts the server too.
+fn unknown_supervision(clues: &Clues, pid: u32) -> Option<String> {
+    clues.env_error.as_ref().map(|e| {
+        format!(
+            "cannot read the environment of PID {pid} ({e}), so whether a supervisor runs it \
+             is unknown: set restart.method"
+        )
+    })
 }
 
 fn config_key(kind: Kind) -> &'static str {

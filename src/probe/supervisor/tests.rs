@@ -16,10 +16,22 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 fn clues(pairs: &[(&str, &str)]) -> Clues {
     Clues {
         env: env(pairs),
+        env_error: None,
         uid: 501,
         runsv_dir: None,
         unit: None,
     }
+}
+
+#[test]
+fn an_unreadable_environment_leaves_the_supervisor_unknown() {
+    assert_eq!(unknown_supervision(&clues(&[]), 42), None);
+    let blind = Clues {
+        env_error: Some("permission denied".into()),
+        ..clues(&[])
+    };
+    let problem = unknown_supervision(&blind, 42).unwrap();
+    assert!(problem.contains("PID 42") && problem.contains("set restart.method"));
 }
 
 #[test]
