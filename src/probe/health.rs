@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::HealthConfig;
+use crate::deadline::Deadline;
 
 /// A body larger than this fails the attempt (SPEC §5.2): a health endpoint that sends
 /// megabytes is broken, and reading it would cost the watchdog memory.
@@ -48,17 +49,23 @@ impl Prober {
         }
     }
 
-    /// Up to `attempts` GETs, `interval` apart, stopping at the first that passes.
-    pub fn check(&self) -> HealthResult {
+    /// Up to `attempts` GETs, `interval` apart, stopping at the first that passes;
+    /// each attempt and pause also ends at the run's `deadline`.
+    pub fn check(&self, deadline: Deadline) -> HealthResult {
         let mut attempts = Vec::new();
         let mut json = None;
         // `attempts` is validated as >= 1 by the config; max(1) keeps a zero from
         // producing a result with no attempt at all.
         for n in 0..self.cfg.attempts.max(1) {
             if n > 0 {
-                std::thread::sleep(self.cfg.interval);
+                std::thread::sleep(deadline.cap(self.cfg.interval));
             }
-            let (attempt, body_json) = self.attempt(self.cfg.timeout);
+            if n > 0 && deadline.passed() {
+                break;
+            }
+            // Never a zero timeout: an attempt must end, not run unbounded.
+            let timeout = deadline.cap(self.cfg.timeout).max(Duration::from_millis(1));
+            let (attempt, body_json) = self.attempt(timeout);
             let passed = attempt.ok;
             attempts.push(attempt);
             if passed {
@@ -322,7 +329,7 @@ mod tests {
     fn check_with(url: String, adjust: impl FnOnce(&mut HealthConfig)) -> HealthResult {
         let mut cfg = config(url, Duration::from_secs(2));
         adjust(&mut cfg);
-        Prober::new(&cfg).check()
+        Prober::new(&cfg).check(Deadline::after(Duration::from_secs(60)))
     }
 
     const OK_BODY: &[u8] = br#"{"status": "ok", "sessions": 2, "uptime_seconds": 12.5}"#;
@@ -400,6 +407,30 @@ mod tests {
         let url = serve(vec![respond("200 OK", b"\xff\xfe status: ok \xc3")]);
         let result = check_with(url, |c| c.expect_body = Some("status: ok".into()));
         assert!(result.ok, "{result:?}");
+    }
+
+    /// The run's deadline ends the attempts early: the first one gets what is left of
+    /// it, and no attempt starts after it.
+    #[test]
+    fn attempts_stop_at_the_runs_deadline() {
+        let hang = || -> Box<dyn FnOnce(TcpStream) + Send> {
+            Box::new(|stream: TcpStream| {
+                thread::sleep(Duration::from_secs(10));
+                drop(stream);
+            })
+        };
+        let url = serve(vec![hang(), hang(), hang()]);
+        let mut cfg = config(url, Duration::from_secs(5));
+        cfg.attempts = 3;
+        cfg.interval = Duration::ZERO;
+        let result = Prober::new(&cfg).check(Deadline::after(Duration::from_millis(500)));
+        assert!(!result.ok);
+        assert_eq!(result.attempts.len(), 1, "{result:?}");
+        let error = result.error.unwrap_or_default();
+        assert!(
+            error.starts_with("timed out after") && !error.contains("5s"),
+            "{error}"
+        );
     }
 
     #[test]

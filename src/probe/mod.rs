@@ -60,7 +60,7 @@ pub fn observe(
     let discovery = crate::target::discover(&sources);
     let target = discovery.target.as_ref().map(|t| &t.info);
     let restart = supervisor::resolve(&cfg.restart, target, memory.supervisor, deadline);
-    let health = prober.check();
+    let health = prober.check(deadline);
     let fds = discovery
         .target
         .as_ref()
