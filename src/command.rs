@@ -15,6 +15,8 @@ use std::time::Duration;
 use crate::deadline::Deadline;
 
 const POLL: Duration = Duration::from_millis(20);
+/// How long output is collected after the command exited.
+const AFTER_EXIT: Duration = Duration::from_secs(1);
 /// Output beyond this is dropped: status commands print a few lines.
 const MAX_CAPTURE: u64 = 256 * 1024;
 
@@ -111,9 +113,10 @@ pub fn run(
             });
         }
     };
-    // A grandchild may hold the pipes open; never wait past the deadline for them.
+    // A grandchild it left running (a daemonized server) may hold the pipes open: the
+    // output is what arrived within a moment of the exit, not a wait for the grandchild.
     let collect = |rx: Option<mpsc::Receiver<String>>| {
-        rx.and_then(|rx| rx.recv_timeout(deadline.remaining().max(POLL)).ok())
+        rx.and_then(|rx| rx.recv_timeout(deadline.cap(AFTER_EXIT).max(POLL)).ok())
             .unwrap_or_default()
     };
     Ok(Finished {
