@@ -374,6 +374,55 @@ fn run_with_timeout_kills_a_hung_command() {
     assert_eq!(r.stderr, "err\n");
 }
 
+/// The PID a helper's `sh -c` wrote to `file` once it has (bounded).
+fn background_pid(file: &std::path::Path) -> u32 {
+    let mut pid = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            pid = fs::read_to_string(file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            pid.is_some()
+        }),
+        "the helper never wrote its background PID to {}",
+        file.display()
+    );
+    pid.unwrap()
+}
+
+#[test]
+fn a_timeout_and_a_dropped_guard_kill_the_whole_process_group() {
+    let env = TestEnv::new();
+    // A background `sleep` the shell leaves in its (the helper's) process group.
+    let script = |file: &std::path::Path| {
+        format!(
+            "sleep 300 >/dev/null 2>&1 </dev/null & echo $! >{}; wait",
+            sh_quote(&file.display().to_string())
+        )
+    };
+
+    let file = env.root.join("timed-out.pid");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script(&file));
+    let r = run_with_timeout(cmd, Duration::from_secs(2));
+    assert!(r.timed_out, "{}", r.dump());
+    let left = background_pid(&file);
+    assert!(
+        wait_until(Duration::from_secs(5), || !is_alive(left)),
+        "the timed-out helper's background PID {left} survived"
+    );
+
+    let file = env.root.join("guarded.pid");
+    let guard = ChildGuard::spawn(Command::new("sh").arg("-c").arg(script(&file)));
+    let left = background_pid(&file);
+    assert!(is_alive(left));
+    drop(guard);
+    assert!(
+        wait_until(Duration::from_secs(5), || !is_alive(left)),
+        "the dropped guard's background PID {left} survived"
+    );
+}
+
 #[test]
 fn is_locked_sees_a_held_flock() {
     let env = TestEnv::new();

@@ -3,15 +3,20 @@
 //! Everything a test touches lives in one temporary directory ([`TestEnv`]): the fake
 //! HOME, the config file, the watchdog's state dir and log, and the test server's port
 //! file, PID file, PID log, mode file and SQLite database. Every process a test starts is
-//! ended by PID when its guard drops, also when the test fails:
+//! ended when its guard drops, also when the test fails:
 //!
 //! - [`TestServer`] is a real HTTP server (`tests/support/testserver.py`) that holds real
 //!   SQLite WAL handles on request. Its direct child is reaped by a thread, as a
 //!   supervisor or init would, so a killed server never lingers as a zombie.
 //! - [`TestEnv`]'s drop SIGKILLs every PID in its PID log (servers the watchdog respawned
 //!   included), but only while `/proc/PID/cmdline` still names `testserver.py`.
-//! - [`ChildGuard`] kills and reaps any other helper process (`sleep 300`, a background
-//!   watchdog run).
+//! - [`ChildGuard`] and [`Running`] (any other helper: `sleep 300`, a shell loop, a
+//!   watchdog run) start their child in a process group of its own and SIGKILL that whole
+//!   group on drop (and [`Running`] at its timeout), so what the child started in its
+//!   group (a shell loop's server) goes with it. Groups and sessions the child's own
+//!   children create are not reached: the servers the watchdog starts call setsid (they
+//!   are left to [`TestEnv`]), and the commands it runs (supervisorctl, sv, systemctl, a
+//!   restart command) each get a group of their own from the watchdog.
 //!
 //! The watchdog binary runs with HOME, XDG_CONFIG_HOME and XDG_STATE_HOME inside the temp
 //! dir and an explicit `--config`, and is killed after a generous timeout so that a hung
@@ -22,6 +27,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -617,12 +623,13 @@ fn read_port(path: &Path) -> Option<u16> {
 // Other helper processes
 // ---------------------------------------------------------------------------------------
 
-/// A child process killed (SIGKILL) and reaped on drop.
+/// A child process started in a process group of its own; on drop the group is killed
+/// (SIGKILL) and the child reaped (see [`kill_own_group`]).
 pub struct ChildGuard(pub Child);
 
 impl ChildGuard {
     pub fn spawn(cmd: &mut Command) -> ChildGuard {
-        ChildGuard(cmd.spawn().expect("spawn helper process"))
+        ChildGuard(cmd.process_group(0).spawn().expect("spawn helper process"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -632,11 +639,43 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
+        kill_own_group(&mut self.0);
     }
+}
+
+/// True while `child` has not been reaped (it runs, or is a zombie): its PID, and so
+/// the process group it leads, cannot have been given to anyone else. Asked with
+/// `waitid(WNOWAIT)`, which reaps nothing; std's `try_wait` may have reaped it already.
+fn unreaped(child: &Child) -> bool {
+    let pid: libc::id_t = child.id();
+    // SAFETY: waitid writes only into `info`, a zeroed siginfo_t we own; WNOWAIT leaves
+    // the child waitable, WNOHANG keeps it from blocking.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+    }
+}
+
+/// SIGKILLs the process group `child` leads (it was spawned with `process_group(0)`, so
+/// the group ID is its PID), then reaps it. The group is signalled only while `child`
+/// is unreaped, so the ID still names the group this test created, even when the child
+/// itself has exited and left members behind; never a group by any other ID.
+fn kill_own_group(child: &mut Child) {
+    if unreaped(child)
+        && let Ok(pgid) = libc::pid_t::try_from(child.id())
+    {
+        // SAFETY: killpg(2) on the group our unreaped child leads; no memory involved.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `sleep 300` as an unrelated live process.
@@ -682,7 +721,9 @@ impl RunResult {
     }
 }
 
-/// A watchdog (or other) process running in the background; killed on drop.
+/// A watchdog (or other) process running in the background, in a process group of its
+/// own; the group is killed at the timeout of [`Running::wait`] and on drop (see
+/// [`kill_own_group`]).
 pub struct Running {
     child: Option<Child>,
     started: Instant,
@@ -694,7 +735,8 @@ impl Running {
     pub fn spawn(mut cmd: Command) -> Running {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let mut so = child.stdout.take().unwrap();
@@ -726,7 +768,7 @@ impl Running {
         matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
     }
 
-    /// Waits up to `timeout`, then kills it; collects its output.
+    /// Waits up to `timeout`, then kills its process group; collects its output.
     pub fn wait(mut self, timeout: Duration) -> RunResult {
         let mut child = self.child.take().unwrap();
         let mut timed_out = false;
@@ -736,7 +778,7 @@ impl Running {
             }
             if self.started.elapsed() > timeout {
                 timed_out = true;
-                let _ = child.kill();
+                kill_own_group(&mut child);
                 break child.wait().expect("wait");
             }
             thread::sleep(Duration::from_millis(20));
@@ -770,13 +812,12 @@ fn join_bounded(h: JoinHandle<String>) -> String {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_own_group(&mut c);
         }
     }
 }
 
-/// Runs `cmd` to completion, killing it after `timeout`.
+/// Runs `cmd` to completion, killing its process group after `timeout`.
 pub fn run_with_timeout(cmd: Command, timeout: Duration) -> RunResult {
     Running::spawn(cmd).wait(timeout)
 }
