@@ -357,6 +357,30 @@ fn cleanup_kills_every_logged_server_and_nothing_else() {
 }
 
 #[test]
+fn cleanup_leaves_another_envs_server_alone() {
+    let env = TestEnv::new();
+    let other_env = TestEnv::new();
+    let other = start(&other_env);
+    // As after PID reuse across parallel tests: this env's log names the other's server.
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&env.pid_log)
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", other.pid).as_bytes()).unwrap();
+    assert!(is_testserver(other.pid));
+    assert!(!is_testserver_of(&env.pid_log, other.pid));
+    assert!(is_testserver_of(&other_env.pid_log, other.pid));
+    assert!(!kill_if_testserver(&env.pid_log, other.pid, libc::SIGKILL));
+    drop(env);
+    assert!(
+        is_testserver(other.pid),
+        "cleanup killed another env's test server"
+    );
+    assert!(healthy(&other.url));
+}
+
+#[test]
 fn run_with_timeout_kills_a_hung_command() {
     let mut cmd = Command::new("sleep");
     cmd.arg("30");

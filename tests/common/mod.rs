@@ -9,7 +9,8 @@
 //!   SQLite WAL handles on request. Its direct child is reaped by a thread, as a
 //!   supervisor or init would, so a killed server never lingers as a zombie.
 //! - [`TestEnv`]'s drop SIGKILLs every PID in its PID log (servers the watchdog respawned
-//!   included), but only while `/proc/PID/cmdline` still names `testserver.py`.
+//!   included), but only while `/proc/PID/cmdline` still names `testserver.py` and this
+//!   env's PID log (a reused PID may be another test's server: tests run in parallel).
 //! - [`ChildGuard`] and [`Running`] (any other helper: `sleep 300`, a shell loop, a
 //!   watchdog run) start their child in a process group of its own and SIGKILL that whole
 //!   group on drop (and [`Running`] at its timeout), so what the child started in its
@@ -134,10 +135,10 @@ impl TestEnv {
         files
     }
 
-    /// SIGKILLs every PID in the PID log that is still a live test server.
+    /// SIGKILLs every PID in the PID log that is still a live test server of this env.
     pub fn kill_logged_servers(&self) {
         for pid in self.logged_pids() {
-            kill_if_testserver(pid, libc::SIGKILL);
+            kill_if_testserver(&self.pid_log, pid, libc::SIGKILL);
         }
     }
 }
@@ -155,7 +156,7 @@ impl Drop for TestEnv {
         let servers: Vec<u32> = self
             .logged_pids()
             .into_iter()
-            .filter(|&p| is_testserver(p))
+            .filter(|&p| is_testserver_of(&self.pid_log, p))
             .collect();
         self.kill_logged_servers();
         // Respawned servers are not our children: wait (bounded) until they are gone
@@ -423,6 +424,8 @@ pub struct TestServer {
     pub base: String,
     /// Its stdout and stderr.
     pub log_path: PathBuf,
+    /// Its env's PID log (on its command line): tells it from another test's server.
+    pid_log: PathBuf,
     exit: Arc<Mutex<Option<ExitStatus>>>,
     reaper: Option<JoinHandle<()>>,
 }
@@ -494,6 +497,7 @@ impl TestServer {
             url: String::new(),
             base: String::new(),
             log_path,
+            pid_log: env.pid_log.clone(),
             exit,
             reaper: Some(reaper),
         };
@@ -557,7 +561,7 @@ impl TestServer {
     /// Sends `sig` to this server (while it is still the test server).
     pub fn signal(&self, sig: i32) {
         assert!(
-            kill_if_testserver(self.pid, sig),
+            kill_if_testserver(&self.pid_log, self.pid, sig),
             "PID {} is no longer the test server",
             self.pid
         );
@@ -567,7 +571,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if self.exit_status().is_none() {
-            kill_if_testserver(self.pid, libc::SIGKILL);
+            kill_if_testserver(&self.pid_log, self.pid, libc::SIGKILL);
         }
         // The reaper returns once the child is dead; never block a test forever on it.
         let done = wait_until(Duration::from_secs(10), || self.exit_status().is_some());
@@ -993,10 +997,19 @@ pub fn is_testserver(pid: u32) -> bool {
     is_alive(pid) && cmdline(pid).contains("testserver.py")
 }
 
-/// Sends `sig` to `pid` only if it is a live test server (never to a reused PID).
+/// True when `pid` is a live test server of the env whose PID log is `pid_log`: its
+/// command line names `testserver.py` and that PID log, as every server of an env is
+/// started with `--pid-log` (see [`testserver_command`], [`testserver_argv`]).
+pub fn is_testserver_of(pid_log: &Path, pid: u32) -> bool {
+    let line = cmdline(pid);
+    is_alive(pid) && line.contains("testserver.py") && line.contains(&*pid_log.to_string_lossy())
+}
+
+/// Sends `sig` to `pid` only if it is a live test server of the env whose PID log is
+/// `pid_log` (never to a reused PID, nor to another test's server that reused it).
 /// Returns whether the signal was sent.
-pub fn kill_if_testserver(pid: u32, sig: i32) -> bool {
-    if pid <= 1 || !is_testserver(pid) {
+pub fn kill_if_testserver(pid_log: &Path, pid: u32, sig: i32) -> bool {
+    if pid <= 1 || !is_testserver_of(pid_log, pid) {
         return false;
     }
     // SAFETY: kill(2) with a positive PID we just identified; no memory is involved.
