@@ -317,15 +317,15 @@ fn cleanup_kills_every_logged_server_and_nothing_else() {
 
     // A server that is not our child, like one the watchdog respawned in a new session.
     let other_port_file = env.root.join("orphan.port");
+    let q = |p: &std::path::Path| sh_quote(&p.display().to_string());
     let script = format!(
-        "'{py}' '{srv}' --port-file '{pf}' --pid-log '{pl}' --db '{db}' \
-         >'{log}' 2>&1 </dev/null &",
-        py = python(),
-        srv = testserver_script().display(),
-        pf = other_port_file.display(),
-        pl = env.pid_log.display(),
-        db = env.db_dir.display(),
-        log = env.root.join("orphan.log").display(),
+        "{py} {srv} --port-file {pf} --pid-log {pl} --db {db} >{log} 2>&1 </dev/null &",
+        py = sh_quote(python()),
+        srv = q(&testserver_script()),
+        pf = q(&other_port_file),
+        pl = q(&env.pid_log),
+        db = q(&env.db_dir),
+        log = q(&env.root.join("orphan.log")),
     );
     let st = Command::new("sh").arg("-c").arg(&script).status().unwrap();
     assert!(st.success());

@@ -979,17 +979,9 @@ pub fn is_stopped(pid: u32) -> bool {
     matches!(proc_state(pid), Some('T') | Some('t'))
 }
 
-/// The command line of `pid`, arguments joined by spaces.
+/// The command line of `pid`, arguments joined by spaces (see [`cmdline_args`]).
 pub fn cmdline(pid: u32) -> String {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
+    cmdline_args(pid).join(" ")
 }
 
 /// True when `pid` is alive and its command line names `testserver.py`.
@@ -2148,4 +2140,15 @@ pub fn assert_restarted(env: &TestEnv, server: &TestServer) -> u32 {
     );
     assert_log_shape(env);
     new_pid
+}
+
+/// The arguments of `pid` (`/proc/PID/cmdline`, split at NULs; empty arguments and a
+/// process that is gone or unreadable give none).
+pub fn cmdline_args(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&c| c == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
