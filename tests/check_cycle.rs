@@ -827,13 +827,14 @@ fn another_users_server_is_never_signalled() {
 #[test]
 fn a_parent_that_restarts_the_server_is_not_fought() {
     let env = TestEnv::new();
+    let q = |p: &std::path::Path| sh_quote(&p.display().to_string());
     let script = format!(
-        "while :; do '{py}' '{srv}' --port-file '{pf}' --pid-log '{pl}' --db '{db}'; sleep 0.2; done",
-        py = python(),
-        srv = testserver_script().display(),
-        pf = env.port_file.display(),
-        pl = env.pid_log.display(),
-        db = env.db_dir.display(),
+        "while :; do {py} {srv} --port-file {pf} --pid-log {pl} --db {db}; sleep 0.2; done",
+        py = sh_quote(python()),
+        srv = q(&testserver_script()),
+        pf = q(&env.port_file),
+        pl = q(&env.pid_log),
+        db = q(&env.db_dir),
     );
     // Declared after env, so dropped first: the loop must not outlive the cleanup.
     let supervisor_loop =
@@ -843,11 +844,7 @@ fn a_parent_that_restarts_the_server_is_not_fought() {
             && env.logged_pids().len() == 1),
         "the looped server did not start"
     );
-    let port: u16 = fs::read_to_string(&env.port_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let (_, port) = wait_for_server(&env, Duration::from_secs(20), None);
     let first = env.logged_pids()[0];
     assert!(wait_until(Duration::from_secs(20), || listener_pid(port)
         == Some(first)));
@@ -874,10 +871,6 @@ fn a_parent_that_restarts_the_server_is_not_fought() {
     );
     let second = pids[1];
     assert_eq!(listener_pid(port), Some(second));
-    let parent = fs::read_to_string(format!("/proc/{second}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit(')').next().map(str::to_string))
-        .and_then(|rest| rest.split_whitespace().nth(1).map(str::to_string));
-    assert_eq!(parent, Some(supervisor_loop.pid().to_string()));
+    assert_eq!(parent_pid(second), Some(supervisor_loop.pid()));
     assert!(!is_alive(first));
 }

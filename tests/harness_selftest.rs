@@ -317,15 +317,15 @@ fn cleanup_kills_every_logged_server_and_nothing_else() {
 
     // A server that is not our child, like one the watchdog respawned in a new session.
     let other_port_file = env.root.join("orphan.port");
+    let q = |p: &std::path::Path| sh_quote(&p.display().to_string());
     let script = format!(
-        "'{py}' '{srv}' --port-file '{pf}' --pid-log '{pl}' --db '{db}' \
-         >'{log}' 2>&1 </dev/null &",
-        py = python(),
-        srv = testserver_script().display(),
-        pf = other_port_file.display(),
-        pl = env.pid_log.display(),
-        db = env.db_dir.display(),
-        log = env.root.join("orphan.log").display(),
+        "{py} {srv} --port-file {pf} --pid-log {pl} --db {db} >{log} 2>&1 </dev/null &",
+        py = sh_quote(python()),
+        srv = q(&testserver_script()),
+        pf = q(&other_port_file),
+        pl = q(&env.pid_log),
+        db = q(&env.db_dir),
+        log = q(&env.root.join("orphan.log")),
     );
     let st = Command::new("sh").arg("-c").arg(&script).status().unwrap();
     assert!(st.success());
@@ -357,6 +357,30 @@ fn cleanup_kills_every_logged_server_and_nothing_else() {
 }
 
 #[test]
+fn cleanup_leaves_another_envs_server_alone() {
+    let env = TestEnv::new();
+    let other_env = TestEnv::new();
+    let other = start(&other_env);
+    // As after PID reuse across parallel tests: this env's log names the other's server.
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&env.pid_log)
+        .unwrap();
+    std::io::Write::write_all(&mut f, format!("{}\n", other.pid).as_bytes()).unwrap();
+    assert!(is_testserver(other.pid));
+    assert!(!is_testserver_of(&env.pid_log, other.pid));
+    assert!(is_testserver_of(&other_env.pid_log, other.pid));
+    assert!(!kill_if_testserver(&env.pid_log, other.pid, libc::SIGKILL));
+    drop(env);
+    assert!(
+        is_testserver(other.pid),
+        "cleanup killed another env's test server"
+    );
+    assert!(healthy(&other.url));
+}
+
+#[test]
 fn run_with_timeout_kills_a_hung_command() {
     let mut cmd = Command::new("sleep");
     cmd.arg("30");
@@ -372,6 +396,55 @@ fn run_with_timeout_kills_a_hung_command() {
     assert_eq!(r.status, Some(3));
     assert_eq!(r.stdout, "out\n");
     assert_eq!(r.stderr, "err\n");
+}
+
+/// The PID a helper's `sh -c` wrote to `file` once it has (bounded).
+fn background_pid(file: &std::path::Path) -> u32 {
+    let mut pid = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            pid = fs::read_to_string(file)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            pid.is_some()
+        }),
+        "the helper never wrote its background PID to {}",
+        file.display()
+    );
+    pid.unwrap()
+}
+
+#[test]
+fn a_timeout_and_a_dropped_guard_kill_the_whole_process_group() {
+    let env = TestEnv::new();
+    // A background `sleep` the shell leaves in its (the helper's) process group.
+    let script = |file: &std::path::Path| {
+        format!(
+            "sleep 300 >/dev/null 2>&1 </dev/null & echo $! >{}; wait",
+            sh_quote(&file.display().to_string())
+        )
+    };
+
+    let file = env.root.join("timed-out.pid");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script(&file));
+    let r = run_with_timeout(cmd, Duration::from_secs(2));
+    assert!(r.timed_out, "{}", r.dump());
+    let left = background_pid(&file);
+    assert!(
+        wait_until(Duration::from_secs(5), || !is_alive(left)),
+        "the timed-out helper's background PID {left} survived"
+    );
+
+    let file = env.root.join("guarded.pid");
+    let guard = ChildGuard::spawn(Command::new("sh").arg("-c").arg(script(&file)));
+    let left = background_pid(&file);
+    assert!(is_alive(left));
+    drop(guard);
+    assert!(
+        wait_until(Duration::from_secs(5), || !is_alive(left)),
+        "the dropped guard's background PID {left} survived"
+    );
 }
 
 #[test]

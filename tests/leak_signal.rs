@@ -883,12 +883,12 @@ fn budget_is_off_by_default() {
 fn incident_is_written_before_the_kill_pruned_to_20_and_listed_by_status() {
     let (env, server, mut cfg) = setup();
     cfg.set("fds.max", 150).write(&env);
-    let old_argv: Vec<String> = fs::read(format!("/proc/{}/cmdline", server.pid))
-        .unwrap()
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
+    let old_argv = cmdline_args(server.pid);
+    assert!(
+        !old_argv.is_empty(),
+        "no command line for PID {}",
+        server.pid
+    );
     check(&env, 0); // one sample of the old server
 
     // 25 old snapshots, named like the watchdog names them, older than any new one.

@@ -769,11 +769,14 @@ fn require_runit() -> (PathBuf, PathBuf) {
 }
 
 /// A real `runsv DIR`, the test's child. Dropping it sends SIGTERM (runsv stops the
-/// service and exits), then kills the service's last PID if it is still a test server.
+/// service and exits), then kills the service's last PID if it is still this env's test
+/// server.
 struct Runsv {
     daemon: GracefulChild,
     dir: PathBuf,
     sv: PathBuf,
+    /// The env's PID log, named on its servers' command lines.
+    pid_log: PathBuf,
 }
 
 impl Runsv {
@@ -792,7 +795,12 @@ impl Runsv {
                 .stderr(out),
             Duration::from_secs(15),
         );
-        Runsv { daemon, dir, sv }
+        Runsv {
+            daemon,
+            dir,
+            sv,
+            pid_log: env.pid_log.clone(),
+        }
     }
 
     /// `sv status DIR` → (output, pid).
@@ -815,8 +823,10 @@ impl Drop for Runsv {
             .and_then(|t| t.trim().parse::<u32>().ok());
         self.daemon.stop();
         if let Some(pid) = last {
-            wait_until(Duration::from_secs(5), || !is_testserver(pid));
-            kill_if_testserver(pid, libc::SIGKILL);
+            wait_until(Duration::from_secs(5), || {
+                !is_testserver_of(&self.pid_log, pid)
+            });
+            kill_if_testserver(&self.pid_log, pid, libc::SIGKILL);
         }
     }
 }

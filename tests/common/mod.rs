@@ -3,15 +3,21 @@
 //! Everything a test touches lives in one temporary directory ([`TestEnv`]): the fake
 //! HOME, the config file, the watchdog's state dir and log, and the test server's port
 //! file, PID file, PID log, mode file and SQLite database. Every process a test starts is
-//! ended by PID when its guard drops, also when the test fails:
+//! ended when its guard drops, also when the test fails:
 //!
 //! - [`TestServer`] is a real HTTP server (`tests/support/testserver.py`) that holds real
 //!   SQLite WAL handles on request. Its direct child is reaped by a thread, as a
 //!   supervisor or init would, so a killed server never lingers as a zombie.
 //! - [`TestEnv`]'s drop SIGKILLs every PID in its PID log (servers the watchdog respawned
-//!   included), but only while `/proc/PID/cmdline` still names `testserver.py`.
-//! - [`ChildGuard`] kills and reaps any other helper process (`sleep 300`, a background
-//!   watchdog run).
+//!   included), but only while `/proc/PID/cmdline` still names `testserver.py` and this
+//!   env's PID log (a reused PID may be another test's server: tests run in parallel).
+//! - [`ChildGuard`] and [`Running`] (any other helper: `sleep 300`, a shell loop, a
+//!   watchdog run) start their child in a process group of its own and SIGKILL that whole
+//!   group on drop (and [`Running`] at its timeout), so what the child started in its
+//!   group (a shell loop's server) goes with it. Groups and sessions the child's own
+//!   children create are not reached: the servers the watchdog starts call setsid (they
+//!   are left to [`TestEnv`]), and the commands it runs (supervisorctl, sv, systemctl, a
+//!   restart command) each get a group of their own from the watchdog.
 //!
 //! The watchdog binary runs with HOME, XDG_CONFIG_HOME and XDG_STATE_HOME inside the temp
 //! dir and an explicit `--config`, and is killed after a generous timeout so that a hung
@@ -22,6 +28,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -128,10 +135,10 @@ impl TestEnv {
         files
     }
 
-    /// SIGKILLs every PID in the PID log that is still a live test server.
+    /// SIGKILLs every PID in the PID log that is still a live test server of this env.
     pub fn kill_logged_servers(&self) {
         for pid in self.logged_pids() {
-            kill_if_testserver(pid, libc::SIGKILL);
+            kill_if_testserver(&self.pid_log, pid, libc::SIGKILL);
         }
     }
 }
@@ -149,7 +156,7 @@ impl Drop for TestEnv {
         let servers: Vec<u32> = self
             .logged_pids()
             .into_iter()
-            .filter(|&p| is_testserver(p))
+            .filter(|&p| is_testserver_of(&self.pid_log, p))
             .collect();
         self.kill_logged_servers();
         // Respawned servers are not our children: wait (bounded) until they are gone
@@ -417,6 +424,8 @@ pub struct TestServer {
     pub base: String,
     /// Its stdout and stderr.
     pub log_path: PathBuf,
+    /// Its env's PID log (on its command line): tells it from another test's server.
+    pid_log: PathBuf,
     exit: Arc<Mutex<Option<ExitStatus>>>,
     reaper: Option<JoinHandle<()>>,
 }
@@ -488,6 +497,7 @@ impl TestServer {
             url: String::new(),
             base: String::new(),
             log_path,
+            pid_log: env.pid_log.clone(),
             exit,
             reaper: Some(reaper),
         };
@@ -551,7 +561,7 @@ impl TestServer {
     /// Sends `sig` to this server (while it is still the test server).
     pub fn signal(&self, sig: i32) {
         assert!(
-            kill_if_testserver(self.pid, sig),
+            kill_if_testserver(&self.pid_log, self.pid, sig),
             "PID {} is no longer the test server",
             self.pid
         );
@@ -561,7 +571,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         if self.exit_status().is_none() {
-            kill_if_testserver(self.pid, libc::SIGKILL);
+            kill_if_testserver(&self.pid_log, self.pid, libc::SIGKILL);
         }
         // The reaper returns once the child is dead; never block a test forever on it.
         let done = wait_until(Duration::from_secs(10), || self.exit_status().is_some());
@@ -617,12 +627,13 @@ fn read_port(path: &Path) -> Option<u16> {
 // Other helper processes
 // ---------------------------------------------------------------------------------------
 
-/// A child process killed (SIGKILL) and reaped on drop.
+/// A child process started in a process group of its own; on drop the group is killed
+/// (SIGKILL) and the child reaped (see [`kill_own_group`]).
 pub struct ChildGuard(pub Child);
 
 impl ChildGuard {
     pub fn spawn(cmd: &mut Command) -> ChildGuard {
-        ChildGuard(cmd.spawn().expect("spawn helper process"))
+        ChildGuard(cmd.process_group(0).spawn().expect("spawn helper process"))
     }
 
     pub fn pid(&self) -> u32 {
@@ -632,11 +643,43 @@ impl ChildGuard {
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
+        kill_own_group(&mut self.0);
     }
+}
+
+/// True while `child` has not been reaped (it runs, or is a zombie): its PID, and so
+/// the process group it leads, cannot have been given to anyone else. Asked with
+/// `waitid(WNOWAIT)`, which reaps nothing; std's `try_wait` may have reaped it already.
+fn unreaped(child: &Child) -> bool {
+    let pid: libc::id_t = child.id();
+    // SAFETY: waitid writes only into `info`, a zeroed siginfo_t we own; WNOWAIT leaves
+    // the child waitable, WNOHANG keeps it from blocking.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
+    }
+}
+
+/// SIGKILLs the process group `child` leads (it was spawned with `process_group(0)`, so
+/// the group ID is its PID), then reaps it. The group is signalled only while `child`
+/// is unreaped, so the ID still names the group this test created, even when the child
+/// itself has exited and left members behind; never a group by any other ID.
+fn kill_own_group(child: &mut Child) {
+    if unreaped(child)
+        && let Ok(pgid) = libc::pid_t::try_from(child.id())
+    {
+        // SAFETY: killpg(2) on the group our unreaped child leads; no memory involved.
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// `sleep 300` as an unrelated live process.
@@ -682,7 +725,9 @@ impl RunResult {
     }
 }
 
-/// A watchdog (or other) process running in the background; killed on drop.
+/// A watchdog (or other) process running in the background, in a process group of its
+/// own; the group is killed at the timeout of [`Running::wait`] and on drop (see
+/// [`kill_own_group`]).
 pub struct Running {
     child: Option<Child>,
     started: Instant,
@@ -694,7 +739,8 @@ impl Running {
     pub fn spawn(mut cmd: Command) -> Running {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            .process_group(0);
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
         let mut so = child.stdout.take().unwrap();
@@ -726,7 +772,7 @@ impl Running {
         matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
     }
 
-    /// Waits up to `timeout`, then kills it; collects its output.
+    /// Waits up to `timeout`, then kills its process group; collects its output.
     pub fn wait(mut self, timeout: Duration) -> RunResult {
         let mut child = self.child.take().unwrap();
         let mut timed_out = false;
@@ -736,7 +782,7 @@ impl Running {
             }
             if self.started.elapsed() > timeout {
                 timed_out = true;
-                let _ = child.kill();
+                kill_own_group(&mut child);
                 break child.wait().expect("wait");
             }
             thread::sleep(Duration::from_millis(20));
@@ -770,13 +816,12 @@ fn join_bounded(h: JoinHandle<String>) -> String {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            kill_own_group(&mut c);
         }
     }
 }
 
-/// Runs `cmd` to completion, killing it after `timeout`.
+/// Runs `cmd` to completion, killing its process group after `timeout`.
 pub fn run_with_timeout(cmd: Command, timeout: Duration) -> RunResult {
     Running::spawn(cmd).wait(timeout)
 }
@@ -934,17 +979,9 @@ pub fn is_stopped(pid: u32) -> bool {
     matches!(proc_state(pid), Some('T') | Some('t'))
 }
 
-/// The command line of `pid`, arguments joined by spaces.
+/// The command line of `pid`, arguments joined by spaces (see [`cmdline_args`]).
 pub fn cmdline(pid: u32) -> String {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| {
-            b.split(|&c| c == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
+    cmdline_args(pid).join(" ")
 }
 
 /// True when `pid` is alive and its command line names `testserver.py`.
@@ -952,10 +989,19 @@ pub fn is_testserver(pid: u32) -> bool {
     is_alive(pid) && cmdline(pid).contains("testserver.py")
 }
 
-/// Sends `sig` to `pid` only if it is a live test server (never to a reused PID).
+/// True when `pid` is a live test server of the env whose PID log is `pid_log`: its
+/// command line names `testserver.py` and that PID log, as every server of an env is
+/// started with `--pid-log` (see [`testserver_command`], [`testserver_argv`]).
+pub fn is_testserver_of(pid_log: &Path, pid: u32) -> bool {
+    let line = cmdline(pid);
+    is_alive(pid) && line.contains("testserver.py") && line.contains(&*pid_log.to_string_lossy())
+}
+
+/// Sends `sig` to `pid` only if it is a live test server of the env whose PID log is
+/// `pid_log` (never to a reused PID, nor to another test's server that reused it).
 /// Returns whether the signal was sent.
-pub fn kill_if_testserver(pid: u32, sig: i32) -> bool {
-    if pid <= 1 || !is_testserver(pid) {
+pub fn kill_if_testserver(pid_log: &Path, pid: u32, sig: i32) -> bool {
+    if pid <= 1 || !is_testserver_of(pid_log, pid) {
         return false;
     }
     // SAFETY: kill(2) with a positive PID we just identified; no memory is involved.
@@ -2094,4 +2140,15 @@ pub fn assert_restarted(env: &TestEnv, server: &TestServer) -> u32 {
     );
     assert_log_shape(env);
     new_pid
+}
+
+/// The arguments of `pid` (`/proc/PID/cmdline`, split at NULs; empty arguments and a
+/// process that is gone or unreadable give none).
+pub fn cmdline_args(pid: u32) -> Vec<String> {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .split(|&c| c == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
 }
