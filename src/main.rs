@@ -33,11 +33,16 @@ fn run(cli: Cli) -> ExitCode {
             install,
             uninstall,
         } => {
+            // The units and the LaunchAgent go under the user's home: never guess it.
+            let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+                eprintln!("watchdog: HOME is not set: schedule needs the user's home directory");
+                return ExitCode::Usage;
+            };
             let job = schedule::Job {
                 exe: std::env::current_exe().unwrap_or_else(|_| "watchdog".into()),
                 // The job runs from another directory: a relative path would not hold.
                 config: source.as_deref().and_then(|p| std::path::absolute(p).ok()),
-                home: std::env::var_os("HOME").map_or_else(|| "/".into(), Into::into),
+                home: home.into(),
             };
             let step = match (install, uninstall) {
                 (true, _) => schedule::Step::Install,

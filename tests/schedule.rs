@@ -394,3 +394,20 @@ fn a_hung_run_is_killed_at_the_bound_instead_of_hanging_the_suite() {
     assert_eq!(out.status, None, "{}", out.dump());
     assert!(out.elapsed < Duration::from_secs(3), "{}", out.dump());
 }
+
+#[test]
+fn without_home_nothing_is_written_anywhere() {
+    let sandbox = Sandbox::new();
+    sandbox.stand_in("systemctl", "exit 0");
+    let mut cmd = Command::new(watchdog_bin());
+    cmd.args(["schedule", "systemd", "--install"])
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", sandbox.bin().display()))
+        .env("TMPDIR", sandbox.dir.path())
+        .current_dir(sandbox.dir.path());
+    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+    assert_eq!(r.status, Some(2), "{}", r.dump());
+    assert!(r.stderr.contains("HOME is not set"), "{}", r.dump());
+    assert_eq!(sandbox.calls(), "");
+    assert!(!std::path::Path::new("/.config/systemd/user/watchdog-check.timer").exists());
+}
