@@ -1,7 +1,6 @@
 //! One run: observe → decide → act → record. `check` does all four; `status` stops
 //! after deciding and only prints.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::act::{self, Outcome};
@@ -27,10 +26,6 @@ const SAMPLED_PATHS: usize = 5;
 const LISTED_INCIDENTS: usize = 5;
 /// Extra time past the bound before the failsafe ends a stuck run.
 const FAILSAFE_GRACE: Duration = Duration::from_secs(2);
-
-fn history_path(cfg: &Config) -> PathBuf {
-    cfg.state.dir.join("history.json")
-}
 
 /// A run that outlives its bound (a read of /proc that blocks, a bug) is ended by
 /// SIGALRM rather than left to pile up under cron. An alarm costs nothing while it
@@ -84,7 +79,7 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         }
     };
     let mut logger = Logger::open(&cfg.log, opts.verbosity());
-    let loaded = History::load(&history_path(cfg));
+    let loaded = History::load(&history::path(&cfg.state.dir));
     if let Some(problem) = loaded.problem {
         logger.emit(&Event::new(Level::Warning, "warning", problem));
     }
@@ -107,7 +102,10 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         Plan::Act(action) => Some(run.act(action, &obs, &decision, &prober, deadline)),
         _ => None,
     };
-    if let Err(e) = run.history.save(&history_path(cfg), outcome.is_some()) {
+    if let Err(e) = run
+        .history
+        .save(&history::path(&cfg.state.dir), outcome.is_some())
+    {
         eprintln!("watchdog: {e}");
     }
     let report = report::build(&report::Inputs {
@@ -131,7 +129,7 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
 pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
     arm_failsafe(bound);
-    let history = History::load(&history_path(cfg)).history;
+    let history = History::load(&history::path(&cfg.state.dir)).history;
     let prober = Prober::new(&cfg.health);
     let obs = probe::observe(
         cfg,
@@ -455,7 +453,7 @@ impl Run<'_> {
             result: "attempted".into(),
         });
         let supervisor = obs.restart.supervision.as_ref().map(|s| &s.supervisor);
-        let outcome = match self.history.save(&history_path(self.cfg), true) {
+        let outcome = match self.history.save(&history::path(&self.cfg.state.dir), true) {
             Err(e) => Outcome::failed(
                 &[],
                 format!(

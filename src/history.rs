@@ -30,6 +30,11 @@ const FULL_RESOLUTION: Duration = Duration::from_secs(3600);
 const RECENT_STEP: Duration = Duration::from_secs(30);
 const THINNED_STEP: Duration = Duration::from_secs(300);
 
+/// The history file in the state directory `state_dir`.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("history.json")
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
     pub version: u32,
@@ -383,7 +388,7 @@ mod tests {
     #[test]
     fn round_trips_and_replaces_a_corrupt_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.json");
+        let path = super::path(dir.path());
         assert!(History::load(&path).problem.is_none(), "absent is fine");
 
         let mut h = History::new();
