@@ -286,7 +286,7 @@ impl Run<'_> {
             if self.due("deferred") {
                 let message = format!(
                     "restart deferred: would {} PID {} via {}, but {why}",
-                    report::kind_name(would.kind),
+                    would.kind.as_str(),
                     pid.map_or("?".into(), |p| p.to_string()),
                     would.method.as_str()
                 );
@@ -321,7 +321,7 @@ impl Run<'_> {
                 let target = pid.map_or("a new server".into(), |p| format!("PID {p}"));
                 let message = format!(
                     "would {} {target} via {}; not acting: {}",
-                    report::kind_name(would.kind),
+                    would.kind.as_str(),
                     would.method.as_str(),
                     report::suppression_text(why)
                 );
@@ -330,7 +330,7 @@ impl Run<'_> {
                     .reasons(codes(&hard))
                     .dry_run(dry_run)
                     .with("method", would.method.as_str())
-                    .with("would", report::kind_name(would.kind));
+                    .with("would", would.kind.as_str());
                 self.logger.emit(&event);
             }
             _ => {
@@ -445,7 +445,7 @@ impl Run<'_> {
         self.history.record_restart(RestartRecord {
             at: history::epoch_seconds(SystemTime::now()),
             ts: report::rfc3339(SystemTime::now()),
-            kind: report::kind_name(action.kind).into(),
+            kind: action.kind.as_str().into(),
             method: method.into(),
             old_pid: pid,
             new_pid: None,

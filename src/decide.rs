@@ -114,13 +114,23 @@ pub enum Verdict {
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionKind {
     Restart,
     Start,
     /// Kill the orphan holding the port, then restart through the supervisor.
     KillOrphan,
+}
+
+impl ActionKind {
+    /// The kind as it appears in the report, the log and the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Restart => "restart",
+            ActionKind::Start => "start",
+            ActionKind::KillOrphan => "kill_orphan",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

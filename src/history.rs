@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::decide::ActionKind;
 use crate::probe::Memory;
 use crate::probe::supervisor::Supervisor;
 
@@ -159,7 +160,7 @@ impl History {
         let since = epoch_seconds(now).saturating_sub(window.as_secs());
         self.restarts
             .iter()
-            .filter(|r| r.at > since && r.kind == "kill_orphan")
+            .filter(|r| r.at > since && r.kind == ActionKind::KillOrphan.as_str())
             .count() as u32
     }
 
