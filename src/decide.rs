@@ -356,7 +356,7 @@ fn trend_reason(trend: Option<&Trend>, cfg: &Config) -> Option<Reason> {
     let growing = trend
         .top_growing
         .as_ref()
-        .map(|g| format!("; growing most: {} (+{})", g.path, g.delta))
+        .map(|g| format!("; {}", g.describe()))
         .unwrap_or_default();
     let detail = format!(
         "FDs growing {:.0}/hour over {} samples; the limit {} is {} away at this rate{growing}",

@@ -358,7 +358,7 @@ pub fn status_text(report: &Report, url: &str) -> String {
         let growing = t
             .top_growing
             .as_ref()
-            .map(|g| format!("; growing most: {} (+{})", g.path, g.delta))
+            .map(|g| format!("; {}", g.describe()))
             .unwrap_or_default();
         let _ = writeln!(
             out,
