@@ -342,8 +342,6 @@ fn health_reason(obs: &Observation) -> Option<Reason> {
     }
 }
 
-/// The FD count at which a restart is due: the smaller of `fds.max` and
-/// `max_percent` of the target's soft limit, where that limit is known.
 /// A leak that would reach the limit within the horizon: a warning, or a restart at an
 /// idle moment with `fds.trend_restart`.
 fn trend_reason(trend: Option<&Trend>, cfg: &Config) -> Option<Reason> {
@@ -401,6 +399,8 @@ fn busy(obs: &Observation, cfg: &Config) -> Option<String> {
     })
 }
 
+/// The FD count at which a restart is due: the smaller of `fds.max` and
+/// `max_percent` of the target's soft limit, where that limit is known.
 pub fn fd_restart_limit(reading: &FdReading, cfg: &Config) -> (u64, String) {
     let by_count = (cfg.fds.max, format!("max {}", cfg.fds.max));
     match reading.limit.and_then(|l| l.soft) {
