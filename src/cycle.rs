@@ -1,7 +1,6 @@
 //! One run: observe → decide → act → record. `check` does all four; `status` stops
 //! after deciding and only prints.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::act::{self, Outcome};
@@ -27,10 +26,6 @@ const SAMPLED_PATHS: usize = 5;
 const LISTED_INCIDENTS: usize = 5;
 /// Extra time past the bound before the failsafe ends a stuck run.
 const FAILSAFE_GRACE: Duration = Duration::from_secs(2);
-
-fn history_path(cfg: &Config) -> PathBuf {
-    cfg.state.dir.join("history.json")
-}
 
 /// A run that outlives its bound (a read of /proc that blocks, a bug) is ended by
 /// SIGALRM rather than left to pile up under cron. An alarm costs nothing while it
@@ -85,7 +80,7 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         }
     };
     let mut logger = Logger::open(&cfg.log, opts.verbosity());
-    let loaded = History::load(&history_path(cfg));
+    let loaded = History::load(&history::path(&cfg.state.dir));
     if let Some(problem) = loaded.problem {
         logger.emit(&Event::new(Level::Warning, "warning", problem));
     }
@@ -108,7 +103,10 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         Plan::Act(action) => Some(run.act(action, &obs, &decision, &prober, deadline)),
         _ => None,
     };
-    if let Err(e) = run.history.save(&history_path(cfg), outcome.is_some()) {
+    if let Err(e) = run
+        .history
+        .save(&history::path(&cfg.state.dir), outcome.is_some())
+    {
         eprintln!("watchdog: {e}");
     }
     let report = report::build(&report::Inputs {
@@ -132,7 +130,7 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
 pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
     arm_failsafe(bound);
-    let history = History::load(&history_path(cfg)).history;
+    let history = History::load(&history::path(&cfg.state.dir)).history;
     let prober = Prober::new(&cfg.health);
     let obs = probe::observe(
         cfg,
@@ -289,7 +287,7 @@ impl Run<'_> {
             if self.due("deferred") {
                 let message = format!(
                     "restart deferred: would {} PID {} via {}, but {why}",
-                    report::kind_name(would.kind),
+                    would.kind.as_str(),
                     pid.map_or("?".into(), |p| p.to_string()),
                     would.method.as_str()
                 );
@@ -324,7 +322,7 @@ impl Run<'_> {
                 let target = pid.map_or("a new server".into(), |p| format!("PID {p}"));
                 let message = format!(
                     "would {} {target} via {}; not acting: {}",
-                    report::kind_name(would.kind),
+                    would.kind.as_str(),
                     would.method.as_str(),
                     report::suppression_text(why)
                 );
@@ -333,7 +331,7 @@ impl Run<'_> {
                     .reasons(codes(&hard))
                     .dry_run(dry_run)
                     .with("method", would.method.as_str())
-                    .with("would", report::kind_name(would.kind));
+                    .with("would", would.kind.as_str());
                 self.logger.emit(&event);
             }
             _ => {
@@ -448,7 +446,7 @@ impl Run<'_> {
         self.history.record_restart(RestartRecord {
             at: history::epoch_seconds(SystemTime::now()),
             ts: report::rfc3339(SystemTime::now()),
-            kind: report::kind_name(action.kind).into(),
+            kind: action.kind.as_str().into(),
             method: method.into(),
             old_pid: pid,
             new_pid: None,
@@ -456,7 +454,7 @@ impl Run<'_> {
             result: "attempted".into(),
         });
         let supervisor = obs.restart.supervision.as_ref().map(|s| &s.supervisor);
-        let outcome = match self.history.save(&history_path(self.cfg), true) {
+        let outcome = match self.history.save(&history::path(&self.cfg.state.dir), true) {
             Err(e) => Outcome::failed(
                 &[],
                 format!(

@@ -114,13 +114,23 @@ pub enum Verdict {
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionKind {
     Restart,
     Start,
     /// Kill the orphan holding the port, then restart through the supervisor.
     KillOrphan,
+}
+
+impl ActionKind {
+    /// The kind as it appears in the report, the log and the history.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Restart => "restart",
+            ActionKind::Start => "start",
+            ActionKind::KillOrphan => "kill_orphan",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,8 +342,6 @@ fn health_reason(obs: &Observation) -> Option<Reason> {
     }
 }
 
-/// The FD count at which a restart is due: the smaller of `fds.max` and
-/// `max_percent` of the target's soft limit, where that limit is known.
 /// A leak that would reach the limit within the horizon: a warning, or a restart at an
 /// idle moment with `fds.trend_restart`.
 fn trend_reason(trend: Option<&Trend>, cfg: &Config) -> Option<Reason> {
@@ -346,7 +354,7 @@ fn trend_reason(trend: Option<&Trend>, cfg: &Config) -> Option<Reason> {
     let growing = trend
         .top_growing
         .as_ref()
-        .map(|g| format!("; growing most: {} (+{})", g.path, g.delta))
+        .map(|g| format!("; {}", g.describe()))
         .unwrap_or_default();
     let detail = format!(
         "FDs growing {:.0}/hour over {} samples; the limit {} is {} away at this rate{growing}",
@@ -391,6 +399,8 @@ fn busy(obs: &Observation, cfg: &Config) -> Option<String> {
     })
 }
 
+/// The FD count at which a restart is due: the smaller of `fds.max` and
+/// `max_percent` of the target's soft limit, where that limit is known.
 pub fn fd_restart_limit(reading: &FdReading, cfg: &Config) -> (u64, String) {
     let by_count = (cfg.fds.max, format!("max {}", cfg.fds.max));
     match reading.limit.and_then(|l| l.soft) {

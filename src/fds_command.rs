@@ -8,14 +8,14 @@ use serde_json::json;
 use crate::cli::Options;
 use crate::config::Config;
 use crate::exit_code::ExitCode;
-use crate::history::History;
+use crate::history::{self, History};
 use crate::probe::census::{self, Census};
 use crate::target::{self, Sources};
 
 pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
     // A read of /proc can block on a process stuck in the kernel: bound this run too.
     crate::cycle::arm_failsafe(crate::deadline::run_bound(cfg));
-    let last_pid = History::load(&cfg.state.dir.join("history.json"))
+    let last_pid = History::load(&history::path(&cfg.state.dir))
         .history
         .last_pid;
     let discovery = target::discover(&Sources::for_run(cfg, opts.pid, last_pid));

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::decide::ActionKind;
 use crate::probe::Memory;
 use crate::probe::supervisor::Supervisor;
 
@@ -29,6 +30,11 @@ const SAMPLES_KEPT: Duration = Duration::from_secs(12 * 3600);
 const FULL_RESOLUTION: Duration = Duration::from_secs(3600);
 const RECENT_STEP: Duration = Duration::from_secs(30);
 const THINNED_STEP: Duration = Duration::from_secs(300);
+
+/// The history file in the state directory `state_dir`.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("history.json")
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
@@ -154,7 +160,7 @@ impl History {
         let since = epoch_seconds(now).saturating_sub(window.as_secs());
         self.restarts
             .iter()
-            .filter(|r| r.at > since && r.kind == "kill_orphan")
+            .filter(|r| r.at > since && r.kind == ActionKind::KillOrphan.as_str())
             .count() as u32
     }
 
@@ -383,7 +389,7 @@ mod tests {
     #[test]
     fn round_trips_and_replaces_a_corrupt_file() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("history.json");
+        let path = super::path(dir.path());
         assert!(History::load(&path).problem.is_none(), "absent is fine");
 
         let mut h = History::new();

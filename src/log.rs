@@ -157,7 +157,8 @@ impl Logger {
         }
     }
 
-    /// A logger that writes to stderr only (for the commands that never act).
+    /// A logger that writes to stderr only, for tests of what shows there.
+    #[cfg(test)]
     pub fn stderr_only(verbosity: Verbosity) -> Logger {
         Logger {
             file: None,

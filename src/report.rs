@@ -8,7 +8,7 @@ use chrono::{DateTime, Local, SecondsFormat};
 use serde::Serialize;
 
 use crate::act::Outcome;
-use crate::decide::{ActionKind, Decision, Plan, Reason, Severity, Suppression, Verdict};
+use crate::decide::{Decision, Plan, Reason, Severity, Suppression, Verdict};
 use crate::exit_code::ExitCode;
 use crate::probe::Observation;
 use crate::probe::fds::FdReading;
@@ -201,14 +201,14 @@ fn action_report(inputs: &Inputs) -> ActionReport {
     match &inputs.decision.plan {
         Plan::Nothing => none,
         Plan::Deferred { would, why } => ActionReport {
-            kind: kind_name(would.kind),
+            kind: would.kind.as_str(),
             method: Some(would.method.as_str()),
             result: Some("deferred"),
             detail: Some(why.clone()),
             ..none
         },
         Plan::Suppressed { would, why } => ActionReport {
-            kind: kind_name(would.kind),
+            kind: would.kind.as_str(),
             method: Some(would.method.as_str()),
             result: Some("suppressed"),
             detail: Some(suppression_text(why)),
@@ -217,7 +217,7 @@ fn action_report(inputs: &Inputs) -> ActionReport {
         Plan::Act(action) => {
             let outcome = inputs.outcome;
             ActionReport {
-                kind: kind_name(action.kind),
+                kind: action.kind.as_str(),
                 method: Some(action.method.as_str()),
                 result: Some(match outcome {
                     Some(o) if o.ok => "restarted",
@@ -229,14 +229,6 @@ fn action_report(inputs: &Inputs) -> ActionReport {
                 ..none
             }
         }
-    }
-}
-
-pub fn kind_name(kind: ActionKind) -> &'static str {
-    match kind {
-        ActionKind::Restart => "restart",
-        ActionKind::Start => "start",
-        ActionKind::KillOrphan => "kill_orphan",
     }
 }
 
@@ -369,7 +361,7 @@ pub fn status_text(report: &Report, url: &str) -> String {
         let growing = t
             .top_growing
             .as_ref()
-            .map(|g| format!("; growing most: {} (+{})", g.path, g.delta))
+            .map(|g| format!("; {}", g.describe()))
             .unwrap_or_default();
         let _ = writeln!(
             out,
@@ -481,7 +473,7 @@ mod tests {
     #[test]
     fn a_suppressed_restart_exits_4_only_when_the_server_is_unhealthy() {
         use crate::config::Method;
-        use crate::decide::Action;
+        use crate::decide::{Action, ActionKind};
         let suppressed = |verdict| Decision {
             verdict,
             reasons: Vec::new(),

@@ -35,6 +35,13 @@ pub struct Growth {
     pub delta: i64,
 }
 
+impl Growth {
+    /// `growing most: /h/state.db (+60)`, as the leak warning and `status` print it.
+    pub fn describe(&self) -> String {
+        format!("growing most: {} (+{})", self.path, self.delta)
+    }
+}
+
 /// The trend of `current.pid` over `window` before `current.at`. `history` holds the
 /// earlier samples (any PID; others are ignored: a restart starts a new trend).
 pub fn compute(
@@ -144,6 +151,10 @@ mod tests {
                 path: "/h/state.db".into(),
                 delta: 60
             })
+        );
+        assert_eq!(
+            trend.top_growing.unwrap().describe(),
+            "growing most: /h/state.db (+60)"
         );
     }
 

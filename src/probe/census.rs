@@ -61,12 +61,7 @@ pub fn take(pid: u32, rules: &[FdPathRule]) -> Result<Census, OsError> {
 /// inode is known.
 fn describe_sockets(entries: &mut [FdEntry], descriptions: &HashMap<u64, String>) {
     for entry in entries {
-        let inode = entry
-            .target
-            .strip_prefix("socket:[")
-            .and_then(|rest| rest.strip_suffix(']'))
-            .and_then(|n| n.parse::<u64>().ok());
-        if let Some(text) = inode.and_then(|i| descriptions.get(&i)) {
+        if let Some(text) = os::socket_inode(&entry.target).and_then(|i| descriptions.get(&i)) {
             entry.target = format!("socket:[{text}]");
         }
     }
@@ -125,10 +120,7 @@ fn file_kind_name(kind: Option<FileKind>) -> &'static str {
 
 /// Kinds named by the target text: sockets (described or not), pipes, anonymous inodes.
 pub fn special_kind_name(target: &str) -> &'static str {
-    if let Some(inner) = target
-        .strip_prefix("socket:[")
-        .and_then(|r| r.strip_suffix(']'))
-    {
+    if let Some(inner) = os::socket_text(target) {
         return match inner.split(' ').next() {
             Some("tcp") => "tcp",
             Some("tcp6") => "tcp6",
@@ -159,7 +151,7 @@ pub fn special_kind_name(target: &str) -> &'static str {
 
 /// `socket:[tcp L STATE]` or `socket:[tcp L->R STATE]`.
 fn tcp_socket(entry: &FdEntry) -> Option<TcpSocket> {
-    let inner = entry.target.strip_prefix("socket:[")?.strip_suffix(']')?;
+    let inner = os::socket_text(&entry.target)?;
     let (proto, rest) = inner.split_once(' ')?;
     if proto != "tcp" && proto != "tcp6" {
         return None;

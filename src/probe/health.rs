@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::HealthConfig;
+use crate::config::units::format_duration;
 use crate::deadline::Deadline;
 
 /// A body larger than this fails the attempt (SPEC §5.2): a health endpoint that sends
@@ -248,20 +249,10 @@ fn describe_io_error(io: &std::io::Error, timeout: Duration) -> String {
     }
 }
 
+/// The timeout in the form the configuration file uses (`5s`, `500ms`, `1500ms`), so it
+/// can be found as written in `health.timeout`.
 fn timed_out(timeout: Duration) -> String {
-    format!("timed out after {}", human_duration(timeout))
-}
-
-/// `5s`, `500ms`, `1.5s`: the same form the configuration file uses.
-fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{}s", d.as_secs_f64())
-    }
+    format!("timed out after {}", format_duration(timeout))
 }
 
 #[cfg(test)]
@@ -690,8 +681,19 @@ mod tests {
 
     #[test]
     fn durations_print_like_the_config() {
-        assert_eq!(human_duration(Duration::from_secs(5)), "5s");
-        assert_eq!(human_duration(Duration::from_millis(500)), "500ms");
-        assert_eq!(human_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(timed_out(Duration::from_secs(5)), "timed out after 5s");
+        assert_eq!(
+            timed_out(Duration::from_millis(500)),
+            "timed out after 500ms"
+        );
+        assert_eq!(
+            timed_out(Duration::from_millis(1500)),
+            "timed out after 1500ms"
+        );
+        let printed = format_duration(Duration::from_millis(1500));
+        assert_eq!(
+            crate::config::units::parse_duration(&printed),
+            Ok(Duration::from_millis(1500))
+        );
     }
 }

@@ -522,13 +522,7 @@ fn is_descendant(info: &ProcessInfo, ancestor: u32) -> bool {
 }
 
 fn shown(info: &ProcessInfo) -> String {
-    let line = info.command_line();
-    if line.chars().count() <= SHOWN_COMMAND_CHARS {
-        return line;
-    }
-    let mut short: String = line.chars().take(SHOWN_COMMAND_CHARS).collect();
-    short.push('…');
-    short
+    pidfile::shorten(&info.command_line(), SHOWN_COMMAND_CHARS)
 }
 
 #[cfg(test)]

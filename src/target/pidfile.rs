@@ -79,7 +79,8 @@ fn parse_pid(bytes: &[u8]) -> Result<u32, String> {
     }
 }
 
-fn shorten(text: &str, max_chars: usize) -> String {
+/// `text` cut to its first `max_chars` characters, with `…` marking a cut.
+pub(super) fn shorten(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_string();
     }

@@ -16,7 +16,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{FdEntry, FdLimit, FileKind, Identity, OsError, PortOwner, ProcState, ProcessInfo};
+use super::{
+    FdEntry, FdLimit, FileKind, Identity, OsError, PortOwner, ProcState, ProcessInfo, socket_inode,
+};
 
 // ---------------------------------------------------------------------------------------
 // Public interface
@@ -484,9 +486,8 @@ fn holds_any_socket(pid: u32, inodes: &HashSet<u64>, candidate: bool) -> bool {
     };
     let mut buffer = vec![0u8; libc::PATH_MAX as usize];
     let mut holds = |fd: i32| {
-        dir.target_into(fd, &mut buffer).is_ok_and(|link| {
-            parse_socket_inode(&link).is_some_and(|inode| inodes.contains(&inode))
-        })
+        dir.target_into(fd, &mut buffer)
+            .is_ok_and(|link| socket_inode(&link).is_some_and(|inode| inodes.contains(&inode)))
     };
     if candidate && (0..LOW_FDS).any(&mut holds) {
         return true;
@@ -706,14 +707,6 @@ fn first_dirent_name(records: &[u8]) -> Option<&str> {
     std::str::from_utf8(&name[..end]).ok()
 }
 
-/// `socket:[12345]` → 12345.
-fn parse_socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?
-        .strip_suffix(']')?
-        .parse()
-        .ok()
-}
-
 const TCP_LISTEN: &str = "0A";
 
 /// Inodes of the LISTEN rows for `port` in `/proc/net/tcp` or `/proc/net/tcp6`.
@@ -907,14 +900,6 @@ Max locked memory         8388608              8388608              bytes
                 ("A".to_string(), "b=c".to_string()),
             ]
         );
-    }
-
-    #[test]
-    fn socket_inode_from_link() {
-        assert_eq!(parse_socket_inode("socket:[123456]"), Some(123_456));
-        assert_eq!(parse_socket_inode("pipe:[123456]"), None);
-        assert_eq!(parse_socket_inode("/tmp/socket:[1]"), None);
-        assert_eq!(parse_socket_inode("socket:[x]"), None);
     }
 
     const TCP: &str = "\

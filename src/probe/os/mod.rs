@@ -89,6 +89,19 @@ pub struct FdEntry {
     pub target: String,
 }
 
+/// The text between the brackets of an FD target `socket:[…]`: the inode where the
+/// platform names sockets by inode (Linux: `socket:[12345]`), the description where it
+/// describes them (macOS, or after the census: `socket:[tcp 127.0.0.1:8787 LISTEN]`).
+/// `None` for any other target.
+pub fn socket_text(target: &str) -> Option<&str> {
+    target.strip_prefix("socket:[")?.strip_suffix(']')
+}
+
+/// `socket:[12345]` → 12345; `None` for a described socket or any other target.
+pub fn socket_inode(target: &str) -> Option<u64> {
+    socket_text(target)?.parse().ok()
+}
+
 /// The target's `RLIMIT_NOFILE`; `None` fields mean unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct FdLimit {
@@ -207,4 +220,26 @@ pub fn all_pids() -> Result<Vec<u32>, OsError> {
 /// of every process's FDs is the last resort.
 pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
     platform::port_owner(port, candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_inode_from_link() {
+        assert_eq!(socket_inode("socket:[123456]"), Some(123_456));
+        assert_eq!(socket_inode("pipe:[123456]"), None);
+        assert_eq!(socket_inode("/tmp/socket:[1]"), None);
+        assert_eq!(socket_inode("socket:[x]"), None);
+    }
+
+    #[test]
+    fn socket_text_of_a_described_socket() {
+        let described = "socket:[tcp 127.0.0.1:8787 LISTEN]";
+        assert_eq!(socket_text(described), Some("tcp 127.0.0.1:8787 LISTEN"));
+        assert_eq!(socket_inode(described), None);
+        assert_eq!(socket_text("socket:[12345]"), Some("12345"));
+        assert_eq!(socket_text("pipe:[12345]"), None);
+    }
 }
