@@ -11,8 +11,9 @@ use crate::probe::fds::FdReading;
 use crate::target::Finding;
 use crate::trend::Trend;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Serialized through `as_str`, so that the report, the log and the text output spell
+/// each code one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReasonCode {
     HealthFailed,
     FdsOverLimit,
@@ -52,6 +53,12 @@ impl ReasonCode {
             ReasonCode::FdLeakProjected => "fd_leak_projected",
             ReasonCode::FdsOverBudget => "fds_over_budget",
         }
+    }
+}
+
+impl Serialize for ReasonCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
