@@ -512,9 +512,9 @@ fn listening_inodes(port: u16) -> Result<HashSet<u64>, OsError> {
 
 fn listening_inodes_from_proc(port: u16) -> Result<HashSet<u64>, OsError> {
     let mut inodes = HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+    for (table, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
         match fs::read_to_string(table) {
-            Ok(text) => inodes.extend(parse_listening_inodes(&text, port)),
+            Ok(text) => inodes.extend(parse_listening_inodes(&text, port, v6)),
             // No tcp6 table on a kernel without IPv6.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_error(Path::new(table), e)),
@@ -707,23 +707,13 @@ fn first_dirent_name(records: &[u8]) -> Option<&str> {
     std::str::from_utf8(&name[..end]).ok()
 }
 
-const TCP_LISTEN: &str = "0A";
-
 /// Inodes of the LISTEN rows for `port` in `/proc/net/tcp` or `/proc/net/tcp6`.
 /// Columns: `sl local_address rem_address st ... uid timeout inode`, the local address
 /// being `HEXIP:HEXPORT`. Rows in other states (TIME_WAIT has inode 0) are not listeners.
-fn parse_listening_inodes(text: &str, port: u16) -> Vec<u64> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            let local = columns.get(1)?;
-            let state = columns.get(3)?;
-            let inode: u64 = columns.get(9)?.parse().ok()?;
-            let (_, hex_port) = local.rsplit_once(':')?;
-            let row_port = u16::from_str_radix(hex_port, 16).ok()?;
-            (row_port == port && *state == TCP_LISTEN && inode != 0).then_some(inode)
-        })
+fn parse_listening_inodes(text: &str, port: u16, v6: bool) -> Vec<u64> {
+    sockets::parse_inet_rows(text, v6)
+        .filter(|row| row.local.port() == port && row.state == sock_diag::TCP_LISTEN)
+        .map(|row| row.inode)
         .collect()
 }
 
@@ -920,21 +910,21 @@ Max locked memory         8388608              8388608              bytes
     fn tcp_listen_rows_only() {
         // 0x2254 = 8788: one LISTEN row; the TIME_WAIT (06) and ESTABLISHED (01, remote
         // port 8788) rows do not count.
-        assert_eq!(parse_listening_inodes(TCP, 8788), [43210]);
-        assert_eq!(parse_listening_inodes(TCP, 8080), [777]);
-        assert!(parse_listening_inodes(TCP, 50000).is_empty());
+        assert_eq!(parse_listening_inodes(TCP, 8788, false), [43210]);
+        assert_eq!(parse_listening_inodes(TCP, 8080, false), [777]);
+        assert!(parse_listening_inodes(TCP, 50000, false).is_empty());
     }
 
     #[test]
     fn tcp6_listen_rows() {
-        assert_eq!(parse_listening_inodes(TCP6, 8788), [98765]);
-        assert_eq!(parse_listening_inodes(TCP6, 22), [4444]);
+        assert_eq!(parse_listening_inodes(TCP6, 8788, true), [98765]);
+        assert_eq!(parse_listening_inodes(TCP6, 22, true), [4444]);
     }
 
     #[test]
     fn tcp_garbage_lines_are_skipped() {
         let text = "header\nnot a row\n   0: zz:zz 0:0 0A 0 0 0 0 0 notanumber\n";
-        assert!(parse_listening_inodes(text, 0).is_empty());
+        assert!(parse_listening_inodes(text, 0, false).is_empty());
     }
 
     // --- live, on this test process and children it spawns ------------------------------

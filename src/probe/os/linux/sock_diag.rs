@@ -9,7 +9,8 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
-const TCP_LISTEN: u8 = 10;
+/// The kernel's TCP_LISTEN state, in sock_diag and in /proc/net/tcp alike.
+pub(super) const TCP_LISTEN: u8 = 10;
 /// A dump is answered at once; this only guards against a kernel that never answers.
 const RECEIVE_TIMEOUT_S: libc::time_t = 1;
 

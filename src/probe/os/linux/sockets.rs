@@ -43,19 +43,39 @@ fn same_network_namespace(pid: u32) -> bool {
     matches!((ours, theirs), (Ok(a), Ok(b)) if a == b)
 }
 
-/// Rows of `/proc/net/tcp`-shaped tables: `sl local rem st ... uid timeout inode`.
+/// One socket of a `/proc/net/tcp`-shaped table.
+pub struct InetRow {
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub state: u8,
+    pub inode: u64,
+}
+
+/// The rows of a `/proc/net/tcp`-shaped table (`sl local rem st ... uid timeout
+/// inode`) that belong to a socket (inode not 0); lines that do not parse are skipped.
+pub fn parse_inet_rows(text: &str, v6: bool) -> impl Iterator<Item = InetRow> + '_ {
+    text.lines().skip(1).filter_map(move |line| {
+        let columns: Vec<&str> = line.split_whitespace().collect();
+        let row = InetRow {
+            local: parse_endpoint(columns.get(1)?, v6)?,
+            remote: parse_endpoint(columns.get(2)?, v6)?,
+            state: u8::from_str_radix(columns.get(3)?, 16).ok()?,
+            inode: columns.get(9)?.parse().ok()?,
+        };
+        (row.inode != 0).then_some(row)
+    })
+}
+
+/// Descriptions by inode of a table's sockets, as the census names them.
 pub fn parse_inet_table(text: &str, proto: &str, v6: bool) -> Vec<(u64, String)> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            let local = parse_endpoint(columns.get(1)?, v6)?;
-            let remote = parse_endpoint(columns.get(2)?, v6)?;
-            let state = u8::from_str_radix(columns.get(3)?, 16).ok()?;
-            let inode: u64 = columns.get(9)?.parse().ok()?;
-            if inode == 0 {
-                return None;
-            }
+    parse_inet_rows(text, v6)
+        .map(|row| {
+            let InetRow {
+                local,
+                remote,
+                state,
+                inode,
+            } = row;
             let ends = if remote.port() == 0 && remote.ip().is_unspecified() {
                 local.to_string()
             } else {
@@ -66,7 +86,7 @@ pub fn parse_inet_table(text: &str, proto: &str, v6: bool) -> Vec<(u64, String)>
             } else {
                 format!("{proto} {ends}")
             };
-            Some((inode, text))
+            (inode, text)
         })
         .collect()
 }
