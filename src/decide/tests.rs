@@ -73,6 +73,20 @@ fn hanging() -> HealthResult {
     }
 }
 
+/// A soft limit low enough that `max_percent` is the limit that applies.
+const SMALL_LIMIT: FdLimit = FdLimit {
+    soft: Some(256),
+    hard: Some(1024),
+};
+
+/// `total` FDs (10 on state.db) under `limit` (`None`: unknown, as on macOS).
+fn fds_with_limit(total: u64, limit: Option<FdLimit>) -> FdReading {
+    FdReading {
+        limit,
+        ..fds(total, 10)
+    }
+}
+
 fn fds(total: u64, state_db: u64) -> FdReading {
     FdReading {
         total,
@@ -242,39 +256,21 @@ const ROWS: &[Row] = &[
     },
     Row {
         name: "fds over max_percent of a small soft limit restarts",
-        change: |o, _, _| {
-            let mut reading = fds(240, 10);
-            reading.limit = Some(FdLimit {
-                soft: Some(256),
-                hard: Some(1024),
-            });
-            o.fds = Some(Ok(reading));
-        },
+        change: |o, _, _| o.fds = Some(Ok(fds_with_limit(240, Some(SMALL_LIMIT)))),
         verdict: Verdict::Unhealthy,
         codes: &[(FdsOverLimit, Hard)],
         plan: Expect::Restart,
     },
     Row {
         name: "warn share applies to the percent limit",
-        change: |o, _, _| {
-            let mut reading = fds(180, 10);
-            reading.limit = Some(FdLimit {
-                soft: Some(256),
-                hard: Some(1024),
-            });
-            o.fds = Some(Ok(reading));
-        },
+        change: |o, _, _| o.fds = Some(Ok(fds_with_limit(180, Some(SMALL_LIMIT)))),
         verdict: Verdict::Warning,
         codes: &[(FdsNearLimit, Soft)],
         plan: Expect::Nothing,
     },
     Row {
         name: "unknown limit (macOS) uses max only",
-        change: |o, _, _| {
-            let mut reading = fds(900, 10);
-            reading.limit = None;
-            o.fds = Some(Ok(reading));
-        },
+        change: |o, _, _| o.fds = Some(Ok(fds_with_limit(900, None))),
         verdict: Verdict::Warning,
         codes: &[(FdsNearLimit, Soft)],
         plan: Expect::Nothing,
@@ -718,14 +714,7 @@ const ROWS: &[Row] = &[
     Row {
         name: "more FDs than the budget allows warns",
         change: |o, c, _| {
-            c.fds.budget = Some(crate::config::FdBudget {
-                base: 10,
-                per: 2,
-                field: "sessions".into(),
-                factor: 2.0,
-            });
-            // expected 10 + 2 × 20 = 50, allowed 100; 100 FDs is within, 101 over.
-            o.health.json = Some(serde_json::json!({"sessions": 20}));
+            budget_of_fifty(o, c);
             o.fds = Some(Ok(fds(101, 10)));
         },
         verdict: Verdict::Warning,
@@ -734,20 +723,24 @@ const ROWS: &[Row] = &[
     },
     Row {
         name: "within the budget is healthy",
-        change: |o, c, _| {
-            c.fds.budget = Some(crate::config::FdBudget {
-                base: 10,
-                per: 2,
-                field: "sessions".into(),
-                factor: 2.0,
-            });
-            o.health.json = Some(serde_json::json!({"sessions": 20}));
-        },
+        change: |o, c, _| budget_of_fifty(o, c),
         verdict: Verdict::Healthy,
         codes: &[],
         plan: Expect::Nothing,
     },
 ];
+
+/// Expected 10 + 2 × 20 sessions = 50 FDs, allowed 2 × 50 = 100: 100 FDs is within,
+/// 101 over.
+fn budget_of_fifty(o: &mut Observation, c: &mut Config) {
+    c.fds.budget = Some(crate::config::FdBudget {
+        base: 10,
+        per: 2,
+        field: "sessions".into(),
+        factor: 2.0,
+    });
+    o.health.json = Some(serde_json::json!({"sessions": 20}));
+}
 
 /// A trend that reaches the limit in `eta_s` seconds (the default horizon is 2 h).
 fn leak(eta_s: u64) -> Trend {
