@@ -170,9 +170,9 @@ fn leak_step(server: &TestServer) {
 
 /// Four `check` runs of a server leaking `STEP_FDS` per `STEP_S`; before each run but the
 /// first, the history's samples are moved `STEP_S` into the past. Asserts the trend is
-/// null with fewer than 3 samples. Returns the env, the server, the limit and the last
-/// two reports (3rd and 4th run).
-fn leaking_runs(horizon: &str) -> (TestEnv, TestServer, u64, Value, Value) {
+/// null with fewer than 3 samples and matches the leak at the 3rd and 4th runs. Returns
+/// the env, the server and the last two reports (3rd and 4th run).
+fn leaking_runs(horizon: &str) -> (TestEnv, TestServer, Value, Value) {
     let (env, server, mut cfg) = setup();
     leak(&server, 1); // the one -shm handle, so that every step adds exactly STEP_FDS
     let f0 = settled_fd_count(server.pid);
@@ -218,7 +218,9 @@ fn leaking_runs(horizon: &str) -> (TestEnv, TestServer, u64, Value, Value) {
     }
     let r4 = reports.pop().unwrap();
     let r3 = reports.pop().unwrap();
-    (env, server, limit, r3, r4)
+    assert_trend(&r3, 3, limit);
+    assert_trend(&r4, 4, limit);
+    (env, server, r3, r4)
 }
 
 /// The trend of a report of run `run` (3 or 4) matches the leak: rate, projection, limit,
@@ -261,9 +263,7 @@ fn assert_trend(rep: &Value, run: u64, limit: u64) {
 /// 70 min at the 3rd): the warning comes at the 4th run only.
 #[test]
 fn projection_within_the_horizon_warns_with_rate_projection_and_path() {
-    let (env, server, limit, r3, r4) = leaking_runs("67m");
-    assert_trend(&r3, 3, limit);
-    assert_trend(&r4, 4, limit);
+    let (env, server, r3, r4) = leaking_runs("67m");
     assert!(
         reason(&r3, "fd_leak_projected").is_none(),
         "70 min to the limit is beyond a 67 min horizon: {r3:#}"
@@ -331,9 +331,7 @@ fn projection_within_the_horizon_warns_with_rate_projection_and_path() {
 /// 53 min is just below the 60 min to the limit: the trend is reported, nothing warns.
 #[test]
 fn projection_beyond_the_horizon_does_not_warn() {
-    let (env, server, limit, r3, r4) = leaking_runs("53m");
-    assert_trend(&r3, 3, limit);
-    assert_trend(&r4, 4, limit);
+    let (env, server, r3, r4) = leaking_runs("53m");
     for rep in [&r3, &r4] {
         assert!(reason(rep, "fd_leak_projected").is_none(), "{rep:#}");
         assert_eq!(rep["verdict"], "healthy", "{rep:#}");
