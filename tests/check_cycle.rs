@@ -724,28 +724,28 @@ fn unknown_key_is_rejected_with_its_location() {
     assert_config_rejected(&env, &server, &r, &text, at);
 }
 
-#[test]
-fn wrong_type_is_rejected_with_its_location() {
+/// `[health] key = "value"` is rejected, pointing at the value, on an unhealthy server
+/// (a binary that ignored the error would act).
+fn assert_health_value_rejected(key: &str, value: &str) {
     let (env, server, mut cfg) = setup();
     server.set_memory_mode("503");
-    cfg.set("health.attempts", "three");
+    cfg.set(&format!("health.{key}"), value);
     let text = cfg.write(&env);
-    let at = locate(&text, "health", "attempts", true);
-    assert_eq!(&text[at..at + 7], "\"three\"");
+    let at = locate(&text, "health", key, true);
+    let quoted = format!("{value:?}");
+    assert_eq!(&text[at..at + quoted.len()], quoted);
     let r = run_watchdog(&env, &["check"]);
     assert_config_rejected(&env, &server, &r, &text, at);
 }
 
 #[test]
+fn wrong_type_is_rejected_with_its_location() {
+    assert_health_value_rejected("attempts", "three");
+}
+
+#[test]
 fn zero_timeout_is_rejected_with_its_location() {
-    let (env, server, mut cfg) = setup();
-    server.set_memory_mode("503");
-    cfg.set("health.timeout", "0s");
-    let text = cfg.write(&env);
-    let at = locate(&text, "health", "timeout", true);
-    assert_eq!(&text[at..at + 4], "\"0s\"");
-    let r = run_watchdog(&env, &["check"]);
-    assert_config_rejected(&env, &server, &r, &text, at);
+    assert_health_value_rejected("timeout", "0s");
 }
 
 // ---------------------------------------------------------------------------------------
