@@ -527,6 +527,19 @@ fn shown(info: &ProcessInfo) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// No target, and exactly one finding, which matches the pattern.
+    macro_rules! assert_no_target_but {
+        ($found:expr, $pattern:pat $(if $guard:expr)?) => {{
+            let found = &$found;
+            assert!(found.target.is_none(), "{:?}", found.findings);
+            assert!(
+                matches!(found.findings.as_slice(), [$pattern] $(if $guard)?),
+                "{:?}",
+                found.findings
+            );
+        }};
+    }
     use super::*;
     use std::io::{BufRead, BufReader};
     use std::process::{Child, Command, Stdio};
@@ -650,12 +663,7 @@ mod tests {
             ..Sources::default()
         };
         let found = discover(&sources);
-        assert!(found.target.is_none());
-        assert!(
-            matches!(found.findings.as_slice(), [Finding::Disagree { .. }]),
-            "{:?}",
-            found.findings
-        );
+        assert_no_target_but!(found, Finding::Disagree { .. });
     }
 
     #[test]
@@ -816,12 +824,7 @@ mod tests {
                 pid: Some(pid),
                 ..Sources::default()
             });
-            assert!(found.target.is_none());
-            assert!(
-                matches!(found.findings.as_slice(), [Finding::Unreadable { pid: p, .. }] if *p == pid),
-                "{:?}",
-                found.findings
-            );
+            assert_no_target_but!(found, Finding::Unreadable { pid: p, .. } if *p == pid);
             assert!(found.findings[0].blocks_action());
         }
     }
@@ -913,12 +916,7 @@ mod tests {
             match_: Some(seconds),
             ..Sources::default()
         });
-        assert!(found.target.is_none());
-        assert!(
-            matches!(found.findings.as_slice(), [Finding::Ambiguous { .. }]),
-            "{:?}",
-            found.findings
-        );
+        assert_no_target_but!(found, Finding::Ambiguous { .. });
     }
 
     #[test]
