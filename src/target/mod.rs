@@ -527,6 +527,10 @@ fn shown(info: &ProcessInfo) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Instant, SystemTime};
 
     /// No target, and exactly one finding, which matches the pattern.
     macro_rules! assert_no_target_but {
@@ -540,10 +544,6 @@ mod tests {
             );
         }};
     }
-    use super::*;
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Instant, SystemTime};
 
     /// A child process killed and reaped when the test ends, pass or fail.
     struct Reaped(Child);
