@@ -22,6 +22,7 @@ pub mod lock;
 pub mod log;
 pub mod probe;
 pub mod report;
+pub mod safe_fs;
 pub mod schedule;
 pub mod target;
 pub mod trend;

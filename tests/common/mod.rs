@@ -2152,3 +2152,142 @@ pub fn cmdline_args(pid: u32) -> Vec<String> {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Attacks by another local user (docs/SECURITY.md)
+// ---------------------------------------------------------------------------------------
+
+/// An unprivileged user that plays the server's owner in the trust tests (no passwd entry
+/// is needed: setpriv takes numeric IDs).
+pub const SERVER_USER: (u32, u32) = (4242, 4242);
+/// An unprivileged user that plays the attacker: a third party, neither root nor the
+/// server's owner.
+pub const ATTACKER: (u32, u32) = (4343, 4343);
+
+/// Fails the test unless it runs as root (the trust tests are about a root watchdog;
+/// CI runs as root). Never a silent skip.
+#[track_caller]
+pub fn require_root() {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test plays root against other users: run it as root");
+}
+
+/// `cmd` run through `setpriv` as `uid`:`gid` with no supplementary groups, in a process
+/// group of its own (killed on drop).
+pub fn spawn_as(uid: u32, gid: u32, cmd: &Command) -> ChildGuard {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null());
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    ChildGuard::spawn(&mut wrapped)
+}
+
+/// The start time of `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// A process that must come through a run untouched: its PID and start time, taken
+/// before the run.
+#[derive(Debug, Clone, Copy)]
+pub struct Witness {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Witness {
+    #[track_caller]
+    pub fn of(pid: u32) -> Witness {
+        let start = start_ticks(pid).unwrap_or_else(|| panic!("PID {pid} is not running"));
+        Witness { pid, start }
+    }
+
+    /// Still alive, the same process (same start time), and no signal pending for it.
+    #[track_caller]
+    pub fn assert_untouched(&self, r: &RunResult) {
+        assert!(
+            is_alive(self.pid) && start_ticks(self.pid) == Some(self.start),
+            "PID {} was signalled or replaced by the run\n{r}",
+            self.pid
+        );
+        assert_eq!(
+            pending_signals(self.pid),
+            0,
+            "a signal is pending for PID {}\n{r}",
+            self.pid
+        );
+    }
+}
+
+/// Every file under `root` with its length, mode and modification time, and every
+/// symlink with its target: compare two snapshots to show that a run changed nothing
+/// there. Paths under `except` (the state dir, say) are left out.
+pub fn tree_snapshot(root: &Path, except: &[&Path]) -> Vec<(PathBuf, String)> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(p: &Path, except: &[&Path], out: &mut Vec<(PathBuf, String)>) {
+        if except.iter().any(|e| p.starts_with(e)) {
+            return;
+        }
+        let Ok(meta) = fs::symlink_metadata(p) else {
+            return;
+        };
+        let what = if meta.file_type().is_symlink() {
+            format!("link -> {:?}", fs::read_link(p).ok())
+        } else {
+            format!(
+                "len {} mode {:o} uid {} mtime {}.{}",
+                meta.len(),
+                meta.mode(),
+                meta.uid(),
+                meta.mtime(),
+                meta.mtime_nsec()
+            )
+        };
+        out.push((p.to_path_buf(), what));
+        if meta.is_dir()
+            && let Ok(rd) = fs::read_dir(p)
+        {
+            let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, except, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, except, &mut out);
+    out
+}
+
+/// chown -R `path` to `uid`:`gid` (never following symlinks).
+pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).expect("lchown");
+    if meta.is_dir() {
+        for e in fs::read_dir(path).expect("read_dir").flatten() {
+            chown_tree(&e.path(), uid, gid);
+        }
+    }
+}

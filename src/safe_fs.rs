@@ -1,0 +1,466 @@
+//! Opening files that another user may have planted or swapped (docs/SECURITY.md).
+//!
+//! The watchdog often runs as root over directories an ordinary user owns. Every file it
+//! reads from outside (config, pidfile, history) or writes (log, history, incidents) goes
+//! through here, so that:
+//! - a symlink at the final component is never followed (`O_NOFOLLOW`): root does not
+//!   overwrite or read a file the link points at;
+//! - a FIFO or device never blocks the run (`O_NONBLOCK` at open, then a check that the
+//!   file is regular before any read);
+//! - a directory that holds state is one only the effective user (or root) can change,
+//!   all the way up from `/`, so nobody can swap a file between a check and its use;
+//! - a file replaced atomically is written to a new file with an unpredictable name,
+//!   created with `O_EXCL`, and made durable with `fsync` of the file and its directory.
+//!
+//! Everything here is plain POSIX, the same on Linux and macOS.
+
+use std::collections::hash_map::RandomState;
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Why a file or directory is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum SafeFsError {
+    #[error("{path} is a symbolic link; refusing to follow it")]
+    Symlink { path: PathBuf },
+    #[error("{path} is not a regular file ({kind})")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path} is larger than {max} bytes")]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("{path}: {why}")]
+    Untrusted { path: PathBuf, why: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SafeFsError {
+    fn io(path: &Path, source: io::Error) -> SafeFsError {
+        SafeFsError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// The file is simply not there (not an error for optional files).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, SafeFsError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// What kind of file a mode describes, in words for an error message.
+pub fn kind_name(file_type: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() {
+        "a regular file"
+    } else if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Opens `path` for reading without following a final symlink and without blocking on a
+/// FIFO, and checks that it is a regular file. The returned file blocks again on reads.
+pub fn open_regular(path: &Path) -> Result<File, SafeFsError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| opened_error(path, e))?;
+    let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(SafeFsError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_name(meta.file_type()),
+        });
+    }
+    Ok(file)
+}
+
+/// `O_NOFOLLOW` on a symlink fails with `ELOOP` (Linux and macOS): say what it means.
+/// A FIFO without a reader, opened for writing without blocking, fails with `ENXIO`:
+/// name the kind of file instead.
+fn opened_error(path: &Path, e: io::Error) -> SafeFsError {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => SafeFsError::Symlink {
+            path: path.to_path_buf(),
+        },
+        Some(libc::ENXIO) => match fs::symlink_metadata(path) {
+            Ok(meta) => SafeFsError::NotRegular {
+                path: path.to_path_buf(),
+                kind: kind_name(meta.file_type()),
+            },
+            Err(_) => SafeFsError::io(path, e),
+        },
+        _ => SafeFsError::io(path, e),
+    }
+}
+
+/// Reads a whole regular file of at most `max` bytes (see [`open_regular`]).
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
+    let file = open_regular(path)?;
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| SafeFsError::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(SafeFsError::TooLarge {
+            path: path.to_path_buf(),
+            max,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Opens (creating with `mode` when missing) a regular file for appending, never through
+/// a symlink and never a FIFO.
+pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| opened_error(path, e))?;
+    let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(SafeFsError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_name(meta.file_type()),
+        });
+    }
+    Ok(file)
+}
+
+/// A name no other process can guess, for a temporary file beside its destination:
+/// std's `RandomState` is seeded from the OS's random source once per process, mixed
+/// here with the PID and the time.
+pub fn unpredictable_name(prefix: &str) -> String {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    format!("{prefix}.tmp-{:016x}", hasher.finish())
+}
+
+/// Replaces `path` with `bytes` atomically: a new file with an unpredictable name,
+/// created exclusively (`O_EXCL`, so a planted file or link is never written through),
+/// mode `mode`, renamed over `path`. With `durable`, the file and then its directory are
+/// fsynced, so a power cut leaves the old content or the new, never none.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    durable: bool,
+) -> Result<(), SafeFsError> {
+    let dir = parent_of(path);
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(unpredictable_name(&format!(".{name}")));
+    let written = write_new(&tmp, bytes, mode, durable)
+        .and_then(|()| fs::rename(&tmp, path).map_err(|e| SafeFsError::io(path, e)));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    if durable {
+        fsync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// Creates `path` (which must not exist) with `bytes`.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<(), SafeFsError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| opened_error(path, e))?;
+    file.write_all(bytes)
+        .map_err(|e| SafeFsError::io(path, e))?;
+    if durable {
+        file.sync_all().map_err(|e| SafeFsError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// fsync of a directory, so that a rename or a new entry in it survives a power cut.
+pub fn fsync_dir(dir: &Path) -> Result<(), SafeFsError> {
+    let handle = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
+        .map_err(|e| opened_error(dir, e))?;
+    handle.sync_all().map_err(|e| SafeFsError::io(dir, e))
+}
+
+fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates `dir` (mode 0700, parents as needed) and checks that nobody but the
+/// effective user and root can change anything in it or above it (see [`check_trusted_dir`]).
+pub fn ensure_private_dir(dir: &Path) -> Result<(), SafeFsError> {
+    if let Err(e) = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        return Err(SafeFsError::io(dir, e));
+    }
+    check_trusted_dir(dir, own_euid())
+}
+
+pub fn own_euid() -> u32 {
+    // SAFETY: geteuid(2) has no arguments, always succeeds and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether only `euid` and root can change `dir` and every directory above it: each is
+/// owned by `euid` or root; `dir` itself is owned by `euid` and writable by nobody else;
+/// an ancestor writable by others is accepted only with the sticky bit (`/tmp`), where
+/// others cannot rename or remove what they do not own. Symlinks on the way are followed
+/// only when owned by `euid` or root, and the directory they lead to is checked the same
+/// way. Without this, another user could swap a directory between the check and a write
+/// (the reason ssh's `StrictModes` and systemd's `chase` walk the whole path).
+pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
+    let absolute = std::path::absolute(dir).map_err(|e| SafeFsError::io(dir, e))?;
+    let meta = fs::metadata(&absolute).map_err(|e| SafeFsError::io(dir, e))?;
+    if !meta.is_dir() {
+        return Err(SafeFsError::Untrusted {
+            path: dir.to_path_buf(),
+            why: format!("is {}, not a directory", kind_name(meta.file_type())),
+        });
+    }
+    if meta.uid() != euid {
+        return Err(SafeFsError::Untrusted {
+            path: dir.to_path_buf(),
+            why: format!(
+                "is owned by uid {}, not by this user (uid {euid}); use a directory of this \
+                 user's, or `chown {euid} {}`",
+                meta.uid(),
+                dir.display()
+            ),
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(SafeFsError::Untrusted {
+            path: dir.to_path_buf(),
+            why: format!(
+                "is writable by {} (mode {:o}); run `chmod go-w {}`",
+                writable_by(meta.mode()),
+                meta.mode() & 0o7777,
+                dir.display()
+            ),
+        });
+    }
+    check_path_chain(&absolute, euid, 0)
+}
+
+/// Every prefix of `path` (lexically, then through any symlink) is owned by `euid` or
+/// root, and writable by nobody else unless sticky.
+fn check_path_chain(path: &Path, euid: u32, depth: usize) -> Result<(), SafeFsError> {
+    // Bounds symlink chains, as the kernel does (MAXSYMLINKS is 40 on Linux).
+    const MAX_LINKS: usize = 40;
+    let mut prefix = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                prefix.pop();
+                continue;
+            }
+            Component::CurDir => continue,
+            other => prefix.push(other.as_os_str()),
+        }
+        let meta = fs::symlink_metadata(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
+        let owner_ok = meta.uid() == euid || meta.uid() == 0;
+        if !owner_ok {
+            return Err(SafeFsError::Untrusted {
+                path: prefix.clone(),
+                why: format!(
+                    "is owned by uid {}, so that user could swap what lies below it; \
+                     use a path owned by this user (uid {euid}) or root",
+                    meta.uid()
+                ),
+            });
+        }
+        if meta.file_type().is_symlink() {
+            if depth >= MAX_LINKS {
+                return Err(SafeFsError::Untrusted {
+                    path: prefix.clone(),
+                    why: "too many levels of symbolic links".into(),
+                });
+            }
+            let resolved = fs::canonicalize(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
+            check_path_chain(&resolved, euid, depth + 1)?;
+            continue;
+        }
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.is_dir() && meta.mode() & 0o022 != 0 && !sticky {
+            return Err(SafeFsError::Untrusted {
+                path: prefix.clone(),
+                why: format!(
+                    "is writable by {} (mode {:o}) without the sticky bit, so another user \
+                     could swap what lies below it; run `chmod go-w {}`",
+                    writable_by(meta.mode()),
+                    meta.mode() & 0o7777,
+                    prefix.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn writable_by(mode: u32) -> &'static str {
+    match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (true, true) => "its group and everyone",
+        (true, false) => "its group",
+        _ => "everyone",
+    }
+}
+
+/// Sets `mode` on a file the caller just created (umask may have narrowed it).
+pub fn set_mode(file: &File, mode: u32) -> io::Result<()> {
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn private_tempdir() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+
+    #[test]
+    fn a_symlink_is_never_read_or_appended_through() {
+        let dir = private_tempdir();
+        let real = dir.path().join("real");
+        fs::write(&real, "secret").unwrap();
+        let link = dir.path().join("link");
+        symlink(&real, &link).unwrap();
+        assert!(matches!(
+            open_regular(&link),
+            Err(SafeFsError::Symlink { .. })
+        ));
+        assert!(matches!(
+            open_append(&link, 0o600),
+            Err(SafeFsError::Symlink { .. })
+        ));
+        assert_eq!(fs::read_to_string(&real).unwrap(), "secret");
+    }
+
+    #[test]
+    fn a_fifo_is_refused_at_once() {
+        let dir = private_tempdir();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read_regular(&fifo, 100).unwrap_err();
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+        let err = open_append(&fifo, 0o600).unwrap_err();
+        assert!(err.to_string().contains("a FIFO"), "{err}");
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused() {
+        let dir = private_tempdir();
+        let file = dir.path().join("big");
+        fs::write(&file, vec![b'x'; 11]).unwrap();
+        assert_eq!(read_regular(&file, 11).unwrap().len(), 11);
+        assert!(matches!(
+            read_regular(&file, 10),
+            Err(SafeFsError::TooLarge { max: 10, .. })
+        ));
+    }
+
+    #[test]
+    fn an_atomic_write_replaces_the_file_not_a_planted_link() {
+        let dir = private_tempdir();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("history.json");
+        symlink(&victim, &path).unwrap();
+        write_atomic(&path, b"new", 0o600, true).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
+        assert!(
+            !fs::symlink_metadata(&path)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 2, "no temporary file is left behind: {left:?}");
+    }
+
+    #[test]
+    fn temporary_names_differ() {
+        assert_ne!(unpredictable_name("x"), unpredictable_name("x"));
+    }
+
+    #[test]
+    fn a_private_dir_is_trusted_and_a_shared_one_is_not() {
+        let dir = private_tempdir();
+        let state = dir.path().join("a/b/state");
+        ensure_private_dir(&state).unwrap();
+        assert_eq!(fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
+
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_dir(&state, own_euid()).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+        fs::set_permissions(dir.path().join("a"), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_dir(&state, own_euid()).unwrap_err();
+        assert!(err.to_string().contains("without the sticky bit"), "{err}");
+
+        fs::set_permissions(dir.path().join("a"), fs::Permissions::from_mode(0o1777)).unwrap();
+        check_trusted_dir(&state, own_euid()).expect("a sticky ancestor is fine");
+    }
+
+    #[test]
+    fn a_dir_of_another_user_is_not_trusted() {
+        let dir = private_tempdir();
+        let err = check_trusted_dir(dir.path(), own_euid().wrapping_add(1)).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid"), "{err}");
+    }
+
+    #[test]
+    fn a_symlinked_dir_is_checked_where_it_leads() {
+        let dir = private_tempdir();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let link = dir.path().join("state");
+        symlink(&shared, &link).unwrap();
+        let err = check_trusted_dir(&link, own_euid()).unwrap_err();
+        assert!(err.to_string().contains("writable by"), "{err}");
+    }
+}
