@@ -2170,7 +2170,10 @@ pub const ATTACKER: (u32, u32) = (4343, 4343);
 pub fn require_root() {
     // SAFETY: geteuid(2) takes no arguments and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test plays root against other users: run it as root");
+    assert_eq!(
+        euid, 0,
+        "this test plays root against other users: run it as root"
+    );
 }
 
 /// `cmd` run through `setpriv` as `uid`:`gid` with no supplementary groups, in a process
@@ -2227,14 +2230,16 @@ impl Witness {
     pub fn assert_untouched(&self, r: &RunResult) {
         assert!(
             is_alive(self.pid) && start_ticks(self.pid) == Some(self.start),
-            "PID {} was signalled or replaced by the run\n{r}",
-            self.pid
+            "PID {} was signalled or replaced by the run\n{}",
+            self.pid,
+            r.dump()
         );
         assert_eq!(
             pending_signals(self.pid),
             0,
-            "a signal is pending for PID {}\n{r}",
-            self.pid
+            "a signal is pending for PID {}\n{}",
+            self.pid,
+            r.dump()
         );
     }
 }
