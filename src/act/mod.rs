@@ -16,8 +16,8 @@ use crate::deadline::Deadline;
 use crate::decide::{Action, ActionKind};
 use crate::probe::health::Prober;
 use crate::probe::os::{self, Identity, PortOwner, ProcessInfo};
+use crate::probe::restart_path::RestartPath;
 use crate::probe::supervisor::{self as jobs, Supervisor};
-use spawn::Launch;
 
 const POLL: Duration = Duration::from_millis(100);
 /// How long a killed server's parent gets to restart it before the watchdog does.
@@ -69,11 +69,14 @@ fn command_log(state_dir: &Path) -> PathBuf {
 }
 
 /// Carries out `action` on `target` (the process found this run; `None` for a start).
-/// `supervisor` is the job's supervisor when one owns the server.
+/// `supervisor` is the job's supervisor when one owns the server. `way_back` is how
+/// the server starts again, proven during observation (`probe::restart_path`): a
+/// builtin restart signals nothing without it, and starts exactly what it holds.
 pub fn perform(
     action: &Action,
     target: Option<&ProcessInfo>,
     supervisor: Option<&Supervisor>,
+    way_back: Option<&RestartPath>,
     ctx: &Context,
 ) -> Outcome {
     match (action.method, action.kind, target, supervisor) {
@@ -93,8 +96,10 @@ pub fn perform(
             supervised_restart(steps, supervisor, target.map(|t| t.identity), ctx)
         }
         (Method::Command, _, _, None) => run_command(target, ctx),
-        (Method::Builtin, ActionKind::Restart, Some(target), None) => builtin_restart(target, ctx),
-        (Method::Builtin, ActionKind::Start, _, None) => builtin_start(ctx),
+        (Method::Builtin, ActionKind::Restart, Some(target), None) => {
+            builtin_restart(target, way_back, ctx)
+        }
+        (Method::Builtin, ActionKind::Start, _, None) => builtin_start(way_back, ctx),
         (method, kind, _, _) => Outcome::failed(
             &[],
             format!("cannot {kind:?} with method {} here", method.as_str()).to_lowercase(),
@@ -153,30 +158,31 @@ fn pre_kill_signal(
     Ok(())
 }
 
-/// Kill the server and start it again: capture how it was started, optional
-/// pre-kill signal, SIGTERM → SIGKILL, wait for the port, start, verify.
-fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
+/// What a builtin restart starts after the kill.
+enum Start<'a> {
+    Replay(&'a spawn::Launch),
+    Shell(&'a str, &'a Path, Option<&'a spawn::Credentials>),
+}
+
+/// Kill the server and start it again: optional pre-kill signal, SIGTERM → SIGKILL,
+/// wait for the port, start what was captured before (`way_back`), verify.
+fn builtin_restart(target: &ProcessInfo, way_back: Option<&RestartPath>, ctx: &Context) -> Outcome {
     let restart = &ctx.cfg.restart;
     let mut steps = Vec::new();
-    let user = match start_as(target) {
-        Ok(user) => user,
-        Err(why) => return Outcome::failed(&steps, why),
-    };
-    // Captured before the kill: afterwards there is nothing left to read.
-    let launch = match capture(target, user) {
-        Ok(launch) => launch,
-        Err(why) if restart.start_command.is_none() => {
+    let start = match (way_back, &restart.start_command) {
+        (Some(RestartPath::Replay(launch)), _) => Start::Replay(launch),
+        (Some(RestartPath::StartCommand { cwd, user }), Some(shell)) => {
+            Start::Shell(shell, cwd, user.as_ref())
+        }
+        _ => {
             return Outcome::failed(
                 &steps,
-                format!("cannot capture how PID {} was started: {why}", target.pid()),
+                format!(
+                    "no way to start PID {} again was proven, so it was not signalled",
+                    target.pid()
+                ),
             );
         }
-        Err(_) => Launch {
-            argv: Vec::new(),
-            cwd: fallback_cwd(ctx),
-            env: Vec::new(),
-            user,
-        },
     };
     if let Err(e) = pre_kill_signal(target, &mut steps, ctx) {
         return Outcome::failed(&steps, e);
@@ -192,11 +198,10 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
         steps.push(respawned);
         return verify(steps, None, false, None, Some(target.identity), ctx);
     }
-    let child = match &restart.start_command {
-        Some(shell) => {
-            spawn::shell_detached(shell, &launch.cwd, &server_log(ctx.state_dir), launch.user)
-        }
-        None => spawn::replay(&launch, &server_log(ctx.state_dir)),
+    let log = server_log(ctx.state_dir);
+    let child = match start {
+        Start::Replay(launch) => spawn::replay(launch, &log),
+        Start::Shell(shell, cwd, user) => spawn::shell_detached(shell, cwd, &log, user),
     };
     match child {
         Ok(child) => {
@@ -204,7 +209,7 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
             verify(
                 steps,
                 Some(child),
-                restart.start_command.is_none(),
+                matches!(start, Start::Replay(_)),
                 None,
                 Some(target.identity),
                 ctx,
@@ -240,15 +245,19 @@ fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
     }
 }
 
-/// No server is running: start one with `start_command`.
-fn builtin_start(ctx: &Context) -> Outcome {
+/// No server is running: start one with `start_command`, where observation found a
+/// working directory for it.
+fn builtin_start(way_back: Option<&RestartPath>, ctx: &Context) -> Outcome {
     let Some(shell) = &ctx.cfg.restart.start_command else {
         return Outcome::failed(&[], "no start_command configured");
+    };
+    let Some(RestartPath::StartCommand { cwd, user }) = way_back else {
+        return Outcome::failed(&[], "no working directory for start_command was found");
     };
     if let Err(why) = wait_port_free(ctx) {
         return Outcome::failed(&[], why);
     }
-    match spawn::shell_detached(shell, &fallback_cwd(ctx), &server_log(ctx.state_dir), None) {
+    match spawn::shell_detached(shell, cwd, &server_log(ctx.state_dir), user.as_ref()) {
         Ok(child) => {
             let steps = vec![format!("ran start_command as PID {}", child.id())];
             verify(steps, Some(child), false, None, None, ctx)
@@ -286,45 +295,6 @@ fn run_command(target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
         ),
         Err(e) => Outcome::failed(&[], e),
     }
-}
-
-/// Whom the replacement runs as: the watchdog's own user, unless it runs as root and
-/// the server did not; then the server's user and group, never root.
-fn start_as(target: &ProcessInfo) -> Result<Option<(u32, u32)>, String> {
-    if os::own_uid() != 0 || target.uid == Some(0) {
-        return Ok(None);
-    }
-    match (target.uid, target.gid) {
-        (Some(uid), Some(gid)) => Ok(Some((uid, gid))),
-        _ => Err(format!(
-            "cannot tell which user PID {} runs as, so its replacement would run as root",
-            target.pid()
-        )),
-    }
-}
-
-fn capture(target: &ProcessInfo, user: Option<(u32, u32)>) -> Result<Launch, String> {
-    if target.argv.is_empty() {
-        return Err("its command line is empty".into());
-    }
-    let cwd = target
-        .cwd
-        .clone()
-        .ok_or_else(|| "its working directory is unreadable".to_string())?;
-    let env = os::process_environ(target.pid()).map_err(|e| e.to_string())?;
-    Ok(Launch {
-        argv: target.argv.clone(),
-        cwd,
-        env,
-        user,
-    })
-}
-
-fn fallback_cwd(ctx: &Context) -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| ctx.state_dir.to_path_buf())
 }
 
 /// A new server refuses to start while anything holds its port, so wait for the old
@@ -457,3 +427,4 @@ fn new_server_pid(
         });
     on_port.or_else(|| supervisor.and_then(|s| jobs::query(s, deadline).ok()?.pid))
 }
+
