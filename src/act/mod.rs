@@ -24,6 +24,10 @@ const POLL: Duration = Duration::from_millis(100);
 const RESPAWN_GRACE: Duration = Duration::from_secs(2);
 /// Time given to the server to act on `pre_kill_signal` (a stack dump) before SIGTERM.
 const PRE_KILL_PAUSE: Duration = Duration::from_secs(1);
+/// The least time a verify attempt gets, even past `verify_timeout` (within the run's
+/// bound, whose slack covers it): an attempt cut to nothing by the end of the wait
+/// proves nothing and would report "timed out after 0s" instead of what the server did.
+const LEAST_ATTEMPT: Duration = Duration::from_secs(1);
 
 /// What acting needs from the rest of the run.
 pub struct Context<'a> {
@@ -338,11 +342,15 @@ fn verify(
     let started = Instant::now();
     let verify_timeout = ctx.cfg.restart.verify_timeout;
     let deadline = ctx.deadline.sub(verify_timeout);
-    let mut last_error = String::from("no health check completed");
+    let health_timeout = ctx.cfg.health.timeout;
+    let mut last_error: Option<String> = None;
     // Once the old server answered, that is the explanation, whatever came after.
     let mut old_answered: Option<u32> = None;
     loop {
-        let (attempt, _) = ctx.prober.attempt(deadline.cap(ctx.cfg.health.timeout));
+        let budget = ctx
+            .deadline
+            .cap(deadline.remaining().max(LEAST_ATTEMPT).min(health_timeout));
+        let (attempt, _) = ctx.prober.attempt(budget);
         // A restart that returned before ending the old server (an asynchronous
         // command) is not done while the old server is the one answering.
         let old_still_runs = old.filter(|o| os::identity(o.pid).ok().flatten() == Some(*o));
@@ -368,8 +376,13 @@ fn verify(
                 new_fds,
             };
         }
-        if let Some(error) = attempt.error {
-            last_error = error;
+        // An attempt cut short that got no answer only says time ran out; what an
+        // earlier full attempt saw says more.
+        let cut_short = budget < health_timeout && attempt.status.is_none();
+        if let Some(error) = attempt.error
+            && !(cut_short && last_error.is_some())
+        {
+            last_error = Some(error);
         }
         if let Some(exit) = early_exit(child.as_mut(), child_is_server) {
             return Outcome::failed(
@@ -385,7 +398,7 @@ fn verify(
                 Some(pid) => format!(
                     "the old server PID {pid} still runs and answers: the restart did not end it"
                 ),
-                None => last_error,
+                None => last_error.unwrap_or_else(|| "no health check completed".into()),
             };
             return Outcome::failed(
                 &steps,
@@ -395,7 +408,7 @@ fn verify(
                 ),
             );
         }
-        sleep(ctx.deadline.cap(Duration::from_millis(250)));
+        sleep(deadline.cap(Duration::from_millis(250)));
     }
 }
 
@@ -428,3 +441,56 @@ fn new_server_pid(
     on_port.or_else(|| supervisor.and_then(|s| jobs::query(s, deadline).ok()?.pid))
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A server that answers every request at once with HTTP 500, until dropped.
+    fn failing_server() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        let accepting = listener.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for stream in accepting.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        (listener, url)
+    }
+
+    /// The wait ends while the server keeps failing: the report names what the server
+    /// answered, not a last attempt cut to nothing ("timed out after 0s").
+    #[test]
+    fn verify_reports_the_last_real_error() {
+        let (_server, url) = failing_server();
+        let state = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::defaults(None);
+        cfg.health.url = url;
+        cfg.health.timeout = Duration::from_secs(5);
+        cfg.restart.verify_timeout = Duration::from_millis(1100);
+        let prober = Prober::new(&cfg.health);
+        let ctx = Context {
+            cfg: &cfg,
+            prober: &prober,
+            deadline: Deadline::after(Duration::from_secs(30)),
+            port: None,
+            state_dir: state.path(),
+        };
+        let outcome = verify(vec!["started PID 1".into()], None, false, None, None, &ctx);
+        assert!(!outcome.ok);
+        assert!(
+            outcome.detail.contains("not healthy within verify_timeout 1s")
+                && outcome.detail.contains("500")
+                && !outcome.detail.contains("timed out"),
+            "{}",
+            outcome.detail
+        );
+    }
+}
