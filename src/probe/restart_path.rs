@@ -180,10 +180,14 @@ fn replay_ready(target: &ProcessInfo) -> Result<Launch, String> {
         ));
     };
     let Some(cwd) = usable_dir(cwd) else {
+        let shown = cwd.to_string_lossy();
+        let (shown, gone) = match shown.strip_suffix(" (deleted)") {
+            Some(path) => (path, "was deleted"),
+            None => (shown.as_ref(), "no longer exists"),
+        };
         return Err(format!(
-            "PID {pid}'s working directory {} no longer exists (deleted), so it cannot be \
-             started there again: recreate it, or {set}",
-            cwd.display()
+            "PID {pid}'s working directory {shown} {gone}, so it cannot be started there \
+             again: recreate it, or {set}"
         ));
     };
     let env = os::process_environ(pid).map_err(|e| {
