@@ -340,6 +340,69 @@ mod tests {
         assert_eq!(usable_dir(&dir.path().join("gone")), None);
     }
 
+    fn resolution(method: Method) -> Resolution {
+        Resolution {
+            method,
+            supervision: None,
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn a_restart_command_that_names_a_missing_program_is_refused() {
+        let mut cfg = crate::config::defaults(None);
+        cfg.restart.command = Some("/nonexistent/bin/restart-hermes --now".into());
+        let checked = check(&cfg, None, &resolution(Method::Command));
+        assert_eq!(
+            checked,
+            Some(Err("restart.command starts with `/nonexistent/bin/restart-hermes`, \
+                      which is not an executable file: fix restart.command"
+                .into()))
+        );
+        // A bare word may be a shell builtin or function: only the shell can tell.
+        cfg.restart.command = Some("cd /srv && ./restart".into());
+        assert_eq!(
+            check(&cfg, None, &resolution(Method::Command)),
+            Some(Ok(RestartPath::Tool))
+        );
+    }
+
+    /// Our own process, replayed: everything is read while it runs, and as root its
+    /// credentials (groups included) are kept for the spawn.
+    #[test]
+    fn our_own_process_can_be_replayed() {
+        let me = os::process_info(std::process::id()).unwrap();
+        let cfg = crate::config::defaults(None);
+        let Some(Ok(RestartPath::Replay(launch))) =
+            check(&cfg, Some(&me), &resolution(Method::Builtin))
+        else {
+            panic!("not replayable");
+        };
+        assert_eq!(launch.argv, me.argv);
+        assert_eq!(Some(launch.cwd.clone()), me.cwd);
+        assert!(launch.program.is_absolute());
+        if os::own_uid() == 0 {
+            let user = launch.user.unwrap();
+            assert_eq!((Some(user.uid), Some(user.gid)), (me.uid, me.gid));
+            assert_eq!(user.groups, os::groups(me.pid()).unwrap());
+        }
+    }
+
+    #[test]
+    fn with_start_command_a_start_needs_only_a_shell_and_a_directory() {
+        let mut cfg = crate::config::defaults(None);
+        cfg.restart.start_command = Some("./run.sh".into());
+        let Some(Ok(RestartPath::StartCommand { cwd, user })) =
+            check(&cfg, None, &resolution(Method::Builtin))
+        else {
+            panic!("no start path");
+        };
+        assert!(cwd.is_dir());
+        assert_eq!(user, None, "a start with no old server runs as the watchdog");
+        cfg.restart.start_command = None;
+        assert_eq!(check(&cfg, None, &resolution(Method::Builtin)), None);
+    }
+
     #[test]
     fn a_process_title_is_named_as_such() {
         let env = vec![("PATH".to_string(), "/bin".to_string())];
