@@ -269,7 +269,9 @@ pub fn suppression_text(why: &Suppression) -> String {
         }
         Suppression::NoJob { detail } => detail.clone(),
         Suppression::CannotRestart { detail } => {
-            format!("nothing was signalled, because the server could not be started again: {detail}")
+            format!(
+                "nothing was signalled, because the server could not be started again: {detail}"
+            )
         }
     }
 }

@@ -132,16 +132,15 @@ fn assert_cannot_restart(env: &TestEnv, r: &RunResult, pid: u32, why: &str) {
     assert_eq!(action["result"], "suppressed", "{rep:#}");
     let detail = action["detail"].as_str().unwrap_or_default();
     assert!(
-        detail.starts_with("nothing was signalled, because the server could not be started again: ")
+        detail
+            .starts_with("nothing was signalled, because the server could not be started again: ")
             && detail.contains(&format!("PID {pid}"))
             && detail.contains(why),
         "{detail}"
     );
     let suppressed = events_named(env, "suppressed");
     assert!(
-        suppressed
-            .iter()
-            .any(|e| e.to_string().contains(why)),
+        suppressed.iter().any(|e| e.to_string().contains(why)),
         "{}",
         log_text(env)
     );

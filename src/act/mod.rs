@@ -486,7 +486,9 @@ mod tests {
         let outcome = verify(vec!["started PID 1".into()], None, false, None, None, &ctx);
         assert!(!outcome.ok);
         assert!(
-            outcome.detail.contains("not healthy within verify_timeout 1s")
+            outcome
+                .detail
+                .contains("not healthy within verify_timeout 1s")
                 && outcome.detail.contains("500")
                 && !outcome.detail.contains("timed out"),
             "{}",

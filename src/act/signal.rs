@@ -186,7 +186,11 @@ mod tests {
         assert!(matches!(alive, Ok(true)));
         assert!(matches!(ended, Ok(Ending::Terminated)), "{ended:?}");
         use std::os::unix::process::ExitStatusExt;
-        assert_eq!(status.signal(), Some(libc::SIGTERM), "only the real SIGTERM arrived");
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGTERM),
+            "only the real SIGTERM arrived"
+        );
     }
 
     #[test]

@@ -191,7 +191,9 @@ fn replay_ready(target: &ProcessInfo) -> Result<Launch, String> {
         ));
     };
     let env = os::process_environ(pid).map_err(|e| {
-        format!("the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: {set}")
+        format!(
+            "the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: {set}"
+        )
     })?;
     let Some(program) = Launch::resolve(&target.argv, &cwd, &env) else {
         return Err(not_a_program(pid, first, &cwd, &env));
@@ -355,9 +357,11 @@ mod tests {
         let checked = check(&cfg, None, &resolution(Method::Command));
         assert_eq!(
             checked,
-            Some(Err("restart.command starts with `/nonexistent/bin/restart-hermes`, \
+            Some(Err(
+                "restart.command starts with `/nonexistent/bin/restart-hermes`, \
                       which is not an executable file: fix restart.command"
-                .into()))
+                    .into()
+            ))
         );
         // A bare word may be a shell builtin or function: only the shell can tell.
         cfg.restart.command = Some("cd /srv && ./restart".into());
@@ -398,7 +402,10 @@ mod tests {
             panic!("no start path");
         };
         assert!(cwd.is_dir());
-        assert_eq!(user, None, "a start with no old server runs as the watchdog");
+        assert_eq!(
+            user, None,
+            "a start with no old server runs as the watchdog"
+        );
         cfg.restart.start_command = None;
         assert_eq!(check(&cfg, None, &resolution(Method::Builtin)), None);
     }

@@ -945,7 +945,12 @@ pub fn groups(pid: u32) -> Result<Vec<u32>, OsError> {
         return Err(OsError::NoSuchProcess(pid));
     }
     if len != KINFO_PROC_SIZE {
-        return Err(layout_error(pid, what, len as c_int, KINFO_PROC_SIZE as c_int));
+        return Err(layout_error(
+            pid,
+            what,
+            len as c_int,
+            KINFO_PROC_SIZE as c_int,
+        ));
     }
     let bsd = bsd_info(pid)?;
     if u32_at(&buf, P_PID_AT) != pid || u32_at(&buf, CR_UID_AT) != bsd.pbi_uid {

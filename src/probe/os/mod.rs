@@ -182,7 +182,9 @@ pub enum Delivery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignalFault {
-    #[error("cannot tell whether PID {pid} is still the same process ({source}); not signalling it")]
+    #[error(
+        "cannot tell whether PID {pid} is still the same process ({source}); not signalling it"
+    )]
     Unverifiable {
         pid: u32,
         #[source]
@@ -211,7 +213,12 @@ fn kill_after_recheck(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
     match identity(who.pid) {
         Ok(Some(now)) if now == who => {}
         Ok(_) => return Ok(Delivery::Gone),
-        Err(source) => return Err(SignalFault::Unverifiable { pid: who.pid, source }),
+        Err(source) => {
+            return Err(SignalFault::Unverifiable {
+                pid: who.pid,
+                source,
+            });
+        }
     }
     let failed = |source| SignalFault::Failed {
         pid: who.pid,

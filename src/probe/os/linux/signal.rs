@@ -18,7 +18,8 @@ pub fn signal_if_same(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
         signal,
         source,
     };
-    let pid = libc::pid_t::try_from(who.pid).map_err(|_| failed(io::Error::other("PID out of range")))?;
+    let pid =
+        libc::pid_t::try_from(who.pid).map_err(|_| failed(io::Error::other("PID out of range")))?;
     // SAFETY: pidfd_open takes a PID and flags (none) and returns a new FD or -1; it
     // touches no memory of ours.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -38,7 +39,12 @@ pub fn signal_if_same(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
     match super::identity(who.pid) {
         Ok(Some(now)) if now == who => {}
         Ok(_) => return Ok(Delivery::Gone),
-        Err(source) => return Err(SignalFault::Unverifiable { pid: who.pid, source }),
+        Err(source) => {
+            return Err(SignalFault::Unverifiable {
+                pid: who.pid,
+                source,
+            });
+        }
     }
     // SAFETY: pidfd_send_signal(pidfd, sig, info, flags): a live pidfd of ours, a
     // plain signal number, a null siginfo (the kernel fills in a kill()-style one) and
@@ -77,7 +83,10 @@ mod tests {
             let child = Command::new("sleep").arg("60").spawn().unwrap();
             let stopped = Stopped(child);
             // SAFETY: kill(2) on our own child, plain integers.
-            assert_eq!(unsafe { libc::kill(stopped.pid() as i32, libc::SIGSTOP) }, 0);
+            assert_eq!(
+                unsafe { libc::kill(stopped.pid() as i32, libc::SIGSTOP) },
+                0
+            );
             let mut tries = 0;
             while stopped.state() != Some('T') {
                 tries += 1;
@@ -131,9 +140,15 @@ mod tests {
             start_key: real.start_key + 1,
             ..real
         };
-        assert!(matches!(signal_if_same(reused, libc::SIGTERM), Ok(Delivery::Gone)));
+        assert!(matches!(
+            signal_if_same(reused, libc::SIGTERM),
+            Ok(Delivery::Gone)
+        ));
         assert_eq!(target.pending(), 0, "the other process got the signal");
-        assert!(matches!(signal_if_same(real, libc::SIGTERM), Ok(Delivery::Sent)));
+        assert!(matches!(
+            signal_if_same(real, libc::SIGTERM),
+            Ok(Delivery::Sent)
+        ));
         assert_eq!(target.pending(), bit(libc::SIGTERM));
     }
 
@@ -146,9 +161,15 @@ mod tests {
             start_key: real.start_key + 1,
             ..real
         };
-        assert!(matches!(kill_after_recheck(reused, libc::SIGUSR1), Ok(Delivery::Gone)));
+        assert!(matches!(
+            kill_after_recheck(reused, libc::SIGUSR1),
+            Ok(Delivery::Gone)
+        ));
         assert_eq!(target.pending(), 0);
-        assert!(matches!(kill_after_recheck(real, libc::SIGUSR1), Ok(Delivery::Sent)));
+        assert!(matches!(
+            kill_after_recheck(real, libc::SIGUSR1),
+            Ok(Delivery::Sent)
+        ));
         assert_eq!(target.pending(), bit(libc::SIGUSR1));
     }
 
@@ -158,7 +179,10 @@ mod tests {
         let who = super::super::identity(child.id()).unwrap();
         child.wait().unwrap();
         if let Some(who) = who {
-            assert!(matches!(signal_if_same(who, libc::SIGTERM), Ok(Delivery::Gone)));
+            assert!(matches!(
+                signal_if_same(who, libc::SIGTERM),
+                Ok(Delivery::Gone)
+            ));
         }
     }
 }
