@@ -281,3 +281,55 @@ fn a_replayed_server_keeps_its_user_group_and_supplementary_groups() {
     assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
     assert_eq!(credentials(new_pid), before, "{}", r.dump());
 }
+
+/// A watchdog that is not root can start a replacement only with its own groups: a
+/// server of its user that runs with a group the watchdog lacks is not killed, since
+/// its replacement would lose that group.
+#[test]
+fn a_watchdog_without_root_does_not_replay_groups_it_lacks() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let (uid, gid) = SERVER_USER;
+    let reuid = format!("--reuid={uid}");
+    let regid = format!("--regid={gid}");
+    let server = UserServer::start(&env, &[&reuid, &regid, "--groups=5000"], &[], &srv);
+    // The watchdog runs as the same user, without group 5000: its state and log live
+    // in the user's directory.
+    let mut cfg = config_for(&env, &server);
+    let state = srv.join("watchdog-state");
+    let log = srv.join("watchdog.log");
+    cfg.set("state.dir", state.to_str().unwrap())
+        .set("log.file", log.to_str().unwrap())
+        .write(&env);
+    set_memory_mode_at(&server.base, "503");
+    let witness = Witness::of(server.pid());
+
+    let mut cmd = Command::new("setpriv");
+    cmd.args([&reuid, &regid, "--clear-groups", "--"])
+        .arg(watchdog_bin())
+        .args(["check", "--json", "--config"])
+        .arg(&env.config_path)
+        .current_dir(&srv)
+        .env("HOME", &srv)
+        .env_remove("WATCHDOG_CONFIG");
+    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+
+    witness.assert_untouched(&r);
+    assert_eq!(r.status, Some(4), "{}", r.dump());
+    let rep: serde_json::Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert_eq!(
+        detail,
+        format!(
+            "nothing was signalled, because the server could not be started again: PID {} \
+             runs with group(s) 5000 that the watchdog (uid {uid}) does not have, so its \
+             replacement would lose them: run the watchdog as root, or set \
+             restart.start_command",
+            server.pid()
+        ),
+        "{rep:#}"
+    );
+    set_memory_mode_at(&server.base, "");
+    assert!(healthy(&format!("{}/health", server.base)), "still serving");
+}
