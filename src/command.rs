@@ -140,15 +140,21 @@ const EXTRA_DIRS: &[&str] = &[
 /// A bare program name found on `PATH`, else in `EXTRA_DIRS`; anything else as given
 /// (the spawn then reports it missing).
 fn resolve(program: &str) -> PathBuf {
+    find_program(program).unwrap_or_else(|| PathBuf::from(program))
+}
+
+/// The executable [`run`] would start for `program`: a path as given, a bare name on
+/// the watchdog's `PATH` or in `EXTRA_DIRS`; `None` if there is none.
+pub fn find_program(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
-        return PathBuf::from(program);
+        let path = PathBuf::from(program);
+        return is_executable(&path).then_some(path);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(EXTRA_DIRS.iter().map(PathBuf::from))
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
-        .unwrap_or_else(|| PathBuf::from(program))
 }
 
 pub fn is_executable(path: &Path) -> bool {

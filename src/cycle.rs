@@ -466,6 +466,7 @@ impl Run<'_> {
                 action,
                 target,
                 supervisor,
+                obs.readiness.as_ref().and_then(|r| r.as_ref().ok()),
                 &act::Context {
                     cfg: self.cfg,
                     prober,

@@ -179,6 +179,12 @@ pub enum Suppression {
     NoJob {
         detail: String,
     },
+    /// The server could not be started again (a process title for `argv[0]`, a
+    /// deleted working directory, a supervisor tool not on `PATH`): killing it would
+    /// leave it dead, so nothing is signalled. `detail` says what to set.
+    CannotRestart {
+        detail: String,
+    },
 }
 
 impl Suppression {
@@ -195,6 +201,7 @@ impl Suppression {
             Suppression::OrphansNotKilled { .. } => "orphans_not_killed",
             Suppression::OrphanUnmatched { .. } => "orphan_unmatched",
             Suppression::NoJob { .. } => "no_job",
+            Suppression::CannotRestart { .. } => "cannot_restart",
         }
     }
 }
@@ -573,6 +580,14 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
                 ),
             });
         }
+    }
+    // Never kill what cannot be started again.
+    if let Some(Err(detail)) = &obs.readiness {
+        return suppressed(Suppression::CannotRestart {
+            detail: detail.clone(),
+        });
+    }
+    if let Some(target) = target {
         let age = ctx
             .now
             .duration_since(target.info.start_time)

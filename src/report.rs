@@ -268,6 +268,11 @@ pub fn suppression_text(why: &Suppression) -> String {
             format!("the orphan is not clearly the server, so it is not killed: {detail}")
         }
         Suppression::NoJob { detail } => detail.clone(),
+        Suppression::CannotRestart { detail } => {
+            format!(
+                "nothing was signalled, because the server could not be started again: {detail}"
+            )
+        }
     }
 }
 

@@ -16,14 +16,18 @@ use crate::deadline::Deadline;
 use crate::decide::{Action, ActionKind};
 use crate::probe::health::Prober;
 use crate::probe::os::{self, Identity, PortOwner, ProcessInfo};
+use crate::probe::restart_path::RestartPath;
 use crate::probe::supervisor::{self as jobs, Supervisor};
-use spawn::Launch;
 
 const POLL: Duration = Duration::from_millis(100);
 /// How long a killed server's parent gets to restart it before the watchdog does.
 const RESPAWN_GRACE: Duration = Duration::from_secs(2);
 /// Time given to the server to act on `pre_kill_signal` (a stack dump) before SIGTERM.
 const PRE_KILL_PAUSE: Duration = Duration::from_secs(1);
+/// The least time a verify attempt gets, even past `verify_timeout` (within the run's
+/// bound, whose slack covers it): an attempt cut to nothing by the end of the wait
+/// proves nothing and would report "timed out after 0s" instead of what the server did.
+const LEAST_ATTEMPT: Duration = Duration::from_secs(1);
 
 /// What acting needs from the rest of the run.
 pub struct Context<'a> {
@@ -69,11 +73,14 @@ fn command_log(state_dir: &Path) -> PathBuf {
 }
 
 /// Carries out `action` on `target` (the process found this run; `None` for a start).
-/// `supervisor` is the job's supervisor when one owns the server.
+/// `supervisor` is the job's supervisor when one owns the server. `way_back` is how
+/// the server starts again, proven during observation (`probe::restart_path`): a
+/// builtin restart signals nothing without it, and starts exactly what it holds.
 pub fn perform(
     action: &Action,
     target: Option<&ProcessInfo>,
     supervisor: Option<&Supervisor>,
+    way_back: Option<&RestartPath>,
     ctx: &Context,
 ) -> Outcome {
     match (action.method, action.kind, target, supervisor) {
@@ -93,8 +100,10 @@ pub fn perform(
             supervised_restart(steps, supervisor, target.map(|t| t.identity), ctx)
         }
         (Method::Command, _, _, None) => run_command(target, ctx),
-        (Method::Builtin, ActionKind::Restart, Some(target), None) => builtin_restart(target, ctx),
-        (Method::Builtin, ActionKind::Start, _, None) => builtin_start(ctx),
+        (Method::Builtin, ActionKind::Restart, Some(target), None) => {
+            builtin_restart(target, way_back, ctx)
+        }
+        (Method::Builtin, ActionKind::Start, _, None) => builtin_start(way_back, ctx),
         (method, kind, _, _) => Outcome::failed(
             &[],
             format!("cannot {kind:?} with method {} here", method.as_str()).to_lowercase(),
@@ -153,30 +162,31 @@ fn pre_kill_signal(
     Ok(())
 }
 
-/// Kill the server and start it again: capture how it was started, optional
-/// pre-kill signal, SIGTERM → SIGKILL, wait for the port, start, verify.
-fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
+/// What a builtin restart starts after the kill.
+enum Start<'a> {
+    Replay(&'a spawn::Launch),
+    Shell(&'a str, &'a Path, Option<&'a spawn::Credentials>),
+}
+
+/// Kill the server and start it again: optional pre-kill signal, SIGTERM → SIGKILL,
+/// wait for the port, start what was captured before (`way_back`), verify.
+fn builtin_restart(target: &ProcessInfo, way_back: Option<&RestartPath>, ctx: &Context) -> Outcome {
     let restart = &ctx.cfg.restart;
     let mut steps = Vec::new();
-    let user = match start_as(target) {
-        Ok(user) => user,
-        Err(why) => return Outcome::failed(&steps, why),
-    };
-    // Captured before the kill: afterwards there is nothing left to read.
-    let launch = match capture(target, user) {
-        Ok(launch) => launch,
-        Err(why) if restart.start_command.is_none() => {
+    let start = match (way_back, &restart.start_command) {
+        (Some(RestartPath::Replay(launch)), _) => Start::Replay(launch),
+        (Some(RestartPath::StartCommand { cwd, user }), Some(shell)) => {
+            Start::Shell(shell, cwd, user.as_ref())
+        }
+        _ => {
             return Outcome::failed(
                 &steps,
-                format!("cannot capture how PID {} was started: {why}", target.pid()),
+                format!(
+                    "no way to start PID {} again was proven, so it was not signalled",
+                    target.pid()
+                ),
             );
         }
-        Err(_) => Launch {
-            argv: Vec::new(),
-            cwd: fallback_cwd(ctx),
-            env: Vec::new(),
-            user,
-        },
     };
     if let Err(e) = pre_kill_signal(target, &mut steps, ctx) {
         return Outcome::failed(&steps, e);
@@ -192,11 +202,10 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
         steps.push(respawned);
         return verify(steps, None, false, None, Some(target.identity), ctx);
     }
-    let child = match &restart.start_command {
-        Some(shell) => {
-            spawn::shell_detached(shell, &launch.cwd, &server_log(ctx.state_dir), launch.user)
-        }
-        None => spawn::replay(&launch, &server_log(ctx.state_dir)),
+    let log = server_log(ctx.state_dir);
+    let child = match start {
+        Start::Replay(launch) => spawn::replay(launch, &log),
+        Start::Shell(shell, cwd, user) => spawn::shell_detached(shell, cwd, &log, user),
     };
     match child {
         Ok(child) => {
@@ -204,7 +213,7 @@ fn builtin_restart(target: &ProcessInfo, ctx: &Context) -> Outcome {
             verify(
                 steps,
                 Some(child),
-                restart.start_command.is_none(),
+                matches!(start, Start::Replay(_)),
                 None,
                 Some(target.identity),
                 ctx,
@@ -240,15 +249,19 @@ fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
     }
 }
 
-/// No server is running: start one with `start_command`.
-fn builtin_start(ctx: &Context) -> Outcome {
+/// No server is running: start one with `start_command`, where observation found a
+/// working directory for it.
+fn builtin_start(way_back: Option<&RestartPath>, ctx: &Context) -> Outcome {
     let Some(shell) = &ctx.cfg.restart.start_command else {
         return Outcome::failed(&[], "no start_command configured");
+    };
+    let Some(RestartPath::StartCommand { cwd, user }) = way_back else {
+        return Outcome::failed(&[], "no working directory for start_command was found");
     };
     if let Err(why) = wait_port_free(ctx) {
         return Outcome::failed(&[], why);
     }
-    match spawn::shell_detached(shell, &fallback_cwd(ctx), &server_log(ctx.state_dir), None) {
+    match spawn::shell_detached(shell, cwd, &server_log(ctx.state_dir), user.as_ref()) {
         Ok(child) => {
             let steps = vec![format!("ran start_command as PID {}", child.id())];
             verify(steps, Some(child), false, None, None, ctx)
@@ -286,45 +299,6 @@ fn run_command(target: Option<&ProcessInfo>, ctx: &Context) -> Outcome {
         ),
         Err(e) => Outcome::failed(&[], e),
     }
-}
-
-/// Whom the replacement runs as: the watchdog's own user, unless it runs as root and
-/// the server did not; then the server's user and group, never root.
-fn start_as(target: &ProcessInfo) -> Result<Option<(u32, u32)>, String> {
-    if os::own_uid() != 0 || target.uid == Some(0) {
-        return Ok(None);
-    }
-    match (target.uid, target.gid) {
-        (Some(uid), Some(gid)) => Ok(Some((uid, gid))),
-        _ => Err(format!(
-            "cannot tell which user PID {} runs as, so its replacement would run as root",
-            target.pid()
-        )),
-    }
-}
-
-fn capture(target: &ProcessInfo, user: Option<(u32, u32)>) -> Result<Launch, String> {
-    if target.argv.is_empty() {
-        return Err("its command line is empty".into());
-    }
-    let cwd = target
-        .cwd
-        .clone()
-        .ok_or_else(|| "its working directory is unreadable".to_string())?;
-    let env = os::process_environ(target.pid()).map_err(|e| e.to_string())?;
-    Ok(Launch {
-        argv: target.argv.clone(),
-        cwd,
-        env,
-        user,
-    })
-}
-
-fn fallback_cwd(ctx: &Context) -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(|| ctx.state_dir.to_path_buf())
 }
 
 /// A new server refuses to start while anything holds its port, so wait for the old
@@ -368,11 +342,15 @@ fn verify(
     let started = Instant::now();
     let verify_timeout = ctx.cfg.restart.verify_timeout;
     let deadline = ctx.deadline.sub(verify_timeout);
-    let mut last_error = String::from("no health check completed");
+    let health_timeout = ctx.cfg.health.timeout;
+    let mut last_error: Option<String> = None;
     // Once the old server answered, that is the explanation, whatever came after.
     let mut old_answered: Option<u32> = None;
     loop {
-        let (attempt, _) = ctx.prober.attempt(deadline.cap(ctx.cfg.health.timeout));
+        let budget = ctx
+            .deadline
+            .cap(deadline.remaining().max(LEAST_ATTEMPT).min(health_timeout));
+        let (attempt, _) = ctx.prober.attempt(budget);
         // A restart that returned before ending the old server (an asynchronous
         // command) is not done while the old server is the one answering.
         let old_still_runs = old.filter(|o| os::identity(o.pid).ok().flatten() == Some(*o));
@@ -398,8 +376,13 @@ fn verify(
                 new_fds,
             };
         }
-        if let Some(error) = attempt.error {
-            last_error = error;
+        // An attempt cut short that got no answer only says time ran out; what an
+        // earlier full attempt saw says more.
+        let cut_short = budget < health_timeout && attempt.status.is_none();
+        if let Some(error) = attempt.error
+            && !(cut_short && last_error.is_some())
+        {
+            last_error = Some(error);
         }
         if let Some(exit) = early_exit(child.as_mut(), child_is_server) {
             return Outcome::failed(
@@ -415,7 +398,7 @@ fn verify(
                 Some(pid) => format!(
                     "the old server PID {pid} still runs and answers: the restart did not end it"
                 ),
-                None => last_error,
+                None => last_error.unwrap_or_else(|| "no health check completed".into()),
             };
             return Outcome::failed(
                 &steps,
@@ -425,7 +408,7 @@ fn verify(
                 ),
             );
         }
-        sleep(ctx.deadline.cap(Duration::from_millis(250)));
+        sleep(deadline.cap(Duration::from_millis(250)));
     }
 }
 
@@ -456,4 +439,60 @@ fn new_server_pid(
             _ => None,
         });
     on_port.or_else(|| supervisor.and_then(|s| jobs::query(s, deadline).ok()?.pid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A server that answers every request at once with HTTP 500, until dropped.
+    fn failing_server() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        let accepting = listener.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for stream in accepting.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        (listener, url)
+    }
+
+    /// The wait ends while the server keeps failing: the report names what the server
+    /// answered, not a last attempt cut to nothing ("timed out after 0s").
+    #[test]
+    fn verify_reports_the_last_real_error() {
+        let (_server, url) = failing_server();
+        let state = tempfile::tempdir().unwrap();
+        let mut cfg = crate::config::defaults(None);
+        cfg.health.url = url;
+        cfg.health.timeout = Duration::from_secs(5);
+        cfg.restart.verify_timeout = Duration::from_millis(1100);
+        let prober = Prober::new(&cfg.health);
+        let ctx = Context {
+            cfg: &cfg,
+            prober: &prober,
+            deadline: Deadline::after(Duration::from_secs(30)),
+            port: None,
+            state_dir: state.path(),
+        };
+        let outcome = verify(vec!["started PID 1".into()], None, false, None, None, &ctx);
+        assert!(!outcome.ok);
+        assert!(
+            outcome
+                .detail
+                .contains("not healthy within verify_timeout 1s")
+                && outcome.detail.contains("500")
+                && !outcome.detail.contains("timed out"),
+            "{}",
+            outcome.detail
+        );
+    }
 }

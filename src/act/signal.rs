@@ -1,11 +1,13 @@
-//! Signals, with the process's identity re-checked right before each one (SPEC §8):
-//! PIDs are reused, so a PID alone is never enough to signal.
+//! Signals, each sent only to the process identified (SPEC §8): PIDs are reused, so a
+//! PID alone is never enough to signal. On Linux the signal goes through a pidfd
+//! opened before the identity check, which closes the window between check and send;
+//! on macOS the identity is re-checked right before `kill`.
 
 use std::thread::sleep;
 use std::time::Duration;
 
 use crate::deadline::Deadline;
-use crate::probe::os::{self, Identity, ProcState};
+use crate::probe::os::{self, Delivery, Identity, ProcState, SignalFault};
 
 const POLL: Duration = Duration::from_millis(50);
 /// How long to wait for the kernel to tear a process down after SIGKILL. Covered by
@@ -50,30 +52,29 @@ impl Ending {
     }
 }
 
-/// Sends `signal` if, and only if, the process is still the one identified.
-/// Returns `Ok(false)` when it is gone (or the PID now belongs to another process).
+/// Sends `signal` if, and only if, the process is still the one identified: on Linux
+/// through a pidfd, so that not even a PID reused after the check can receive it
+/// (`os::signal_if_same`). Returns `Ok(false)` when it is gone (or the PID now belongs
+/// to another process).
 pub fn send(who: Identity, signal: i32) -> Result<bool, SignalError> {
     refuse_protected(who.pid)?;
-    if !still_running(who)? {
-        return Ok(false);
+    match os::signal_if_same(who, signal) {
+        Ok(Delivery::Sent) => Ok(true),
+        Ok(Delivery::Gone) => Ok(false),
+        Err(SignalFault::Unverifiable { pid, source }) => Err(SignalError::Unverifiable {
+            pid,
+            detail: source.to_string(),
+        }),
+        Err(SignalFault::Failed {
+            pid,
+            signal,
+            source,
+        }) => Err(SignalError::Failed {
+            pid,
+            signal,
+            source,
+        }),
     }
-    let pid = libc::pid_t::try_from(who.pid).map_err(|_| SignalError::Refused {
-        pid: who.pid,
-        why: "PID out of range".into(),
-    })?;
-    // SAFETY: kill(2) takes plain integers and has no memory effects.
-    if unsafe { libc::kill(pid, signal) } == 0 {
-        return Ok(true);
-    }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::ESRCH) {
-        return Ok(false);
-    }
-    Err(SignalError::Failed {
-        pid: who.pid,
-        signal,
-        source: err,
-    })
 }
 
 /// SIGTERM, wait up to `stop_timeout`, then SIGKILL. A stopped process (SIGSTOP) is
@@ -161,6 +162,35 @@ mod tests {
         assert!(matches!(alive, Ok(true)), "{alive:?}");
         assert!(matches!(still_running(who), Ok(false)));
         assert!(!send(who, libc::SIGTERM).unwrap(), "nothing left to signal");
+    }
+
+    /// A process whose start time differs is another process that got the PID: it is
+    /// not signalled (it survives a SIGKILL sent in its PID's name).
+    #[test]
+    fn a_reused_identity_is_not_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let real = os::identity(child.id()).unwrap().unwrap();
+        let reused = Identity {
+            start_key: real.start_key.wrapping_add(1),
+            ..real
+        };
+        let sent = send(reused, libc::SIGKILL);
+        let alive = child.try_wait().map(|s| s.is_none());
+        let ended = terminate(real, Duration::from_secs(5));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        assert!(matches!(sent, Ok(false)), "{sent:?}");
+        assert!(matches!(alive, Ok(true)));
+        assert!(matches!(ended, Ok(Ending::Terminated)), "{ended:?}");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGTERM),
+            "only the real SIGTERM arrived"
+        );
     }
 
     #[test]

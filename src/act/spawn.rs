@@ -1,9 +1,14 @@
-//! Starting the server, detached in a new session with its output in a log file.
+//! Starting the server, detached in a new session with its output in a log file, as
+//! the user, group and supplementary groups `probe::restart_path` captured.
 
+use std::ffi::CString;
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+pub use crate::probe::restart_path::{Credentials, Launch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -21,38 +26,6 @@ pub enum SpawnError {
     },
 }
 
-/// How to start the server again: what it was started with, captured before the kill.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launch {
-    pub argv: Vec<String>,
-    pub cwd: PathBuf,
-    pub env: Vec<(String, String)>,
-    /// The user and group to start it as (see `act::start_as`); `None`: the
-    /// watchdog's own.
-    pub user: Option<(u32, u32)>,
-}
-
-impl Launch {
-    /// The program to execute: an absolute `argv[0]`, one relative to the server's
-    /// working directory, or the first match on the server's own `PATH` (not the
-    /// watchdog's: cron's `PATH` is minimal).
-    pub fn program(&self) -> Option<PathBuf> {
-        let first = self.argv.first()?;
-        if first.contains('/') {
-            return Some(self.cwd.join(first));
-        }
-        let path = self
-            .env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_str())?;
-        path.split(':')
-            .filter(|dir| !dir.is_empty())
-            .map(|dir| self.cwd.join(dir).join(first))
-            .find(|candidate| crate::command::is_executable(candidate))
-    }
-}
-
 /// Opens (appending) the file that a started process writes its output to.
 fn output_log(path: &Path) -> Result<(File, File), SpawnError> {
     crate::command::output_log(path).map_err(|source| SpawnError::Log {
@@ -62,53 +35,76 @@ fn output_log(path: &Path) -> Result<(File, File), SpawnError> {
 }
 
 /// Starts the server in a new session (so it outlives the watchdog, and no terminal or
-/// cron job signal reaches it), stdin from /dev/null, output appended to `log`, as
-/// `user` (uid, gid) when given.
+/// cron job signal reaches it), stdin from /dev/null, output appended to `log`, in
+/// `cwd`, as `user` when given.
+///
+/// The credentials are set by hand, not with `Command::uid`/`gid`: those clear the
+/// supplementary groups (`setgroups(0)`), which loses the server's groups and on xnu
+/// leaves group 0 in the list. The order is setgroups, setgid, setuid (after setuid
+/// neither of the others is allowed), then chdir as that user, so a directory it could
+/// not enter is an error rather than a server started where it could not have been.
 fn detached(
     mut command: Command,
+    cwd: &Path,
     log: &Path,
-    user: Option<(u32, u32)>,
+    user: Option<&Credentials>,
 ) -> Result<Child, SpawnError> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let start_error = |source| SpawnError::Start {
+        program: program.clone(),
+        source,
+    };
     let (out, err) = output_log(log)?;
     command
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
-    if let Some((uid, gid)) = user {
-        command.uid(uid).gid(gid);
-    }
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    // Everything the child uses is allocated here, before the fork: after it, only
+    // async-signal-safe calls on memory that already exists.
+    let dir = CString::new(cwd.as_os_str().as_bytes())
+        .map_err(|e| start_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+    let ids = user.map(|c| {
+        let groups: Vec<libc::gid_t> = c.groups.clone();
+        (c.uid, c.gid, groups)
+    });
+    // SAFETY: the closure runs in the child between fork and exec. It calls only
+    // async-signal-safe functions (setsid, setgroups, setgid, setuid, chdir) on
+    // integers and on `dir` and `groups`, which were allocated before the fork and are
+    // only read; it allocates nothing (`last_os_error` builds no heap value).
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some((uid, gid, groups)) = &ids {
+                // The count's type differs (size_t on Linux, int on macOS); the list
+                // came from the kernel, so it fits either.
+                if libc::setgroups(groups.len() as _, groups.as_ptr()) == -1
+                    || libc::setgid(*gid) == -1
+                    || libc::setuid(*uid) == -1
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if libc::chdir(dir.as_ptr()) == -1 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
     }
-    let program = command.get_program().to_string_lossy().into_owned();
-    command
-        .spawn()
-        .map_err(|source| SpawnError::Start { program, source })
+    command.spawn().map_err(start_error)
 }
 
-/// The server's own command line, cwd and environment, exactly.
+/// The server's own command line, cwd and environment, exactly, as captured.
 pub fn replay(launch: &Launch, log: &Path) -> Result<Child, SpawnError> {
-    let program = launch.program().ok_or_else(|| SpawnError::Start {
-        program: launch.argv.first().cloned().unwrap_or_default(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "not found on the server's PATH; set restart.start_command",
-        ),
-    })?;
-    let mut command = Command::new(program);
+    let mut command = Command::new(&launch.program);
+    if let Some((first, rest)) = launch.argv.split_first() {
+        command.arg0(first).args(rest);
+    }
     command
-        .arg0(&launch.argv[0])
-        .args(&launch.argv[1..])
-        .current_dir(&launch.cwd)
         .env_clear()
         .envs(launch.env.iter().map(|(k, v)| (k, v)));
-    detached(command, log, launch.user)
+    detached(command, &launch.cwd, log, launch.user.as_ref())
 }
 
 /// `/bin/sh -c <shell>` as a detached server start, as `user` when given.
@@ -116,62 +112,73 @@ pub fn shell_detached(
     shell: &str,
     cwd: &Path,
     log: &Path,
-    user: Option<(u32, u32)>,
+    user: Option<&Credentials>,
 ) -> Result<Child, SpawnError> {
     let mut command = Command::new("/bin/sh");
-    command.arg("-c").arg(shell).current_dir(cwd);
-    detached(command, log, user)
+    command.arg("-c").arg(shell);
+    detached(command, cwd, log, user)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn launch(argv: &[&str], path: &str) -> Launch {
-        Launch {
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-            cwd: PathBuf::from("/srv/app"),
-            env: vec![("PATH".into(), path.into())],
-            user: None,
+    fn nobody() -> Credentials {
+        Credentials {
+            uid: 65534,
+            gid: 65533,
+            groups: vec![4242, 65532],
         }
     }
 
+    /// Root starting another user's server starts it as that user, with its group and
+    /// supplementary groups, and none of root's. (The tests run as root, as CI does.)
     #[test]
-    fn program_resolution() {
-        assert_eq!(
-            launch(&["/usr/bin/env", "x"], "").program(),
-            Some(PathBuf::from("/usr/bin/env"))
-        );
-        assert_eq!(
-            launch(&["./server.py"], "").program(),
-            Some(PathBuf::from("/srv/app/./server.py"))
-        );
-        assert_eq!(
-            launch(&["sh"], "/nonexistent:/bin").program(),
-            Some(PathBuf::from("/bin/sh"))
-        );
-        assert_eq!(launch(&["no-such-program-here"], "/bin").program(), None);
-        assert_eq!(launch(&[], "/bin").program(), None);
-    }
-
-    /// Root starting another user's server starts it as that user. (The tests run as
-    /// root, as CI does.)
-    #[test]
-    fn a_replacement_starts_as_the_given_user() {
+    fn a_replacement_starts_as_the_given_user_and_groups() {
         assert_eq!(crate::probe::os::own_uid(), 0, "this test needs root");
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("server.log");
-        let mut start = launch(&["/bin/sh", "-c", "id -u; id -g"], "/bin:/usr/bin");
-        start.cwd = PathBuf::from("/");
-        start.user = Some((65534, 65533));
+        let start = Launch {
+            program: PathBuf::from("/bin/sh"),
+            argv: ["sh", "-c", "id -u; id -g; id -G; pwd"]
+                .map(String::from)
+                .to_vec(),
+            cwd: PathBuf::from("/tmp"),
+            env: vec![("PATH".into(), "/bin:/usr/bin".into())],
+            user: Some(nobody()),
+        };
         let mut child = replay(&start, &log).unwrap();
         assert!(child.wait().unwrap().success());
-        assert_eq!(std::fs::read_to_string(&log).unwrap(), "65534\n65533\n");
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "65534\n65533\n65533 4242 65532\n/tmp\n"
+        );
 
         let shell_log = dir.path().join("shell.log");
         let mut child =
-            shell_detached("id -u", Path::new("/"), &shell_log, Some((65534, 65534))).unwrap();
+            shell_detached("id -u; id -G", Path::new("/"), &shell_log, Some(&nobody())).unwrap();
         assert!(child.wait().unwrap().success());
-        assert_eq!(std::fs::read_to_string(&shell_log).unwrap(), "65534\n");
+        assert_eq!(
+            std::fs::read_to_string(&shell_log).unwrap(),
+            "65534\n65533 4242 65532\n"
+        );
+    }
+
+    /// A working directory the user may not enter fails the start (chdir runs as the
+    /// user), rather than starting it where it could never have run.
+    #[test]
+    fn the_directory_is_entered_as_the_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let closed = dir.path().join("closed");
+        std::fs::create_dir(&closed).unwrap();
+        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let log = dir.path().join("server.log");
+        let started = shell_detached("true", &closed, &log, Some(&nobody()));
+        assert!(
+            matches!(&started, Err(SpawnError::Start { source, .. })
+                if source.raw_os_error() == Some(libc::EACCES)),
+            "{started:?}"
+        );
     }
 }

@@ -9,6 +9,7 @@ use crate::probe::fds::{FdReading, KindCounts, PatternCount};
 use crate::probe::files::FileReading;
 use crate::probe::health::{Attempt, HealthResult};
 use crate::probe::os::{FdLimit, Identity, ProcState, ProcessInfo};
+use crate::probe::restart_path::RestartPath;
 use crate::probe::supervisor::{JobStatus, Kind, Orphan, Resolution, Supervision, Supervisor};
 use crate::target::{Discovery, Target};
 use crate::trend::Trend;
@@ -123,8 +124,18 @@ fn observation() -> Observation {
             supervision: None,
             problem: None,
         },
+        readiness: Some(Ok(RestartPath::Tool)),
         at: now(),
     }
+}
+
+/// The way back was checked and there is none: the message says what to set.
+fn cannot_restart(o: &mut Observation) {
+    o.readiness = Some(Err(
+        "PID 4242's argv[0] `hermes: webui` is a process title, not a program on its PATH: \
+         set restart.start_command"
+            .into(),
+    ));
 }
 
 /// The target runs under supervisord; `orphan` makes it the double fork's leftover.
@@ -508,6 +519,80 @@ const ROWS: &[Row] = &[
         verdict: Verdict::Healthy,
         codes: &[],
         plan: Expect::Nothing,
+    },
+    Row {
+        name: "what could not be started again is not killed",
+        change: |o, _, _| {
+            o.health = hanging();
+            cannot_restart(o);
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("cannot_restart"),
+    },
+    Row {
+        name: "what could not be started again is not killed for a leak either",
+        change: |o, _, _| {
+            o.fds = Some(Ok(fds(1000, 10)));
+            cannot_restart(o);
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(FdsOverLimit, Hard)],
+        plan: Expect::Suppressed("cannot_restart"),
+    },
+    Row {
+        name: "a dry run names the missing way back",
+        change: |o, _, x| {
+            o.health = hanging();
+            cannot_restart(o);
+            x.dry_run = true;
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("cannot_restart"),
+    },
+    Row {
+        name: "no way back is no concern while healthy",
+        change: |o, _, _| cannot_restart(o),
+        verdict: Verdict::Healthy,
+        codes: &[],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "a start with no way to run start_command is suppressed",
+        change: |o, c, _| {
+            no_target(o);
+            o.health = hanging();
+            c.restart.start_command = Some("./run.sh".into());
+            o.readiness = Some(Err("/bin/sh is not an executable file here".into()));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Suppressed("cannot_restart"),
+    },
+    Row {
+        name: "a supervisor tool not on PATH suppresses the supervised restart",
+        change: |o, _, _| {
+            o.health = hanging();
+            supervised(o, false);
+            o.readiness = Some(Err("`supervisorctl` is not on the watchdog's PATH".into()));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("cannot_restart"),
+    },
+    Row {
+        name: "another user's process is not permitted, whatever its way back",
+        change: |o, _, _| {
+            o.health = hanging();
+            cannot_restart(o);
+            if let Some(t) = o.discovery.target.as_mut() {
+                t.info.uid = Some(0);
+            }
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("not_permitted"),
     },
     Row {
         name: "another user's process is not killed by a builtin restart",

@@ -5,6 +5,7 @@ pub mod fds;
 pub mod files;
 pub mod health;
 pub mod os;
+pub mod restart_path;
 pub mod supervisor;
 
 use std::time::SystemTime;
@@ -28,6 +29,9 @@ pub struct Observation {
     /// The restart method after auto-detection, and the supervisor that owns the
     /// server, if one does.
     pub restart: Resolution,
+    /// Whether a restart could start the server again, and how; checked before
+    /// anything is signalled (see `restart_path`).
+    pub readiness: restart_path::Readiness,
     pub at: SystemTime,
 }
 
@@ -60,6 +64,7 @@ pub fn observe(
     let discovery = crate::target::discover(&sources);
     let target = discovery.target.as_ref().map(|t| &t.info);
     let restart = supervisor::resolve(&cfg.restart, target, memory.supervisor, deadline);
+    let readiness = restart_path::check(cfg, target, &restart);
     let health = prober.check(deadline);
     let fds = discovery
         .target
@@ -71,6 +76,7 @@ pub fn observe(
         fds,
         files: files::read(&cfg.files),
         restart,
+        readiness,
         at: SystemTime::now(),
     }
 }

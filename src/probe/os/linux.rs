@@ -4,9 +4,14 @@
 //! `/proc` file, so the odd cases (a `comm` with spaces and parentheses, a TIME_WAIT row)
 //! are unit-tested on samples rather than on whatever this machine happens to run.
 
+mod creds;
 mod pidfd;
+mod signal;
 mod sock_diag;
 mod sockets;
+
+pub use creds::groups;
+pub use signal::signal_if_same;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;

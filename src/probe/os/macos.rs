@@ -891,3 +891,88 @@ pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
         Ok(PortOwner::Free)
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Credentials and signals.
+
+/// `struct kinfo_proc` (sys/sysctl.h) on LP64 is 648 bytes: `struct extern_proc`
+/// (296) then `struct eproc`. The offsets below are those of xnu's headers, which
+/// `libc` does not declare: `kp_proc.p_pid` at 40; `kp_eproc.e_ucred` (a `struct
+/// _ucred`: `cr_ref`, `cr_uid`, `short cr_ngroups`, `gid_t cr_groups[16]`) at 296 +
+/// 120 (after `e_paddr`, `e_sess` and the 104-byte `struct _pcred`). The reading is
+/// checked against what `proc_pidinfo` says (the PID and the uid), so a different
+/// layout is an error, never wrong groups.
+const KINFO_PROC_SIZE: usize = 648;
+const P_PID_AT: usize = 40;
+const CR_UID_AT: usize = 296 + 120 + 4;
+const CR_NGROUPS_AT: usize = CR_UID_AT + 4;
+const CR_GROUPS_AT: usize = CR_NGROUPS_AT + 4;
+const NGROUPS: usize = 16;
+
+fn u32_at(buf: &[u8], at: usize) -> u32 {
+    let mut bytes = [0u8; 4];
+    bytes.copy_from_slice(&buf[at..at + 4]);
+    u32::from_ne_bytes(bytes)
+}
+
+/// The supplementary groups from `KERN_PROC_PID` (xnu's `fill_user64_eproc` copies
+/// the credential's first 16 groups into `e_ucred`; `proc_pidinfo` gives only the
+/// effective group). A process with more than 16 groups cannot be read in full, so it
+/// is an error: the replacement would silently lose the rest.
+pub fn groups(pid: u32) -> Result<Vec<u32>, OsError> {
+    let what = "credentials";
+    let cpid = c_pid(pid)?;
+    let mut buf = [0u8; KINFO_PROC_SIZE];
+    let mut len: libc::size_t = buf.len();
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, cpid];
+    // SAFETY: `mib` holds the 4 names passed; `buf` is writable for `len` bytes, the
+    // kernel writes at most `len` bytes and stores the count written in `len`; no new
+    // value is set.
+    let ret = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            4,
+            buf.as_mut_ptr().cast::<c_void>(),
+            &mut len,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if ret != 0 {
+        return Err(os_error(pid, what, errno()));
+    }
+    if len == 0 {
+        return Err(OsError::NoSuchProcess(pid));
+    }
+    if len != KINFO_PROC_SIZE {
+        return Err(layout_error(
+            pid,
+            what,
+            len as c_int,
+            KINFO_PROC_SIZE as c_int,
+        ));
+    }
+    let bsd = bsd_info(pid)?;
+    if u32_at(&buf, P_PID_AT) != pid || u32_at(&buf, CR_UID_AT) != bsd.pbi_uid {
+        return Err(OsError::Parse {
+            what: format!("{what} of PID {pid}"),
+            detail: "kinfo_proc is laid out differently on this macOS".into(),
+        });
+    }
+    let count = i16::from_ne_bytes([buf[CR_NGROUPS_AT], buf[CR_NGROUPS_AT + 1]]);
+    let count = usize::try_from(count).unwrap_or(0);
+    if count > NGROUPS {
+        return Err(OsError::Parse {
+            what: format!("{what} of PID {pid}"),
+            detail: format!("{count} supplementary groups; the kernel reports only {NGROUPS}"),
+        });
+    }
+    Ok((0..count)
+        .map(|i| u32_at(&buf, CR_GROUPS_AT + 4 * i))
+        .collect())
+}
+
+/// No pidfd on macOS: the identity re-checked right before `kill(2)`.
+pub fn signal_if_same(who: Identity, signal: i32) -> Result<super::Delivery, super::SignalFault> {
+    super::kill_after_recheck(who, signal)
+}

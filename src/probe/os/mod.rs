@@ -151,6 +151,93 @@ pub fn own_uid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+/// The effective group and the supplementary groups this process runs with: what a
+/// process started by a watchdog that is not root gets.
+pub fn own_groups() -> (u32, Vec<u32>) {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    let egid = unsafe { libc::getegid() };
+    // SAFETY: with a size of 0, getgroups only returns the count and writes nothing.
+    let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let mut groups: Vec<libc::gid_t> = vec![0; usize::try_from(count).unwrap_or(0)];
+    // SAFETY: `groups` has room for `count` entries, the size passed; the kernel writes
+    // at most that many and returns how many it wrote (or -1 if they grew meanwhile).
+    let got = unsafe { libc::getgroups(count.max(0), groups.as_mut_ptr()) };
+    groups.truncate(usize::try_from(got).unwrap_or(0));
+    (egid, groups)
+}
+
+/// The supplementary groups `pid` runs with (see `probe::restart_path`: a replacement
+/// started by root gets them back). On macOS the kernel reports at most 16.
+pub fn groups(pid: u32) -> Result<Vec<u32>, OsError> {
+    platform::groups(pid)
+}
+
+/// What became of a signal sent by [`signal_if_same`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// The process had exited, or its PID now names another process: nothing was sent.
+    Gone,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignalFault {
+    #[error(
+        "cannot tell whether PID {pid} is still the same process ({source}); not signalling it"
+    )]
+    Unverifiable {
+        pid: u32,
+        #[source]
+        source: OsError,
+    },
+    #[error("signal {signal} to PID {pid} failed: {source}")]
+    Failed {
+        pid: u32,
+        signal: i32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Sends `signal` to the process `who` names, and to no other: on Linux through a
+/// pidfd opened before the identity is checked, so that a PID reused after the check
+/// cannot receive it; on macOS (no pidfd) right after re-checking the identity, which
+/// leaves the smallest window the platform allows.
+pub fn signal_if_same(who: Identity, signal: i32) -> Result<Delivery, SignalFault> {
+    platform::signal_if_same(who, signal)
+}
+
+/// The identity re-checked, then `kill(2)`: macOS, and Linux kernels older than
+/// `pidfd_open` (5.3).
+fn kill_after_recheck(who: Identity, signal: i32) -> Result<Delivery, SignalFault> {
+    match identity(who.pid) {
+        Ok(Some(now)) if now == who => {}
+        Ok(_) => return Ok(Delivery::Gone),
+        Err(source) => {
+            return Err(SignalFault::Unverifiable {
+                pid: who.pid,
+                source,
+            });
+        }
+    }
+    let failed = |source| SignalFault::Failed {
+        pid: who.pid,
+        signal,
+        source,
+    };
+    let pid = libc::pid_t::try_from(who.pid)
+        .map_err(|_| failed(std::io::Error::other("PID out of range")))?;
+    // SAFETY: kill(2) takes plain integers and has no memory effects.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        return Ok(Delivery::Sent);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        return Ok(Delivery::Gone);
+    }
+    Err(failed(err))
+}
+
 /// What kind of file an FD's path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {

@@ -1,0 +1,335 @@
+//! A restart never leaves the server dead (docs/SECURITY.md): a root watchdog proves the
+//! way back before it signals anything, and a replayed server gets back its user,
+//! group and supplementary groups. Each test runs the watchdog as root against a test
+//! server of `SERVER_USER`.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A test server of `SERVER_USER`, started through `setpriv` (`wrap` puts anything
+/// between setpriv and python, e.g. `bash -c 'exec -a TITLE …'`), with its port file,
+/// database and working directory in `srv`, a directory that user owns. The env's PID
+/// log (which the env's drop cleans up by) is handed to the user.
+struct UserServer {
+    guard: ChildGuard,
+    port: u16,
+    base: String,
+}
+
+impl UserServer {
+    fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    fn start(env: &TestEnv, setpriv: &[&str], wrap: &[&str], cwd: &Path) -> UserServer {
+        let srv = server_dir(env);
+        let port_file = srv.join("server.port");
+        let db = srv.join("db");
+        fs::create_dir_all(&db).unwrap();
+        fs::write(&env.pid_log, "").unwrap();
+        chown_tree(&srv, SERVER_USER.0, SERVER_USER.1);
+        chown_tree(&env.pid_log, SERVER_USER.0, SERVER_USER.1);
+        let mut cmd = Command::new("setpriv");
+        cmd.args(setpriv)
+            .arg("--")
+            .args(wrap)
+            .arg(user_python())
+            .arg(testserver_script())
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--pid-log")
+            .arg(&env.pid_log)
+            .arg("--db")
+            .arg(&db)
+            .current_dir(cwd);
+        let log = fs::File::create(env.root.join("user-server.log")).unwrap();
+        cmd.stdout(log.try_clone().unwrap()).stderr(log);
+        let guard = ChildGuard::spawn(&mut cmd);
+        let pid = guard.pid();
+        let start = Instant::now();
+        loop {
+            if let Some(port) = fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<u16>().ok())
+                && listener_pid(port) == Some(pid)
+                && healthy(&format!("http://127.0.0.1:{port}/health"))
+            {
+                return UserServer {
+                    guard,
+                    port,
+                    base: format!("http://127.0.0.1:{port}"),
+                };
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the test server of uid {} did not come up; its output:\n{}",
+                SERVER_USER.0,
+                fs::read_to_string(env.root.join("user-server.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A Python that `SERVER_USER` may run: the suite's own may sit under root's 0700 home
+/// (pyenv), so the system's is preferred.
+fn user_python() -> &'static str {
+    const SYSTEM: &str = "/usr/bin/python3";
+    if Path::new(SYSTEM).exists() {
+        SYSTEM
+    } else {
+        python()
+    }
+}
+
+/// `env.root/srv`: the server's own files, owned by `SERVER_USER`. `env.root` stays
+/// root's (the watchdog's state and log live there) and is opened for traversal only.
+fn server_dir(env: &TestEnv) -> PathBuf {
+    fs::set_permissions(&env.root, fs::Permissions::from_mode(0o755)).unwrap();
+    let srv = env.root.join("srv");
+    fs::create_dir_all(&srv).unwrap();
+    srv
+}
+
+fn as_server_user() -> [String; 3] {
+    [
+        format!("--reuid={}", SERVER_USER.0),
+        format!("--regid={}", SERVER_USER.1),
+        "--clear-groups".to_string(),
+    ]
+}
+
+fn config_for(env: &TestEnv, server: &UserServer) -> ConfigToml {
+    let mut cfg = ConfigToml::for_port(env, server.port);
+    cfg.remove("target.pidfile");
+    cfg
+}
+
+/// `Uid:`, `Gid:` and `Groups:` of `/proc/PID/status`.
+fn credentials(pid: u32) -> Vec<String> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter(|l| l.starts_with("Uid:") || l.starts_with("Gid:") || l.starts_with("Groups:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// The run was suppressed with `cannot_restart`, exit 4, and the operator is told why
+/// in the report and the log.
+#[track_caller]
+fn assert_cannot_restart(env: &TestEnv, r: &RunResult, pid: u32, why: &str) {
+    assert_exit(env, r, 4);
+    let rep = report(r);
+    let action = &rep["action"];
+    assert_eq!(action["result"], "suppressed", "{rep:#}");
+    let detail = action["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail
+            .starts_with("nothing was signalled, because the server could not be started again: ")
+            && detail.contains(&format!("PID {pid}"))
+            && detail.contains(why),
+        "{detail}"
+    );
+    let suppressed = events_named(env, "suppressed");
+    assert!(
+        suppressed.iter().any(|e| e.to_string().contains(why)),
+        "{}",
+        log_text(env)
+    );
+    assert_nothing_acted(env);
+}
+
+/// A process title for argv[0] (setproctitle, `exec -a`): its replay could never start,
+/// so the server is not killed, and the operator is told to set start_command.
+#[test]
+fn a_process_title_is_not_killed_for_a_replay_that_cannot_start() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let user = as_server_user();
+    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
+    let server = UserServer::start(
+        &env,
+        &setpriv,
+        &["bash", "-c", "exec -a 'hermes: webui' \"$0\" \"$@\""],
+        &srv,
+    );
+    assert_eq!(cmdline_args(server.pid())[0], "hermes: webui");
+    config_for(&env, &server).write(&env);
+    set_memory_mode_at(&server.base, "503");
+    let witness = Witness::of(server.pid());
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+
+    witness.assert_untouched(&r);
+    assert_cannot_restart(
+        &env,
+        &r,
+        server.pid(),
+        "argv[0] `hermes: webui` is a process title, not a program on its PATH: set \
+         restart.start_command",
+    );
+    set_memory_mode_at(&server.base, "");
+    assert_eq!(listener_pid(server.port), Some(server.pid()));
+    assert!(healthy(&format!("{}/health", server.base)), "still serving");
+}
+
+/// A working directory deleted under the running server: a replay could not start
+/// there, so the server is not killed.
+#[test]
+fn a_server_whose_cwd_was_deleted_is_not_killed() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let work = srv.join("release-41");
+    fs::create_dir(&work).unwrap();
+    let user = as_server_user();
+    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
+    let server = UserServer::start(&env, &setpriv, &[], &work);
+    fs::remove_dir(&work).unwrap();
+    config_for(&env, &server).write(&env);
+    set_memory_mode_at(&server.base, "503");
+    let witness = Witness::of(server.pid());
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+
+    witness.assert_untouched(&r);
+    assert_cannot_restart(
+        &env,
+        &r,
+        server.pid(),
+        &format!(
+            "working directory {} was deleted, so it cannot be started there again: \
+             recreate it, or set restart.start_command",
+            work.display()
+        ),
+    );
+    set_memory_mode_at(&server.base, "");
+    assert!(healthy(&format!("{}/health", server.base)), "still serving");
+}
+
+/// With start_command set, the deleted directory is no obstacle: the command runs
+/// elsewhere, so the restart goes ahead (as the server's user).
+#[test]
+fn start_command_restarts_a_server_whose_cwd_was_deleted() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let work = srv.join("release-41");
+    fs::create_dir(&work).unwrap();
+    let user = as_server_user();
+    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
+    let server = UserServer::start(&env, &setpriv, &[], &work);
+    fs::remove_dir(&work).unwrap();
+    let start = format!(
+        "exec {} {} --port-file {} --pid-log {} --db {}",
+        user_python(),
+        testserver_script().display(),
+        srv.join("server.port").display(),
+        env.pid_log.display(),
+        srv.join("db").display()
+    );
+    let mut cfg = config_for(&env, &server);
+    cfg.set("restart.start_command", start.as_str()).write(&env);
+    set_memory_mode_at(&server.base, "503");
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+
+    assert_exit(&env, &r, 1);
+    let new_pid = listener_pid(server.port).expect("a new server holds the port");
+    assert_ne!(new_pid, server.pid());
+    assert_eq!(credentials(new_pid)[0], "Uid: 4242 4242 4242 4242");
+}
+
+/// Root replays a server of SERVER_USER that runs with supplementary groups: the
+/// replacement has the same uid, gid and groups, and no group of root's.
+#[test]
+fn a_replayed_server_keeps_its_user_group_and_supplementary_groups() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let (uid, gid) = SERVER_USER;
+    let reuid = format!("--reuid={uid}");
+    let regid = format!("--regid={gid}");
+    let groups = format!("--groups={},5000", ATTACKER.1);
+    let server = UserServer::start(&env, &[&reuid, &regid, &groups], &[], &srv);
+    let before = credentials(server.pid());
+    assert_eq!(
+        before,
+        [
+            "Uid: 4242 4242 4242 4242",
+            "Gid: 4242 4242 4242 4242",
+            "Groups: 4343 5000"
+        ]
+    );
+    config_for(&env, &server).write(&env);
+    set_memory_mode_at(&server.base, "503");
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+
+    assert_exit(&env, &r, 1);
+    let new_pid = listener_pid(server.port).expect("a new server holds the port");
+    assert_ne!(new_pid, server.pid());
+    assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
+    assert_eq!(credentials(new_pid), before, "{}", r.dump());
+}
+
+/// A watchdog that is not root can start a replacement only with its own groups: a
+/// server of its user that runs with a group the watchdog lacks is not killed, since
+/// its replacement would lose that group.
+#[test]
+fn a_watchdog_without_root_does_not_replay_groups_it_lacks() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let (uid, gid) = SERVER_USER;
+    let reuid = format!("--reuid={uid}");
+    let regid = format!("--regid={gid}");
+    let server = UserServer::start(&env, &[&reuid, &regid, "--groups=5000"], &[], &srv);
+    // The watchdog runs as the same user, without group 5000: its state and log live
+    // in the user's directory.
+    let mut cfg = config_for(&env, &server);
+    let state = srv.join("watchdog-state");
+    let log = srv.join("watchdog.log");
+    cfg.set("state.dir", state.to_str().unwrap())
+        .set("log.file", log.to_str().unwrap())
+        .write(&env);
+    set_memory_mode_at(&server.base, "503");
+    let witness = Witness::of(server.pid());
+
+    let mut cmd = Command::new("setpriv");
+    cmd.args([&reuid, &regid, "--clear-groups", "--"])
+        .arg(watchdog_bin())
+        .args(["check", "--json", "--config"])
+        .arg(&env.config_path)
+        .current_dir(&srv)
+        .env("HOME", &srv)
+        .env_remove("WATCHDOG_CONFIG");
+    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+
+    witness.assert_untouched(&r);
+    assert_eq!(r.status, Some(4), "{}", r.dump());
+    let rep: serde_json::Value = serde_json::from_str(&r.stdout).expect("a JSON report");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert_eq!(
+        detail,
+        format!(
+            "nothing was signalled, because the server could not be started again: PID {} \
+             runs with group(s) 5000 that the watchdog (uid {uid}) does not have, so its \
+             replacement would lose them: run the watchdog as root, or set \
+             restart.start_command",
+            server.pid()
+        ),
+        "{rep:#}"
+    );
+    set_memory_mode_at(&server.base, "");
+    assert!(healthy(&format!("{}/health", server.base)), "still serving");
+}
