@@ -312,14 +312,22 @@ pub struct LoggedAction {
 /// The `restart` and `start` events in the log `path` and its older generation
 /// (`path.1`) at or after `since` (seconds since the epoch), oldest first. Reads at most
 /// the last `MAX_SCAN` bytes of each file, never through a symlink; a line that is not
-/// such an event (garbage, a line cut by the bound, another event) is skipped. `None`
-/// when neither file could be opened as a regular file: the log has no evidence.
+/// such an event (garbage, a line cut by the bound, another event) is skipped. A file
+/// that is not there holds no event (the watchdog logs before every action). `None`
+/// when a file is there but cannot be read as a regular file (a link, a FIFO, a
+/// directory, an I/O error) and the other gives no evidence either.
 pub fn actions_since(path: &Path, since: u64) -> Option<Vec<LoggedAction>> {
     let mut found = Vec::new();
     let mut readable = false;
+    let mut missing = 0;
     for file in [rotated(path), path.to_path_buf()] {
-        let Some(text) = read_tail(&file) else {
-            continue;
+        let text = match read_tail(&file) {
+            Ok(text) => text,
+            Err(Missing::Absent) => {
+                missing += 1;
+                continue;
+            }
+            Err(Missing::Unreadable) => continue,
         };
         readable = true;
         found.extend(
@@ -328,16 +336,30 @@ pub fn actions_since(path: &Path, since: u64) -> Option<Vec<LoggedAction>> {
                 .filter(|a| a.at >= since),
         );
     }
-    readable.then_some(found)
+    (readable || missing == 2).then_some(found)
 }
 
-fn read_tail(path: &Path) -> Option<String> {
-    let mut file = safe_fs::open_regular(path).ok()?;
-    let len = file.metadata().ok()?.len();
+enum Missing {
+    Absent,
+    Unreadable,
+}
+
+fn read_tail(path: &Path) -> Result<String, Missing> {
+    let mut file = safe_fs::open_regular(path).map_err(|e| {
+        if e.is_not_found() {
+            Missing::Absent
+        } else {
+            Missing::Unreadable
+        }
+    })?;
+    let unreadable = |_| Missing::Unreadable;
+    let len = file.metadata().map_err(unreadable)?.len();
     let start = len.saturating_sub(MAX_SCAN);
-    file.seek(SeekFrom::Start(start)).ok()?;
+    file.seek(SeekFrom::Start(start)).map_err(unreadable)?;
     let mut bytes = Vec::new();
-    file.take(MAX_SCAN).read_to_end(&mut bytes).ok()?;
+    file.take(MAX_SCAN)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
     if start > 0 {
         // The first line was cut by the bound.
         let cut = bytes
@@ -346,7 +368,7 @@ fn read_tail(path: &Path) -> Option<String> {
             .map_or(bytes.len(), |i| i + 1);
         bytes.drain(..cut);
     }
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// One log line, JSON or text (`TS LEVEL EVENT[ pid=N][ (dry run)]: MESSAGE`), as an
@@ -552,7 +574,11 @@ mod tests {
     fn a_log_that_cannot_be_read_gives_no_evidence() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("watchdog.log");
-        assert_eq!(actions_since(&path, 0), None, "missing");
+        assert_eq!(
+            actions_since(&path, 0),
+            Some(vec![]),
+            "never written: no event"
+        );
         fs::write(dir.path().join("elsewhere"), "").unwrap();
         std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
         assert_eq!(actions_since(&path, 0), None, "a link is not followed");
