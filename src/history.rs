@@ -352,10 +352,19 @@ impl History {
 
 /// Moves an unusable history at `path` aside to `history.json.corrupt-TIME` (a symlink
 /// or FIFO is moved as it is, never followed or opened), keeping the newest
-/// `KEPT_ASIDE` of them. `Ok(None)` when nothing is there any more.
+/// `KEPT_ASIDE` of them. `Ok(None)` when nothing is there any more. A directory is
+/// left where it is (nothing the watchdog writes looks like one): the saves then fail
+/// and say so, and the operator removes it.
 pub fn move_aside(path: &Path) -> Result<Option<PathBuf>, SafeFsError> {
-    if fs::symlink_metadata(path).is_err() {
-        return Ok(None);
+    match fs::symlink_metadata(path) {
+        Err(_) => return Ok(None),
+        Ok(meta) if meta.is_dir() => {
+            return Err(SafeFsError::NotRegular {
+                path: path.to_path_buf(),
+                kind: "a directory; remove it",
+            });
+        }
+        Ok(_) => {}
     }
     let moved = safe_fs::move_aside(path, "corrupt")?;
     if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
@@ -638,10 +647,12 @@ mod tests {
         assert!(!h.guard_held(window, now()));
 
         let mut h = History::new();
-        let missing = dir.path().join("missing.log");
+        // Root reads any file: a directory where the log should be is unreadable.
+        let unreadable = dir.path().join("taken.log");
+        fs::create_dir(&unreadable).unwrap();
         let until = now_s + 3600;
         assert_eq!(
-            h.rebuild_guard(Some(&missing), window, now()),
+            h.rebuild_guard(Some(&unreadable), window, now()),
             Rebuilt::Held { until }
         );
         assert!(h.guard_held(window, now()));
@@ -669,5 +680,8 @@ mod tests {
         }
         let left = fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(left, KEPT_ASIDE);
+        fs::create_dir(&path).unwrap();
+        assert!(move_aside(&path).is_err(), "a directory stays");
+        assert!(path.is_dir());
     }
 }
