@@ -117,6 +117,10 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         Plan::Act(action) => Some(run.act(action, &obs, &decision, &prober, deadline)),
         _ => None,
     };
+    // Durable (file and directory fsynced) when a restart was recorded: the crash-loop
+    // guard counts it. A routine save is not: fsync took a healthy check from a median
+    // of 8-10 ms to 24-26 ms on ext4, and a history a power cut leaves empty or torn
+    // now fails safe (moved aside, the guard's count rebuilt from the log).
     if let Err(e) = run
         .history
         .save(&history::path(&cfg.state.dir), outcome.is_some())
