@@ -230,6 +230,21 @@ fn load_history(cfg: &Config, now: SystemTime, mut logger: Option<&mut Logger>) 
         say(Level::Warning, future);
     }
     let Some(why) = loaded.unusable else {
+        // A hold set by an earlier run: the suppression counts max_restarts, so say
+        // why, once per REPEAT_QUIET (status always).
+        if let Some(until) = history.guard_held_until
+            && history.guard_held(cfg.restart.window, now)
+            && (!acting || history.due("warning:guard_held", REPEAT_QUIET, now))
+        {
+            say(
+                Level::Warning,
+                format!(
+                    "the crash-loop guard counts as reached until {}: an earlier run could \
+                     read neither the history nor the log to count restarts",
+                    report::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(until))
+                ),
+            );
+        }
         return history;
     };
     let kept = if acting {

@@ -523,6 +523,11 @@ fn a_corrupt_history_and_an_unreadable_log_hold_the_guard() {
     let r = run_watchdog(&env, &["check", "--json"]);
     assert_crash_loop(&env, &r);
     witness.assert_untouched(&r);
+    assert!(
+        log_text(&env).contains("an earlier run could read neither the history nor the log"),
+        "the next run says why the guard holds:\n{}",
+        log_text(&env)
+    );
 }
 
 /// Restarts dated a year ahead (clock skew) would keep the guard shut for a year: they
