@@ -205,10 +205,13 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<
 }
 
 /// fsync of a directory, so that a rename or a new entry in it survives a power cut.
+/// A symlink to the directory is followed: the directory was checked
+/// ([`check_trusted_dir`] accepts a link of this user's or root's, as an operator's
+/// `[state] dir` may be), and a read-only open of a directory writes nothing anywhere.
 pub fn fsync_dir(dir: &Path) -> Result<(), SafeFsError> {
     let handle = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_DIRECTORY)
         .open(dir)
         .map_err(|e| opened_error(dir, e))?;
     handle.sync_all().map_err(|e| SafeFsError::io(dir, e))
@@ -535,6 +538,18 @@ mod tests {
         );
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(left.len(), 2, "no temporary file is left behind: {left:?}");
+    }
+
+    #[test]
+    fn a_durable_write_works_in_a_dir_reached_through_a_link() {
+        let dir = private_tempdir();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let state = dir.path().join("state");
+        symlink(&real, &state).unwrap();
+        check_trusted_dir(&state, own_euid()).unwrap();
+        write_atomic(&state.join("history.json"), b"{}", 0o600, true).unwrap();
+        assert_eq!(fs::read_to_string(real.join("history.json")).unwrap(), "{}");
     }
 
     #[test]
