@@ -207,7 +207,8 @@ fn trusted_dirs(cfg: &Config, create: bool) -> Result<(), String> {
     }
     if create {
         for (what, dir) in &dirs {
-            safe_fs::ensure_private_dir(dir).map_err(|e| refuse(what, dir, e))?;
+            safe_fs::ensure_private_dir(dir)
+                .map_err(|e| format!("cannot use {what} {}: {e}", dir.display()))?;
         }
     }
     Ok(())
