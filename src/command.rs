@@ -3,8 +3,9 @@
 //! Each runs in its own process group; on timeout the whole group (which we started)
 //! is killed, not only its leader.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -162,13 +163,27 @@ pub fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Opens `path` for appending (creating it and its directory) as the stdout and stderr
-/// of a process we start.
+/// Opens `path` (a file in the checked state directory) for appending as the stdout
+/// and stderr of a process we start: through `safe_fs`, never a symlink nor a FIFO; such
+/// an intruder is moved aside and said on stderr, so the start still goes ahead
+/// (docs/SECURITY.md).
 pub fn output_log(path: &Path) -> std::io::Result<(File, File)> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
-    let out = OpenOptions::new().create(true).append(true).open(path)?;
+    let (out, moved) = crate::safe_fs::open_append_replacing(path, 0o600)?;
+    if let Some(moved) = moved {
+        eprintln!(
+            "watchdog: {} was not a regular file; moved it aside to {}",
+            path.display(),
+            moved.display()
+        );
+    }
     let err = out.try_clone()?;
     Ok((out, err))
 }

@@ -1,11 +1,13 @@
 //! The small history file (SPEC §7): recent restarts for the crash-loop guard, recent
 //! FD samples for the trend, and the last PID seen (searched first next run). Bounded
-//! in size, written atomically, and a corrupt file is reported and replaced rather
-//! than stopping the watchdog.
+//! in size, written atomically through `safe_fs`, and it fails safe
+//! (docs/SECURITY.md): a file that cannot be used (corrupt, over `MAX_BYTES`, a FIFO or
+//! a symlink) is moved aside for the operator, the crash-loop guard's count is rebuilt
+//! from the log's restart events, and when neither can be read the guard holds for one
+//! window. Records dated after now (clock skew) are dropped, not obeyed for years.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::decide::ActionKind;
 use crate::probe::Memory;
 use crate::probe::supervisor::Supervisor;
+use crate::safe_fs::{self, SafeFsError};
 
 /// At most this many of each record are kept, whatever the clock does.
 const MAX_RESTARTS: usize = 100;
@@ -30,6 +33,13 @@ const SAMPLES_KEPT: Duration = Duration::from_secs(12 * 3600);
 const FULL_RESOLUTION: Duration = Duration::from_secs(3600);
 const RECENT_STEP: Duration = Duration::from_secs(30);
 const THINNED_STEP: Duration = Duration::from_secs(300);
+/// A history past this size is not read: the bounds above keep a real one far below
+/// (tens of KiB), and reading 100 MB cost 300 MB of memory.
+pub const MAX_BYTES: u64 = 4 * 1024 * 1024;
+/// Unusable history files kept beside the new one, newest first.
+const KEPT_ASIDE: usize = 5;
+/// The file holds what the crash-loop guard counts: readable by its user only.
+const MODE: u32 = 0o600;
 
 /// The history file in the state directory `state_dir`.
 pub fn path(state_dir: &Path) -> PathBuf {
@@ -56,6 +66,10 @@ pub struct History {
     /// When a predictive restart was first put off because the server was busy.
     #[serde(default)]
     pub deferred_since: Option<u64>,
+    /// Until when the crash-loop guard counts as reached because neither the history
+    /// nor the log could say how many restarts the window holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_held_until: Option<u64>,
 }
 
 /// One restart (or start) the watchdog carried out or attempted.
@@ -93,14 +107,30 @@ pub enum HistoryError {
     Write {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: SafeFsError,
     },
 }
 
-/// A history read from disk, with what was wrong with the file if it was unusable.
+/// A history read from disk, with what was wrong with it.
 pub struct Loaded {
     pub history: History,
-    pub problem: Option<String>,
+    /// Why the file could not be used at all (corrupt, too large, not a regular file,
+    /// unreadable): an error; the crash-loop guard's count must come from elsewhere
+    /// ([`History::rebuild_guard`]) and the file should be moved aside
+    /// ([`move_aside`]).
+    pub unusable: Option<String>,
+    /// Records dated after now that were dropped (clock skew, a hand edit).
+    pub future: Option<String>,
+}
+
+/// What [`History::rebuild_guard`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rebuilt {
+    /// This many restarts within the window, read from the log.
+    FromLog(usize),
+    /// Neither the history nor the log could be read: the guard holds until then
+    /// (seconds since the epoch).
+    Held { until: u64 },
 }
 
 pub fn epoch_seconds(t: SystemTime) -> u64 {
@@ -108,35 +138,111 @@ pub fn epoch_seconds(t: SystemTime) -> u64 {
 }
 
 impl History {
-    pub fn load(path: &Path) -> Loaded {
-        let text = match fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Loaded {
-                    history: History::new(),
-                    problem: None,
-                };
-            }
-            Err(e) => {
-                return Loaded {
-                    history: History::new(),
-                    problem: Some(format!("cannot read history {}: {e}", path.display())),
-                };
-            }
+    /// Reads the history at `path` as of `now`, touching nothing: never through a
+    /// symlink, never blocking on a FIFO, at most `MAX_BYTES`.
+    pub fn load(path: &Path, now: SystemTime) -> Loaded {
+        let unusable = |why: String| Loaded {
+            history: History::new(),
+            unusable: Some(why),
+            future: None,
         };
-        match serde_json::from_str::<History>(&text) {
-            Ok(history) => Loaded {
-                history,
-                problem: None,
-            },
-            Err(e) => Loaded {
-                history: History::new(),
-                problem: Some(format!(
-                    "history {} is corrupt ({e}); starting a new one",
+        let bytes = match safe_fs::read_regular(path, MAX_BYTES) {
+            Ok(bytes) => bytes,
+            Err(e) if e.is_not_found() => {
+                return Loaded {
+                    history: History::new(),
+                    unusable: None,
+                    future: None,
+                };
+            }
+            Err(e @ SafeFsError::TooLarge { .. }) => {
+                return unusable(format!("history {e}, far more than it ever holds"));
+            }
+            Err(e) => return unusable(format!("cannot read history: {e}")),
+        };
+        let mut history = match serde_json::from_slice::<History>(&bytes) {
+            Ok(history) => history,
+            Err(e) => return unusable(format!("history {} is corrupt ({e})", path.display())),
+        };
+        let dropped = history.drop_future(epoch_seconds(now));
+        Loaded {
+            history,
+            unusable: None,
+            future: (dropped > 0).then(|| {
+                format!(
+                    "history {} holds {dropped} record(s) dated after now (the clock went \
+                     back, or the file was edited); ignoring them",
                     path.display()
-                )),
-            },
+                )
+            }),
         }
+    }
+
+    /// Drops what is dated after `now_s`: a restart "in the future" would keep the
+    /// crash-loop guard shut until that date, a message "logged in the future" would be
+    /// silenced as long. Returns how many were dropped.
+    fn drop_future(&mut self, now_s: u64) -> usize {
+        let before = self.restarts.len() + self.samples.len() + self.last_logged.len();
+        self.restarts.retain(|r| r.at <= now_s);
+        self.samples.retain(|s| s.at <= now_s);
+        self.last_logged.retain(|_, at| *at <= now_s);
+        let mut dropped =
+            before - (self.restarts.len() + self.samples.len() + self.last_logged.len());
+        if self.deferred_since.is_some_and(|at| at > now_s) {
+            self.deferred_since = None;
+            dropped += 1;
+        }
+        dropped
+    }
+
+    /// After an unusable history: the crash-loop guard's count is rebuilt from the
+    /// `restart` and `start` events of the log `log_file` within `window`, kept as
+    /// records so that the next runs count them too. When the log cannot be read
+    /// either, the guard holds for one window (remembered in the history), since a
+    /// crash loop the watchdog cannot see must not restart the server every minute.
+    pub fn rebuild_guard(
+        &mut self,
+        log_file: Option<&Path>,
+        window: Duration,
+        now: SystemTime,
+    ) -> Rebuilt {
+        let now_s = epoch_seconds(now);
+        let since = now_s.saturating_sub(window.as_secs());
+        match log_file.and_then(|path| crate::log::actions_since(path, since)) {
+            Some(actions) => {
+                let mut count = 0;
+                for action in actions.into_iter().filter(|a| a.at <= now_s) {
+                    count += 1;
+                    self.record_restart(RestartRecord {
+                        at: action.at,
+                        ts: chrono::DateTime::<chrono::Local>::from(
+                            UNIX_EPOCH + Duration::from_secs(action.at),
+                        )
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+                        kind: action.event,
+                        method: action.method,
+                        old_pid: action.pid,
+                        new_pid: None,
+                        reasons: Vec::new(),
+                        result: "from_log".into(),
+                    });
+                }
+                Rebuilt::FromLog(count)
+            }
+            None => {
+                let until = now_s.saturating_add(window.as_secs());
+                self.guard_held_until = Some(until);
+                Rebuilt::Held { until }
+            }
+        }
+    }
+
+    /// Whether the crash-loop guard is held at `now` (see [`History::rebuild_guard`]).
+    /// A mark further ahead than one `window` cannot be one this watchdog set: ignored.
+    pub fn guard_held(&self, window: Duration, now: SystemTime) -> bool {
+        let now_s = epoch_seconds(now);
+        self.guard_held_until
+            .is_some_and(|until| now_s < until && until <= now_s.saturating_add(window.as_secs()))
     }
 
     pub fn new() -> History {
@@ -225,26 +331,60 @@ impl History {
         trim_front(&mut self.samples, MAX_SAMPLES);
     }
 
-    /// Writes to a temporary file beside the target and renames it over the old one, so
-    /// a crash mid-write leaves the previous history intact. `durable` also syncs it to
-    /// disk first: worth it when a restart was recorded (the crash-loop guard counts
-    /// them), not for a routine FD sample once a minute.
+    /// Replaces the file atomically (`safe_fs::write_atomic`: a new file with an
+    /// unpredictable name, `O_EXCL`, renamed over the old one), so a crash mid-write
+    /// leaves the previous history intact and a planted link is never written through.
+    /// `durable` also fsyncs the file and the directory.
     pub fn save(&self, path: &Path, durable: bool) -> Result<(), HistoryError> {
         let wrap = |source| HistoryError::Write {
             path: path.to_path_buf(),
             source,
         };
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_vec(self)
-            .map_err(std::io::Error::other)
+            .map_err(|e| SafeFsError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(e),
+            })
             .map_err(wrap)?;
-        let mut file = fs::File::create(&tmp).map_err(wrap)?;
-        file.write_all(&text).map_err(wrap)?;
-        if durable {
-            file.sync_all().map_err(wrap)?;
-        }
-        fs::rename(&tmp, path).map_err(wrap)
+        safe_fs::write_atomic(path, &text, MODE, durable).map_err(wrap)
     }
+}
+
+/// Moves an unusable history at `path` aside to `history.json.corrupt-TIME` (a symlink
+/// or FIFO is moved as it is, never followed or opened), keeping the newest
+/// `KEPT_ASIDE` of them. `Ok(None)` when nothing is there any more. A directory is
+/// left where it is (nothing the watchdog writes looks like one): the saves then fail
+/// and say so, and the operator removes it.
+pub fn move_aside(path: &Path) -> Result<Option<PathBuf>, SafeFsError> {
+    match fs::symlink_metadata(path) {
+        Err(_) => return Ok(None),
+        Ok(meta) if meta.is_dir() => {
+            return Err(SafeFsError::NotRegular {
+                path: path.to_path_buf(),
+                kind: "a directory; remove it",
+            });
+        }
+        Ok(_) => {}
+    }
+    let moved = safe_fs::move_aside(path, "corrupt")?;
+    if let (Some(dir), Some(name)) = (path.parent(), path.file_name()) {
+        let prefix = format!("{}.corrupt-", name.to_string_lossy());
+        let mut aside: Vec<PathBuf> = fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default();
+        aside.sort();
+        let excess = aside.len().saturating_sub(KEPT_ASIDE);
+        for old in &aside[..excess] {
+            // Unlinks the name; a link is removed, not what it points at.
+            let _ = fs::remove_file(old);
+        }
+    }
+    Ok(Some(moved))
 }
 
 fn trim_front<T>(items: &mut Vec<T>, keep: usize) {
@@ -386,24 +526,162 @@ mod tests {
         }
     }
 
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
     #[test]
-    fn round_trips_and_replaces_a_corrupt_file() {
+    fn round_trips_and_reports_a_corrupt_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = super::path(dir.path());
-        assert!(History::load(&path).problem.is_none(), "absent is fine");
+        assert!(
+            History::load(&path, now()).unusable.is_none(),
+            "absent is fine"
+        );
 
         let mut h = History::new();
         h.last_pid = Some(42);
         h.record_restart(restart_at(10));
         h.save(&path, true).unwrap();
-        let loaded = History::load(&path);
-        assert!(loaded.problem.is_none());
+        let loaded = History::load(&path, now());
+        assert!(loaded.unusable.is_none() && loaded.future.is_none());
         assert_eq!(loaded.history, h);
 
         fs::write(&path, b"{\"version\": 1, \"restarts\": [tru").unwrap();
-        let loaded = History::load(&path);
-        let problem = loaded.problem.expect("corruption is reported");
+        let loaded = History::load(&path, now());
+        let problem = loaded.unusable.expect("corruption is reported");
         assert!(problem.contains("corrupt"), "{problem}");
         assert_eq!(loaded.history, History::new());
+    }
+
+    #[test]
+    fn a_save_never_writes_through_planted_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let path = super::path(dir.path());
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        std::os::unix::fs::symlink(&victim, path.with_extension("json.tmp")).unwrap();
+        let loaded = History::load(&path, now());
+        assert!(loaded.unusable.unwrap().contains("symbolic link"));
+        History::new().save(&path, false).unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(fs::symlink_metadata(&path).unwrap().is_file());
+    }
+
+    #[test]
+    fn an_oversized_file_or_a_fifo_is_unusable_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::path(dir.path());
+        let file = fs::File::create(&path).unwrap();
+        file.set_len(MAX_BYTES + 1).unwrap();
+        let problem = History::load(&path, now()).unusable.unwrap();
+        assert!(problem.contains("larger than"), "{problem}");
+
+        fs::remove_file(&path).unwrap();
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // Would block for ever if the FIFO were opened for a blocking read.
+        let problem = History::load(&path, now()).unusable.unwrap();
+        assert!(problem.contains("FIFO"), "{problem}");
+        let moved = move_aside(&path).unwrap().unwrap();
+        assert!(moved.to_string_lossy().contains("history.json.corrupt-"));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn records_dated_after_now_are_dropped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::path(dir.path());
+        let now_s = epoch_seconds(now());
+        let mut h = History::new();
+        h.record_restart(restart_at(now_s - 60));
+        for years in 1..=3 {
+            h.record_restart(restart_at(now_s + years * 365 * 86400));
+        }
+        h.record_sample(sample(now_s + 86400, 7), WINDOW);
+        h.last_logged.insert("warning:x".into(), now_s + 86400);
+        h.deferred_since = Some(now_s + 86400);
+        h.save(&path, false).unwrap();
+        let loaded = History::load(&path, now());
+        let future = loaded.future.expect("reported");
+        assert!(future.contains("6 record(s) dated after now"), "{future}");
+        let h = loaded.history;
+        assert_eq!(h.restarts_within(Duration::from_secs(3600), now()), 1);
+        assert!(h.samples.is_empty() && h.last_logged.is_empty());
+        assert_eq!(h.deferred_since, None);
+    }
+
+    #[test]
+    fn the_guard_is_rebuilt_from_the_log_or_held_for_one_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("watchdog.log");
+        let now_s = epoch_seconds(now());
+        let line = |at: u64| {
+            let ts = chrono::DateTime::<chrono::Utc>::from(UNIX_EPOCH + Duration::from_secs(at))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+            format!(
+                "{{\"ts\":\"{ts}\",\"level\":\"warning\",\"event\":\"restart\",\"pid\":3,\
+                 \"reasons\":[],\"dry_run\":false,\"message\":\"m\",\"method\":\"builtin\"}}\n"
+            )
+        };
+        let text: String = [
+            now_s - 7200,
+            now_s - 1800,
+            now_s - 600,
+            now_s - 60,
+            now_s + 600,
+        ]
+        .into_iter()
+        .map(line)
+        .collect();
+        fs::write(&log, text).unwrap();
+        let window = Duration::from_secs(3600);
+        let mut h = History::new();
+        assert_eq!(
+            h.rebuild_guard(Some(&log), window, now()),
+            Rebuilt::FromLog(3)
+        );
+        assert_eq!(h.restarts_within(window, now()), 3);
+        assert!(!h.guard_held(window, now()));
+
+        let mut h = History::new();
+        // Root reads any file: a directory where the log should be is unreadable.
+        let unreadable = dir.path().join("taken.log");
+        fs::create_dir(&unreadable).unwrap();
+        let until = now_s + 3600;
+        assert_eq!(
+            h.rebuild_guard(Some(&unreadable), window, now()),
+            Rebuilt::Held { until }
+        );
+        assert!(h.guard_held(window, now()));
+        assert!(!h.guard_held(window, now() + window), "for one window only");
+        let mut none = History::new();
+        assert_eq!(
+            none.rebuild_guard(None, window, now()),
+            Rebuilt::Held { until }
+        );
+        let mut skewed = History::new();
+        skewed.guard_held_until = Some(now_s + 10 * 365 * 86400);
+        assert!(
+            !skewed.guard_held(window, now()),
+            "a mark years ahead is ignored"
+        );
+    }
+
+    #[test]
+    fn only_the_newest_files_moved_aside_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::path(dir.path());
+        for _ in 0..(KEPT_ASIDE + 3) {
+            fs::write(&path, "x").unwrap();
+            move_aside(&path).unwrap().unwrap();
+        }
+        let left = fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, KEPT_ASIDE);
+        fs::create_dir(&path).unwrap();
+        assert!(move_aside(&path).is_err(), "a directory stays");
+        assert!(path.is_dir());
     }
 }

@@ -3,7 +3,6 @@
 //! `state.dir/incidents/`. The leak the restart papers over stays diagnosable.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -15,6 +14,7 @@ use crate::probe::Observation;
 use crate::probe::census;
 use crate::probe::os::ProcessInfo;
 use crate::report::rfc3339;
+use crate::safe_fs;
 
 /// Snapshots kept; older ones are deleted.
 pub const KEEP: usize = 20;
@@ -25,6 +25,9 @@ pub fn dir(state_dir: &Path) -> PathBuf {
 
 /// Writes the snapshot of `target` and prunes old ones. The census is re-read here in
 /// full (every path, not only the top ones) because it is the last chance to see it.
+/// `incidents/` must be a real directory of this user's inside the checked state
+/// directory (a symlink there is moved aside, never followed: the prune deletes files
+/// in it), and the snapshot is written atomically through `safe_fs` (docs/SECURITY.md).
 pub fn write(
     state_dir: &Path,
     target: &ProcessInfo,
@@ -34,7 +37,13 @@ pub fn write(
     rules: &[crate::config::FdPathRule],
 ) -> std::io::Result<PathBuf> {
     let dir = dir(state_dir);
-    fs::create_dir_all(&dir)?;
+    if let Some(moved) = safe_fs::ensure_private_subdir(&dir)? {
+        eprintln!(
+            "watchdog: {} was not a directory of this user's; moved it aside to {}",
+            dir.display(),
+            moved.display()
+        );
+    }
     let census = match census::take(target.pid(), rules) {
         Ok(reading) => serde_json::to_value(reading).unwrap_or_default(),
         Err(e) => json!({ "error": e.to_string() }),
@@ -69,21 +78,18 @@ pub fn write(
         target.pid()
     );
     let path = dir.join(name);
-    let tmp = dir.join(".incident.tmp");
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(
-        serde_json::to_string_pretty(&snapshot)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
-    file.sync_all()?;
-    fs::rename(&tmp, &path)?;
+    let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
+    safe_fs::write_atomic(&path, text.as_bytes(), 0o600, true)?;
     prune(&dir, KEEP)?;
     Ok(path)
 }
 
 /// The newest `count` snapshots, newest first.
 pub fn latest(state_dir: &Path, count: usize) -> Vec<PathBuf> {
+    // Only a real directory: `status` lists nothing from where a planted link leads.
+    if !fs::symlink_metadata(dir(state_dir)).is_ok_and(|m| m.is_dir()) {
+        return Vec::new();
+    }
     let Ok(entries) = fs::read_dir(dir(state_dir)) else {
         return Vec::new();
     };
@@ -115,6 +121,19 @@ fn prune(dir: &Path, keep: usize) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_planted_link_at_incidents_is_never_listed_or_written_through() {
+        let state = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let victim = elsewhere.path().join("20200101T000000.000Z-1.json");
+        fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir(state.path())).unwrap();
+        assert!(latest(state.path(), 5).is_empty());
+        safe_fs::ensure_private_subdir(&dir(state.path())).unwrap();
+        assert!(fs::symlink_metadata(dir(state.path())).unwrap().is_dir());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+    }
 
     #[test]
     fn prune_keeps_the_newest() {

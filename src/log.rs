@@ -3,8 +3,9 @@
 //! is reported once on stderr and never stops the cycle: the watchdog's job is the
 //! server, not its own log.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{Local, SecondsFormat};
@@ -12,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::config::{LogConfig, LogFormat};
+use crate::safe_fs::{self, SafeFsError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,42 +228,200 @@ fn open_syslog() -> Option<SyslogSink> {
 }
 
 impl FileSink {
-    fn write(&self, event: &Event, ts: &str) -> std::io::Result<()> {
+    fn write(&self, event: &Event, ts: &str) -> Result<(), SafeFsError> {
         let mut line = match self.format {
             LogFormat::Json => event.to_json(ts).to_string(),
             LogFormat::Text => format!("{ts} {} {}", event.level.upper(), event.line()),
         };
         line.push('\n');
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.exists()
+        {
+            // The check cycle creates and checks the log's directory before the first
+            // event (docs/SECURITY.md); this covers a logger used on its own.
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| SafeFsError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
         }
-        self.rotate_if_needed(line.len() as u64)?;
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut file = self.open()?;
+        // The size is the opened file's, not a second lookup by name that a swap could
+        // answer.
+        let size = file.metadata().map_err(|e| self.io_error(e))?.len();
+        if size > 0 && size + line.len() as u64 > self.max_size {
+            // rename(2) moves the name, never what a link points at.
+            fs::rename(&self.path, rotated(&self.path)).map_err(|e| self.io_error(e))?;
+            file = self.open()?;
+        }
         file.write_all(line.as_bytes())
+            .map_err(|e| self.io_error(e))
     }
 
-    /// Keeps one old generation (`watchdog.log.1`): enough to see the last incident,
-    /// bounded on a box nobody watches.
-    fn rotate_if_needed(&self, incoming: u64) -> std::io::Result<()> {
-        let size = match fs::metadata(&self.path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        if size > 0 && size + incoming > self.max_size {
-            fs::rename(&self.path, rotated(&self.path))?;
+    /// The log file, never through a symlink nor a FIFO: anything but a regular file at
+    /// its name is moved aside and reported on stderr. One old generation is kept
+    /// (`watchdog.log.1`): enough to see the last incident, bounded on a box nobody
+    /// watches.
+    fn open(&self) -> Result<fs::File, SafeFsError> {
+        let (file, moved) = safe_fs::open_append_replacing(&self.path, LOG_MODE)?;
+        if let Some(moved) = moved {
+            eprintln!(
+                "watchdog: {} was not a regular file; moved it aside to {} and started a new log",
+                self.path.display(),
+                moved.display()
+            );
         }
-        Ok(())
+        Ok(file)
+    }
+
+    fn io_error(&self, source: std::io::Error) -> SafeFsError {
+        SafeFsError::Io {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
+
+/// The log is the watchdog's own record of what it did to the server: its user's only.
+const LOG_MODE: u32 = 0o600;
 
 fn rotated(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(".1");
     PathBuf::from(name)
+}
+
+/// At most this much of the end of each log generation is read back.
+const MAX_SCAN: u64 = 4 * 1024 * 1024;
+
+/// A `restart` or `start` event found in the log: the watchdog writes one before every
+/// action it takes, so the log remembers restarts when the history cannot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedAction {
+    /// Seconds since the epoch.
+    pub at: u64,
+    /// `restart` or `start`.
+    pub event: String,
+    pub method: String,
+    pub pid: Option<u32>,
+}
+
+/// The `restart` and `start` events in the log `path` and its older generation
+/// (`path.1`) at or after `since` (seconds since the epoch), oldest first. Reads at most
+/// the last `MAX_SCAN` bytes of each file, never through a symlink; a line that is not
+/// such an event (garbage, a line cut by the bound, another event) is skipped. A file
+/// that is not there holds no event (the watchdog logs before every action). `None`
+/// when a file is there but cannot be read as a regular file (a link, a FIFO, a
+/// directory, an I/O error) and the other gives no evidence either.
+pub fn actions_since(path: &Path, since: u64) -> Option<Vec<LoggedAction>> {
+    let mut found = Vec::new();
+    let mut readable = false;
+    let mut missing = 0;
+    for file in [rotated(path), path.to_path_buf()] {
+        let text = match read_tail(&file) {
+            Ok(text) => text,
+            Err(Missing::Absent) => {
+                missing += 1;
+                continue;
+            }
+            Err(Missing::Unreadable) => continue,
+        };
+        readable = true;
+        found.extend(
+            text.lines()
+                .filter_map(parse_action)
+                .filter(|a| a.at >= since),
+        );
+    }
+    (readable || missing == 2).then_some(found)
+}
+
+enum Missing {
+    Absent,
+    Unreadable,
+}
+
+fn read_tail(path: &Path) -> Result<String, Missing> {
+    let mut file = safe_fs::open_regular(path).map_err(|e| {
+        if e.is_not_found() {
+            Missing::Absent
+        } else {
+            Missing::Unreadable
+        }
+    })?;
+    let unreadable = |_| Missing::Unreadable;
+    let len = file.metadata().map_err(unreadable)?.len();
+    let start = len.saturating_sub(MAX_SCAN);
+    file.seek(SeekFrom::Start(start)).map_err(unreadable)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SCAN)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if start > 0 {
+        // The first line was cut by the bound.
+        let cut = bytes
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| i + 1);
+        bytes.drain(..cut);
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// One log line, JSON or text (`TS LEVEL EVENT[ pid=N][ (dry run)]: MESSAGE`), as an
+/// action the watchdog took; `None` for anything else.
+fn parse_action(line: &str) -> Option<LoggedAction> {
+    let line = line.trim();
+    if line.starts_with('{') {
+        let value: Value = serde_json::from_str(line).ok()?;
+        let event = value.get("event")?.as_str()?;
+        if !matches!(event, "restart" | "start") || value.get("dry_run")? != &Value::Bool(false) {
+            return None;
+        }
+        return Some(LoggedAction {
+            at: epoch_of(value.get("ts")?.as_str()?)?,
+            event: event.to_string(),
+            method: value
+                .get("method")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string(),
+            pid: value
+                .get("pid")
+                .and_then(Value::as_u64)
+                .and_then(|p| u32::try_from(p).ok()),
+        });
+    }
+    let mut words = line.splitn(3, ' ');
+    let ts = words.next()?;
+    let _level = words.next()?;
+    let rest = words.next()?;
+    let head = rest.split(':').next()?;
+    let event = head.split(' ').next()?;
+    if !matches!(event, "restart" | "start") || head.contains("(dry run)") {
+        return None;
+    }
+    let pid = head
+        .split(' ')
+        .find_map(|w| w.strip_prefix("pid="))
+        .and_then(|p| p.parse().ok());
+    let method = rest.rsplit_once(" via ").map_or("unknown", |(_, m)| {
+        m.split_whitespace().next().unwrap_or("unknown")
+    });
+    Some(LoggedAction {
+        at: epoch_of(ts)?,
+        event: event.to_string(),
+        method: method.to_string(),
+        pid,
+    })
+}
+
+fn epoch_of(ts: &str) -> Option<u64> {
+    let at = chrono::DateTime::parse_from_rfc3339(ts).ok()?;
+    u64::try_from(at.timestamp()).ok()
 }
 
 #[cfg(test)]
@@ -348,6 +508,83 @@ mod tests {
             "the sink is dropped after the first failure"
         );
         logger.emit(&restart_event());
+    }
+
+    #[test]
+    fn a_planted_link_at_the_log_is_moved_aside_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("watchdog.log");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        std::os::unix::fs::symlink(&victim, rotated(&path)).unwrap();
+        let mut logger = Logger::open(&cfg(&path, LogFormat::Json, 300), Verbosity::Quiet);
+        for _ in 0..4 {
+            logger.emit(&restart_event());
+        }
+        assert!(logger.file.is_some(), "the log goes on in a new file");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(fs::symlink_metadata(&path).unwrap().is_file());
+        assert!(fs::symlink_metadata(rotated(&path)).unwrap().is_file());
+    }
+
+    #[test]
+    fn restarts_are_read_back_from_both_generations_past_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watchdog.log");
+        let line = |ts: &str, event: &str, dry: bool| {
+            format!(
+                "{{\"ts\":\"{ts}\",\"level\":\"warning\",\"event\":\"{event}\",\"pid\":7,\
+                 \"reasons\":[],\"dry_run\":{dry},\"message\":\"m\",\"method\":\"builtin\"}}\n"
+            )
+        };
+        let old = line("2026-01-01T10:00:00.000+00:00", "restart", false);
+        fs::write(rotated(&path), format!("garbage\n{old}")).unwrap();
+        let current = [
+            line("2026-01-01T12:00:00.000+02:00", "start", false),
+            "{\"event\": \"restart\"\n".to_string(),
+            line("2026-01-01T11:00:00.000+00:00", "restarted", false),
+            line("2026-01-01T11:00:00.000+00:00", "restart", true),
+            "2026-01-01T11:30:00.000+00:00 WARNING restart pid=9: restarting PID 9 via builtin\n"
+                .to_string(),
+            "\u{0}\u{1}binary".to_string(),
+        ]
+        .concat();
+        fs::write(&path, current).unwrap();
+        let t = |ts: &str| epoch_of(ts).unwrap();
+        let all = actions_since(&path, 0).expect("readable");
+        let ats: Vec<u64> = all.iter().map(|a| a.at).collect();
+        assert_eq!(
+            ats,
+            vec![
+                t("2026-01-01T10:00:00Z"),
+                t("2026-01-01T10:00:00Z"),
+                t("2026-01-01T11:30:00Z")
+            ],
+            "{all:?}"
+        );
+        assert_eq!(all[1].event, "start");
+        assert_eq!(all[2].pid, Some(9));
+        assert_eq!(all[2].method, "builtin");
+        let recent = actions_since(&path, t("2026-01-01T11:00:00Z")).unwrap();
+        assert_eq!(recent.len(), 1);
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_read_gives_no_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watchdog.log");
+        assert_eq!(
+            actions_since(&path, 0),
+            Some(vec![]),
+            "never written: no event"
+        );
+        fs::write(dir.path().join("elsewhere"), "").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &path).unwrap();
+        assert_eq!(actions_since(&path, 0), None, "a link is not followed");
+        fs::remove_file(&path).unwrap();
+        fs::write(&path, "").unwrap();
+        assert_eq!(actions_since(&path, 0), Some(vec![]), "empty but readable");
     }
 
     #[test]

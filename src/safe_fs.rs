@@ -205,10 +205,13 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<
 }
 
 /// fsync of a directory, so that a rename or a new entry in it survives a power cut.
+/// A symlink to the directory is followed: the directory was checked
+/// ([`check_trusted_dir`] accepts a link of this user's or root's, as an operator's
+/// `[state] dir` may be), and a read-only open of a directory writes nothing anywhere.
 pub fn fsync_dir(dir: &Path) -> Result<(), SafeFsError> {
     let handle = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_DIRECTORY)
         .open(dir)
         .map_err(|e| opened_error(dir, e))?;
     handle.sync_all().map_err(|e| SafeFsError::io(dir, e))
@@ -335,6 +338,123 @@ fn check_path_chain(path: &Path, euid: u32, depth: usize) -> Result<(), SafeFsEr
     Ok(())
 }
 
+/// Like [`check_trusted_dir`] for a directory that may not exist yet: an existing `dir`
+/// must be trusted; a missing one must have its nearest existing ancestor trusted as an
+/// ancestor (owned by `euid` or root, writable by nobody else unless sticky), so that
+/// creating it later cannot land in a place another user controls. Creates nothing.
+pub fn check_trusted_or_absent(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
+    let absolute = std::path::absolute(dir).map_err(|e| SafeFsError::io(dir, e))?;
+    match fs::symlink_metadata(&absolute) {
+        Ok(_) => return check_trusted_dir(dir, euid),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(SafeFsError::io(dir, e)),
+        Err(_) => {}
+    }
+    let mut ancestor = absolute.as_path();
+    while let Some(parent) = ancestor.parent() {
+        ancestor = parent;
+        match fs::symlink_metadata(ancestor) {
+            Ok(_) => return check_path_chain(ancestor, euid, 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(SafeFsError::io(ancestor, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Renames `path` (whatever it is: a file, a symlink, a FIFO; a rename never follows
+/// the link) to `PATH.TAG-YYYYmmddTHHMMSSZ` beside it, a new name each time, and returns
+/// that name: what was found there is kept for the operator, not destroyed.
+pub fn move_aside(path: &Path, tag: &str) -> Result<PathBuf, SafeFsError> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let base = format!("{}.{tag}-{stamp}", path.display());
+    for n in 0..100u32 {
+        let candidate = if n == 0 {
+            PathBuf::from(&base)
+        } else {
+            PathBuf::from(format!("{base}-{n}"))
+        };
+        match fs::symlink_metadata(&candidate) {
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::rename(path, &candidate).map_err(|e| SafeFsError::io(path, e))?;
+                return Ok(candidate);
+            }
+            Err(e) => return Err(SafeFsError::io(&candidate, e)),
+        }
+    }
+    Err(SafeFsError::io(
+        path,
+        io::Error::new(io::ErrorKind::AlreadyExists, "too many files moved aside"),
+    ))
+}
+
+/// [`open_append`] for a file of the watchdog's own in a directory only it can change
+/// (its log, a started server's output): a symlink, FIFO, socket or device found there
+/// is not the watchdog's and is moved aside (see [`move_aside`], tag `unsafe`) so the
+/// file can be created afresh. Returns the file and where the intruder went, if any.
+/// A directory in the way is left alone and refused.
+pub fn open_append_replacing(
+    path: &Path,
+    mode: u32,
+) -> Result<(File, Option<PathBuf>), SafeFsError> {
+    match open_append(path, mode) {
+        Ok(file) => Ok((file, None)),
+        Err(SafeFsError::Symlink { .. }) | Err(SafeFsError::NotRegular { .. })
+            if fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) =>
+        {
+            let moved = move_aside(path, "unsafe")?;
+            Ok((open_append(path, mode)?, Some(moved)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the subdirectory `dir` (mode 0700) of a trusted directory, or checks the one
+/// there: a real directory (not a symlink, which is moved aside like in
+/// [`open_append_replacing`]), owned by the effective user, writable by nobody else
+/// (its mode is narrowed if it is the user's own). Returns where an intruder went.
+pub fn ensure_private_subdir(dir: &Path) -> Result<Option<PathBuf>, SafeFsError> {
+    let create = || match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(SafeFsError::io(dir, e)),
+        _ => Ok(()),
+    };
+    create()?;
+    let mut moved = None;
+    let mut meta = fs::symlink_metadata(dir).map_err(|e| SafeFsError::io(dir, e))?;
+    if !meta.is_dir() {
+        moved = Some(move_aside(dir, "unsafe")?);
+        create()?;
+        meta = fs::symlink_metadata(dir).map_err(|e| SafeFsError::io(dir, e))?;
+    }
+    if !meta.is_dir() || meta.uid() != own_euid() {
+        return Err(SafeFsError::Untrusted {
+            path: dir.to_path_buf(),
+            why: format!(
+                "is {} owned by uid {}, not a directory of this user (uid {}); remove it",
+                kind_name(meta.file_type()),
+                meta.uid(),
+                own_euid()
+            ),
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| SafeFsError::io(dir, e))?;
+    }
+    Ok(moved)
+}
+
+impl From<SafeFsError> for io::Error {
+    /// For callers whose errors carry an `io::Error`: the kind of an I/O failure is
+    /// kept; a refusal becomes `InvalidData` with its message.
+    fn from(e: SafeFsError) -> io::Error {
+        match e {
+            SafeFsError::Io { source, .. } => source,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        }
+    }
+}
+
 fn writable_by(mode: u32) -> &'static str {
     match (mode & 0o020 != 0, mode & 0o002 != 0) {
         (true, true) => "its group and everyone",
@@ -421,6 +541,18 @@ mod tests {
     }
 
     #[test]
+    fn a_durable_write_works_in_a_dir_reached_through_a_link() {
+        let dir = private_tempdir();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let state = dir.path().join("state");
+        symlink(&real, &state).unwrap();
+        check_trusted_dir(&state, own_euid()).unwrap();
+        write_atomic(&state.join("history.json"), b"{}", 0o600, true).unwrap();
+        assert_eq!(fs::read_to_string(real.join("history.json")).unwrap(), "{}");
+    }
+
+    #[test]
     fn temporary_names_differ() {
         assert_ne!(unpredictable_name("x"), unpredictable_name("x"));
     }
@@ -443,6 +575,70 @@ mod tests {
 
         fs::set_permissions(dir.path().join("a"), fs::Permissions::from_mode(0o1777)).unwrap();
         check_trusted_dir(&state, own_euid()).expect("a sticky ancestor is fine");
+    }
+
+    #[test]
+    fn a_missing_dir_is_checked_at_its_nearest_ancestor() {
+        let dir = private_tempdir();
+        let state = dir.path().join("a/b/state");
+        check_trusted_or_absent(&state, own_euid()).expect("private parents");
+        assert!(!dir.path().join("a").exists(), "nothing is created");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_or_absent(&state, own_euid()).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        fs::create_dir_all(&state).unwrap();
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_or_absent(&state, own_euid()).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+    }
+
+    #[test]
+    fn an_intruder_at_an_own_file_is_moved_aside_not_followed() {
+        let dir = private_tempdir();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let log = dir.path().join("server.log");
+        symlink(&victim, &log).unwrap();
+        let (mut file, moved) = open_append_replacing(&log, 0o600).unwrap();
+        file.write_all(b"line\n").unwrap();
+        let moved = moved.expect("the link was moved aside");
+        assert!(
+            moved.to_string_lossy().contains("server.log.unsafe-"),
+            "{moved:?}"
+        );
+        assert_eq!(fs::read_link(&moved).unwrap(), victim);
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line\n");
+        let (_, again) = open_append_replacing(&log, 0o600).unwrap();
+        assert!(again.is_none(), "a regular file is used as it is");
+
+        let sub = dir.path().join("incidents");
+        symlink(dir.path(), &sub).unwrap();
+        let moved = ensure_private_subdir(&sub).unwrap().expect("moved aside");
+        assert!(
+            fs::symlink_metadata(&moved)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let meta = fs::symlink_metadata(&sub).unwrap();
+        assert!(meta.is_dir() && meta.mode() & 0o777 == 0o700);
+        assert_eq!(ensure_private_subdir(&sub).unwrap(), None);
+    }
+
+    #[test]
+    fn moving_aside_twice_keeps_both() {
+        let dir = private_tempdir();
+        let path = dir.path().join("history.json");
+        fs::write(&path, "one").unwrap();
+        let first = move_aside(&path, "corrupt").unwrap();
+        fs::write(&path, "two").unwrap();
+        let second = move_aside(&path, "corrupt").unwrap();
+        assert_ne!(first, second);
+        assert_eq!(fs::read_to_string(first).unwrap(), "one");
+        assert_eq!(fs::read_to_string(second).unwrap(), "two");
+        assert!(!path.exists());
     }
 
     #[test]

@@ -475,16 +475,16 @@ fn failing_health_within_startup_grace_is_suppressed() {
 }
 
 /// The crash-loop guard counts the restarts the history holds: when the history cannot
-/// be written (here a directory stands where its temporary file goes, which even root
-/// cannot replace), the restart is not made, the server is left alone, and the run
-/// says why.
+/// be written (here a directory stands at history.json, which rename cannot replace even
+/// for root and which the watchdog does not move aside), the restart is not made, the
+/// server is left alone, and the run says why.
 #[test]
 fn a_restart_the_history_cannot_record_is_not_made() {
     let (env, server, mut cfg) = setup();
     cfg.set("fds.max", 150).fd_paths(&[]).write(&env);
     leak(&server, 80);
     assert!(fd_count(server.pid) >= 150, "precondition: leak too small");
-    fs::create_dir_all(env.state_dir.join("history.json.tmp")).unwrap();
+    fs::create_dir_all(env.state_dir.join("history.json")).unwrap();
 
     let r = run_watchdog(&env, &["check", "--json"]);
     assert_exit(&env, &r, 3);
@@ -797,12 +797,12 @@ fn another_users_server_is_never_signalled() {
         "this test starts the server as root and the watchdog as nobody: run it as root \
          (CI does)"
     );
-    let (env, server, cfg) = setup();
-    cfg.write(&env);
+    let (env, server, mut cfg) = setup();
     server.set_memory_mode("503");
-    // nobody must read the config and write the state dir and the log.
-    fs::create_dir_all(&env.state_dir).unwrap();
-    open_up_for_everyone(&env);
+    // nobody reads the config and writes a state dir and a log of its own: a shared
+    // one would be refused (tests/trust_state.rs).
+    let log = private_state_for(&env, 65534, 65534);
+    cfg.set("log.file", log.to_str().unwrap()).write(&env);
     let cmd = watchdog_cmd_as(&env, 65534, 65534, &["check", "--json"]);
     let r = run_with_timeout(cmd, Duration::from_secs(60));
     assert_exit(&env, &r, 4);

@@ -2296,3 +2296,22 @@ pub fn chown_tree(path: &Path, uid: u32, gid: u32) {
         }
     }
 }
+
+/// What a watchdog run as `uid`:`gid` needs in `env` under the trust rules
+/// (docs/SECURITY.md), and nothing more: the temp root traversable (0755, still root's),
+/// the config readable, and a private `[state] dir` of that user's own (0700, chowned).
+/// Returns the log file to configure, inside that dir: the log's directory must be the
+/// user's too.
+pub fn private_state_for(env: &TestEnv, uid: u32, gid: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&env.root, fs::Permissions::from_mode(0o755)).expect("chmod root");
+    if env.config_path.exists() {
+        fs::set_permissions(&env.config_path, fs::Permissions::from_mode(0o644))
+            .expect("chmod config");
+    }
+    fs::create_dir_all(&env.state_dir).expect("create state dir");
+    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700))
+        .expect("chmod state dir");
+    chown_tree(&env.state_dir, uid, gid);
+    env.state_dir.join("watchdog.log")
+}
