@@ -4,6 +4,8 @@ use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
+use crate::safe_fs::{self, SafeFsError};
+
 /// A pidfile is a line of digits; anything longer is not one, and reading a huge file
 /// by mistake must not cost memory.
 const MAX_PIDFILE_BYTES: u64 = 4096;
@@ -14,22 +16,36 @@ pub enum Pidfile {
     Missing,
     /// The file could not be read or holds no PID; `why` completes "the pidfile ...".
     Invalid { why: String },
+    /// A symbolic link: never followed, whoever planted it.
+    Symlink,
     Names {
         pid: u32,
         written: Option<SystemTime>,
+        /// Who owns the file and its mode, from the opened file itself (not the path,
+        /// which could be swapped after the open).
+        owner: u32,
+        mode: u32,
     },
 }
 
 pub fn read(path: &Path) -> Pidfile {
-    use std::os::unix::fs::OpenOptionsExt;
-    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
-    let opened = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path);
-    let mut file = match opened {
+    use std::os::unix::fs::MetadataExt;
+    // No symlink is followed and a FIFO never blocks (safe_fs): a pidfile is data
+    // another user may have written, read by a watchdog that may be root.
+    let mut file = match safe_fs::open_regular(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Pidfile::Missing,
+        Err(e) if e.is_not_found() => return Pidfile::Missing,
+        Err(SafeFsError::Symlink { .. }) => return Pidfile::Symlink,
+        Err(SafeFsError::NotRegular { kind, .. }) => {
+            return Pidfile::Invalid {
+                why: format!("is not a regular file ({kind})"),
+            };
+        }
+        Err(SafeFsError::Io { source, .. }) => {
+            return Pidfile::Invalid {
+                why: format!("cannot be read: {source}"),
+            };
+        }
         Err(e) => {
             return Pidfile::Invalid {
                 why: format!("cannot be read: {e}"),
@@ -37,12 +53,7 @@ pub fn read(path: &Path) -> Pidfile {
         }
     };
     let metadata = match file.metadata() {
-        Ok(metadata) if metadata.is_file() => metadata,
-        Ok(_) => {
-            return Pidfile::Invalid {
-                why: "is not a regular file".to_string(),
-            };
-        }
+        Ok(metadata) => metadata,
         Err(e) => {
             return Pidfile::Invalid {
                 why: format!("cannot be read: {e}"),
@@ -61,9 +72,62 @@ pub fn read(path: &Path) -> Pidfile {
         };
     }
     match parse_pid(&bytes) {
-        Ok(pid) => Pidfile::Names { pid, written },
+        Ok(pid) => Pidfile::Names {
+            pid,
+            written,
+            owner: metadata.uid(),
+            mode: metadata.mode(),
+        },
         Err(why) => Pidfile::Invalid { why },
     }
+}
+
+/// Whether a pidfile may name a process owned by `process_uid` to a watchdog running
+/// as root (docs/SECURITY.md). The rule is systemd's for `PIDFile=` (src/core/service.c,
+/// `service_load_pid_file`): a PID read from a file that someone other than the
+/// process's owner or root could have written is not believed — systemd only accepts a
+/// PID outside the unit's control group when the file is owned by root and reached
+/// without an unsafe symlink chain. Here, without a control group to compare with:
+/// - the file is owned by root or by the process's owner (a user may name their own
+///   processes, nobody else's);
+/// - neither the file nor any directory above it is writable by anyone else; a sticky
+///   directory (`/tmp`) is fine, as others cannot replace a file they do not own there.
+///
+/// `Err` completes "the pidfile ...", naming the owner and the fix.
+pub fn check_trust(
+    path: &Path,
+    owner: u32,
+    mode: u32,
+    process_uid: Option<u32>,
+) -> Result<(), String> {
+    let Some(process_uid) = process_uid else {
+        return Err("names a process whose owner cannot be read".to_string());
+    };
+    if owner != 0 && owner != process_uid {
+        return Err(format!(
+            "is owned by uid {owner}, but the process it names runs as uid {process_uid}: a \
+             user may only name their own processes; have the server write it as uid \
+             {process_uid}, or `chown {process_uid} {}`",
+            path.display()
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "is writable by others than its owner uid {owner} (mode {:o}); run `chmod go-w {}`",
+            mode & 0o7777,
+            path.display()
+        ));
+    }
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    safe_fs::check_trusted_chain(dir, &[process_uid]).map_err(|e| {
+        format!(
+            "(owned by uid {owner}) lies where a user other than root and the process's \
+             owner uid {process_uid} could replace it: {e}"
+        )
+    })
 }
 
 /// The whole content, trimmed, must be a positive PID.
@@ -92,6 +156,7 @@ pub(super) fn shorten(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn plain_pid_with_newline() {
@@ -125,11 +190,88 @@ mod tests {
         let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo takes a NUL-terminated path and a mode.
         assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
-        let not_a_file = Pidfile::Invalid {
-            why: "is not a regular file".into(),
+        let not_a_file = |kind: &str| Pidfile::Invalid {
+            why: format!("is not a regular file ({kind})"),
         };
-        assert_eq!(read(&fifo), not_a_file);
-        assert_eq!(read(dir.path()), not_a_file);
+        assert_eq!(read(&fifo), not_a_file("a FIFO"));
+        assert_eq!(read(dir.path()), not_a_file("a directory"));
+    }
+
+    /// The trust rule on real files with real owners and real directory modes (root
+    /// only: only root can give a file away).
+    #[test]
+    fn a_pidfile_is_trusted_only_if_its_writers_could_signal_the_process_anyway() {
+        use std::os::unix::fs::{PermissionsExt, chown};
+        assert_eq!(
+            crate::safe_fs::own_euid(),
+            0,
+            "this test chowns files: run it as root"
+        );
+        let (server, attacker) = (4242, 4343);
+        let dir = tempfile::tempdir().unwrap();
+        let subdir = |name: &str, owner: u32, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            chown(&path, Some(owner), Some(owner)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path
+        };
+        let pidfile = |dir: &Path, owner: u32, mode: u32| {
+            let path = dir.join(format!("{owner}-{mode:o}.pid"));
+            std::fs::write(&path, "123\n").unwrap();
+            chown(&path, Some(owner), Some(owner)).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let Pidfile::Names { owner, mode, .. } = read(&path) else {
+                panic!("{} not read", path.display());
+            };
+            (path, owner, mode)
+        };
+        let check = |(path, owner, mode): &(PathBuf, u32, u32), process: Option<u32>| {
+            check_trust(path, *owner, *mode, process)
+        };
+        let refused = |(path, owner, mode): &(PathBuf, u32, u32), process: u32, says: &str| {
+            let why = check_trust(path, *owner, *mode, Some(process)).unwrap_err();
+            assert!(why.contains(says), "{}: {why}", path.display());
+        };
+
+        let private = subdir("private", 0, 0o755);
+        check(&pidfile(&private, server, 0o644), Some(server)).expect("the owner's own file");
+        check(&pidfile(&private, 0, 0o644), Some(server)).expect("root's file names anyone");
+        refused(
+            &pidfile(&private, attacker, 0o644),
+            server,
+            "is owned by uid 4343, but the process it names runs as uid 4242",
+        );
+        refused(&pidfile(&private, attacker, 0o644), server, "chown 4242");
+        refused(&pidfile(&private, server, 0o666), server, "chmod go-w");
+        assert!(check(&pidfile(&private, server, 0o644), None).is_err());
+
+        // /tmp-like: others may create files, but not replace the owner's.
+        let sticky = subdir("sticky", 0, 0o1777);
+        check(&pidfile(&sticky, server, 0o644), Some(server)).expect("sticky dir");
+        refused(
+            &pidfile(&sticky, attacker, 0o644),
+            0,
+            "is owned by uid 4343",
+        );
+
+        let shared = subdir("shared", 0, 0o777);
+        refused(
+            &pidfile(&shared, server, 0o644),
+            server,
+            "without the sticky bit",
+        );
+
+        let attackers = subdir("attackers", attacker, 0o755);
+        refused(
+            &pidfile(&attackers, server, 0o644),
+            server,
+            "is owned by uid 4343",
+        );
+        let servers = subdir("servers", server, 0o755);
+        check(&pidfile(&servers, server, 0o644), Some(server)).expect("the owner's dir");
+        // The server's owner may not name root's processes from a directory they own.
+        refused(&pidfile(&servers, 0, 0o644), 0, "is owned by uid 4242");
     }
 
     #[test]
@@ -143,7 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.pid");
         std::fs::write(&path, "123\n").unwrap();
-        let Pidfile::Names { pid, written } = read(&path) else {
+        let Pidfile::Names { pid, written, .. } = read(&path) else {
             panic!("not read")
         };
         assert_eq!(pid, 123);
