@@ -167,7 +167,7 @@ impl Holder {
             (Some(uid), None) => format!("uid {uid}"),
             (None, _) => "owner unknown".to_string(),
         };
-        let line = pidfile::shorten(&self.argv.join(" "), SHOWN_COMMAND_CHARS);
+        let line = one_line(&pidfile::shorten(&self.argv.join(" "), SHOWN_COMMAND_CHARS));
         format!("PID {} ({owner}) `{line}`", self.pid)
     }
 
@@ -687,7 +687,23 @@ fn is_descendant(info: &ProcessInfo, ancestor: u32) -> bool {
 }
 
 fn shown(info: &ProcessInfo) -> String {
-    pidfile::shorten(&info.command_line(), SHOWN_COMMAND_CHARS)
+    one_line(&pidfile::shorten(&info.command_line(), SHOWN_COMMAND_CHARS))
+}
+
+/// A command line is text its owner chose: control characters (a newline in a
+/// `python -c` script, or one planted to forge a line of `status` or the log) are shown
+/// escaped, so it stays on one line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1221,6 +1237,24 @@ mod tests {
             text.contains(&format!("PID {}", sleep.pid()))
                 && text.contains(&format!("does not hold port {port}")),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shown_command_line_stays_on_one_line() {
+        let holder = Holder {
+            pid: 7,
+            uid: Some(4343),
+            user: None,
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "x\nholder    PID 1 (uid 0 root)\t`".into(),
+            ],
+        };
+        assert_eq!(
+            holder.describe(),
+            "PID 7 (uid 4343) `sh -c x\\nholder    PID 1 (uid 0 root)\\t``"
         );
     }
 
