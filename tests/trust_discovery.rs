@@ -427,3 +427,43 @@ fn a_squatter_on_ipv6_beside_the_server_makes_the_target_unclear() {
         assert!(line.contains("python3 -c import socket"), "{line}");
     }
 }
+
+/// The same squatter, seen by a watchdog that runs as the server's owner: it cannot read
+/// the attacker's process, but sees in the socket table that another listener of the port
+/// is held by no process it can read. That too is target_unclear (exit 4), never "the
+/// server is the only holder".
+#[test]
+fn a_squatter_the_watchdog_cannot_read_still_makes_the_target_unclear() {
+    require_root();
+    let env = TestEnv::new();
+    let port = free_port();
+    let server = listener_as(SERVER_USER, "127.0.0.1", port, "hermes-server.py");
+    let squatter = listener_as(ATTACKER, "::1", port, "squatter.py");
+    let witnesses = [Witness::of(server.pid()), Witness::of(squatter.pid())];
+    let mut cfg = config(&env, port, &env.pidfile);
+    cfg.set("health.attempts", 1);
+    cfg.write(&env);
+    chown_tree(&env.root, SERVER_USER.0, SERVER_USER.1);
+
+    let cmd = watchdog_cmd_as(&env, SERVER_USER.0, SERVER_USER.1, &["check", "--json"]);
+    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+    for w in &witnesses {
+        w.assert_untouched(&r);
+    }
+    assert_exit(&env, &r, 4);
+    let report = report(&r);
+    assert_eq!(report["target"], Value::Null, "{report:#}");
+    let unclear = detail(&report, "target_unclear");
+    for says in [
+        format!(
+            "port {port} is held by PID {} (uid {})",
+            server.pid(),
+            SERVER_USER.0
+        ),
+        "also by a process this user cannot read".to_string(),
+        "run the watchdog as root".to_string(),
+    ] {
+        assert!(unclear.contains(&says), "{says:?} not in {unclear:?}");
+    }
+    assert_nothing_done(&env);
+}

@@ -906,6 +906,7 @@ fn several_holders() -> Finding {
             holder(4242, OWN_UID, &["python3", "server.py"]),
             holder(4343, 4343, &["nc", "-l", "::1", "8787"]),
         ],
+        also_hidden: false,
     }
 }
 

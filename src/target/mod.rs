@@ -72,9 +72,14 @@ pub enum Finding {
         matches: Vec<Holder>,
     },
     /// The port is held by processes that are not one process tree (the server on
-    /// 127.0.0.1 and another one on [::1]): which one is the server is unclear.
-    /// Nothing may be acted on.
-    SeveralHolders { port: u16, holders: Vec<Holder> },
+    /// 127.0.0.1 and another one on [::1]), or, `also_hidden`, by these and by a
+    /// process this user cannot read: which one is the server is unclear. Nothing may
+    /// be acted on.
+    SeveralHolders {
+        port: u16,
+        holders: Vec<Holder>,
+        also_hidden: bool,
+    },
     /// The sources name different processes. Nothing may be acted on.
     Disagree { detail: String },
     /// Something listens on the port but no process this user can read holds it.
@@ -111,11 +116,25 @@ impl Finding {
                  by match is never signalled",
                 Holder::list(matches)
             ),
-            Finding::SeveralHolders { port, holders } => format!(
+            Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden: false,
+            } => format!(
                 "port {port} is held by {} processes that are not one process tree: {}; \
                  nothing is touched until only the server holds it (stop the other, or bind \
                  the server to both addresses)",
                 holders.len(),
+                Holder::list(holders)
+            ),
+            Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden: true,
+            } => format!(
+                "port {port} is held by {} and also by a process this user cannot read \
+                 (another user's, on another address?); nothing is touched: run the \
+                 watchdog as root to see who it is",
                 Holder::list(holders)
             ),
             Finding::Disagree { detail }
@@ -423,10 +442,11 @@ impl Search<'_> {
             Err(_) => return Err(self.block(Finding::PortHidden { port })),
         };
         self.port_owner = Some(owner.clone());
-        let pids = match owner {
+        let (pids, also_hidden) = match owner {
             PortOwner::Free => return Ok(None),
             PortOwner::Hidden => return Err(self.block(Finding::PortHidden { port })),
-            PortOwner::Held(pids) => pids,
+            PortOwner::Held(pids) => (pids, false),
+            PortOwner::PartlyHidden(pids) => (pids, true),
         };
         // PID 1 holds the socket of a socket-activated service alongside the service
         // itself; like this watchdog and its ancestors, it is passed over.
@@ -445,6 +465,14 @@ impl Search<'_> {
             }
         }
         self.port_holders = holders.iter().map(Holder::of).collect();
+        if also_hidden {
+            let holders = self.port_holders.clone();
+            return Err(self.block(Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden,
+            }));
+        }
         if holders.is_empty() {
             return Ok(None);
         }
@@ -458,7 +486,11 @@ impl Search<'_> {
         });
         let Some(root) = root else {
             let holders = self.port_holders.clone();
-            return Err(self.block(Finding::SeveralHolders { port, holders }));
+            return Err(self.block(Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden,
+            }));
         };
         Ok(Some(Named {
             info: holders.swap_remove(root),

@@ -406,16 +406,24 @@ pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
     // on [::1] beside the server on 127.0.0.1) must be seen, so anything less means the
     // full scan.
     for &pid in candidates {
-        if sockets_held(pid, &inodes, true, inodes.len()) == inodes.len() {
+        if sockets_held(pid, &inodes, true).len() == inodes.len() {
             return Ok(PortOwner::Held(vec![pid]));
         }
     }
-    let holders: Vec<u32> = all_pids()?
-        .into_iter()
-        .filter(|&pid| sockets_held(pid, &inodes, false, 1) > 0)
-        .collect();
+    let mut seen = HashSet::new();
+    let mut holders = Vec::new();
+    for pid in all_pids()? {
+        let held = sockets_held(pid, &inodes, false);
+        if !held.is_empty() {
+            holders.push(pid);
+            seen.extend(held);
+        }
+    }
     if holders.is_empty() {
         return Ok(PortOwner::Hidden);
+    }
+    if seen.len() < inodes.len() {
+        return Ok(PortOwner::PartlyHidden(master_first(holders)));
     }
     Ok(PortOwner::Held(master_first(holders)))
 }
@@ -481,20 +489,21 @@ fn read_cwd(pid: u32) -> Option<std::path::PathBuf> {
 /// FDs tried one by one before a candidate's FD directory is listed.
 const LOW_FDS: i32 = 32;
 
-/// How many of the socket `inodes` `pid` holds, counting until `enough`. Processes we
-/// may not read, or that exit mid-scan, hold none; if nobody readable holds the socket
-/// the answer is `Hidden`, never `Free`.
+/// Which of the socket `inodes` `pid` holds. Processes we may not read, or that exit
+/// mid-scan, hold none; if nobody readable holds a socket the answer is `Hidden` (or
+/// `PartlyHidden`), never `Free`.
 ///
 /// A server's listening sockets are nearly always among its first FDs, so for a
-/// `candidate` those are tried directly first: listing the directory costs the kernel
-/// a dentry per FD, thousands for a leaking server. The full scan of every process
-/// lists instead, since most processes hold only a few FDs.
-fn sockets_held(pid: u32, inodes: &HashSet<u64>, candidate: bool, enough: usize) -> usize {
+/// `candidate` those are tried directly first, and the search stops once it holds them
+/// all: listing the directory costs the kernel a dentry per FD, thousands for a leaking
+/// server. The full scan of every process lists instead, since most processes hold only
+/// a few FDs.
+fn sockets_held(pid: u32, inodes: &HashSet<u64>, candidate: bool) -> HashSet<u64> {
+    let mut held = HashSet::new();
     let Ok(dir) = FdDir::open(pid) else {
-        return 0;
+        return held;
     };
     let mut buffer = vec![0u8; libc::PATH_MAX as usize];
-    let mut held = HashSet::new();
     let mut look = |fd: i32| {
         if let Ok(link) = dir.target_into(fd, &mut buffer)
             && let Some(inode) = socket_inode(&link)
@@ -502,23 +511,24 @@ fn sockets_held(pid: u32, inodes: &HashSet<u64>, candidate: bool, enough: usize)
         {
             held.insert(inode);
         }
-        held.len() >= enough
+        held.len() == inodes.len()
     };
     if candidate && (0..LOW_FDS).any(&mut look) {
-        return enough;
+        return held;
     }
     let Ok(mut numbers) = dir.numbers() else {
-        return 0;
+        return held;
     };
     numbers.sort_unstable();
-    if numbers
+    for fd in numbers
         .into_iter()
         .filter(|&fd| !candidate || fd >= LOW_FDS)
-        .any(&mut look)
     {
-        return enough;
+        if look(fd) {
+            break;
+        }
     }
-    held.len()
+    held
 }
 
 fn listening_inodes(port: u16) -> Result<HashSet<u64>, OsError> {

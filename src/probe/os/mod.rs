@@ -128,6 +128,11 @@ pub enum PortOwner {
     /// Something listens, but no process we can read holds it (another user's
     /// process, or another network namespace's). Never act on such a port.
     Hidden,
+    /// These processes hold some of the listening sockets, but another listening socket
+    /// of the port is held by no process we can read (another user's, beside the
+    /// server on another address). Never act on such a port either. Only where sockets
+    /// have an identity to tell them apart (Linux).
+    PartlyHidden(Vec<u32>),
 }
 
 pub fn process_info(pid: u32) -> Result<ProcessInfo, OsError> {
