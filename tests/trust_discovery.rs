@@ -240,7 +240,8 @@ fn a_match_alone_never_signals_a_process_that_does_not_hold_the_port() {
     let env = TestEnv::new();
     let srv = dir_with_mode(0o755);
     let script = srv.path().join("server.py");
-    fs::write(&script, "print('hello')\n").unwrap();
+    // Empty: tail prints it to the test's output.
+    fs::write(&script, "").unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
     let mut tail = Command::new("tail");
     tail.arg("-f").arg(&script);
@@ -389,6 +390,26 @@ fn a_squatter_on_ipv6_beside_the_server_makes_the_target_unclear() {
     for (holder, user) in [(&server, SERVER_USER), (&squatter, ATTACKER)] {
         let shown = format!("PID {} (uid {}) `", holder.pid(), user.0);
         assert!(unclear.contains(&shown), "{shown:?} not in {unclear:?}");
+    }
+    assert_nothing_done(&env);
+
+    // With a history that names either holder as the last known server, the candidate
+    // shortcut of the port search used to answer with it alone: now the other listener
+    // of the port is still seen.
+    for last in [server.pid(), squatter.pid()] {
+        let mut history = read_history(&env);
+        history["last_pid"] = Value::from(last);
+        write_history(&env, &history);
+        let r = run_watchdog(&env, &["check", "--json"]);
+        for w in &witnesses {
+            w.assert_untouched(&r);
+        }
+        assert_exit(&env, &r, 4);
+        let again = common::report(&r);
+        assert!(
+            detail(&again, "target_unclear").contains("not one process tree"),
+            "last_pid {last}: {again:#}"
+        );
     }
     assert_nothing_done(&env);
 
