@@ -337,7 +337,7 @@ impl Search<'_> {
     }
 
     fn pidfile(&mut self, path: &Path) -> Result<Option<Named>, Blocked> {
-        let (pid, written, owner, mode) = match pidfile::read(path) {
+        let (pid, written, file) = match pidfile::read(path) {
             pidfile::Pidfile::Missing => return Ok(None),
             pidfile::Pidfile::Invalid { why } => {
                 self.stale(path, None, why);
@@ -354,12 +354,7 @@ impl Search<'_> {
                 });
                 return Ok(None);
             }
-            pidfile::Pidfile::Names {
-                pid,
-                written,
-                owner,
-                mode,
-            } => (pid, written, owner, mode),
+            pidfile::Pidfile::Names { pid, written, file } => (pid, written, file),
         };
         if let Some(why) = self.protected.why_not(pid) {
             self.stale(path, Some(pid), why);
@@ -376,12 +371,12 @@ impl Search<'_> {
             }
         };
         if self.as_root
-            && let Err(why) = pidfile::check_trust(path, owner, mode, info.uid)
+            && let Err(why) = pidfile::check_trust(path, &file, info.uid)
         {
             self.findings.push(Finding::UntrustedPidfile {
                 path: path.to_path_buf(),
                 pid: Some(pid),
-                owner: Some(owner),
+                owner: Some(file.owner),
                 why,
             });
             return Ok(None);

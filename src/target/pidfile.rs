@@ -21,11 +21,19 @@ pub enum Pidfile {
     Names {
         pid: u32,
         written: Option<SystemTime>,
-        /// Who owns the file and its mode, from the opened file itself (not the path,
-        /// which could be swapped after the open).
-        owner: u32,
-        mode: u32,
+        file: FileFacts,
     },
+}
+
+/// What the trust rule looks at, from the opened file itself (not the path, which could
+/// be swapped after the open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileFacts {
+    pub owner: u32,
+    pub mode: u32,
+    /// Hard links: more than one, and the file could be another file's content given
+    /// this name by whoever may create files in the directory.
+    pub links: u64,
 }
 
 pub fn read(path: &Path) -> Pidfile {
@@ -75,8 +83,11 @@ pub fn read(path: &Path) -> Pidfile {
         Ok(pid) => Pidfile::Names {
             pid,
             written,
-            owner: metadata.uid(),
-            mode: metadata.mode(),
+            file: FileFacts {
+                owner: metadata.uid(),
+                mode: metadata.mode(),
+                links: metadata.nlink(),
+            },
         },
         Err(why) => Pidfile::Invalid { why },
     }
@@ -91,15 +102,14 @@ pub fn read(path: &Path) -> Pidfile {
 /// - the file is owned by root or by the process's owner (a user may name their own
 ///   processes, nobody else's);
 /// - neither the file nor any directory above it is writable by anyone else; a sticky
-///   directory (`/tmp`) is fine, as others cannot replace a file they do not own there.
+///   directory (`/tmp`) is fine, as others cannot replace a file they do not own there;
+/// - it has one name: a hard link made by someone who may create files in the
+///   directory (where `fs.protected_hardlinks` is off) would give root's own file, and
+///   the PID in it, the pidfile's name.
 ///
 /// `Err` completes "the pidfile ...", naming the owner and the fix.
-pub fn check_trust(
-    path: &Path,
-    owner: u32,
-    mode: u32,
-    process_uid: Option<u32>,
-) -> Result<(), String> {
+pub fn check_trust(path: &Path, file: &FileFacts, process_uid: Option<u32>) -> Result<(), String> {
+    let FileFacts { owner, mode, links } = *file;
     let Some(process_uid) = process_uid else {
         return Err("names a process whose owner cannot be read".to_string());
     };
@@ -109,6 +119,12 @@ pub fn check_trust(
              user may only name their own processes; have the server write it as uid \
              {process_uid}, or `chown {process_uid} {}`",
             path.display()
+        ));
+    }
+    if links > 1 {
+        return Err(format!(
+            "(owned by uid {owner}) has {links} hard links, so it may be another file given \
+             this name; have the server write it afresh (e.g. write a new file and rename it)"
         ));
     }
     if mode & 0o022 != 0 {
@@ -221,16 +237,16 @@ mod tests {
             std::fs::write(&path, "123\n").unwrap();
             chown(&path, Some(owner), Some(owner)).unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
-            let Pidfile::Names { owner, mode, .. } = read(&path) else {
+            let Pidfile::Names { file, .. } = read(&path) else {
                 panic!("{} not read", path.display());
             };
-            (path, owner, mode)
+            (path, file)
         };
-        let check = |(path, owner, mode): &(PathBuf, u32, u32), process: Option<u32>| {
-            check_trust(path, *owner, *mode, process)
+        let check = |(path, file): &(PathBuf, FileFacts), process: Option<u32>| {
+            check_trust(path, file, process)
         };
-        let refused = |(path, owner, mode): &(PathBuf, u32, u32), process: u32, says: &str| {
-            let why = check_trust(path, *owner, *mode, Some(process)).unwrap_err();
+        let refused = |(path, file): &(PathBuf, FileFacts), process: u32, says: &str| {
+            let why = check_trust(path, file, Some(process)).unwrap_err();
             assert!(why.contains(says), "{}: {why}", path.display());
         };
 
@@ -272,6 +288,15 @@ mod tests {
         check(&pidfile(&servers, server, 0o644), Some(server)).expect("the owner's dir");
         // The server's owner may not name root's processes from a directory they own.
         refused(&pidfile(&servers, 0, 0o644), 0, "is owned by uid 4242");
+
+        // Root's own file, given a second name in a sticky directory.
+        let roots = pidfile(&private, 0, 0o644);
+        let planted = sticky.join("planted.pid");
+        std::fs::hard_link(&roots.0, &planted).unwrap();
+        let Pidfile::Names { file, .. } = read(&planted) else {
+            panic!("not read");
+        };
+        refused(&(planted, file), 0, "has 2 hard links");
     }
 
     #[test]
