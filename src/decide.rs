@@ -23,6 +23,9 @@ pub enum ReasonCode {
     OrphanPortHolder,
     NoProcess,
     StalePidfile,
+    /// The pidfile could have been written by someone other than root and the owner of
+    /// the process it names: its PID is ignored (a warning; the other sources are used).
+    UntrustedPidfile,
     /// Over `warn_percent` of the FD limit that applies: a warning only.
     FdsNearLimit,
     /// The FDs of the target could not be read (permission): a warning only.
@@ -47,6 +50,7 @@ impl ReasonCode {
             ReasonCode::OrphanPortHolder => "orphan_port_holder",
             ReasonCode::NoProcess => "no_process",
             ReasonCode::StalePidfile => "stale_pidfile",
+            ReasonCode::UntrustedPidfile => "untrusted_pidfile",
             ReasonCode::FdsNearLimit => "fds_near_limit",
             ReasonCode::FdsUnreadable => "fds_unreadable",
             ReasonCode::TargetUnclear => "target_unclear",
@@ -275,7 +279,12 @@ fn verdict(reasons: &[Reason]) -> Verdict {
 }
 
 fn reasons(obs: &Observation, cfg: &Config, ctx: &Context) -> Vec<Reason> {
-    let mut reasons: Vec<Reason> = obs.discovery.findings.iter().map(finding_reason).collect();
+    let mut reasons: Vec<Reason> = obs
+        .discovery
+        .findings
+        .iter()
+        .filter_map(finding_reason)
+        .collect();
     reasons.extend(orphan_reason(obs));
     reasons.extend(health_reason(obs));
     match &obs.fds {
@@ -298,12 +307,20 @@ fn reasons(obs: &Observation, cfg: &Config, ctx: &Context) -> Vec<Reason> {
     reasons
 }
 
-fn finding_reason(finding: &Finding) -> Reason {
+/// The warning a finding gives. A match without the port gives none of its own: it is
+/// part of the `no_process` reason, which says why nothing was found.
+fn finding_reason(finding: &Finding) -> Option<Reason> {
     let code = match finding {
         Finding::StalePidfile { .. } => ReasonCode::StalePidfile,
-        _ => ReasonCode::TargetUnclear,
+        Finding::UntrustedPidfile { .. } => ReasonCode::UntrustedPidfile,
+        Finding::MatchWithoutPort { .. } => return None,
+        Finding::Disagree { .. }
+        | Finding::PortHidden { .. }
+        | Finding::Ambiguous { .. }
+        | Finding::Unreadable { .. }
+        | Finding::SeveralHolders { .. } => ReasonCode::TargetUnclear,
     };
-    Reason::soft(code, finding.describe())
+    Some(Reason::soft(code, finding.describe()))
 }
 
 fn orphan_reason(obs: &Observation) -> Option<Reason> {
@@ -332,7 +349,7 @@ fn health_reason(obs: &Observation) -> Option<Reason> {
         return (!has_target).then(|| {
             Reason::soft(
                 ReasonCode::NoProcess,
-                "health passes but no server process was found: check [target]".into(),
+                format!("health passes but {}", why_no_process(obs)),
             )
         });
     }
@@ -349,10 +366,47 @@ fn health_reason(obs: &Observation) -> Option<Reason> {
             format!("health check failed ({tried}): {error}"),
         ))
     } else {
-        Some(Reason::hard(
-            ReasonCode::NoProcess,
-            format!("no server process found, and health failed ({tried}): {error}"),
-        ))
+        let mut detail = format!("no server process found, and health failed ({tried}): {error}");
+        if let Some(matched) = match_without_port(obs) {
+            detail = format!("{detail}; {}", matched.describe());
+        }
+        Some(Reason::hard(ReasonCode::NoProcess, detail))
+    }
+}
+
+fn match_without_port(obs: &Observation) -> Option<&Finding> {
+    obs.discovery
+        .findings
+        .iter()
+        .find(|f| matches!(f, Finding::MatchWithoutPort { .. }))
+}
+
+/// Why no process was found while health passes, completing "health passes but ...".
+/// Discovery runs before the health check: a server that bound its port in between
+/// (a respawn by its supervisor, just after a crash) is not a wrong config, and its
+/// old pidfile is stale until it rewrites it.
+fn why_no_process(obs: &Observation) -> String {
+    use crate::probe::os::PortOwner;
+    if let Some(matched) = match_without_port(obs) {
+        return format!(
+            "no process holding the port was found: {}",
+            matched.describe()
+        );
+    }
+    let stale = obs
+        .discovery
+        .findings
+        .iter()
+        .any(|f| matches!(f, Finding::StalePidfile { .. }));
+    match (&obs.discovery.port_owner, stale) {
+        (Some(PortOwner::Free), true) => "the port was free and the pidfile stale a moment \
+            earlier: the server was probably being restarted and has not rewritten its \
+            pidfile yet; the next run will find it (if this persists, check [target])"
+            .to_string(),
+        (Some(PortOwner::Free), false) => "the port was free a moment earlier: the server \
+            was probably starting; the next run will find it (if this persists, check [target])"
+            .to_string(),
+        _ => "no server process was found: check [target]".to_string(),
     }
 }
 
@@ -533,7 +587,7 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
 
     if let Some(finding) = obs.discovery.findings.iter().find(|f| f.blocks_action()) {
         return suppressed(Suppression::TargetUnclear {
-            detail: finding_reason(finding).detail,
+            detail: finding.describe(),
         });
     }
     if method == Method::None {

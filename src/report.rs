@@ -13,12 +13,16 @@ use crate::exit_code::ExitCode;
 use crate::probe::Observation;
 use crate::probe::fds::FdReading;
 use crate::probe::health::HealthResult;
-use crate::target::Target;
+use crate::target::{Holder, Target};
 use crate::trend::Trend;
 
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub target: Option<TargetReport>,
+    /// Every process that holds the port (init, this watchdog and its ancestors aside),
+    /// with its owner and command line: several that are not one process tree make the
+    /// target unclear, and the operator must see who they are.
+    pub port_holders: Vec<Holder>,
     pub health: HealthReport,
     pub fds: Option<FdReading>,
     pub rss_bytes: Option<u64>,
@@ -108,6 +112,7 @@ pub fn build(inputs: &Inputs) -> Report {
     let target = obs.discovery.target.as_ref();
     Report {
         target: target.map(|t| target_report(t, inputs.port, obs)),
+        port_holders: obs.discovery.port_holders.clone(),
         health: health_report(&obs.health),
         fds: obs.fd_reading().cloned(),
         rss_bytes: target.and_then(|t| t.info.rss_bytes),
@@ -318,6 +323,14 @@ pub fn status_text(report: &Report, url: &str) -> String {
         }
         None => {
             let _ = writeln!(out, "target    no server process found");
+        }
+    }
+    let target_pid = report.target.as_ref().map(|t| t.pid);
+    let only_the_target =
+        matches!(report.port_holders.as_slice(), [one] if Some(one.pid) == target_pid);
+    if !only_the_target {
+        for holder in &report.port_holders {
+            let _ = writeln!(out, "holder    {}", holder.describe());
         }
     }
     let supervisor = report.target.as_ref().and_then(|t| t.supervisor.as_ref());

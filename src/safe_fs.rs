@@ -280,12 +280,23 @@ pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
             ),
         });
     }
-    check_path_chain(&absolute, euid, 0)
+    check_path_chain(&absolute, &[euid], 0)
 }
 
-/// Every prefix of `path` (lexically, then through any symlink) is owned by `euid` or
-/// root, and writable by nobody else unless sticky.
-fn check_path_chain(path: &Path, euid: u32, depth: usize) -> Result<(), SafeFsError> {
+/// Whether only root and the users in `trusted` can change what `path` names: every
+/// directory from `/` down to `path` (through any symlink on the way) is owned by root
+/// or one of them, and none is writable by group or others unless sticky (`/tmp`),
+/// where others cannot rename or remove what they do not own. The last component is
+/// checked for its owner only: a caller that opens it checks the opened file itself.
+/// Used for files whose content the watchdog acts on (a pidfile read as root).
+pub fn check_trusted_chain(path: &Path, trusted: &[u32]) -> Result<(), SafeFsError> {
+    let absolute = std::path::absolute(path).map_err(|e| SafeFsError::io(path, e))?;
+    check_path_chain(&absolute, trusted, 0)
+}
+
+/// Every prefix of `path` (lexically, then through any symlink) is owned by root or a
+/// user in `trusted`, and writable by nobody else unless sticky.
+fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), SafeFsError> {
     // Bounds symlink chains, as the kernel does (MAXSYMLINKS is 40 on Linux).
     const MAX_LINKS: usize = 40;
     let mut prefix = PathBuf::new();
@@ -299,14 +310,15 @@ fn check_path_chain(path: &Path, euid: u32, depth: usize) -> Result<(), SafeFsEr
             other => prefix.push(other.as_os_str()),
         }
         let meta = fs::symlink_metadata(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
-        let owner_ok = meta.uid() == euid || meta.uid() == 0;
+        let owner_ok = meta.uid() == 0 || trusted.contains(&meta.uid());
         if !owner_ok {
             return Err(SafeFsError::Untrusted {
                 path: prefix.clone(),
                 why: format!(
                     "is owned by uid {}, so that user could swap what lies below it; \
-                     use a path owned by this user (uid {euid}) or root",
-                    meta.uid()
+                     use a path owned by {} or root",
+                    meta.uid(),
+                    owners_text(trusted)
                 ),
             });
         }
@@ -318,7 +330,7 @@ fn check_path_chain(path: &Path, euid: u32, depth: usize) -> Result<(), SafeFsEr
                 });
             }
             let resolved = fs::canonicalize(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
-            check_path_chain(&resolved, euid, depth + 1)?;
+            check_path_chain(&resolved, trusted, depth + 1)?;
             continue;
         }
         let sticky = meta.mode() & 0o1000 != 0;
@@ -353,7 +365,7 @@ pub fn check_trusted_or_absent(dir: &Path, euid: u32) -> Result<(), SafeFsError>
     while let Some(parent) = ancestor.parent() {
         ancestor = parent;
         match fs::symlink_metadata(ancestor) {
-            Ok(_) => return check_path_chain(ancestor, euid, 0),
+            Ok(_) => return check_path_chain(ancestor, &[euid], 0),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(SafeFsError::io(ancestor, e)),
         }
@@ -451,6 +463,17 @@ impl From<SafeFsError> for io::Error {
         match e {
             SafeFsError::Io { source, .. } => source,
             other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        }
+    }
+}
+
+/// `this user (uid 501)` for the watchdog's own checks, `uid 501` otherwise.
+fn owners_text(trusted: &[u32]) -> String {
+    match trusted {
+        [uid] if *uid == own_euid() => format!("this user (uid {uid})"),
+        uids => {
+            let uids: Vec<String> = uids.iter().map(|uid| format!("uid {uid}")).collect();
+            uids.join(" or ")
         }
     }
 }
@@ -646,6 +669,27 @@ mod tests {
         let dir = private_tempdir();
         let err = check_trusted_dir(dir.path(), own_euid().wrapping_add(1)).unwrap_err();
         assert!(err.to_string().contains("is owned by uid"), "{err}");
+    }
+
+    #[test]
+    fn a_chain_is_trusted_only_when_owned_by_root_or_the_trusted_users() {
+        // Real ownership: only root can give a directory away.
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let other = 4242;
+        let dir = private_tempdir();
+        let run = dir.path().join("run");
+        fs::create_dir(&run).unwrap();
+        std::os::unix::fs::chown(&run, Some(other), Some(other)).unwrap();
+        check_trusted_chain(&run, &[other]).expect("owned by a trusted user");
+        let err = check_trusted_chain(&run, &[]).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
+        assert!(err.to_string().contains("or root"), "{err}");
+
+        fs::set_permissions(&run, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_chain(&run, &[other]).unwrap_err();
+        assert!(err.to_string().contains("without the sticky bit"), "{err}");
+        fs::set_permissions(&run, fs::Permissions::from_mode(0o1777)).unwrap();
+        check_trusted_chain(&run, &[other]).expect("sticky, owned by the trusted");
     }
 
     #[test]

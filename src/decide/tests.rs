@@ -8,10 +8,10 @@ use crate::config::{self, FdPathRule, FileAction};
 use crate::probe::fds::{FdReading, KindCounts, PatternCount};
 use crate::probe::files::FileReading;
 use crate::probe::health::{Attempt, HealthResult};
-use crate::probe::os::{FdLimit, Identity, ProcState, ProcessInfo};
+use crate::probe::os::{FdLimit, Identity, PortOwner, ProcState, ProcessInfo};
 use crate::probe::restart_path::RestartPath;
 use crate::probe::supervisor::{JobStatus, Kind, Orphan, Resolution, Supervision, Supervisor};
-use crate::target::{Discovery, Target};
+use crate::target::{Discovery, Holder, Target};
 use crate::trend::Trend;
 
 const NOW_S: u64 = 1_800_000_000;
@@ -115,6 +115,7 @@ fn observation() -> Observation {
             target: Some(server(Duration::from_secs(3600))),
             findings: vec![],
             port_owner: None,
+            port_holders: vec![],
         },
         health: healthy(),
         fds: Some(Ok(fds(100, 30))),
@@ -365,6 +366,63 @@ const ROWS: &[Row] = &[
         verdict: Verdict::Warning,
         codes: &[(StalePidfile, Soft)],
         plan: Expect::Nothing,
+    },
+    Row {
+        name: "an untrusted pidfile is a warning of its own and the port holder is still the target",
+        change: |o, _, _| {
+            o.discovery.findings = vec![untrusted_pidfile()];
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(UntrustedPidfile, Soft), (HealthFailed, Hard)],
+        plan: Expect::Restart,
+    },
+    Row {
+        name: "an untrusted pidfile and a free port: nothing to restart, nothing to start",
+        change: |o, _, _| {
+            no_target(o);
+            o.discovery.findings = vec![untrusted_pidfile()];
+            o.discovery.port_owner = Some(PortOwner::Free);
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(UntrustedPidfile, Soft), (NoProcess, Hard)],
+        plan: Expect::Suppressed("nothing_to_start"),
+    },
+    Row {
+        name: "a match that does not hold the port is no target: nothing to start",
+        change: |o, _, _| {
+            no_target(o);
+            o.discovery.findings = vec![match_without_port()];
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Suppressed("nothing_to_start"),
+    },
+    Row {
+        name: "a match that does not hold the port: a start command starts a new server",
+        change: |o, c, _| {
+            no_target(o);
+            o.discovery.findings = vec![match_without_port()];
+            o.health = hanging();
+            c.restart.start_command = Some("./start.sh".into());
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Start,
+    },
+    Row {
+        name: "several port holders that are not one tree never act",
+        change: |o, c, _| {
+            no_target(o);
+            o.discovery.findings = vec![several_holders()];
+            o.health = hanging();
+            c.restart.start_command = Some("./start.sh".into());
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(TargetUnclear, Soft), (NoProcess, Hard)],
+        plan: Expect::Suppressed("target_unclear"),
     },
     Row {
         name: "disagreeing sources never act",
@@ -815,6 +873,43 @@ const ROWS: &[Row] = &[
     },
 ];
 
+fn untrusted_pidfile() -> Finding {
+    Finding::UntrustedPidfile {
+        path: "/tmp/x.pid".into(),
+        pid: Some(7),
+        owner: Some(4343),
+        why: "is owned by uid 4343, but the process it names runs as uid 0".into(),
+    }
+}
+
+fn holder(pid: u32, uid: u32, argv: &[&str]) -> Holder {
+    Holder {
+        pid,
+        uid: Some(uid),
+        user: None,
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+    }
+}
+
+fn match_without_port() -> Finding {
+    Finding::MatchWithoutPort {
+        port: 8787,
+        text: "server.py".into(),
+        matches: vec![holder(77, OWN_UID, &["tail", "-f", "/srv/server.py"])],
+    }
+}
+
+fn several_holders() -> Finding {
+    Finding::SeveralHolders {
+        port: 8787,
+        holders: vec![
+            holder(4242, OWN_UID, &["python3", "server.py"]),
+            holder(4343, 4343, &["nc", "-l", "::1", "8787"]),
+        ],
+        also_hidden: false,
+    }
+}
+
 /// Expected 10 + 2 × 20 sessions = 50 FDs, allowed 2 × 50 = 100: 100 FDs is within,
 /// 101 over.
 fn budget_of_fifty(o: &mut Observation, c: &mut Config) {
@@ -864,6 +959,74 @@ fn every_rule() {
         assert_eq!(codes, row.codes, "{}: reasons", row.name);
         assert_eq!(shape(&decision.plan), row.plan, "{}: plan", row.name);
     }
+}
+
+#[test]
+fn no_process_says_a_matching_process_does_not_hold_the_port() {
+    let mut obs = observation();
+    no_target(&mut obs);
+    obs.discovery.findings = vec![match_without_port()];
+    obs.health = hanging();
+    let decision = decide(&obs, &policy(), &context());
+    let detail = &decision.reasons[0].detail;
+    assert!(detail.starts_with("no server process found"), "{detail}");
+    assert!(
+        detail.contains("\"server.py\" matches PID 77")
+            && detail.contains("does not hold port 8787")
+            && detail.contains("never signalled"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn health_passing_with_a_stale_pidfile_and_a_free_port_is_a_restart_in_progress() {
+    let mut obs = observation();
+    no_target(&mut obs);
+    obs.discovery.port_owner = Some(PortOwner::Free);
+    obs.discovery.findings = vec![Finding::StalePidfile {
+        path: "/run/x.pid".into(),
+        pid: Some(7),
+        why: "PID 7 is not running".into(),
+    }];
+    let decision = decide(&obs, &policy(), &context());
+    let no_process = decision
+        .reasons
+        .iter()
+        .find(|r| r.code == NoProcess)
+        .expect("no_process");
+    assert!(
+        no_process.detail.contains("probably being restarted"),
+        "{}",
+        no_process.detail
+    );
+    assert!(
+        !no_process
+            .detail
+            .starts_with("health passes but no server process was found"),
+        "{}",
+        no_process.detail
+    );
+}
+
+#[test]
+fn several_holders_are_all_named_in_the_suppression() {
+    let mut obs = observation();
+    no_target(&mut obs);
+    obs.discovery.findings = vec![several_holders()];
+    obs.health = hanging();
+    let decision = decide(&obs, &policy(), &context());
+    let Plan::Suppressed {
+        why: Suppression::TargetUnclear { detail },
+        ..
+    } = &decision.plan
+    else {
+        panic!("{:?}", decision.plan);
+    };
+    assert!(
+        detail.contains("PID 4242 (uid 1000) `python3 server.py`")
+            && detail.contains("PID 4343 (uid 4343) `nc -l ::1 8787`"),
+        "{detail}"
+    );
 }
 
 #[test]
@@ -919,6 +1082,7 @@ fn reason_codes_read_the_same_in_json_and_text() {
         OrphanPortHolder,
         NoProcess,
         StalePidfile,
+        UntrustedPidfile,
         FdsNearLimit,
         FdsUnreadable,
         TargetUnclear,

@@ -52,6 +52,34 @@ pub enum Finding {
         pid: Option<u32>,
         why: String,
     },
+    /// The pidfile names a live process but could have been written by someone other
+    /// than root and that process's owner (a root watchdog only; see
+    /// `pidfile::check_trust`), or is a symlink. Its PID is never acted on; the other
+    /// sources are used, as for a stale pidfile.
+    UntrustedPidfile {
+        path: PathBuf,
+        pid: Option<u32>,
+        /// The file's owner, where the file was opened.
+        owner: Option<u32>,
+        why: String,
+    },
+    /// `match` names processes, but none holds the configured port: a command line is
+    /// text anyone can choose (`tail -f server.py`), so they are never signalled. The
+    /// run goes on as if no process were found.
+    MatchWithoutPort {
+        port: u16,
+        text: String,
+        matches: Vec<Holder>,
+    },
+    /// The port is held by processes that are not one process tree (the server on
+    /// 127.0.0.1 and another one on [::1]), or, `also_hidden`, by these and by a
+    /// process this user cannot read: which one is the server is unclear. Nothing may
+    /// be acted on.
+    SeveralHolders {
+        port: u16,
+        holders: Vec<Holder>,
+        also_hidden: bool,
+    },
     /// The sources name different processes. Nothing may be acted on.
     Disagree { detail: String },
     /// Something listens on the port but no process this user can read holds it.
@@ -72,6 +100,43 @@ impl Finding {
             Finding::StalePidfile { path, why, .. } => {
                 format!("stale pidfile {}: {why}", path.display())
             }
+            Finding::UntrustedPidfile { path, pid, why, .. } => {
+                let ignored = pid.map_or(String::new(), |pid| format!(", so PID {pid} is ignored"));
+                format!(
+                    "untrusted pidfile {}{ignored}: the file {why}",
+                    path.display()
+                )
+            }
+            Finding::MatchWithoutPort {
+                port,
+                text,
+                matches,
+            } => format!(
+                "{text:?} matches {}, which does not hold port {port}: a process found only \
+                 by match is never signalled",
+                Holder::list(matches)
+            ),
+            Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden: false,
+            } => format!(
+                "port {port} is held by {} processes that are not one process tree: {}; \
+                 nothing is touched until only the server holds it (stop the other, or bind \
+                 the server to both addresses)",
+                holders.len(),
+                Holder::list(holders)
+            ),
+            Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden: true,
+            } => format!(
+                "port {port} is held by {} and also by a process this user cannot read \
+                 (another user's, on another address?); nothing is touched: run the \
+                 watchdog as root to see who it is",
+                Holder::list(holders)
+            ),
             Finding::Disagree { detail }
             | Finding::Ambiguous { detail }
             | Finding::Unreadable { detail, .. } => detail.clone(),
@@ -84,7 +149,50 @@ impl Finding {
 
     /// Whether this finding forbids acting on anything in this run.
     pub fn blocks_action(&self) -> bool {
-        !matches!(self, Finding::StalePidfile { .. })
+        !matches!(
+            self,
+            Finding::StalePidfile { .. }
+                | Finding::UntrustedPidfile { .. }
+                | Finding::MatchWithoutPort { .. }
+        )
+    }
+}
+
+/// A process shown to the operator by PID, owner and command line: a port holder, or a
+/// process that `match` found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub uid: Option<u32>,
+    /// The owner's login name, where the user database has one.
+    pub user: Option<String>,
+    pub argv: Vec<String>,
+}
+
+impl Holder {
+    pub fn of(info: &ProcessInfo) -> Holder {
+        Holder {
+            pid: info.pid(),
+            uid: info.uid,
+            user: info.uid.and_then(os::user_name),
+            argv: info.argv.clone(),
+        }
+    }
+
+    /// `PID 4242 (uid 1000 alice) `python3 server.py``.
+    pub fn describe(&self) -> String {
+        let owner = match (self.uid, &self.user) {
+            (Some(uid), Some(user)) => format!("uid {uid} {user}"),
+            (Some(uid), None) => format!("uid {uid}"),
+            (None, _) => "owner unknown".to_string(),
+        };
+        let line = one_line(&pidfile::shorten(&self.argv.join(" "), SHOWN_COMMAND_CHARS));
+        format!("PID {} ({owner}) `{line}`", self.pid)
+    }
+
+    fn list(holders: &[Holder]) -> String {
+        let shown: Vec<String> = holders.iter().map(Holder::describe).collect();
+        shown.join(", ")
     }
 }
 
@@ -101,6 +209,9 @@ pub struct Discovery {
     pub findings: Vec<Finding>,
     /// What holds the port, when a port was set and could be read.
     pub port_owner: Option<PortOwner>,
+    /// Every process that holds the port (but init, this watchdog and its ancestors),
+    /// for `status`: several that are not one tree make the target unclear.
+    pub port_holders: Vec<Holder>,
 }
 
 /// Start times are precise to about a second (whole-second `btime` plus clock ticks), and
@@ -114,6 +225,9 @@ const MAX_TREE_DEPTH: usize = 256;
 /// Command lines in findings are cut to this many characters: enough to recognise.
 const SHOWN_COMMAND_CHARS: usize = 120;
 
+/// Processes listed in a finding; more are counted, not shown.
+const SHOWN_PROCESSES: usize = 5;
+
 pub fn discover(sources: &Sources) -> Discovery {
     let mut search = Search {
         sources,
@@ -121,6 +235,10 @@ pub fn discover(sources: &Sources) -> Discovery {
         protected: Protected::current(),
         findings: Vec::new(),
         port_owner: None,
+        port_holders: Vec::new(),
+        // A pidfile is only believed as far as its writer could have signalled the
+        // process anyway; that matters when the watchdog can signal anything.
+        as_root: crate::safe_fs::own_euid() == 0,
     };
     // `Err(Blocked)`: a finding that forbids acting was recorded; there is no target.
     let target = search.find_target().unwrap_or(None);
@@ -128,6 +246,7 @@ pub fn discover(sources: &Sources) -> Discovery {
         target,
         findings: search.findings,
         port_owner: search.port_owner,
+        port_holders: search.port_holders,
     }
 }
 
@@ -148,6 +267,8 @@ struct Search<'a> {
     protected: Protected,
     findings: Vec<Finding>,
     port_owner: Option<PortOwner>,
+    port_holders: Vec<Holder>,
+    as_root: bool,
 }
 
 impl Search<'_> {
@@ -216,13 +337,24 @@ impl Search<'_> {
     }
 
     fn pidfile(&mut self, path: &Path) -> Result<Option<Named>, Blocked> {
-        let (pid, written) = match pidfile::read(path) {
+        let (pid, written, file) = match pidfile::read(path) {
             pidfile::Pidfile::Missing => return Ok(None),
             pidfile::Pidfile::Invalid { why } => {
                 self.stale(path, None, why);
                 return Ok(None);
             }
-            pidfile::Pidfile::Names { pid, written } => (pid, written),
+            pidfile::Pidfile::Symlink => {
+                self.findings.push(Finding::UntrustedPidfile {
+                    path: path.to_path_buf(),
+                    pid: None,
+                    owner: None,
+                    why: "is a symbolic link, which is never followed: set target.pidfile \
+                          to the file itself"
+                        .to_string(),
+                });
+                return Ok(None);
+            }
+            pidfile::Pidfile::Names { pid, written, file } => (pid, written, file),
         };
         if let Some(why) = self.protected.why_not(pid) {
             self.stale(path, Some(pid), why);
@@ -238,6 +370,17 @@ impl Search<'_> {
                 return Err(self.block(Finding::Unreadable { pid, detail }));
             }
         };
+        if self.as_root
+            && let Err(why) = pidfile::check_trust(path, &file, info.uid)
+        {
+            self.findings.push(Finding::UntrustedPidfile {
+                path: path.to_path_buf(),
+                pid: Some(pid),
+                owner: Some(file.owner),
+                why,
+            });
+            return Ok(None);
+        }
         if written.is_some_and(|written| info.start_time > written + START_TIME_SLACK) {
             let why = "PID reused: started after the pidfile was written".to_string();
             self.stale(path, Some(pid), why);
@@ -294,30 +437,60 @@ impl Search<'_> {
             Err(_) => return Err(self.block(Finding::PortHidden { port })),
         };
         self.port_owner = Some(owner.clone());
-        let pids = match owner {
+        let (pids, also_hidden) = match owner {
             PortOwner::Free => return Ok(None),
             PortOwner::Hidden => return Err(self.block(Finding::PortHidden { port })),
-            PortOwner::Held(pids) => pids,
+            PortOwner::Held(pids) => (pids, false),
+            PortOwner::PartlyHidden(pids) => (pids, true),
         };
         // PID 1 holds the socket of a socket-activated service alongside the service
         // itself; like this watchdog and its ancestors, it is passed over.
-        let Some(pid) = pids
-            .into_iter()
-            .find(|&pid| self.protected.why_not(pid).is_none())
-        else {
-            return Ok(None);
-        };
-        match live_process(pid) {
-            Ok(info) => Ok(Some(Named {
-                info,
-                source: "port",
-            })),
-            Err(Lookup::NotRunning) => {
-                let detail = format!("PID {pid} held port {port} but exited while being read");
-                Err(self.block(Finding::Unreadable { pid, detail }))
+        let mut holders = Vec::new();
+        for pid in pids {
+            if self.protected.why_not(pid).is_some() {
+                continue;
             }
-            Err(Lookup::Unreadable(detail)) => Err(self.block(Finding::Unreadable { pid, detail })),
+            match live_process(pid) {
+                Ok(info) => holders.push(info),
+                // Exited since the scan: it holds nothing now.
+                Err(Lookup::NotRunning) => {}
+                Err(Lookup::Unreadable(detail)) => {
+                    return Err(self.block(Finding::Unreadable { pid, detail }));
+                }
+            }
         }
+        self.port_holders = holders.iter().map(Holder::of).collect();
+        if also_hidden {
+            let holders = self.port_holders.clone();
+            return Err(self.block(Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden,
+            }));
+        }
+        if holders.is_empty() {
+            return Ok(None);
+        }
+        // A pre-fork server (a master and the workers that inherited its socket) is one
+        // target: the holder every other holder descends from. Anything else is several
+        // parties on one port, and acting on any of them could hit the wrong one.
+        let root = holders.iter().position(|candidate| {
+            holders.iter().all(|other| {
+                other.pid() == candidate.pid() || is_descendant(other, candidate.pid())
+            })
+        });
+        let Some(root) = root else {
+            let holders = self.port_holders.clone();
+            return Err(self.block(Finding::SeveralHolders {
+                port,
+                holders,
+                also_hidden,
+            }));
+        };
+        Ok(Some(Named {
+            info: holders.swap_remove(root),
+            source: "port",
+        }))
     }
 
     /// The processes most likely to hold the port, so the full scan is the last resort.
@@ -376,6 +549,25 @@ impl Search<'_> {
     fn search_by_match(&mut self) -> Option<Target> {
         let text = self.wanted?;
         let matches = self.processes_matching(text);
+        if let Some(port) = self.sources.port
+            && !matches.is_empty()
+        {
+            // The port is free (or held only by init or this watchdog): what matches is
+            // not serving it. A command line is text anyone can choose, so it alone never
+            // names a process to signal; a new server is started instead, if there is a
+            // way.
+            let matches = matches
+                .iter()
+                .take(SHOWN_PROCESSES)
+                .map(Holder::of)
+                .collect();
+            self.findings.push(Finding::MatchWithoutPort {
+                port,
+                text: text.to_string(),
+                matches,
+            });
+            return None;
+        }
         let chosen = match matches.len() {
             0 => return None,
             1 => matches.into_iter().next(),
@@ -414,11 +606,11 @@ impl Search<'_> {
         }
         let listed: Vec<String> = matches
             .iter()
-            .take(5)
+            .take(SHOWN_PROCESSES)
             .map(|info| format!("{} (`{}`)", info.pid(), shown(info)))
             .collect();
-        let more = if matches.len() > 5 {
-            format!(" and {} more", matches.len() - 5)
+        let more = if matches.len() > SHOWN_PROCESSES {
+            format!(" and {} more", matches.len() - SHOWN_PROCESSES)
         } else {
             String::new()
         };
@@ -522,7 +714,23 @@ fn is_descendant(info: &ProcessInfo, ancestor: u32) -> bool {
 }
 
 fn shown(info: &ProcessInfo) -> String {
-    pidfile::shorten(&info.command_line(), SHOWN_COMMAND_CHARS)
+    one_line(&pidfile::shorten(&info.command_line(), SHOWN_COMMAND_CHARS))
+}
+
+/// A command line is text its owner chose: control characters (a newline in a
+/// `python -c` script, or one planted to forge a line of `status` or the log) are shown
+/// escaped, so it stays on one line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -892,6 +1100,189 @@ mod tests {
         assert_eq!(target.info.pid(), holder_pid);
         assert_eq!(target.evidence, ["pidfile", "port", "match"]);
         assert!(found.findings.is_empty(), "{:?}", found.findings);
+    }
+
+    /// A directory like /tmp: anyone may create files, nobody may replace another's.
+    fn sticky_dir() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_pidfile_another_user_wrote_naming_roots_process_is_untrusted() {
+        assert_eq!(
+            crate::safe_fs::own_euid(),
+            0,
+            "run as root: the rule is root's"
+        );
+        let sleep = spawn("sleep", &[&unique_seconds(48)]);
+        let dir = sticky_dir();
+        let pidfile = write_pidfile(dir.path(), sleep.pid());
+        std::os::unix::fs::chown(&pidfile, Some(4343), Some(4343)).unwrap();
+        let found = discover(&Sources {
+            pidfile: Some(pidfile.clone()),
+            ..Sources::default()
+        });
+        assert!(found.target.is_none(), "{:?}", found.target);
+        let [Finding::UntrustedPidfile { pid, owner, .. }] = found.findings.as_slice() else {
+            panic!("expected an untrusted pidfile, got {:?}", found.findings);
+        };
+        assert_eq!((*pid, *owner), (Some(sleep.pid()), Some(4343)));
+        assert!(
+            !found.findings[0].blocks_action(),
+            "the other sources still count"
+        );
+        let text = found.findings[0].describe();
+        assert!(
+            text.starts_with(&format!("untrusted pidfile {}", pidfile.display()))
+                && text.contains(&format!("PID {} is ignored", sleep.pid()))
+                && text.contains("owned by uid 4343"),
+            "{text}"
+        );
+
+        // The same file owned by root is believed.
+        std::os::unix::fs::chown(&pidfile, Some(0), Some(0)).unwrap();
+        let found = discover(&Sources {
+            pidfile: Some(pidfile),
+            ..Sources::default()
+        });
+        assert_eq!(found.target.expect("target").info.pid(), sleep.pid());
+    }
+
+    #[test]
+    fn a_symlinked_pidfile_is_never_followed() {
+        let sleep = spawn("sleep", &[&unique_seconds(49)]);
+        let dir = tempfile::tempdir().unwrap();
+        let real = write_pidfile(dir.path(), sleep.pid());
+        let link = dir.path().join("link.pid");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let found = discover(&Sources {
+            pidfile: Some(link),
+            ..Sources::default()
+        });
+        assert_no_target_but!(found, Finding::UntrustedPidfile { pid: None, .. });
+        assert!(found.findings[0].describe().contains("symbolic link"));
+    }
+
+    /// Listens on `address` port `port` (0: any), IPv6 sockets V6ONLY; with `fork`, a
+    /// child inherits the socket (a pre-fork worker). Prints the port and its PID.
+    fn listener(address: &str, port: u16, fork: bool) -> (Reaped, u16, u32) {
+        let family = if address.contains(':') {
+            "AF_INET6"
+        } else {
+            "AF_INET"
+        };
+        let script = format!(
+            "import os, socket, time\n\
+             s = socket.socket(socket.{family})\n\
+             if s.family == socket.AF_INET6:\n    \
+                 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n\
+             s.bind(('{address}', {port}))\n\
+             s.listen()\n\
+             if {fork} and os.fork() == 0:\n    \
+                 time.sleep(60)\n    \
+                 os._exit(0)\n\
+             print(s.getsockname()[1], os.getpid(), flush=True)\n\
+             time.sleep(60)\n",
+            fork = if fork { "True" } else { "False" },
+        );
+        port_holder("python3", &["-c", &script])
+    }
+
+    #[test]
+    fn port_holders_that_are_not_one_tree_are_unclear_and_all_shown() {
+        let (_server, port, server_pid) = listener("127.0.0.1", 0, false);
+        let (_squatter, _, squatter_pid) = listener("::1", port, false);
+        for last_known_pid in [None, Some(server_pid), Some(squatter_pid)] {
+            let found = discover(&Sources {
+                port: Some(port),
+                last_known_pid,
+                ..Sources::default()
+            });
+            assert_no_target_but!(found, Finding::SeveralHolders { .. });
+            let mut shown: Vec<u32> = found.port_holders.iter().map(|h| h.pid).collect();
+            shown.sort_unstable();
+            let mut both = vec![server_pid, squatter_pid];
+            both.sort_unstable();
+            assert_eq!(shown, both, "with last_known_pid {last_known_pid:?}");
+            let text = found.findings[0].describe();
+            assert!(
+                text.contains(&format!("PID {server_pid} (uid 0 root) `"))
+                    && text.contains(&format!("PID {squatter_pid} (uid 0 root) `"))
+                    && text.contains("AF_INET6"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_master_and_its_worker_on_one_socket_are_one_target() {
+        let (_master, port, master_pid) = listener("127.0.0.1", 0, true);
+        let worker_listens = || {
+            matches!(
+                os::port_owner(port, &[]),
+                Ok(PortOwner::Held(pids)) if pids.len() == 2
+            )
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !worker_listens() {
+            assert!(Instant::now() < deadline, "the worker did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let found = discover(&Sources {
+            port: Some(port),
+            ..Sources::default()
+        });
+        assert_eq!(found.target.expect("target").info.pid(), master_pid);
+        assert!(found.findings.is_empty(), "{:?}", found.findings);
+        assert_eq!(found.port_holders.len(), 2);
+    }
+
+    #[test]
+    fn a_match_that_does_not_hold_the_port_is_never_the_target() {
+        let seconds = unique_seconds(50);
+        let sleep = spawn("sleep", &[&seconds]);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let found = discover(&Sources {
+            port: Some(port),
+            match_: Some(format!("sleep {seconds}")),
+            ..Sources::default()
+        });
+        assert_no_target_but!(found, Finding::MatchWithoutPort { .. });
+        assert!(
+            !found.findings[0].blocks_action(),
+            "a new server may be started"
+        );
+        let text = found.findings[0].describe();
+        assert!(
+            text.contains(&format!("PID {}", sleep.pid()))
+                && text.contains(&format!("does not hold port {port}")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_shown_command_line_stays_on_one_line() {
+        let holder = Holder {
+            pid: 7,
+            uid: Some(4343),
+            user: None,
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                "x\nholder    PID 1 (uid 0 root)\t`".into(),
+            ],
+        };
+        assert_eq!(
+            holder.describe(),
+            "PID 7 (uid 4343) `sh -c x\\nholder    PID 1 (uid 0 root)\\t``"
+        );
     }
 
     #[test]

@@ -400,18 +400,30 @@ pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
         return Ok(PortOwner::Free);
     }
     // The candidates (pidfile PID, last known PID) usually hold the socket; checking them
-    // first keeps the common case to a few readlinks instead of every FD on the box.
+    // first keeps the common case to a few readlinks instead of every FD on the box. But
+    // a candidate is the whole answer only if it holds every listening socket of the
+    // port: another process listening on another address of the same port (a squatter
+    // on [::1] beside the server on 127.0.0.1) must be seen, so anything less means the
+    // full scan.
     for &pid in candidates {
-        if holds_any_socket(pid, &inodes, true) {
+        if sockets_held(pid, &inodes, true).len() == inodes.len() {
             return Ok(PortOwner::Held(vec![pid]));
         }
     }
-    let holders: Vec<u32> = all_pids()?
-        .into_iter()
-        .filter(|&pid| holds_any_socket(pid, &inodes, false))
-        .collect();
+    let mut seen = HashSet::new();
+    let mut holders = Vec::new();
+    for pid in all_pids()? {
+        let held = sockets_held(pid, &inodes, false);
+        if !held.is_empty() {
+            holders.push(pid);
+            seen.extend(held);
+        }
+    }
     if holders.is_empty() {
         return Ok(PortOwner::Hidden);
+    }
+    if seen.len() < inodes.len() {
+        return Ok(PortOwner::PartlyHidden(master_first(holders)));
     }
     Ok(PortOwner::Held(master_first(holders)))
 }
@@ -477,34 +489,46 @@ fn read_cwd(pid: u32) -> Option<std::path::PathBuf> {
 /// FDs tried one by one before a candidate's FD directory is listed.
 const LOW_FDS: i32 = 32;
 
-/// Whether `pid` holds one of the socket `inodes`. Processes we may not read, or that
-/// exit mid-scan, simply do not count as holders; if nobody readable holds the socket
-/// the answer is `Hidden`, never `Free`.
+/// Which of the socket `inodes` `pid` holds. Processes we may not read, or that exit
+/// mid-scan, hold none; if nobody readable holds a socket the answer is `Hidden` (or
+/// `PartlyHidden`), never `Free`.
 ///
-/// A server's listening socket is nearly always one of its first FDs, so for a
-/// `candidate` those are tried directly first: listing the directory costs the kernel
-/// a dentry per FD, thousands for a leaking server. The full scan of every process
-/// lists instead, since most processes hold only a few FDs.
-fn holds_any_socket(pid: u32, inodes: &HashSet<u64>, candidate: bool) -> bool {
+/// A server's listening sockets are nearly always among its first FDs, so for a
+/// `candidate` those are tried directly first, and the search stops once it holds them
+/// all: listing the directory costs the kernel a dentry per FD, thousands for a leaking
+/// server. The full scan of every process lists instead, since most processes hold only
+/// a few FDs.
+fn sockets_held(pid: u32, inodes: &HashSet<u64>, candidate: bool) -> HashSet<u64> {
+    let mut held = HashSet::new();
     let Ok(dir) = FdDir::open(pid) else {
-        return false;
+        return held;
     };
     let mut buffer = vec![0u8; libc::PATH_MAX as usize];
-    let mut holds = |fd: i32| {
-        dir.target_into(fd, &mut buffer)
-            .is_ok_and(|link| socket_inode(&link).is_some_and(|inode| inodes.contains(&inode)))
+    let mut look = |fd: i32| {
+        if let Ok(link) = dir.target_into(fd, &mut buffer)
+            && let Some(inode) = socket_inode(&link)
+            && inodes.contains(&inode)
+        {
+            held.insert(inode);
+        }
+        held.len() == inodes.len()
     };
-    if candidate && (0..LOW_FDS).any(&mut holds) {
-        return true;
+    if candidate && (0..LOW_FDS).any(&mut look) {
+        return held;
     }
     let Ok(mut numbers) = dir.numbers() else {
-        return false;
+        return held;
     };
     numbers.sort_unstable();
-    numbers
+    for fd in numbers
         .into_iter()
         .filter(|&fd| !candidate || fd >= LOW_FDS)
-        .any(holds)
+    {
+        if look(fd) {
+            break;
+        }
+    }
+    held
 }
 
 fn listening_inodes(port: u16) -> Result<HashSet<u64>, OsError> {
@@ -1270,6 +1294,54 @@ Max locked memory         8388608              8388608              bytes
             port_owner(port, &[1, me]).unwrap(),
             PortOwner::Held(vec![me])
         );
+    }
+
+    #[test]
+    fn a_candidate_holding_one_of_two_listeners_is_not_the_whole_answer() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = v4.local_addr().unwrap().port();
+        // Another process listens on [::1] with the same port (IPV6_V6ONLY, so both
+        // binds succeed): python3 does what std cannot, set V6ONLY before bind.
+        let script = format!(
+            "import socket, sys, time\n\
+             s = socket.socket(socket.AF_INET6)\n\
+             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n\
+             s.bind(('::1', {port}))\n\
+             s.listen()\n\
+             print('ok', flush=True)\n\
+             time.sleep(60)\n"
+        );
+        let mut squatter = Reaped(
+            std::process::Command::new("python3")
+                .args(["-c", &script])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(squatter.0.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(
+            line.trim(),
+            "ok",
+            "the squatter could not bind [::1]:{port}"
+        );
+        let me = std::process::id();
+        let Ok(PortOwner::Held(holders)) = port_owner(port, &[me]) else {
+            panic!("port {port} not held");
+        };
+        let mut holders = holders;
+        holders.sort_unstable();
+        let mut expected = vec![me, squatter.0.id()];
+        expected.sort_unstable();
+        assert_eq!(
+            holders, expected,
+            "the full scan must find the squatter too"
+        );
+        drop(v4);
     }
 
     #[test]

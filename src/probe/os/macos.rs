@@ -867,15 +867,17 @@ pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
         Ok(Listen::Unknown) | Err(_) => unsure = true,
     };
 
+    // The candidates (pidfile PID, last known PID) come first in the answer, but are
+    // never the whole answer: macOS names no socket by an identity that would show that
+    // a candidate holds every listener of the port, and another process listening on
+    // another address of the same port (a squatter on [::1] beside the server on
+    // 127.0.0.1) must be seen. So every process is searched.
     let mut searched: Vec<u32> = Vec::with_capacity(candidates.len());
     for &pid in candidates {
         if !searched.contains(&pid) {
             searched.push(pid);
             check(pid, &mut holders);
         }
-    }
-    if !holders.is_empty() {
-        return Ok(PortOwner::Held(holders));
     }
     for pid in all_pids()? {
         if !searched.contains(&pid) {
