@@ -153,7 +153,7 @@ pub fn check_trust(path: &Path, file: &FileFacts, process_uid: Option<u32>) -> R
 }
 
 /// The whole content, trimmed, must be a positive PID.
-fn parse_pid(bytes: &[u8]) -> Result<u32, String> {
+pub(crate) fn parse_pid(bytes: &[u8]) -> Result<u32, String> {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
     if text.is_empty() {

@@ -47,9 +47,9 @@ struct Request {
 /// `struct inet_diag_msg`.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct DiagMsg {
+pub(crate) struct DiagMsg {
     family: u8,
-    state: u8,
+    pub(crate) state: u8,
     timer: u8,
     retrans: u8,
     id: SockId,
@@ -57,7 +57,7 @@ struct DiagMsg {
     rqueue: u32,
     wqueue: u32,
     uid: u32,
-    inode: u32,
+    pub(crate) inode: u32,
 }
 
 const _: () = assert!(size_of::<SockId>() == 48);
@@ -220,7 +220,7 @@ fn send_request(socket: &OwnedFd, family: u8, states: u32) -> io::Result<()> {
 }
 
 /// Reads one datagram of netlink messages; `Ok(true)` once the dump is complete.
-fn parse_messages(mut data: &[u8], messages: &mut Vec<DiagMsg>) -> io::Result<bool> {
+pub(crate) fn parse_messages(mut data: &[u8], messages: &mut Vec<DiagMsg>) -> io::Result<bool> {
     let header_len = size_of::<libc::nlmsghdr>();
     while data.len() >= header_len {
         // SAFETY: at least header_len bytes remain; read_unaligned copes with any
