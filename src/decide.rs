@@ -459,7 +459,7 @@ fn budget_reason(obs: &Observation, reading: &FdReading, cfg: &Config) -> Option
 }
 
 /// The first busy field of the /health JSON that is non-zero, as `name=value`.
-fn busy(obs: &Observation, cfg: &Config) -> Option<String> {
+pub(crate) fn busy(obs: &Observation, cfg: &Config) -> Option<String> {
     let json = obs.health.json.as_ref()?;
     cfg.health.busy_fields.iter().find_map(|field| {
         let value = json.get(field)?.as_f64()?;

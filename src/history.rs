@@ -322,7 +322,9 @@ impl History {
                 THINNED_STEP
             };
             let keep = is_newest
-                || last_kept.is_none_or(|(pid, at)| pid != s.pid || s.at >= at + step.as_secs());
+                || last_kept.is_none_or(|(pid, at)| {
+                    pid != s.pid || s.at >= at.saturating_add(step.as_secs())
+                });
             if keep {
                 last_kept = Some((s.pid, s.at));
             }
@@ -485,6 +487,15 @@ mod tests {
         h.last_logged.insert("warning:x".into(), u64::MAX);
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         assert!(!h.due("warning:x", Duration::from_secs(3600), now));
+    }
+
+    #[test]
+    fn a_garbage_sample_time_in_the_file_does_not_overflow() {
+        let mut h = History::new();
+        h.samples.push(sample(u64::MAX, 7));
+        h.samples.push(sample(1_800_000_000, 7));
+        h.record_sample(sample(1_800_000_060, 7), WINDOW);
+        assert_eq!(h.samples.last().map(|s| s.at), Some(1_800_000_060));
     }
 
     #[test]

@@ -26,3 +26,6 @@ pub mod safe_fs;
 pub mod schedule;
 pub mod target;
 pub mod trend;
+
+#[cfg(test)]
+mod proptests;

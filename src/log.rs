@@ -231,7 +231,11 @@ impl FileSink {
     fn write(&self, event: &Event, ts: &str) -> Result<(), SafeFsError> {
         let mut line = match self.format {
             LogFormat::Json => event.to_json(ts).to_string(),
-            LogFormat::Text => format!("{ts} {} {}", event.level.upper(), event.line()),
+            // One event, one line: a message quoting a command line with line breaks
+            // in it must not add lines that read back as actions (`actions_since`).
+            LogFormat::Text => format!("{ts} {} {}", event.level.upper(), event.line())
+                .replace('\n', "\\n")
+                .replace('\r', "\\r"),
         };
         line.push('\n');
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -479,6 +483,20 @@ mod tests {
             text.contains(" WARNING restart pid=42: restarting"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_message_with_line_breaks_adds_no_line_and_no_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watchdog.log");
+        let mut logger = Logger::open(&cfg(&path, LogFormat::Text, 1 << 20), Verbosity::Quiet);
+        let now = Local::now().to_rfc3339_opts(SecondsFormat::Millis, false);
+        let forged =
+            format!("python3 x\n{now} INFO restart pid=1: restarting PID 1 via builtin\r\n");
+        logger.emit(&Event::new(Level::Info, "restarted", forged));
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(actions_since(&path, 0), Some(vec![]), "{text}");
     }
 
     #[test]

@@ -113,9 +113,12 @@ fn top_growing(oldest: &FdSample, current: &FdSample) -> Option<Growth> {
                 .iter()
                 .find(|(p, _)| p == path)
                 .map_or(0, |(_, c)| *c);
+            // The older count comes from the history file: any u64. Clamped, a
+            // huge one is no growth rather than an overflow.
+            let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             Growth {
                 path: path.clone(),
-                delta: *count as i64 - before as i64,
+                delta: clamp(*count).saturating_sub(clamp(before)),
             }
         })
         .filter(|g| g.delta > 0)
@@ -134,6 +137,15 @@ mod tests {
             patterns: vec![],
             top: vec![("/h/state.db".into(), total / 2), ("/dev/null".into(), 3)],
         }
+    }
+
+    #[test]
+    fn a_huge_count_in_the_file_is_no_growth_not_an_overflow() {
+        let mut oldest = sample(1_800_000_000, 0);
+        oldest.top = vec![("/a".into(), 1 << 63)];
+        let mut current = sample(1_800_000_600, 0);
+        current.top = vec![("/a".into(), 5)];
+        assert_eq!(top_growing(&oldest, &current), None);
     }
 
     #[test]

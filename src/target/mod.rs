@@ -2,7 +2,7 @@
 //! the port, and `match` on the command line. Sources that are set must agree; a stale
 //! pidfile is reported and never acted on.
 
-mod pidfile;
+pub(crate) mod pidfile;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -72,11 +72,17 @@ pub fn read(path: &Path) -> Pidfile {
     let mut bytes = Vec::new();
     if let Err(e) = file
         .by_ref()
-        .take(MAX_PIDFILE_BYTES)
+        .take(MAX_PIDFILE_BYTES + 1)
         .read_to_end(&mut bytes)
     {
         return Pidfile::Invalid {
             why: format!("cannot be read: {e}"),
+        };
+    }
+    // Cut at the limit, the digits at the cut would read as a shorter PID.
+    if bytes.len() as u64 > MAX_PIDFILE_BYTES {
+        return Pidfile::Invalid {
+            why: format!("is longer than {MAX_PIDFILE_BYTES} bytes: not a pidfile"),
         };
     }
     match parse_pid(&bytes) {
@@ -147,7 +153,7 @@ pub fn check_trust(path: &Path, file: &FileFacts, process_uid: Option<u32>) -> R
 }
 
 /// The whole content, trimmed, must be a positive PID.
-fn parse_pid(bytes: &[u8]) -> Result<u32, String> {
+pub(crate) fn parse_pid(bytes: &[u8]) -> Result<u32, String> {
     let text = String::from_utf8_lossy(bytes);
     let text = text.trim();
     if text.is_empty() {
@@ -315,6 +321,19 @@ mod tests {
         };
         assert_eq!(pid, 123);
         assert!(written.is_some());
+    }
+
+    #[test]
+    fn a_file_longer_than_the_limit_is_invalid_not_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pid");
+        // Cut at 4096 bytes, this would read as PID 42.
+        let padded = format!("{}4242\n", " ".repeat(MAX_PIDFILE_BYTES as usize - 2));
+        std::fs::write(&path, padded).unwrap();
+        let Pidfile::Invalid { why } = read(&path) else {
+            panic!("read as a PID")
+        };
+        assert!(why.contains("longer than 4096 bytes"), "{why}");
     }
 
     #[test]

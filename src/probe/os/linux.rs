@@ -4,11 +4,11 @@
 //! `/proc` file, so the odd cases (a `comm` with spaces and parentheses, a TIME_WAIT row)
 //! are unit-tested on samples rather than on whatever this machine happens to run.
 
-mod creds;
-mod pidfd;
+pub(crate) mod creds;
+pub(crate) mod pidfd;
 mod signal;
-mod sock_diag;
-mod sockets;
+pub(crate) mod sock_diag;
+pub(crate) mod sockets;
 
 pub use creds::groups;
 pub use signal::signal_if_same;
@@ -592,7 +592,7 @@ fn wall_start_time(start_ticks: u64) -> Result<SystemTime, OsError> {
 /// The boot time (`btime`, seconds since the epoch) plus a start time in clock ticks
 /// after boot. Both are numbers read from /proc; a sum past what `SystemTime` holds is
 /// an error, not a panic.
-fn wall_time(btime: u64, start_ticks: u64, hz: u64) -> Result<SystemTime, OsError> {
+pub(crate) fn wall_time(btime: u64, start_ticks: u64, hz: u64) -> Result<SystemTime, OsError> {
     let since_boot = Duration::from_secs(start_ticks / hz)
         + Duration::from_nanos(start_ticks % hz * 1_000_000_000 / hz);
     UNIX_EPOCH
@@ -609,16 +609,16 @@ fn wall_time(btime: u64, start_ticks: u64, hz: u64) -> Result<SystemTime, OsErro
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, PartialEq)]
-struct StatFields {
-    state: ProcState,
-    ppid: u32,
+pub(crate) struct StatFields {
+    pub(crate) state: ProcState,
+    pub(crate) ppid: u32,
     /// Field 22, `starttime`: clock ticks after boot.
-    start_ticks: u64,
+    pub(crate) start_ticks: u64,
 }
 
 /// `/proc/PID/stat`: `pid (comm) state ppid ... starttime ...`. `comm` is chosen by the
 /// process and may contain spaces and `)`, so the fixed fields start after the LAST `)`.
-fn parse_stat(text: &str) -> Result<StatFields, String> {
+pub(crate) fn parse_stat(text: &str) -> Result<StatFields, String> {
     let close = text.rfind(')').ok_or("no ')' after the command name")?;
     // Fields after comm, numbered from 3 (state) as in proc(5).
     let rest: Vec<&str> = text[close + 1..].split_whitespace().collect();
@@ -647,22 +647,22 @@ fn parse_state(code: &str) -> ProcState {
 }
 
 /// `btime SECONDS` in `/proc/stat`: the boot time, in seconds since the epoch.
-fn parse_btime(text: &str) -> Option<u64> {
+pub(crate) fn parse_btime(text: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix("btime ")?.trim().parse().ok())
 }
 
 #[derive(Debug, Default, PartialEq)]
-struct StatusFields {
+pub(crate) struct StatusFields {
     /// The real UID (first column of `Uid:`).
-    uid: Option<u32>,
+    pub(crate) uid: Option<u32>,
     /// The real GID (first column of `Gid:`).
-    gid: Option<u32>,
+    pub(crate) gid: Option<u32>,
     /// `VmRSS`, in KiB; absent for zombies and kernel threads.
-    rss_kib: Option<u64>,
+    pub(crate) rss_kib: Option<u64>,
 }
 
-fn parse_status(text: &str) -> StatusFields {
+pub(crate) fn parse_status(text: &str) -> StatusFields {
     let mut fields = StatusFields::default();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("Uid:") {
@@ -677,7 +677,7 @@ fn parse_status(text: &str) -> StatusFields {
 }
 
 /// The `Max open files` row of `/proc/PID/limits`: soft and hard, `unlimited` → `None`.
-fn parse_open_files_limit(text: &str) -> Option<FdLimit> {
+pub(crate) fn parse_open_files_limit(text: &str) -> Option<FdLimit> {
     let row = text
         .lines()
         .find_map(|line| line.strip_prefix("Max open files"))?;
@@ -698,7 +698,7 @@ fn parse_limit_value(value: &str) -> Option<Option<u64>> {
 
 /// `cmdline`: NUL-terminated arguments. Empty arguments in the middle are kept (they
 /// matter when replaying argv); only the final terminator is dropped.
-fn split_nul_separated(bytes: &[u8]) -> Vec<String> {
+pub(crate) fn split_nul_separated(bytes: &[u8]) -> Vec<String> {
     let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
     if bytes.is_empty() {
         return Vec::new();
@@ -711,7 +711,7 @@ fn split_nul_separated(bytes: &[u8]) -> Vec<String> {
 
 /// `environ`: NUL-separated `KEY=VALUE`; entries without `=` (a process may scribble over
 /// its own environment block) are skipped.
-fn parse_environ(bytes: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_environ(bytes: &[u8]) -> Vec<(String, String)> {
     bytes
         .split(|&b| b == 0)
         .filter_map(|entry| {
@@ -722,13 +722,13 @@ fn parse_environ(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn parse_fd_name(name: &OsStr) -> Option<i32> {
+pub(crate) fn parse_fd_name(name: &OsStr) -> Option<i32> {
     name.to_str()?.parse().ok()
 }
 
 /// The name in the first `linux_dirent64` record of a `getdents64` buffer: after
 /// the 8-byte inode, 8-byte offset, 2-byte length and 1-byte type, up to a NUL.
-fn first_dirent_name(records: &[u8]) -> Option<&str> {
+pub(crate) fn first_dirent_name(records: &[u8]) -> Option<&str> {
     const NAME_AT: usize = 19;
     let length = usize::from(u16::from_ne_bytes([*records.get(16)?, *records.get(17)?]));
     let name = records.get(NAME_AT..length.min(records.len()))?;
@@ -739,7 +739,7 @@ fn first_dirent_name(records: &[u8]) -> Option<&str> {
 /// Inodes of the LISTEN rows for `port` in `/proc/net/tcp` or `/proc/net/tcp6`.
 /// Columns: `sl local_address rem_address st ... uid timeout inode`, the local address
 /// being `HEXIP:HEXPORT`. Rows in other states (TIME_WAIT has inode 0) are not listeners.
-fn parse_listening_inodes(text: &str, port: u16, v6: bool) -> Vec<u64> {
+pub(crate) fn parse_listening_inodes(text: &str, port: u16, v6: bool) -> Vec<u64> {
     sockets::parse_inet_rows(text, v6)
         .filter(|row| row.local.port() == port && row.state == sock_diag::TCP_LISTEN)
         .map(|row| row.inode)

@@ -70,6 +70,10 @@ impl LastExit {
 pub enum LaunchctlParseError {
     #[error("no `<target> = {{` header in launchctl output")]
     NoJob,
+    /// The job's block never closes: the output was cut (the capture keeps 256 KiB, and
+    /// the job's environment, which its owner writes, comes before its `pid` line).
+    #[error("launchctl output ends inside the job's block (cut short); its PID cannot be read")]
+    CutShort,
 }
 
 /// The domain target that names a job: `gui/<uid>/<label>` for a user's agent,
@@ -148,6 +152,9 @@ pub fn parse_print(text: &str) -> Result<LaunchdJob, LaunchctlParseError> {
             "program" => job.program = Some(value.to_owned()),
             _ => {}
         }
+    }
+    if depth != 0 {
+        return Err(LaunchctlParseError::CutShort);
     }
     Ok(job)
 }
@@ -259,13 +266,29 @@ mod tests {
     }
 
     #[test]
-    fn crlf_leading_noise_empty_arguments_and_truncation() {
-        let text = "warning: something\r\ngui/501/x = {\r\n\tpid = 12\r\n\targuments = {\r\n\t\t/bin/sh\r\n\t\t\r\n\t\t-c\r\n\t}\r\n\tstate = running\r\n";
+    fn crlf_leading_noise_and_empty_arguments() {
+        let text = "warning: something\r\ngui/501/x = {\r\n\tpid = 12\r\n\targuments = {\r\n\t\t/bin/sh\r\n\t\t\r\n\t\t-c\r\n\t}\r\n\tstate = running\r\n}\r\n";
         let job = parse_print(text).unwrap();
         assert_eq!(job.target, "gui/501/x");
         assert_eq!(job.pid, Some(12));
         assert_eq!(job.arguments, ["/bin/sh", "", "-c"]);
         assert_eq!(job.state.as_deref(), Some("running"));
+    }
+
+    /// Output cut anywhere before the job's closing `}` (here inside `pid = 4242`,
+    /// which would read as PID 42) says nothing reliable about the job.
+    #[test]
+    fn output_cut_inside_the_job_is_an_error() {
+        let whole = fixture("running.txt");
+        let pid_line = whole.find("\tpid = 4242").unwrap();
+        for cut in [pid_line + "\tpid = 42".len(), pid_line, whole.len() - 2] {
+            assert_eq!(
+                parse_print(&whole[..cut]),
+                Err(LaunchctlParseError::CutShort),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(parse_print(&whole).unwrap().pid, Some(4242));
     }
 
     #[test]

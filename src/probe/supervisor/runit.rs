@@ -26,10 +26,11 @@ pub fn parse_status(text: &str) -> Option<ServiceStatus> {
     if !SERVICE_STATES.contains(&state) {
         return None;
     }
-    let pid = rest
-        .split_once("(pid ")
-        .and_then(|(_, after)| after.split(')').next())
-        .and_then(|pid| pid.parse().ok());
+    let pid = match rest.split_once("(pid ") {
+        // Without its `)` the line was cut short, maybe inside the PID: no status.
+        Some((_, after)) => after.split_once(')')?.0.parse().ok(),
+        None => None,
+    };
     Some(ServiceStatus {
         state: state.to_string(),
         pid,
@@ -60,6 +61,13 @@ mod tests {
         assert_eq!((finish.state.as_str(), finish.pid), ("finish", Some(7)));
 
         assert_eq!(parse_status(""), None);
+    }
+
+    /// A line cut inside `(pid 21974)` would otherwise name PID 2.
+    #[test]
+    fn a_line_cut_inside_the_pid_is_no_status() {
+        assert_eq!(parse_status("run: /etc/sv/hermes: (pid 2"), None);
+        assert_eq!(parse_status("run: /etc/sv/hermes: (pid 21974"), None);
     }
 
     /// What `sv status` prints when it cannot reach the service (captured from sv 2.1.2,

@@ -41,10 +41,11 @@ fn parse_line(line: &str) -> Option<ProgramStatus> {
         return None;
     }
     let description = parts.collect::<Vec<_>>().join(" ");
-    let pid = description
-        .strip_prefix("pid ")
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|pid| pid.trim().parse().ok());
+    let pid = match description.strip_prefix("pid ") {
+        // Without the `,` after it the line was cut short, maybe inside the PID.
+        Some(rest) => rest.split_once(',')?.0.trim().parse().ok(),
+        None => None,
+    };
     Some(ProgramStatus {
         name,
         state,
@@ -81,5 +82,14 @@ stopped                          STOPPED   Nov 28 01:02 PM
             parse_status("error: <class 'ConnectionRefusedError'>", "x"),
             None
         );
+    }
+
+    /// A line cut inside `pid 31337,` would otherwise name PID 313.
+    #[test]
+    fn a_line_cut_inside_the_pid_is_no_status() {
+        assert_eq!(parse_status("web   RUNNING   pid 313", "web"), None);
+        assert_eq!(parse_status("web   RUNNING   pid 31337", "web"), None);
+        let whole = parse_status("web   RUNNING   pid 31337, uptime 0:00:05", "web");
+        assert_eq!(whole.and_then(|p| p.pid), Some(31337));
     }
 }

@@ -46,21 +46,26 @@ pub fn parse_show(text: &str) -> UnitStatus {
 }
 
 /// The unit a process belongs to, from `/proc/PID/cgroup` (v2 `0::/path` or the
-/// v1 `name=systemd` hierarchy): the innermost `*.service` in its path, and whether it
-/// runs under a user manager (`user@UID.service`) rather than the system one.
+/// v1 `name=systemd` hierarchy), by systemd's own rule (`systemctl status PID`): the
+/// first component after the slices, or after the user manager's `user@UID.service`
+/// and its slices for a user unit; and whether it is a user unit. Cgroups below the
+/// unit's are named by whoever it delegated them to: a `sshd.service` among them is
+/// not sshd's.
 pub fn unit_from_cgroup(cgroup: &str) -> Option<(String, bool)> {
     let path = cgroup.lines().find_map(|line| {
         let mut fields = line.splitn(3, ':');
         let (_id, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
         (controllers.is_empty() || controllers == "name=systemd").then_some(path)
     })?;
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let user = segments.iter().any(|s| s.starts_with("user@"));
-    segments
-        .iter()
-        .rev()
-        .find(|s| s.ends_with(".service") && !s.starts_with("user@"))
-        .map(|unit| (unit.to_string(), user))
+    let mut segments = path
+        .split('/')
+        .filter(|s| !s.is_empty() && !s.ends_with(".slice"));
+    let mut unit = segments.next()?;
+    let user = unit.starts_with("user@") && unit.ends_with(".service");
+    if user {
+        unit = segments.next()?;
+    }
+    unit.ends_with(".service").then(|| (unit.to_string(), user))
 }
 
 /// `systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState
@@ -124,6 +129,19 @@ mod tests {
             ),
             ("0::/\n", None),
             ("", None),
+            // Below a unit, the cgroups are named by whoever it delegated them to.
+            (
+                "0::/system.slice/docker.service/sshd.service\n",
+                Some(("docker.service", false)),
+            ),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/app.slice/hermes.service/sshd.service\n",
+                Some(("hermes.service", true)),
+            ),
+            (
+                "0::/user.slice/user-1000.slice/user@1000.service/init.scope\n",
+                None,
+            ),
         ];
         for (cgroup, expected) in table {
             let found = unit_from_cgroup(cgroup);

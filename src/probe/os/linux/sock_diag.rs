@@ -47,9 +47,9 @@ struct Request {
 /// `struct inet_diag_msg`.
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct DiagMsg {
+pub(crate) struct DiagMsg {
     family: u8,
-    state: u8,
+    pub(crate) state: u8,
     timer: u8,
     retrans: u8,
     id: SockId,
@@ -57,7 +57,7 @@ struct DiagMsg {
     rqueue: u32,
     wqueue: u32,
     uid: u32,
-    inode: u32,
+    pub(crate) inode: u32,
 }
 
 const _: () = assert!(size_of::<SockId>() == 48);
@@ -220,7 +220,7 @@ fn send_request(socket: &OwnedFd, family: u8, states: u32) -> io::Result<()> {
 }
 
 /// Reads one datagram of netlink messages; `Ok(true)` once the dump is complete.
-fn parse_messages(mut data: &[u8], messages: &mut Vec<DiagMsg>) -> io::Result<bool> {
+pub(crate) fn parse_messages(mut data: &[u8], messages: &mut Vec<DiagMsg>) -> io::Result<bool> {
     let header_len = size_of::<libc::nlmsghdr>();
     while data.len() >= header_len {
         // SAFETY: at least header_len bytes remain; read_unaligned copes with any
@@ -241,7 +241,8 @@ fn parse_messages(mut data: &[u8], messages: &mut Vec<DiagMsg>) -> io::Result<bo
                     .get(..4)
                     .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                 if code != 0 {
-                    return Err(io::Error::from_raw_os_error(-code));
+                    // A negative errno; saturating, as `-i32::MIN` does not exist.
+                    return Err(io::Error::from_raw_os_error(code.saturating_neg()));
                 }
             }
             _ if header.nlmsg_type == SOCK_DIAG_BY_FAMILY
@@ -316,6 +317,12 @@ mod tests {
             !parse_messages(&[1, 2, 3], &mut messages).unwrap(),
             "short tail ignored"
         );
+    }
+
+    #[test]
+    fn an_error_code_that_cannot_be_negated_is_an_error_not_a_panic() {
+        let error = message(libc::NLMSG_ERROR as u16, &i32::MIN.to_ne_bytes());
+        assert!(parse_messages(&error, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -131,14 +131,17 @@ pub(super) fn tcp_state_name(state: u8) -> &'static str {
     }
 }
 
-/// `/proc/net/unix`: `Num RefCount Protocol Flags Type St Inode [Path]`.
+/// `/proc/net/unix`: `Num RefCount Protocol Flags Type St Inode [Path]`. The path is
+/// printed as bound, spaces and all, after one space: it is the rest of the line.
 pub fn parse_unix_table(text: &str) -> Vec<(u64, String)> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            let inode: u64 = columns.get(6)?.parse().ok()?;
-            let text = match columns.get(7) {
+            let inode_column = *line.split_whitespace().collect::<Vec<_>>().get(6)?;
+            let inode: u64 = inode_column.parse().ok()?;
+            // Where the inode column ends in `line` (it is a slice of it).
+            let end = inode_column.as_ptr() as usize - line.as_ptr() as usize + inode_column.len();
+            let text = match line.get(end + 1..).filter(|path| !path.is_empty()) {
                 Some(path) => format!("unix {path}"),
                 None => "unix".to_string(),
             };
@@ -227,6 +230,21 @@ mod tests {
         assert_eq!(
             parse_netlink_table(netlink),
             vec![(5555, "netlink".to_string())]
+        );
+    }
+
+    #[test]
+    fn unix_paths_keep_their_spaces() {
+        let unix = "Num       RefCount Protocol Flags    Type St Inode Path
+0000000000000000: 00000002 00000000 00010000 0001 01 12345 /run/user/1000/My App/ipc sock
+0000000000000000: 00000002 00000000 00010000 0001 01   777 @\u{b}abstract
+";
+        assert_eq!(
+            parse_unix_table(unix),
+            vec![
+                (12345, "unix /run/user/1000/My App/ipc sock".to_string()),
+                (777, "unix @\u{b}abstract".to_string())
+            ]
         );
     }
 
