@@ -223,8 +223,9 @@ fn targets_by_identity(
 
 /// Runs `work` over `numbers` on every core: each FD costs a fixed amount of kernel
 /// work, independent of the others, so a table of tens of thousands is read in
-/// parallel. Threads take blocks from a shared counter rather than one half each:
-/// the numbers past the last open FD cost less, and a fixed split left one core idle.
+/// parallel. Threads (this one among them) take blocks from a shared counter rather
+/// than one half each: the numbers past the last open FD cost less, and a fixed split
+/// left one core idle.
 /// The results come in no particular order.
 fn in_parallel<T: Send>(
     numbers: &[i32],
@@ -250,11 +251,23 @@ fn in_parallel<T: Send>(
             found.extend(work(block)?);
         }
     };
+    // Helper threads are spawned with a Builder: when none can be started (the process
+    // limit is reached, exactly when a thread-leaking server needs a look), this thread
+    // takes the blocks itself instead of aborting the run. It takes blocks in any case,
+    // so the blocks are read whatever number of helpers started.
     std::thread::scope(|scope| {
-        let readers: Vec<_> = (0..workers).map(|_| scope.spawn(take_blocks)).collect();
+        let helpers: Vec<_> = (1..workers)
+            .map_while(|_| {
+                std::thread::Builder::new()
+                    .name("fd-reader".into())
+                    .spawn_scoped(scope, take_blocks)
+                    .ok()
+            })
+            .collect();
         let mut all = Vec::with_capacity(numbers.len());
-        for reader in readers {
-            let part = reader.join().unwrap_or_else(|_| {
+        all.extend(take_blocks()?);
+        for helper in helpers {
+            let part = helper.join().unwrap_or_else(|_| {
                 Err(OsError::Parse {
                     what: "/proc/PID/fd".into(),
                     detail: "an FD reader thread failed".into(),
