@@ -25,7 +25,8 @@
 //! The failsafe is armed first thing in `main`, with [`LOADING_BOUND`], before the
 //! configuration is read; then again with the run's bound once it is known. A truly
 //! uninterruptible sleep (`D` state that ignores SIGKILL) ends nothing; the process
-//! then exits when the kernel returns.
+//! then exits when the kernel returns. Nor does a process someone stopped (SIGSTOP):
+//! its watcher is stopped with it, and a signal to a stopped process waits for SIGCONT.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -224,6 +225,32 @@ mod tests {
         assert!(text.contains("(47s) while reading it"), "{text}");
         assert!(text.contains("exit 4"), "{text}");
         assert!(text.ends_with('\n') && text.matches('\n').count() == 1);
+    }
+
+    /// The fallback arms SIGALRM with its default action, even over an inherited
+    /// "ignore": the alarm ends the process. (Shown in a forked child, which only makes
+    /// async-signal-safe calls before it is ended.)
+    #[test]
+    fn without_a_watcher_the_alarm_ends_the_process() {
+        // SAFETY: the child calls only signal(2), alarm(2), pause(2) and _exit(2).
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0, "fork");
+        if child == 0 {
+            // SAFETY: as above, in the child.
+            unsafe {
+                libc::signal(libc::SIGALRM, libc::SIG_IGN);
+                arm_alarm(Duration::from_millis(10));
+                libc::pause();
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on the child we forked, writing one int we own.
+        assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+        assert!(
+            libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGALRM,
+            "{status:#x}"
+        );
     }
 
     #[test]

@@ -418,13 +418,25 @@ struct UserServer {
 
 fn start_user_server(env: &TestEnv) -> UserServer {
     chown_tree(&env.root, SERVER_USER.0, SERVER_USER.1);
-    let mut cmd = testserver_command(env);
-    cmd.arg("--mode-file")
+    let log = env.root.join("user-server.log");
+    let out = fs::File::create(&log).unwrap();
+    let (uid, gid) = SERVER_USER;
+    let server = testserver_command(env);
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "--"])
+        .arg(server.get_program())
+        .args(server.get_args())
+        .arg("--mode-file")
         .arg(&env.mode_file)
         .arg("--pidfile")
         .arg(&env.pidfile)
-        .current_dir(&env.root);
-    let guard = spawn_as(SERVER_USER.0, SERVER_USER.1, &cmd);
+        .current_dir(&env.root)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    let guard = ChildGuard::spawn(&mut cmd);
     let mut port = 0;
     let up = wait_until(Duration::from_secs(30), || {
         port = fs::read_to_string(&env.port_file)
@@ -433,11 +445,25 @@ fn start_user_server(env: &TestEnv) -> UserServer {
             .unwrap_or(0);
         port != 0 && healthy(&format!("http://127.0.0.1:{port}/health"))
     });
-    assert!(up, "the test server of SERVER_USER came up");
+    assert!(
+        up,
+        "the test server of SERVER_USER came up; its log:\n{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
     UserServer {
         _guard: guard,
         port,
     }
+}
+
+/// The config of a run as SERVER_USER against `server`, written and handed to that user.
+fn user_config(env: &TestEnv, server: &UserServer, cfg: &mut ConfigToml) {
+    cfg.set("target.port", i64::from(server.port)).set(
+        "health.url",
+        format!("http://127.0.0.1:{}/health", server.port),
+    );
+    cfg.write(env);
+    chown_tree(&env.root, SERVER_USER.0, SERVER_USER.1);
 }
 
 #[track_caller]
@@ -460,12 +486,7 @@ fn with_no_process_left_check_and_fds_still_finish_with_their_codes() {
     // Enough FDs that the census would read them on several threads.
     cfg.set("fds.max", 5000).fd_paths(&[]);
     let server = start_user_server(&env);
-    cfg.set("target.port", i64::from(server.port)).set(
-        "health.url",
-        format!("http://127.0.0.1:{}/health", server.port),
-    );
-    cfg.write(&env);
-    chown_tree(&env.root, SERVER_USER.0, SERVER_USER.1);
+    user_config(&env, &server, &mut cfg);
     let base = format!("http://127.0.0.1:{}", server.port);
     let fds: usize = control(&base, "/control/files?n=600")
         .trim()
