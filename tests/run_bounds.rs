@@ -519,8 +519,10 @@ fn with_no_process_left_check_and_fds_still_finish_with_their_codes() {
         r.dump()
     );
 
-    // Unhealthy: the restart cannot fork its new server (builtin: after the old one
-    // was stopped). A clear failure, not an abort.
+    // Unhealthy: the restart command cannot be forked. A clear failure, not an abort.
+    cfg.set("restart.method", "command")
+        .set("restart.command", "true");
+    user_config(&env, &server, &mut cfg);
     fs::write(&env.mode_file, "503").unwrap();
     let r = watchdog_under_exhausted_nproc(&env, &["check"]);
     assert_no_abort(&r);
