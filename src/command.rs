@@ -5,13 +5,14 @@
 
 use std::fs::{self, File};
 use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::sleep;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::deadline::Deadline;
 
@@ -101,10 +102,10 @@ pub fn run(
         command: shown.clone(),
         source,
     })?;
-    let stdout = child.stdout.take().map(reader);
-    let stderr = child.stderr.take().map(reader);
+    let mut stdout = child.stdout.take().map(Collector::start);
+    let mut stderr = child.stderr.take().map(Collector::start);
     let budget = deadline.remaining();
-    let status = match wait(&mut child, deadline) {
+    let status = match wait(&mut child, deadline, &mut [&mut stdout, &mut stderr]) {
         Some(status) => status,
         None => {
             kill_group(&mut child);
@@ -116,10 +117,8 @@ pub fn run(
     };
     // A grandchild it left running (a daemonized server) may hold the pipes open: the
     // output is what arrived within a moment of the exit, not a wait for the grandchild.
-    let collect = |rx: Option<mpsc::Receiver<String>>| {
-        rx.and_then(|rx| rx.recv_timeout(deadline.cap(AFTER_EXIT).max(POLL)).ok())
-            .unwrap_or_default()
-    };
+    let after_exit = deadline.cap(AFTER_EXIT).max(POLL);
+    let collect = |c: Option<Collector>| c.map(|c| c.finish(after_exit)).unwrap_or_default();
     Ok(Finished {
         status,
         stdout: collect(stdout),
@@ -199,22 +198,158 @@ pub fn shell(
     run(&argv, env, Output::File(log), deadline)
 }
 
-fn reader<R: Read + Send + 'static>(pipe: R) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = pipe.take(MAX_CAPTURE).read_to_end(&mut bytes);
-        let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
-    });
-    rx
+/// Collects one pipe's output: on a thread of its own, so that a command that writes
+/// much never blocks on a full pipe while we wait for it; or, when no thread can be
+/// started (the process limit is reached), here on the calling thread, between the
+/// polls of the wait, instead of aborting the run.
+enum Collector {
+    Thread(mpsc::Receiver<String>),
+    Here(Pipe),
 }
 
-fn wait(child: &mut Child, deadline: Deadline) -> Option<ExitStatus> {
+/// A pipe read here: non-blocking, drained whenever the wait polls it.
+struct Pipe {
+    file: File,
+    bytes: Vec<u8>,
+    open: bool,
+}
+
+impl Collector {
+    fn start<R: Read + Send + Into<OwnedFd> + 'static>(pipe: R) -> Collector {
+        let (tx, rx) = mpsc::channel();
+        // The pipe waits in a slot: should the thread not start, its closure (and with
+        // it a moved pipe) would be gone.
+        let slot = Arc::new(Mutex::new(Some(pipe)));
+        let theirs = Arc::clone(&slot);
+        let started = std::thread::Builder::new()
+            .name("command-output".into())
+            .spawn(move || {
+                let Some(pipe) = theirs.lock().ok().and_then(|mut p| p.take()) else {
+                    return;
+                };
+                let mut bytes = Vec::new();
+                let _ = pipe.take(MAX_CAPTURE).read_to_end(&mut bytes);
+                let _ = tx.send(String::from_utf8_lossy(&bytes).into_owned());
+            });
+        if started.is_ok() {
+            return Collector::Thread(rx);
+        }
+        match slot.lock().ok().and_then(|mut p| p.take()) {
+            Some(pipe) => Collector::Here(Pipe::new(pipe.into())),
+            // Not reached: a thread that never started never took the pipe.
+            None => Collector::Thread(rx),
+        }
+    }
+
+    /// The output, collecting for at most `after_exit` more: a daemonized grandchild
+    /// may hold the pipe open for ever.
+    fn finish(self, after_exit: Duration) -> String {
+        match self {
+            Collector::Thread(rx) => rx.recv_timeout(after_exit).unwrap_or_default(),
+            Collector::Here(mut pipe) => {
+                let until = Instant::now() + after_exit;
+                while pipe.open && Instant::now() < until {
+                    pump(
+                        &mut [&mut pipe],
+                        until.saturating_duration_since(Instant::now()),
+                    );
+                }
+                pipe.text()
+            }
+        }
+    }
+}
+
+impl Pipe {
+    fn new(fd: OwnedFd) -> Pipe {
+        // SAFETY: fcntl on our own read end of the pipe (no one else holds it: std
+        // creates it close-on-exec), only adding O_NONBLOCK.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Pipe {
+            file: File::from(fd),
+            bytes: Vec::new(),
+            open: true,
+        }
+    }
+
+    /// Reads what is there now; output past MAX_CAPTURE is read and dropped, so the
+    /// command never blocks on a full pipe.
+    fn drain(&mut self) {
+        let mut buffer = [0u8; 8192];
+        loop {
+            match self.file.read(&mut buffer) {
+                Ok(0) => {
+                    self.open = false;
+                    return;
+                }
+                Ok(n) => {
+                    let room = usize::try_from(MAX_CAPTURE).unwrap_or(usize::MAX);
+                    let keep = n.min(room.saturating_sub(self.bytes.len()));
+                    self.bytes.extend_from_slice(&buffer[..keep]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.open = false;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// Waits up to `wait` for output on the pipes read here and reads it; with none, just
+/// sleeps.
+fn pump(pipes: &mut [&mut Pipe], wait: Duration) {
+    let mut polled: Vec<libc::pollfd> = pipes
+        .iter()
+        .filter(|p| p.open)
+        .map(|p| libc::pollfd {
+            fd: p.file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    if polled.is_empty() {
+        sleep(wait);
+        return;
+    }
+    let millis = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: poll(2) reads and writes `polled.len()` pollfds in our own vector.
+    let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, millis) };
+    if ready > 0 {
+        for pipe in pipes.iter_mut().filter(|p| p.open) {
+            pipe.drain();
+        }
+    }
+}
+
+fn wait(
+    child: &mut Child,
+    deadline: Deadline,
+    collectors: &mut [&mut Option<Collector>],
+) -> Option<ExitStatus> {
     loop {
         match child.try_wait() {
             Ok(Some(status)) => return Some(status),
             Ok(None) if deadline.passed() => return None,
-            Ok(None) => sleep(POLL.min(deadline.remaining())),
+            Ok(None) => {
+                let mut here: Vec<&mut Pipe> = collectors
+                    .iter_mut()
+                    .filter_map(|c| match c.as_mut() {
+                        Some(Collector::Here(pipe)) => Some(pipe),
+                        _ => None,
+                    })
+                    .collect();
+                pump(&mut here, POLL.min(deadline.remaining()));
+            }
             Err(_) => return None,
         }
     }
@@ -254,6 +389,34 @@ mod tests {
         assert_eq!(done.stdout, "out\n");
         assert_eq!(done.stderr, "err\n");
         assert_eq!(done.text(), "out\nerr");
+    }
+
+    /// Without a thread (the process limit), the output is read on the calling thread
+    /// while it waits, all of it, and more than a pipe holds does not block the command.
+    #[test]
+    fn output_is_collected_here_when_no_thread_can_start() {
+        let mut child = Command::new("/bin/sh")
+            .args([
+                "-c",
+                "echo first; head -c 200000 /dev/zero; sleep 0.1; echo last >&2",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let here = |pipe: OwnedFd| Some(Collector::Here(Pipe::new(pipe)));
+        let mut out = here(child.stdout.take().unwrap().into());
+        let mut err = here(child.stderr.take().unwrap().into());
+        let deadline = Deadline::after(Duration::from_secs(20));
+        let status = wait(&mut child, deadline, &mut [&mut out, &mut err]).unwrap();
+        assert!(status.success());
+        let out = out.unwrap().finish(AFTER_EXIT);
+        assert!(
+            out.starts_with("first\n") && out.len() == 6 + 200_000,
+            "{}",
+            out.len()
+        );
+        assert_eq!(err.unwrap().finish(AFTER_EXIT), "last\n");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::deadline::{Deadline, run_bound};
 use crate::decide::{self, Decision, Plan, Severity};
 use crate::exit_code::ExitCode;
+use crate::failsafe;
 use crate::history::{self, FdSample, History, RestartRecord};
 use crate::incident;
 use crate::lock::{self, LockError};
@@ -25,32 +26,6 @@ const REPEAT_QUIET: Duration = Duration::from_secs(3600);
 const SAMPLED_PATHS: usize = 5;
 /// Incidents listed by `status`.
 const LISTED_INCIDENTS: usize = 5;
-/// Extra time past the bound before the failsafe ends a stuck run.
-const FAILSAFE_GRACE: Duration = Duration::from_secs(2);
-
-/// A run that outlives its bound (a read of /proc that blocks, a bug) is ended by
-/// SIGALRM rather than left to pile up under cron. An alarm costs nothing while it
-/// waits, fires even while the run is blocked in a system call, is not inherited by
-/// the processes the run starts, and its handler does only async-signal-safe work.
-pub fn arm_failsafe(bound: Duration) {
-    extern "C" fn on_alarm(_signal: libc::c_int) {
-        const MESSAGE: &[u8] = b"watchdog: this run exceeded its bound and was stopped\n";
-        // SAFETY: write(2) and _exit(2) are async-signal-safe; MESSAGE is static.
-        unsafe {
-            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
-            libc::_exit(i32::from(ExitCode::RestartFailed.code()));
-        }
-    }
-    let seconds = bound.saturating_add(FAILSAFE_GRACE).as_secs().max(1);
-    let handler = on_alarm as extern "C" fn(libc::c_int);
-    // SAFETY: installs a handler that only calls async-signal-safe functions, then
-    // schedules the alarm; neither call touches memory of ours.
-    unsafe {
-        libc::signal(libc::SIGALRM, handler as libc::sighandler_t);
-        libc::alarm(u32::try_from(seconds).unwrap_or(u32::MAX));
-    }
-}
-
 struct Run<'a> {
     cfg: &'a Config,
     opts: &'a Options,
@@ -63,7 +38,6 @@ struct Run<'a> {
 pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
     let deadline = Deadline::after(bound);
-    arm_failsafe(bound);
     if let Err(refused) = trusted_dirs(cfg, true) {
         eprintln!("watchdog: {refused}");
         return ExitCode::Usage;
@@ -114,7 +88,17 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     run.note_deferral(&decision);
     run.log_decision(&obs, &decision);
     let outcome = match &decision.plan {
-        Plan::Act(action) => Some(run.act(action, &obs, &decision, &prober, deadline)),
+        Plan::Act(action) => {
+            // Stopped from here on, the run did act: "restart failed"; once it has, the
+            // outcome's own code (src/failsafe.rs).
+            failsafe::relabel(ExitCode::RestartFailed, "restarting the server");
+            let outcome = run.act(action, &obs, &decision, &prober, deadline);
+            failsafe::relabel(
+                report::exit_code(&decision, Some(&outcome)),
+                "recording the restart",
+            );
+            Some(outcome)
+        }
         _ => None,
     };
     // Durable (file and directory fsynced) when a restart was recorded: the crash-loop
@@ -147,7 +131,6 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
 /// log or the history.
 pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
-    arm_failsafe(bound);
     if let Err(refused) = trusted_dirs(cfg, false) {
         eprintln!("watchdog: {refused}");
         return ExitCode::Usage;

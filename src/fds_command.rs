@@ -13,8 +13,6 @@ use crate::probe::census::{self, Census};
 use crate::target::{self, Sources};
 
 pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
-    // A read of /proc can block on a process stuck in the kernel: bound this run too.
-    crate::cycle::arm_failsafe(crate::deadline::run_bound(cfg));
     let last_pid = History::load(&history::path(&cfg.state.dir), std::time::SystemTime::now())
         .history
         .last_pid;

@@ -15,6 +15,7 @@ pub mod cycle;
 pub mod deadline;
 pub mod decide;
 pub mod exit_code;
+pub mod failsafe;
 pub mod fds_command;
 pub mod history;
 pub mod incident;

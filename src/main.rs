@@ -6,9 +6,17 @@ use watchdog::cli::{Cli, Command};
 use watchdog::config::{self, Config};
 use watchdog::cycle;
 use watchdog::exit_code::ExitCode;
+use watchdog::failsafe;
 use watchdog::schedule;
 
 fn main() -> StdExitCode {
+    // Before anything that reads a file: a config on a hung mount, or a FIFO planted in
+    // its place, must not hold the run for ever (src/failsafe.rs).
+    failsafe::arm(
+        failsafe::LOADING_BOUND,
+        ExitCode::Usage,
+        "reading the configuration",
+    );
     // clap prints usage errors itself and exits 2, as SPEC §6 asks.
     let cli = Cli::parse();
     run(cli).into()
@@ -23,7 +31,14 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    match cli.command.as_ref().unwrap_or(&Command::Check) {
+    let command = cli.command.as_ref().unwrap_or(&Command::Check);
+    let (code, doing) = failsafe::stakes(command);
+    failsafe::arm(
+        watchdog::deadline::run_bound(&cfg).saturating_add(failsafe::GRACE),
+        code,
+        doing,
+    );
+    match command {
         Command::Check => cycle::check(&cfg, opts),
         Command::Status => cycle::status(&cfg, opts),
         Command::Fds { top } => watchdog::fds_command::run(&cfg, opts, *top),

@@ -77,9 +77,13 @@ pub fn kind_name(file_type: fs::FileType) -> &'static str {
 /// Opens `path` for reading without following a final symlink and without blocking on a
 /// FIFO, and checks that it is a regular file. The returned file blocks again on reads.
 pub fn open_regular(path: &Path) -> Result<File, SafeFsError> {
+    open_regular_with(path, libc::O_NOFOLLOW)
+}
+
+fn open_regular_with(path: &Path, extra_flags: libc::c_int) -> Result<File, SafeFsError> {
     let file = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(extra_flags | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
         .map_err(|e| opened_error(path, e))?;
     let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
@@ -113,7 +117,18 @@ fn opened_error(path: &Path, e: io::Error) -> SafeFsError {
 
 /// Reads a whole regular file of at most `max` bytes (see [`open_regular`]).
 pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
-    let file = open_regular(path)?;
+    read_opened(path, open_regular(path)?, max)
+}
+
+/// As [`read_regular`], but a symlink is followed to the file it names: for a file the
+/// operator names and owns (the configuration, often a link into a dotfiles
+/// repository), where a link is a choice, not a plant. A FIFO or device at the end of
+/// the link is still refused at once.
+pub fn read_regular_following(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
+    read_opened(path, open_regular_with(path, 0)?, max)
+}
+
+fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError> {
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
@@ -529,6 +544,34 @@ mod tests {
         assert!(err.to_string().contains("a FIFO"), "{err}");
         let err = open_append(&fifo, 0o600).unwrap_err();
         assert!(err.to_string().contains("a FIFO"), "{err}");
+    }
+
+    #[test]
+    fn following_reads_through_a_link_but_never_a_fifo() {
+        let dir = private_tempdir();
+        let real = dir.path().join("real.toml");
+        fs::write(&real, "x = 1").unwrap();
+        let link = dir.path().join("link.toml");
+        symlink(&real, &link).unwrap();
+        assert_eq!(read_regular_following(&link, 100).unwrap(), b"x = 1");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let to_fifo = dir.path().join("to-fifo");
+        symlink(&fifo, &to_fifo).unwrap();
+        for path in [&fifo, &to_fifo] {
+            let err = read_regular_following(path, 100).unwrap_err();
+            assert!(
+                err.to_string().contains("not a regular file (a FIFO)"),
+                "{err}"
+            );
+        }
+        assert!(
+            read_regular_following(&dir.path().join("absent"), 100)
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 
     #[test]

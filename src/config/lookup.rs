@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::raw::expand_tilde;
 use super::{Config, ConfigError};
+use crate::safe_fs::{self, SafeFsError};
 
 /// The system-wide file, tried last.
 pub const SYSTEM_CONFIG: &str = "/etc/watchdog/watchdog.toml";
@@ -103,15 +104,53 @@ fn non_empty(path: Option<&Path>) -> Option<&Path> {
     path.filter(|p| !p.as_os_str().is_empty())
 }
 
-fn read_required(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| match source.kind() {
-        io::ErrorKind::NotFound => ConfigError::NotFound {
-            path: path.to_path_buf(),
-        },
-        _ => ConfigError::Read {
+/// A config file larger than this is not one: refused rather than read into memory.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// Opened without blocking and read only if it is a regular file: a FIFO or a device
+/// at the config path would otherwise hold the run before its bound is even known
+/// (src/safe_fs.rs). A symlink is followed: the operator's own file may be a link.
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    let bytes = safe_fs::read_regular_following(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+        SafeFsError::Io { source, .. } => ConfigError::Read {
             path: path.to_path_buf(),
             source,
         },
+        other => ConfigError::Read {
+            path: path.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, NotAConfig(other)),
+        },
+    })?;
+    String::from_utf8(bytes).map_err(|_| ConfigError::Read {
+        path: path.to_path_buf(),
+        source: io::Error::new(
+            io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ),
+    })
+}
+
+/// Why a path is not a config file (a FIFO, too large), said without repeating it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: the configuration must be a regular TOML file", strip_path(.0))]
+struct NotAConfig(SafeFsError);
+
+fn strip_path(e: &SafeFsError) -> String {
+    match e {
+        SafeFsError::NotRegular { kind, .. } => format!("it is {kind}, not a regular file"),
+        SafeFsError::TooLarge { max, .. } => format!("it is larger than {max} bytes"),
+        other => other.to_string(),
+    }
+}
+
+fn read_required(path: &Path) -> Result<String, ConfigError> {
+    read_config(path).map_err(|e| match e {
+        ConfigError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+            ConfigError::NotFound {
+                path: path.to_path_buf(),
+            }
+        }
+        other => other,
     })
 }
 
@@ -119,15 +158,10 @@ fn read_required(path: &Path) -> Result<String, ConfigError> {
 /// is an error, since skipping it would silently drop the operator's settings.
 fn read_first_existing(candidates: &[PathBuf]) -> Result<Option<(PathBuf, String)>, ConfigError> {
     for path in candidates {
-        match std::fs::read_to_string(path) {
+        match read_config(path) {
             Ok(text) => return Ok(Some((path.clone(), text))),
-            Err(e) if is_absent(&e) => continue,
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                });
-            }
+            Err(ConfigError::Read { source, .. }) if is_absent(&source) => continue,
+            Err(e) => return Err(e),
         }
     }
     Ok(None)

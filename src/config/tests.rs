@@ -990,6 +990,36 @@ fn load_reads_the_named_or_first_existing_file() {
     assert_eq!(loaded.source, None);
 }
 
+/// A FIFO at the config path is refused at once (it would block the run before its
+/// bound is known), whether named or found at a default location; a link to a
+/// regular file is read.
+#[test]
+fn load_refuses_a_fifo_at_once_and_follows_a_link() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let fifo = dir.path().join("watchdog.toml");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for lookup in [
+        Lookup::Required(fifo.clone()),
+        Lookup::FirstExisting(vec![fifo.clone()]),
+    ] {
+        match load_from(&lookup, home()) {
+            Err(e @ ConfigError::Read { .. }) => {
+                let text = e.to_string();
+                assert!(text.contains("it is a FIFO, not a regular file"), "{text}");
+            }
+            other => panic!("expected Read, got {other:?}"),
+        }
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[fds]\nmax = 7\n").unwrap_or_else(|e| panic!("{e}"));
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&good, &link).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = load_from(&Lookup::Required(link), home()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.config.fds.max, 7);
+}
+
 #[test]
 fn load_without_home_rejects_tilde_paths() {
     match load_from(&Lookup::FirstExisting(vec![]), None) {

@@ -1,6 +1,11 @@
 //! The health probe (SPEC §5.2): bounded HTTP GETs against `health.url`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout, time};
 
 use crate::config::HealthConfig;
 use crate::config::units::format_duration;
@@ -175,7 +180,7 @@ impl Failure {
 }
 
 fn build_agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         // A 503 is a reading (the server says it is degraded), not a transport error.
         .http_status_as_error(false)
@@ -189,8 +194,81 @@ fn build_agent(timeout: Duration) -> ureq::Agent {
         .max_idle_connections(0)
         .max_idle_connections_per_host(0)
         .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
+        .build();
+    ureq::Agent::with_parts(config, DefaultConnector::new(), ThreadlessResolver)
+}
+
+/// ureq's own resolver starts a thread for every lookup that has a timeout, an IP
+/// literal included, with `std::thread::spawn`: out of processes (`RLIMIT_NPROC`, when a
+/// thread-leaking server most needs a restart) that aborts the run. This one answers an
+/// IP literal (the usual `http://127.0.0.1:PORT/...`) at once, without a thread; a name
+/// is looked up on a thread so that the timeout holds, or, when no thread can start,
+/// on the calling thread, bounded then only by the failsafe (src/failsafe.rs).
+#[derive(Debug)]
+struct ThreadlessResolver;
+
+impl Resolver for ThreadlessResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        if let Some(addr) = literal_address(uri) {
+            let mut found = self.empty();
+            for wanted in config.ip_family().keep_wanted(std::iter::once(addr)) {
+                found.push(wanted);
+            }
+            return if found.is_empty() {
+                Err(ureq::Error::HostNotFound)
+            } else {
+                Ok(found)
+            };
+        }
+        // DefaultResolver without a timeout looks up on the calling thread.
+        let here = NextTimeout {
+            after: time::Duration::NotHappening,
+            ..timeout
+        };
+        if timeout.after.is_not_happening() {
+            return DefaultResolver::default().resolve(uri, config, here);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (their_uri, their_config) = (uri.clone(), config.clone());
+        let started = std::thread::Builder::new()
+            .name("resolver".into())
+            .spawn(move || {
+                let _ =
+                    tx.send(DefaultResolver::default().resolve(&their_uri, &their_config, here));
+            });
+        if started.is_err() {
+            return DefaultResolver::default().resolve(uri, config, here);
+        }
+        match rx.recv_timeout(*timeout.after) {
+            Ok(resolved) => resolved,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(ureq::Error::Timeout(timeout.reason))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(ureq::Error::HostNotFound),
+        }
+    }
+}
+
+/// The address of a URL whose host is an IP literal (`127.0.0.1`, `[::1]`), with its
+/// port or http's 80; `None` for a name or another scheme.
+fn literal_address(uri: &Uri) -> Option<SocketAddr> {
+    let host = uri.host()?;
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ip: IpAddr = bare.parse().ok()?;
+    let port = match (uri.port_u16(), uri.scheme_str()) {
+        (Some(port), _) => port,
+        (None, Some(scheme)) if scheme.eq_ignore_ascii_case("http") => 80,
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 fn summarize(attempts: Vec<Attempt>, json: Option<serde_json::Value>) -> HealthResult {
@@ -273,6 +351,39 @@ mod tests {
             insecure_tls: false,
             busy_fields: Vec::new(),
         }
+    }
+
+    #[test]
+    fn ip_literals_are_answered_without_a_lookup() {
+        let table = [
+            ("http://127.0.0.1:8787/health", Some("127.0.0.1:8787")),
+            ("http://[::1]:9000/", Some("[::1]:9000")),
+            ("http://10.1.2.3/x", Some("10.1.2.3:80")),
+            ("http://localhost:8787/health", None),
+            ("http://example.com/", None),
+        ];
+        for (url, expected) in table {
+            let uri: Uri = url.parse().unwrap();
+            let found = literal_address(&uri).map(|a| a.to_string());
+            assert_eq!(found.as_deref(), expected, "{url}");
+        }
+        let config = ureq::config::Config::default();
+        let timeout = NextTimeout {
+            after: time::Duration::from_secs(5),
+            ..NextTimeout::default()
+        };
+        let uri: Uri = "http://127.0.0.1:8787/".parse().unwrap();
+        let found = ThreadlessResolver.resolve(&uri, &config, timeout).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].to_string(), "127.0.0.1:8787");
+        // A name is still looked up.
+        let uri: Uri = "http://localhost:8787/".parse().unwrap();
+        let found = ThreadlessResolver.resolve(&uri, &config, timeout).unwrap();
+        assert!(
+            found
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 8787)
+        );
     }
 
     /// Serves each incoming connection with the next handler, in a background thread.

@@ -132,6 +132,34 @@ fn file_id(fd: &OwnedFd) -> io::Result<Identified> {
     })
 }
 
+/// The file type and mode bits of what `path` names (following a final link: a
+/// `/proc/PID/fd/N` magic link leads to the open file itself), from the attributes the
+/// kernel has cached (AT_STATX_DONT_SYNC, see [`STATX_FLAGS`]).
+pub fn cached_mode(path: &std::path::Path) -> io::Result<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: an all-zero statx is a valid out-parameter.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx of a NUL-terminated path we own, writing one statx through a
+    // pointer to ours.
+    let done = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_STATX_DONT_SYNC,
+            libc::STATX_TYPE | libc::STATX_MODE,
+            &mut st,
+        )
+    };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.stx_mask & libc::STATX_TYPE == 0 {
+        return Err(io::Error::other("statx gave no file type"));
+    }
+    Ok(u32::from(st.stx_mode))
+}
+
 fn anonymous_inode_device() -> Option<u64> {
     // SAFETY: eventfd takes a count and flags and returns a new FD or -1.
     let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
@@ -160,6 +188,42 @@ pub fn yama_lets_us_attach(scope: Option<&str>, our_status: &str) -> bool {
             .is_some_and(|caps| caps & (1 << CAP_SYS_PTRACE) != 0),
         _ => false,
     }
+}
+
+/// Whether a `/proc/PID/mountinfo` lists a mount whose file system does work on the
+/// close of an FD (`flush`) that may block or reach the network: NFS writes back, FUSE
+/// (`fuse`, `fuseblk`, `fuse.*`, virtiofs) asks its daemon, and the other network and
+/// cluster file systems talk to their servers. The type is the first field after the
+/// ` - ` separator of each line.
+pub fn has_flushing_mounts(mountinfo: &str) -> bool {
+    const NETWORK: &[&str] = &[
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ceph",
+        "9p",
+        "afs",
+        "virtiofs",
+        "glusterfs",
+        "lustre",
+        "gfs2",
+        "ocfs2",
+        "davfs",
+        "ncpfs",
+        "coda",
+        "orangefs",
+        "beegfs",
+        "gpfs",
+    ];
+    mountinfo.lines().any(|line| {
+        let Some((_, after)) = line.split_once(" - ") else {
+            return false;
+        };
+        let fs_type = after.split_whitespace().next().unwrap_or("");
+        fs_type.starts_with("fuse") || NETWORK.contains(&fs_type)
+    })
 }
 
 /// Whether receiving the target's sockets keeps their cgroup v1 network tags: true
@@ -239,6 +303,30 @@ mod tests {
             "a hierarchy one side lacks"
         );
         assert!(leaves_socket_tags_alone("", ""), "no cgroups at all");
+    }
+
+    #[test]
+    fn network_and_fuse_mounts_are_found_by_type() {
+        let local = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
+                     23 22 0:21 / /proc rw,nosuid - proc proc rw\n\
+                     24 22 0:22 / /tmp rw - tmpfs tmpfs rw\n";
+        assert!(!has_flushing_mounts(local));
+        assert!(!has_flushing_mounts(""));
+        for fs_type in [
+            "nfs4",
+            "cifs",
+            "fuse.sshfs",
+            "fuseblk",
+            "fuse",
+            "ceph",
+            "9p",
+        ] {
+            let text = format!("{local}30 22 0:50 / /mnt rw shared:9 - {fs_type} server:/x rw\n");
+            assert!(has_flushing_mounts(&text), "{fs_type}");
+        }
+        // Optional fields before the separator, and a mount point named like a type.
+        let tricky = "31 22 0:51 / /nfs rw shared:2 master:3 - xfs /dev/sdb rw\n";
+        assert!(!has_flushing_mounts(tricky));
     }
 
     /// The statx never asks a network or FUSE file's server: it reads the cached
