@@ -573,11 +573,14 @@ fn resolve_with(
     own_uid: u32,
     deadline: Deadline,
 ) -> Resolution {
-    // With the server up, the remembered job is not used (nor worth a word): the
-    // target itself is read, and the history is rewritten from it.
+    // The remembered job is worth a word only where it would have been used: with the
+    // server down, and a method it could serve (with the server up the target itself
+    // is read, and the history is rewritten from it).
     let (remembered, ignored) = match remembered {
         Some(s) if !s.trust.survives(s.uid, own_uid) => {
-            (None, target.is_none().then(|| forgotten(s, own_uid)))
+            let would_use = target.is_none()
+                && (cfg.method == Method::Auto || Kind::of(cfg.method) == Some(s.kind));
+            (None, would_use.then(|| forgotten(s, own_uid)))
         }
         other => (other, None),
     };
