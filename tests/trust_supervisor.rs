@@ -751,3 +751,130 @@ fn a_program_supervisord_is_starting_is_never_an_orphan() {
         sup.logs()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// A fake runsv
+// ---------------------------------------------------------------------------------------
+
+/// `runsv` and `sv`, or the test fails with the install command.
+fn require_runit() -> (PathBuf, PathBuf) {
+    let dirs = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"];
+    let find = |name| {
+        find_executable(name, &dirs).unwrap_or_else(|| {
+            panic!("{name} is not installed: run `apt-get install runit` (this test starts a real runsv)")
+        })
+    };
+    (find("runsv"), find("sv"))
+}
+
+/// ATTACKER's process under a parent it named `runsv`, whose cwd is root's real
+/// service directory: the ancestor's name and cwd say "runit service", but root's real
+/// runsv runs another PID for that service. Only `sv status` was asked.
+#[test]
+fn a_process_under_a_fake_runsv_in_roots_service_dir_is_not_used() {
+    require_root();
+    require_system_python();
+    let (runsv, sv) = require_runit();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install(
+        "sv",
+        &format!("exec {} \"$@\"", sh_quote(&sv.display().to_string())),
+    );
+    let service = env.root.join("service/victim");
+    fs::create_dir_all(&service).unwrap();
+    let marker = env.root.join("victim-marker");
+    write_script(
+        &service.join("run"),
+        &format!(
+            "#!/bin/sh\nexec {} -c 'import time; time.sleep(100000)' {}\n",
+            sh_quote(python()),
+            sh_quote(&marker.display().to_string())
+        ),
+    );
+    fs::set_permissions(env.root.join("service"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&service, fs::Permissions::from_mode(0o755)).unwrap();
+    let service = service.canonicalize().unwrap();
+    // Dropped last: whatever runsv leaves behind, even when the test fails.
+    let _strays = Strays(env.root.clone());
+    let mut real = GracefulChild::spawn(
+        Command::new(&runsv)
+            .arg(&service)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        Duration::from_secs(15),
+    );
+    let supervise_pid = service.join("supervise/pid");
+    let mut victim_pid = 0;
+    assert!(
+        wait_until(UP_TIMEOUT, || {
+            victim_pid = fs::read_to_string(&supervise_pid)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            victim_pid != 0 && cmdline(victim_pid).contains("victim-marker")
+        }),
+        "root's runsv did not start the victim service"
+    );
+    let victim = Witness::of(victim_pid);
+
+    // `exec -a runsv`: the parent shell shows `runsv` as its argv[0], in the service dir.
+    let port = free_port();
+    let script = format!(
+        "exec -a runsv /bin/bash -c '{SYSTEM_PYTHON} {} {port}; true'",
+        listener(&env)
+    );
+    let mut cmd = Command::new("/bin/bash");
+    cmd.args(["-c", &script]).current_dir(&service);
+    let fake = spawn_as(ATTACKER.0, ATTACKER.1, &cmd);
+    let mut holder = 0;
+    assert!(
+        wait_until(UP_TIMEOUT, || {
+            holder = listener_pid(port).unwrap_or(0);
+            holder != 0
+        }),
+        "the attacker's process did not listen"
+    );
+    assert_eq!(parent_pid(holder), Some(fake.pid()), "precondition");
+    assert!(cmdline(fake.pid()).starts_with("runsv"), "precondition");
+    let squatter = Witness::of(holder);
+    squatter_config(&env, port).write(&env);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_refused(
+        &env,
+        &r,
+        &[
+            &format!(
+                "PID {holder} claims runit service {} (runsv ancestor)",
+                service.display()
+            ),
+            &format!("its ancestor runsv runs that job as PID {victim_pid}"),
+            "uid 4343",
+            "restart.service_dir",
+        ],
+    );
+    let calls = tools.take_calls("sv");
+    assert!(
+        calls
+            .iter()
+            .all(|c| *c == format!("status {}", service.display())),
+        "only `sv status` was asked: {calls:#?}"
+    );
+    victim.assert_untouched(&r);
+    squatter.assert_untouched(&r);
+    drop(fake);
+    real.stop();
+}
+
+/// Kills this env's sleepers and listeners on drop.
+struct Strays(PathBuf);
+
+impl Drop for Strays {
+    fn drop(&mut self) {
+        wait_until(Duration::from_secs(5), || {
+            kill_strays(&self.0, &["victim-marker", "listener.py"]) == 0
+        });
+    }
+}
