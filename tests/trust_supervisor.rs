@@ -878,3 +878,123 @@ impl Drop for Strays {
         });
     }
 }
+
+/// The gap after a crash: the run finds the pidfile stale and the port free while
+/// supervisord is respawning the server, which listens a moment later. The run waits
+/// for the starting job (bounded), leaves it alone, and credits the supervisor in the
+/// report instead of pointing the operator at a [target] config that is fine.
+#[test]
+fn a_respawn_in_the_gap_after_a_crash_is_reported_as_the_supervisor_starting_it() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let mut argv = testserver_argv(&env);
+    argv.extend(["--startup-delay".into(), "0.5".into()]);
+    let command: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
+    let sup = Supervisord::start(
+        &env,
+        &format!(
+            "{}{}",
+            program(
+                &env,
+                "webui",
+                &command.join(" "),
+                "startsecs = 600\nstartretries = 10\n"
+            ),
+            group(&["webui"])
+        ),
+    );
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    auto_config(&env, port).write(&env);
+
+    // A first run records the job, confirmed (supervisord is the server's parent).
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    assert_eq!(read_history(&env)["supervisor"]["trust"], "confirmed");
+    tools.take_calls("supervisorctl");
+
+    // The crash: supervisord respawns it after a second (BACKOFF), and it listens half a
+    // second after that, within the run's wait for a starting job.
+    fs::write(&env.pidfile, format!("{pid}\n")).unwrap();
+    // SAFETY: kill(2) on the test server this test started through supervisord.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    assert!(wait_until(Duration::from_secs(10), || !is_alive(pid)));
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    let detail = has_reason(&rep, "no_process");
+    assert_contains(
+        &detail,
+        &[
+            "no server process was found when this run looked",
+            "supervisord program hermes:webui is starting the server (STARTING)",
+            "health passes",
+        ],
+    );
+    assert!(!detail.contains("check [target]"), "{detail}");
+    let calls = tools.take_calls("supervisorctl");
+    assert!(
+        calls.iter().all(|c| {
+            *c == format!("-s {} status hermes:webui", sup.url)
+                || *c == format!("-s {} pid hermes:webui", sup.url)
+        }),
+        "only status and pid were asked: {calls:#?}"
+    );
+    assert_nothing_acted(&env);
+    let (state, new) = sup.status("hermes:webui");
+    assert_eq!(state, "STARTING", "{}", sup.logs());
+    assert!(new.is_some() && new != Some(pid), "{}", sup.logs());
+    assert_eq!(
+        listener_pid(port),
+        new,
+        "the respawned server holds the port"
+    );
+    let log = fs::read_to_string(&sup.log).unwrap_or_default();
+    assert_eq!(
+        log.matches("spawned: 'webui'").count(),
+        2,
+        "supervisord spawned the server twice, the watchdog never:\n{}",
+        sup.logs()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// launchd
+// ---------------------------------------------------------------------------------------
+
+/// launchd is every process's ancestor on macOS, so XPC_SERVICE_NAME cannot be
+/// confirmed by ancestry: a root watchdog does not take another user's label (the
+/// stand-in `launchctl` records that it was never run).
+#[test]
+fn another_users_launchd_label_is_not_used_by_a_root_watchdog() {
+    require_root();
+    require_system_python();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install("launchctl", "exit 0");
+    let port = free_port();
+    let mut cmd = Command::new(SYSTEM_PYTHON);
+    cmd.arg(listener(&env))
+        .arg(port.to_string())
+        .env("XPC_SERVICE_NAME", "com.example.victim")
+        .current_dir("/");
+    let attacker = spawn_as(ATTACKER.0, ATTACKER.1, &cmd);
+    let pid = attacker.pid();
+    assert!(wait_until(UP_TIMEOUT, || listener_pid(port) == Some(pid)));
+    let squatter = Witness::of(pid);
+    squatter_config(&env, port).write(&env);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_refused(
+        &env,
+        &r,
+        &[
+            &format!("PID {pid} claims launchd job gui/4343/com.example.victim"),
+            "launchd is every process's ancestor",
+            "restart.label",
+        ],
+    );
+    assert_eq!(tools.take_calls("launchctl"), Vec::<String>::new());
+    squatter.assert_untouched(&r);
+}
