@@ -2,6 +2,15 @@
 //! about its job. Detection reads the target itself — its environment, its ancestors,
 //! its cgroup — and a status query runs the supervisor's own read-only command,
 //! bounded. Nothing here restarts anything: that is `act::supervisor`.
+//!
+//! What the target says about itself (its environment) is its own word, and under root
+//! another user's word must not steer root's supervisors (docs/SECURITY.md). So an
+//! identity is used only when something the target cannot forge confirms it (see
+//! [`Trust`]): the supervisor's own process is its ancestor, holds the control socket
+//! the target names, and says it runs the target (or an ancestor) as the job; systemd's
+//! cgroup and MainPID; the operator's config; or the target runs as the watchdog's own
+//! user, who could do whatever the claim asks anyway. Otherwise nothing is done and the
+//! operator is told why ([`Resolution::unverified`]); no command runs on that word.
 
 pub mod launchd;
 pub mod runit;
@@ -494,9 +503,10 @@ pub fn detect(clues: &Clues) -> Option<Supervisor> {
 
 /// A job named in the config (`label`, `unit`, `program`, `service_dir`), which wins
 /// over what was detected. Of the detected details it keeps what the target cannot
-/// forge: systemd's user flag (from the cgroup) and supervisord's server URL only when
-/// the supervisord that is the target's ancestor holds that socket.
-fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues) -> Option<Supervisor> {
+/// forge: systemd's user flag (from the cgroup), and supervisord's server URL only when
+/// the supervisord that is the target's ancestor holds that socket, or the target is
+/// the watchdog's own user (a double fork's orphan has no supervisord ancestor).
+fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues, own_uid: u32) -> Option<Supervisor> {
     let name = match kind {
         Kind::Launchd => cfg.label.clone(),
         Kind::Systemd => cfg.unit.clone(),
@@ -508,9 +518,10 @@ fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues) -> Option<Supervis
         .as_ref()
         .and_then(|s| s.server_url.clone())
         .filter(|url| {
-            clues
-                .supervisord
-                .is_some_and(|pid| holds_server_socket(pid, url).is_ok())
+            clues.uid == own_uid
+                || clues
+                    .supervisord
+                    .is_some_and(|pid| holds_server_socket(pid, url).is_ok())
         });
     Some(Supervisor {
         kind,
@@ -595,7 +606,7 @@ fn resolve_with(
         method => match Kind::of(method) {
             None => return plain(method),
             Some(kind) => {
-                let found = configured(kind, cfg, clues)
+                let found = configured(kind, cfg, clues, own_uid)
                     .or_else(|| detect(clues).filter(|s| s.kind == kind))
                     .or_else(|| remembered.filter(|s| s.kind == kind).cloned());
                 if found.is_none() {

@@ -311,14 +311,18 @@ fn configured_names_win_and_keep_detected_details() {
         ("SUPERVISOR_PROCESS_NAME", "other"),
         ("SUPERVISOR_SERVER_URL", "unix:///tmp/s.sock"),
     ]);
-    let s = configured(Kind::Supervisor, &cfg, &seen).unwrap();
+    let s = configured(Kind::Supervisor, &cfg, &seen, 0).unwrap();
     assert_eq!(s.name, "hermes:web");
     assert_eq!(s.evidence, "configured");
     assert_eq!(s.trust, Trust::Configured);
     // The URL is the target's word: with no supervisord ancestor holding that socket
     // it is dropped, and supervisorctl uses its own configuration.
     assert_eq!(s.server_url, None);
-    assert_eq!(configured(Kind::Launchd, &cfg, &seen), None);
+    assert_eq!(configured(Kind::Launchd, &cfg, &seen, 0), None);
+    // From the watchdog's own user (uid 501 here), the URL is kept: a double fork's
+    // orphan has no supervisord ancestor, and its user could ask that socket itself.
+    let own = configured(Kind::Supervisor, &cfg, &seen, 501).unwrap();
+    assert_eq!(own.server_url.as_deref(), Some("unix:///tmp/s.sock"));
 
     // This test process stands in for the supervisord ancestor: it holds the socket.
     let dir = tempfile::tempdir().unwrap();
@@ -332,7 +336,7 @@ fn configured_names_win_and_keep_detected_details() {
             ("SUPERVISOR_PROCESS_NAME", "x"),
         ])
     };
-    let s = configured(Kind::Supervisor, &cfg, &held).unwrap();
+    let s = configured(Kind::Supervisor, &cfg, &held, 0).unwrap();
     assert_eq!(s.server_url.as_deref(), Some(url.as_str()));
 }
 
@@ -446,7 +450,7 @@ fn another_users_unconfirmed_claims_are_refused_before_any_query() {
         label: Some("com.example.hermes".into()),
         ..auto.clone()
     };
-    let s = configured(Kind::Launchd, &named, &xpc).unwrap();
+    let s = configured(Kind::Launchd, &named, &xpc, 0).unwrap();
     assert_eq!(s.trust, Trust::Configured);
 }
 
