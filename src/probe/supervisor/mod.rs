@@ -658,6 +658,9 @@ fn resolve_with(
             // believed only when the unit's MainPID is the target or its ancestor.
             Claim::Cgroup => match runs_target(&job, target) {
                 Ok(()) => supervisor.trust = Trust::Confirmed,
+                // `activating (auto-restart)` has no MainPID yet: unconfirmed, but a
+                // builtin restart would race systemd's own; the run waits instead.
+                Err(_) if matches!(&job, Ok(status) if status.starting) => {}
                 Err(_) if cfg.method == Method::Auto => return plain(Method::Builtin),
                 Err(_) => supervisor.trust = Trust::Configured,
             },
