@@ -998,3 +998,72 @@ fn another_users_launchd_label_is_not_used_by_a_root_watchdog() {
     assert_eq!(tools.take_calls("launchctl"), Vec::<String>::new());
     squatter.assert_untouched(&r);
 }
+
+/// The server crashed and fails at start; supervisord retries it (BACKOFF, retries
+/// left). The run waits (bounded), reports "starting" with exit 4, and does not start
+/// it again behind supervisord's back: supervisord owns the retries.
+#[test]
+fn a_program_in_backoff_with_retries_left_is_left_to_supervisord() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let flag = env.root.join("fail-at-start");
+    let mut argv = testserver_argv(&env);
+    argv.extend(["--fail-if-exists".into(), flag.display().to_string()]);
+    let command: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
+    let sup = Supervisord::start(
+        &env,
+        &format!(
+            "{}{}",
+            program(
+                &env,
+                "webui",
+                &command.join(" "),
+                "startsecs = 1\nstartretries = 1000\n"
+            ),
+            group(&["webui"])
+        ),
+    );
+    sup.wait_state("hermes:webui", "RUNNING");
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    auto_config(&env, port).write(&env);
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    assert_eq!(read_history(&env)["supervisor"]["trust"], "confirmed");
+    tools.take_calls("supervisorctl");
+
+    fs::write(&flag, "").unwrap();
+    // SAFETY: kill(2) on the test server this test started through supervisord.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let mut state = String::new();
+    assert!(
+        wait_until(UP_TIMEOUT, || {
+            state = sup.status("hermes:webui").0;
+            state == "BACKOFF"
+        }),
+        "precondition: supervisord retries the program (last: {state})\n{}",
+        sup.logs()
+    );
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    assert_contains(
+        rep["action"]["detail"].as_str().unwrap_or_default(),
+        &[
+            "starting: supervisord program hermes:webui is starting the server (",
+            "left alone this run",
+        ],
+    );
+    let calls = tools.take_calls("supervisorctl");
+    assert!(
+        !calls.is_empty()
+            && calls.iter().all(|c| {
+                *c == format!("-s {} status hermes:webui", sup.url)
+                    || *c == format!("-s {} pid hermes:webui", sup.url)
+            }),
+        "only status and pid were asked: {calls:#?}"
+    );
+    assert_nothing_acted(&env);
+}
