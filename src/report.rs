@@ -464,14 +464,17 @@ fn restart_line(report: &Report, supervisor: Option<&serde_json::Value>) -> Stri
     };
     let orphan = if s["orphan"].as_bool() == Some(true) {
         "; the port holder is an ORPHAN of this job"
+    } else if s["starting"].as_bool() == Some(true) {
+        "; the supervisor is STARTING it: left to finish"
     } else {
         ""
     };
     format!(
-        "via {} {} (found by {}): {state}{orphan}",
+        "via {} {} (found by {}, {}): {state}{orphan}",
         text("kind"),
         text("name"),
-        text("evidence")
+        text("evidence"),
+        text("trust").replace('_', " ")
     )
 }
 

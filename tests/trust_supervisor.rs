@@ -729,6 +729,16 @@ fn a_program_supervisord_is_starting_is_never_an_orphan() {
     assert_eq!(rep["target"]["supervisor"]["job"]["pid"], pid, "{rep:#}");
     only_queries(tools.take_calls("supervisorctl"));
     server.assert_untouched(&r);
+    let r = tools.watchdog(&env, &["status"]);
+    assert_exit(&env, &r, 0);
+    assert_contains(
+        &r.stdout,
+        &[&format!(
+            "via supervisor hermes:webui (found by SUPERVISOR_PROCESS_NAME, confirmed): \
+             STARTING, PID {pid}; the supervisor is STARTING it: left to finish"
+        )],
+    );
+    tools.take_calls("supervisorctl");
 
     // Over the FD limit while starting: not acted on, exit 4, and the reason is given.
     cfg.set("fds.max", 2);
