@@ -36,6 +36,8 @@ pub enum ReasonCode {
     FdLeakProjected,
     /// More FDs than `fds.budget.factor` × the expected count.
     FdsOverBudget,
+    /// The supervisor reports its job starting: waited for, never acted on.
+    SupervisorStarting,
 }
 
 impl ReasonCode {
@@ -56,6 +58,7 @@ impl ReasonCode {
             ReasonCode::TargetUnclear => "target_unclear",
             ReasonCode::FdLeakProjected => "fd_leak_projected",
             ReasonCode::FdsOverBudget => "fds_over_budget",
+            ReasonCode::SupervisorStarting => "supervisor_starting",
         }
     }
 }
@@ -189,6 +192,10 @@ pub enum Suppression {
     CannotRestart {
         detail: String,
     },
+    /// The supervisor is starting its job: a restart or a kill would race it.
+    Starting {
+        detail: String,
+    },
 }
 
 impl Suppression {
@@ -206,6 +213,7 @@ impl Suppression {
             Suppression::OrphanUnmatched { .. } => "orphan_unmatched",
             Suppression::NoJob { .. } => "no_job",
             Suppression::CannotRestart { .. } => "cannot_restart",
+            Suppression::Starting { .. } => "starting",
         }
     }
 }
@@ -285,6 +293,16 @@ fn reasons(obs: &Observation, cfg: &Config, ctx: &Context) -> Vec<Reason> {
         .iter()
         .filter_map(finding_reason)
         .collect();
+    let restart = &obs.restart;
+    for note in [&restart.unverified, &restart.ignored]
+        .into_iter()
+        .flatten()
+    {
+        reasons.push(Reason::soft(ReasonCode::TargetUnclear, note.clone()));
+    }
+    reasons.extend(
+        starting_reason(obs).map(|detail| Reason::soft(ReasonCode::SupervisorStarting, detail)),
+    );
     reasons.extend(orphan_reason(obs));
     reasons.extend(health_reason(obs));
     match &obs.fds {
@@ -323,6 +341,22 @@ fn finding_reason(finding: &Finding) -> Option<Reason> {
     Some(Reason::soft(code, finding.describe()))
 }
 
+/// What the supervisor says when it reports its job starting (after the bounded wait
+/// in `probe::supervisor`), in the operator's words.
+fn starting_reason(obs: &Observation) -> Option<String> {
+    let supervision = obs.restart.supervision.as_ref()?;
+    let job = supervision.job.as_ref().ok().filter(|job| job.starting)?;
+    let pid = job
+        .pid
+        .map(|pid| format!(", PID {pid}"))
+        .unwrap_or_default();
+    Some(format!(
+        "{} is starting the server ({}{pid}); it is left to finish, not restarted",
+        supervision.supervisor.describe(),
+        job.state
+    ))
+}
+
 fn orphan_reason(obs: &Observation) -> Option<Reason> {
     let supervision = obs.restart.supervision.as_ref()?;
     let orphan = supervision.orphan.as_ref()?;
@@ -349,7 +383,8 @@ fn health_reason(obs: &Observation) -> Option<Reason> {
         return (!has_target).then(|| {
             Reason::soft(
                 ReasonCode::NoProcess,
-                format!("health passes but {}", why_no_process(obs)),
+                respawned(obs)
+                    .unwrap_or_else(|| format!("health passes but {}", why_no_process(obs))),
             )
         });
     }
@@ -407,6 +442,28 @@ fn why_no_process(obs: &Observation) -> String {
             was probably starting; the next run will find it (if this persists, check [target])"
             .to_string(),
         _ => "no server process was found: check [target]".to_string(),
+    }
+}
+
+/// The race after a crash: no server was found when the run looked, but its supervisor
+/// has started (or is starting) a new one by the time health passed. The config is
+/// fine; say so instead of pointing at [target].
+fn respawned(obs: &Observation) -> Option<String> {
+    let supervision = obs.restart.supervision.as_ref()?;
+    let job = supervision.job.as_ref().ok()?;
+    let what = supervision.supervisor.describe();
+    match (job.starting, job.pid) {
+        (true, _) => Some(format!(
+            "no server process was found when this run looked, but {what} is starting the \
+             server ({}), and health passes",
+            job.state
+        )),
+        (false, Some(pid)) => Some(format!(
+            "no server process was found when this run looked, but {what} runs it again as \
+             PID {pid} ({}), and health passes: the supervisor respawned it",
+            job.state
+        )),
+        (false, None) => None,
     }
 }
 
@@ -589,6 +646,14 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
         return suppressed(Suppression::TargetUnclear {
             detail: finding.describe(),
         });
+    }
+    if let Some(detail) = &obs.restart.unverified {
+        return suppressed(Suppression::TargetUnclear {
+            detail: detail.clone(),
+        });
+    }
+    if let Some(detail) = starting_reason(obs) {
+        return suppressed(Suppression::Starting { detail });
     }
     if method == Method::None {
         return suppressed(Suppression::MethodNone);

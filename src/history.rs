@@ -52,7 +52,9 @@ pub struct History {
     #[serde(default)]
     pub last_pid: Option<u32>,
     /// The supervisor that owned the server last time: when the server is down there
-    /// is no process to read it from, and its job is the one to start.
+    /// is no process to read it from, and its job is the one to start. Its `trust`
+    /// says what vouched for it then; one that nothing vouched for is not started
+    /// (`probe::supervisor::Trust::survives`).
     #[serde(default)]
     pub supervisor: Option<Supervisor>,
     #[serde(default)]

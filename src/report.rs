@@ -160,10 +160,13 @@ fn supervisor_report(obs: &Observation) -> Option<serde_json::Value> {
         Ok(job) => serde_json::json!({ "pid": job.pid, "state": job.state }),
         Err(e) => serde_json::json!({ "error": e }),
     };
+    let starting = supervision.job.as_ref().is_ok_and(|job| job.starting);
     Some(serde_json::json!({
         "kind": s.kind,
         "name": s.name,
         "evidence": s.evidence,
+        "trust": s.trust.as_str(),
+        "starting": starting,
         "job": job,
         "orphan": supervision.orphan.is_some(),
     }))
@@ -278,6 +281,10 @@ pub fn suppression_text(why: &Suppression) -> String {
                 "nothing was signalled, because the server could not be started again: {detail}"
             )
         }
+        Suppression::Starting { detail } => format!(
+            "starting: {detail}; it was waited for up to {} and is left alone this run",
+            human_duration(crate::probe::supervisor::STARTING_WAIT)
+        ),
     }
 }
 
@@ -457,14 +464,17 @@ fn restart_line(report: &Report, supervisor: Option<&serde_json::Value>) -> Stri
     };
     let orphan = if s["orphan"].as_bool() == Some(true) {
         "; the port holder is an ORPHAN of this job"
+    } else if s["starting"].as_bool() == Some(true) {
+        "; the supervisor is STARTING it: left to finish"
     } else {
         ""
     };
     format!(
-        "via {} {} (found by {}): {state}{orphan}",
+        "via {} {} (found by {}, {}): {state}{orphan}",
         text("kind"),
         text("name"),
-        text("evidence")
+        text("evidence"),
+        text("trust").replace('_', " ")
     )
 }
 

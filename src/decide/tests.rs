@@ -10,7 +10,9 @@ use crate::probe::files::FileReading;
 use crate::probe::health::{Attempt, HealthResult};
 use crate::probe::os::{FdLimit, Identity, PortOwner, ProcState, ProcessInfo};
 use crate::probe::restart_path::RestartPath;
-use crate::probe::supervisor::{JobStatus, Kind, Orphan, Resolution, Supervision, Supervisor};
+use crate::probe::supervisor::{
+    JobStatus, Kind, Orphan, Resolution, Supervision, Supervisor, Trust,
+};
 use crate::target::{Discovery, Holder, Target};
 use crate::trend::Trend;
 
@@ -120,11 +122,7 @@ fn observation() -> Observation {
         health: healthy(),
         fds: Some(Ok(fds(100, 30))),
         files: vec![],
-        restart: Resolution {
-            method: Method::Builtin,
-            supervision: None,
-            problem: None,
-        },
+        restart: Resolution::plain(Method::Builtin),
         readiness: Some(Ok(RestartPath::Tool)),
         at: now(),
     }
@@ -143,7 +141,6 @@ fn cannot_restart(o: &mut Observation) {
 fn supervised(o: &mut Observation, orphan: bool) {
     let holder = o.discovery.target.as_ref().map_or(0, |t| t.info.pid());
     o.restart = Resolution {
-        method: Method::Supervisor,
         supervision: Some(Supervision {
             supervisor: Supervisor {
                 kind: Kind::Supervisor,
@@ -152,20 +149,31 @@ fn supervised(o: &mut Observation, orphan: bool) {
                 uid: OWN_UID,
                 server_url: None,
                 evidence: "SUPERVISOR_PROCESS_NAME".into(),
+                trust: Trust::Confirmed,
             },
             job: Ok(JobStatus {
                 pid: if orphan { Some(5000) } else { Some(holder) },
                 state: "RUNNING".into(),
                 start_limit_hit: false,
                 program: None,
+                starting: false,
             }),
             orphan: orphan.then_some(Orphan {
                 holder,
                 job_pid: Some(5000),
             }),
         }),
-        problem: None,
+        ..Resolution::plain(Method::Supervisor)
     };
+}
+
+/// The supervisor reports its job starting (STARTING, `pid` giving `pid`).
+fn starting(o: &mut Observation, pid: Option<u32>) {
+    if let Some(Ok(job)) = o.restart.supervision.as_mut().map(|s| s.job.as_mut()) {
+        job.starting = true;
+        job.state = "STARTING".into();
+        job.pid = pid;
+    }
 }
 
 fn policy() -> Config {
@@ -760,13 +768,85 @@ const ROWS: &[Row] = &[
         plan: Expect::Restart,
     },
     Row {
+        name: "a supervisor identity nothing confirms is never acted on",
+        change: |o, _, _| {
+            o.health = hanging();
+            o.restart = Resolution {
+                unverified: Some("PID 4242 claims supervisord program x:x but ...".into()),
+                ..Resolution::plain(Method::None)
+            };
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(TargetUnclear, Soft), (HealthFailed, Hard)],
+        plan: Expect::Suppressed("target_unclear"),
+    },
+    Row {
+        name: "an unconfirmed identity of a healthy server is a warning only",
+        change: |o, _, _| {
+            o.restart = Resolution {
+                unverified: Some("PID 4242 claims supervisord program x:x but ...".into()),
+                ..Resolution::plain(Method::None)
+            };
+        },
+        verdict: Verdict::Warning,
+        codes: &[(TargetUnclear, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "a remembered job nothing vouched for is not started; start_command is",
+        change: |o, c, _| {
+            no_target(o);
+            o.health = hanging();
+            c.restart.start_command = Some("./start.sh".into());
+            o.restart = Resolution {
+                ignored: Some("the history remembers systemd unit x.service, but ...".into()),
+                ..Resolution::plain(Method::Builtin)
+            };
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(TargetUnclear, Soft), (NoProcess, Hard)],
+        plan: Expect::Start,
+    },
+    Row {
+        name: "a job its supervisor is starting is waited for, not restarted",
+        change: |o, _, _| {
+            supervised(o, false);
+            starting(o, None);
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(SupervisorStarting, Soft), (HealthFailed, Hard)],
+        plan: Expect::Suppressed("starting"),
+    },
+    Row {
+        name: "a starting job is never an orphan, even holding the port healthy",
+        change: |o, _, _| {
+            supervised(o, false);
+            starting(o, None);
+        },
+        verdict: Verdict::Warning,
+        codes: &[(SupervisorStarting, Soft)],
+        plan: Expect::Nothing,
+    },
+    Row {
+        name: "with the server down, a job starting is not started again",
+        change: |o, _, _| {
+            supervised(o, false);
+            no_target(o);
+            starting(o, None);
+            o.health = hanging();
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(SupervisorStarting, Soft), (NoProcess, Hard)],
+        plan: Expect::Suppressed("starting"),
+    },
+    Row {
         name: "a supervisor method with no known job does nothing",
         change: |o, _, _| {
             o.health = hanging();
             o.restart = Resolution {
-                method: Method::Launchd,
-                supervision: None,
                 problem: Some("no launchd job is known".into()),
+                ..Resolution::plain(Method::Launchd)
             };
         },
         verdict: Verdict::Unhealthy,
@@ -1091,4 +1171,36 @@ fn reason_codes_read_the_same_in_json_and_text() {
     ] {
         assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
     }
+}
+
+/// The race after a crash: the run found no server, then supervisord respawned it and
+/// health passed. The report says the supervisor did it, not "check [target]".
+#[test]
+fn a_respawn_in_the_race_is_credited_to_the_supervisor() {
+    let mut obs = observation();
+    supervised(&mut obs, false);
+    no_target(&mut obs);
+    let decision = decide(&obs, &policy(), &context());
+    assert_eq!(decision.plan, Plan::Nothing);
+    let detail = &decision.reasons[0].detail;
+    assert!(
+        detail.contains("supervisord program hermes:web runs it again as PID")
+            && detail.contains("respawned")
+            && !detail.contains("check [target]"),
+        "{detail}"
+    );
+
+    starting(&mut obs, None);
+    let decision = decide(&obs, &policy(), &context());
+    let texts: Vec<&str> = decision.reasons.iter().map(|r| r.detail.as_str()).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("supervisord program hermes:web is starting the server (STARTING)")),
+        "{texts:#?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("check [target]")),
+        "{texts:#?}"
+    );
 }

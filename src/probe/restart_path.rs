@@ -343,11 +343,7 @@ mod tests {
     }
 
     fn resolution(method: Method) -> Resolution {
-        Resolution {
-            method,
-            supervision: None,
-            problem: None,
-        }
+        Resolution::plain(method)
     }
 
     #[test]

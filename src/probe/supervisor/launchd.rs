@@ -94,6 +94,14 @@ pub fn is_launchd_label(xpc_service_name: &str) -> bool {
     !name.is_empty() && name != "0" && !name.starts_with("application.")
 }
 
+/// Whether a `launchctl print` state is launchd (re)spawning the job: `spawn
+/// scheduled` (a KeepAlive job that died waits out its ThrottleInterval, 10 s by
+/// default), then `spawning` and `xpcproxy` (the trampoline that execs the job in the
+/// same PID). launchd will start it by itself; a kickstart of ours would race it.
+pub fn is_starting(state: &str) -> bool {
+    matches!(state.trim(), "spawn scheduled" | "spawning" | "xpcproxy")
+}
+
 /// Parses the output of `launchctl print <domain-target>` for one job.
 pub fn parse_print(text: &str) -> Result<LaunchdJob, LaunchctlParseError> {
     let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l));
@@ -249,8 +257,21 @@ mod tests {
         let job = parse_print(&fixture("killed-spawn-scheduled.txt")).unwrap();
         assert_eq!(job.pid, None);
         assert_eq!(job.state.as_deref(), Some("spawn scheduled"));
+        assert!(is_starting("spawn scheduled"));
         assert_eq!(job.last_exit, None);
         assert_eq!(job.last_signal.as_deref(), Some("Killed: 9"));
+    }
+
+    #[test]
+    fn only_spawn_states_are_starting() {
+        for state in ["spawn scheduled", "spawning", "xpcproxy"] {
+            assert!(is_starting(state), "{state}");
+        }
+        for state in ["running", "not running", "waiting", "exited", ""] {
+            assert!(!is_starting(state), "{state}");
+        }
+        let running = parse_print(&fixture("running.txt")).unwrap();
+        assert!(!is_starting(running.state.as_deref().unwrap_or("")));
     }
 
     #[test]

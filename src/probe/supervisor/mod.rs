@@ -2,6 +2,15 @@
 //! about its job. Detection reads the target itself — its environment, its ancestors,
 //! its cgroup — and a status query runs the supervisor's own read-only command,
 //! bounded. Nothing here restarts anything: that is `act::supervisor`.
+//!
+//! What the target says about itself (its environment) is its own word, and under root
+//! another user's word must not steer root's supervisors (docs/SECURITY.md). So an
+//! identity is used only when something the target cannot forge confirms it (see
+//! [`Trust`]): the supervisor's own process is its ancestor, holds the control socket
+//! the target names, and says it runs the target (or an ancestor) as the job; systemd's
+//! cgroup and MainPID; the operator's config; or the target runs as the watchdog's own
+//! user, who could do whatever the claim asks anyway. Otherwise nothing is done and the
+//! operator is told why ([`Resolution::unverified`]); no command runs on that word.
 
 pub mod launchd;
 pub mod runit;
@@ -21,8 +30,16 @@ use crate::probe::os::{self, ProcessInfo};
 /// A status query is one short read-only command; it gets at most this long, so that
 /// a wedged supervisor costs little of the run's bound.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
-/// How far up the process tree to look for `runsv`.
+/// How far up the process tree to look for `runsv` or `supervisord`.
 const MAX_ANCESTORS: usize = 32;
+/// How long a run waits for a job its supervisor reports starting, at most, before it
+/// reports "starting" and leaves it be. supervisord's STARTING lasts `startsecs` (1 s
+/// by default) and BACKOFF pauses 1 s, 2 s, ... between tries; systemd's
+/// `RestartSec` is 100 ms by default; runsv pauses 1 s. Five seconds sees the common
+/// cases through and costs a run (bounded by `run_bound`, at least 30 s) little; a
+/// job still starting after that is reported, never signalled.
+pub const STARTING_WAIT: Duration = Duration::from_secs(5);
+const STARTING_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +75,53 @@ impl Kind {
     }
 }
 
+/// What vouches for a supervisor identity. A target's environment is the target's
+/// own word: any process can set `SUPERVISOR_PROCESS_NAME` or `XPC_SERVICE_NAME`, so
+/// under root that word alone would let a user steer root's supervisors
+/// (docs/SECURITY.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trust {
+    /// Nothing does yet; also what a history entry without this field reads as.
+    #[default]
+    Unverified,
+    /// Seen from outside the target: the supervisor's own process is its ancestor
+    /// (holding the control socket the target names, for supervisord) and says it runs
+    /// the target or one of its ancestors as the job; for systemd the cgroup and the
+    /// unit's MainPID.
+    Confirmed,
+    /// The operator named the job (`restart.program`, `unit`, `label`, `service_dir`)
+    /// or the method.
+    Configured,
+    /// Only the target's word, but the target runs as the watchdog's own user: whatever
+    /// that word makes the watchdog do, the target's user could do itself. The double
+    /// fork's orphan (no longer a descendant of anything) and launchd jobs (every
+    /// process descends from launchd) are known this way only.
+    SameUser,
+}
+
+impl Trust {
+    /// Whether a job remembered from an earlier run may be started while the server is
+    /// down: only if it was vouched for when recorded, and a same-user job only while
+    /// the watchdog still runs as that user.
+    pub fn survives(self, job_uid: u32, own_uid: u32) -> bool {
+        match self {
+            Trust::Confirmed | Trust::Configured => true,
+            Trust::SameUser => job_uid == own_uid,
+            Trust::Unverified => false,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trust::Unverified => "unverified",
+            Trust::Confirmed => "confirmed",
+            Trust::Configured => "configured",
+            Trust::SameUser => "same_user",
+        }
+    }
+}
+
 /// One supervised job: enough to ask its supervisor about it and to restart it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Supervisor {
@@ -72,6 +136,10 @@ pub struct Supervisor {
     pub server_url: Option<String>,
     /// How the job was recognised, for the report and the log.
     pub evidence: String,
+    /// What vouches for it; kept in the history so that a job is started from memory
+    /// only if it was vouched for when it was recorded.
+    #[serde(default)]
+    pub trust: Trust,
 }
 
 /// What the supervisor says about its job.
@@ -85,6 +153,10 @@ pub struct JobStatus {
     pub start_limit_hit: bool,
     /// The job's program, where the supervisor shows it (launchd).
     pub program: Option<String>,
+    /// The supervisor is (re)starting the job: supervisord STARTING or BACKOFF, systemd
+    /// `activating`, launchd spawning, runit `finish` or wanting it up. Its process,
+    /// if any, is never an orphan.
+    pub starting: bool,
 }
 
 /// The double-fork signature: the port is held by a process that carries the job's
@@ -204,9 +276,11 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
     match supervisor.kind {
         Kind::Launchd => {
             let job = launchd::parse_print(stdout).map_err(|e| e.to_string())?;
+            let state = job.state.unwrap_or_else(|| "unknown".into());
             Ok(JobStatus {
                 pid: job.pid,
-                state: job.state.unwrap_or_else(|| "unknown".into()),
+                starting: launchd::is_starting(&state),
+                state,
                 start_limit_hit: false,
                 program: job.program.or_else(|| job.arguments.first().cloned()),
             })
@@ -222,6 +296,7 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
             Ok(JobStatus {
                 pid: unit.main_pid,
                 start_limit_hit: unit.start_limit_hit(),
+                starting: unit.starting(),
                 state: if unit.sub_state.is_empty() {
                     unit.active_state
                 } else {
@@ -235,6 +310,7 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
                 .ok_or_else(|| format!("no status line for {}", supervisor.name))?;
             Ok(JobStatus {
                 pid: program.pid,
+                starting: program.starting(),
                 state: program.state,
                 start_limit_hit: false,
                 program: None,
@@ -245,6 +321,7 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
                 .ok_or_else(|| "sv status printed no run, down or finish state".to_string())?;
             Ok(JobStatus {
                 pid: service.pid,
+                starting: service.starting(),
                 state: service.state,
                 start_limit_hit: false,
                 program: None,
@@ -259,14 +336,46 @@ pub fn query(supervisor: &Supervisor, deadline: Deadline) -> Result<JobStatus, S
     let argv = supervisor.status_argv();
     let done = command::run(&argv, &[], Output::Capture, deadline.sub(QUERY_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    parse_status(supervisor, &done.stdout).map_err(|why| {
+    let mut status = parse_status(supervisor, &done.stdout).map_err(|why| {
         format!(
             "`{}` ({}): {why}; it said: {}",
             argv.join(" "),
             done.status,
             first_line(&done.text())
         )
-    })
+    })?;
+    // `supervisorctl status` prints no PID in STARTING, though the process runs (and may
+    // listen already); read as "runs nothing", it made the fresh process an orphan.
+    if supervisor.kind == Kind::Supervisor && status.starting && status.pid.is_none() {
+        status.pid = supervisord_pid(supervisor, deadline);
+    }
+    Ok(status)
+}
+
+/// `supervisorctl pid NAME`, which answers in STARTING too.
+fn supervisord_pid(supervisor: &Supervisor, deadline: Deadline) -> Option<u32> {
+    let mut argv = supervisor.tool();
+    argv.extend(["pid".into(), supervisor.name.clone()]);
+    let done = command::run(&argv, &[], Output::Capture, deadline.sub(QUERY_TIMEOUT)).ok()?;
+    supervisord::parse_pid(&done.stdout)
+}
+
+/// Waits, within [`STARTING_WAIT`] and the run's deadline, while the supervisor reports
+/// its job starting; returns what it said last.
+fn wait_while_starting(
+    supervisor: &Supervisor,
+    mut job: Result<JobStatus, String>,
+    deadline: Deadline,
+) -> Result<JobStatus, String> {
+    let until = deadline.sub(STARTING_WAIT);
+    while matches!(&job, Ok(status) if status.starting) && !until.passed() {
+        std::thread::sleep(until.cap(STARTING_POLL));
+        if until.passed() {
+            break;
+        }
+        job = query(supervisor, deadline);
+    }
+    job
 }
 
 fn first_line(text: &str) -> &str {
@@ -284,6 +393,8 @@ pub struct Clues {
     pub runsv_dir: Option<PathBuf>,
     /// The `.service` in the target's cgroup, and whether it is a user unit.
     pub unit: Option<(String, bool)>,
+    /// The nearest ancestor whose command line is supervisord's.
+    pub supervisord: Option<u32>,
 }
 
 impl Clues {
@@ -306,11 +417,26 @@ pub fn gather(target: &ProcessInfo) -> Clues {
         env_error,
         uid: target.uid.unwrap_or(0),
         runsv_dir: runsv_ancestor(target.ppid),
+        supervisord: supervisord_ancestor(target.ppid),
         unit: os::cgroup(target.pid())
             .ok()
             .flatten()
             .and_then(|text| systemd::unit_from_cgroup(&text)),
     }
+}
+
+fn supervisord_ancestor(mut pid: u32) -> Option<u32> {
+    for _ in 0..MAX_ANCESTORS {
+        if pid <= 1 {
+            return None;
+        }
+        let info = os::process_info(pid).ok()?;
+        if supervisord::is_supervisord(&info.argv) {
+            return Some(pid);
+        }
+        pid = info.ppid;
+    }
+    None
 }
 
 fn runsv_ancestor(mut pid: u32) -> Option<PathBuf> {
@@ -340,6 +466,7 @@ pub fn detect(clues: &Clues) -> Option<Supervisor> {
         uid: clues.uid,
         server_url: None,
         evidence: evidence.to_string(),
+        trust: Trust::Unverified,
     };
     if let Some(label) = clues
         .var("XPC_SERVICE_NAME")
@@ -375,8 +502,11 @@ pub fn detect(clues: &Clues) -> Option<Supervisor> {
 }
 
 /// A job named in the config (`label`, `unit`, `program`, `service_dir`), which wins
-/// over what was detected.
-fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues) -> Option<Supervisor> {
+/// over what was detected. Of the detected details it keeps what the target cannot
+/// forge: systemd's user flag (from the cgroup), and supervisord's server URL only when
+/// the supervisord that is the target's ancestor holds that socket, or the target is
+/// the watchdog's own user (a double fork's orphan has no supervisord ancestor).
+fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues, own_uid: u32) -> Option<Supervisor> {
     let name = match kind {
         Kind::Launchd => cfg.label.clone(),
         Kind::Systemd => cfg.unit.clone(),
@@ -384,13 +514,23 @@ fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues) -> Option<Supervis
         Kind::Runit => cfg.service_dir.as_ref().map(|d| d.display().to_string()),
     }?;
     let detected = detect(clues).filter(|s| s.kind == kind);
+    let server_url = detected
+        .as_ref()
+        .and_then(|s| s.server_url.clone())
+        .filter(|url| {
+            clues.uid == own_uid
+                || clues
+                    .supervisord
+                    .is_some_and(|pid| holds_server_socket(pid, url).is_ok())
+        });
     Some(Supervisor {
         kind,
         name,
         user: detected.as_ref().is_some_and(|s| s.user),
         uid: clues.uid,
-        server_url: detected.and_then(|s| s.server_url),
+        server_url,
         evidence: "configured".into(),
+        trust: Trust::Configured,
     })
 }
 
@@ -402,6 +542,25 @@ pub struct Resolution {
     pub supervision: Option<Supervision>,
     /// Why a supervisor method cannot be used this run (no job known).
     pub problem: Option<String>,
+    /// The target claims a supervisor that nothing confirms, and the watchdog runs as
+    /// another user: why its word is not taken. Nothing is done this run, neither
+    /// through that supervisor nor by a builtin restart, which could fight a real one.
+    pub unverified: Option<String>,
+    /// A job remembered from an earlier run that is not used, and why.
+    pub ignored: Option<String>,
+}
+
+impl Resolution {
+    /// A method with no supervision and nothing to say.
+    pub fn plain(method: Method) -> Resolution {
+        Resolution {
+            method,
+            supervision: None,
+            problem: None,
+            unverified: None,
+            ignored: None,
+        }
+    }
 }
 
 /// Resolves `restart.method` against the target. `remembered` is the supervisor the
@@ -413,55 +572,114 @@ pub fn resolve(
     remembered: Option<&Supervisor>,
     deadline: Deadline,
 ) -> Resolution {
-    let plain = |method| Resolution {
-        method,
-        supervision: None,
-        problem: None,
-    };
     let clues = target.map(gather).unwrap_or_default();
+    resolve_with(cfg, target, &clues, remembered, os::own_uid(), deadline)
+}
+
+fn resolve_with(
+    cfg: &RestartConfig,
+    target: Option<&ProcessInfo>,
+    clues: &Clues,
+    remembered: Option<&Supervisor>,
+    own_uid: u32,
+    deadline: Deadline,
+) -> Resolution {
+    // The remembered job is worth a word only where it would have been used: with the
+    // server down, and a method it could serve (with the server up the target itself
+    // is read, and the history is rewritten from it).
+    let (remembered, ignored) = match remembered {
+        Some(s) if !s.trust.survives(s.uid, own_uid) => {
+            let would_use = target.is_none()
+                && (cfg.method == Method::Auto || Kind::of(cfg.method) == Some(s.kind));
+            (None, would_use.then(|| forgotten(s, own_uid)))
+        }
+        other => (other, None),
+    };
+    let plain = |method| Resolution {
+        ignored: ignored.clone(),
+        ..Resolution::plain(method)
+    };
     let candidate = match cfg.method {
         Method::Auto => target
-            .and_then(|_| detect(&clues))
+            .and_then(|_| detect(clues))
             .or_else(|| target.is_none().then(|| remembered.cloned()).flatten()),
         method => match Kind::of(method) {
             None => return plain(method),
             Some(kind) => {
-                let found = configured(kind, cfg, &clues)
-                    .or_else(|| detect(&clues).filter(|s| s.kind == kind))
+                let found = configured(kind, cfg, clues, own_uid)
+                    .or_else(|| detect(clues).filter(|s| s.kind == kind))
                     .or_else(|| remembered.filter(|s| s.kind == kind).cloned());
                 if found.is_none() {
                     return Resolution {
-                        method,
-                        supervision: None,
                         problem: Some(format!(
                             "restart.method = {:?} but no {} job is known: set restart.{}",
                             method.as_str(),
                             kind.as_str(),
                             config_key(kind)
                         )),
+                        ..plain(method)
                     };
                 }
                 found
             }
         },
     };
-    let Some(supervisor) = candidate else {
+    let Some(mut supervisor) = candidate else {
         return Resolution {
-            problem: target.and_then(|t| unknown_supervision(&clues, t.pid())),
+            problem: target.and_then(|t| unknown_supervision(clues, t.pid())),
             ..plain(Method::Builtin)
         };
     };
-    let job = query(&supervisor, deadline);
-    // A process merely inside a unit's cgroup is not proof that systemd runs it: a
-    // server started by a cron job sits in cron.service. Auto-detection believes the
-    // cgroup only when the unit's MainPID is the target or one of its ancestors.
-    if cfg.method == Method::Auto
-        && supervisor.kind == Kind::Systemd
-        && supervisor.evidence == "cgroup"
-        && let Some(target) = target
-        && !matches!(&job, Ok(status) if status.pid.is_some_and(|pid| is_self_or_ancestor(pid, target)))
-    {
-        return plain(Method::Builtin);
+    // What the target says about itself is checked before any command runs on its
+    // word: a forged SUPERVISOR_SERVER_URL must not even be queried.
+    let claim = match target {
+        Some(target) if supervisor.trust == Trust::Unverified => {
+            match precheck(&supervisor, clues, target, own_uid) {
+                Ok(claim) => claim,
+                Err(why) => {
+                    return Resolution {
+                        unverified: Some(why),
+                        ..plain(Method::None)
+                    };
+                }
+            }
+        }
+        _ => Claim::Vouched,
+    };
+    if claim == Claim::SameUser {
+        supervisor.trust = Trust::SameUser;
+    }
+    let job = wait_while_starting(&supervisor, query(&supervisor, deadline), deadline);
+    if let Some(target) = target {
+        match &claim {
+            Claim::Vouched | Claim::SameUser => {}
+            // A process merely inside a unit's cgroup is not proof that systemd runs
+            // it: a server started by a cron job sits in cron.service. The cgroup is
+            // believed only when the unit's MainPID is the target or its ancestor.
+            Claim::Cgroup => match runs_target(&job, target) {
+                Ok(()) => supervisor.trust = Trust::Confirmed,
+                // `activating (auto-restart)` has no MainPID yet: unconfirmed, but a
+                // builtin restart would race systemd's own; the run waits instead.
+                Err(_) if matches!(&job, Ok(status) if status.starting) => {}
+                Err(_) if cfg.method == Method::Auto => return plain(Method::Builtin),
+                Err(_) => supervisor.trust = Trust::Configured,
+            },
+            Claim::Ancestor(ancestor) => match runs_target(&job, target) {
+                Ok(()) => supervisor.trust = Trust::Confirmed,
+                Err(_) if target.uid == Some(own_uid) => supervisor.trust = Trust::SameUser,
+                Err(runs) => {
+                    return Resolution {
+                        unverified: Some(refusal(
+                            &supervisor,
+                            target,
+                            own_uid,
+                            &format!("its ancestor {ancestor} {runs}"),
+                        )),
+                        ..plain(Method::None)
+                    };
+                }
+            },
+        }
     }
     let orphan = match (&job, target) {
         (Ok(status), Some(target)) => orphan_of(status, target),
@@ -474,7 +692,168 @@ pub fn resolve(
             job,
             orphan,
         }),
-        problem: None,
+        ..plain(Method::None)
+    }
+}
+
+/// What stands behind a detected identity before the supervisor is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Claim {
+    /// Configured, or remembered from a run that vouched for it.
+    Vouched,
+    /// systemd's unit from the cgroup, to be confirmed by its MainPID.
+    Cgroup,
+    /// The supervisor's process (named here) is the target's ancestor, holding the
+    /// socket the target names; to be confirmed by the job's PID.
+    Ancestor(String),
+    /// Nothing outside the target confirms it, but the target is the watchdog's user.
+    SameUser,
+}
+
+/// Checks what can be checked without asking the supervisor anything. `Err` is the
+/// operator's message when the claim is refused.
+fn precheck(
+    supervisor: &Supervisor,
+    clues: &Clues,
+    target: &ProcessInfo,
+    own_uid: u32,
+) -> Result<Claim, String> {
+    let same_user = target.uid == Some(own_uid);
+    let unconfirmed = |why: String| {
+        if same_user {
+            Ok(Claim::SameUser)
+        } else {
+            Err(refusal(supervisor, target, own_uid, &why))
+        }
+    };
+    match supervisor.kind {
+        Kind::Systemd => Ok(Claim::Cgroup),
+        // runsv_dir is the cwd of a runsv ancestor: found by ancestry only.
+        Kind::Runit => Ok(Claim::Ancestor("runsv".into())),
+        // launchd is PID 1 on macOS: being its descendant proves nothing.
+        Kind::Launchd => unconfirmed(
+            "launchd is every process's ancestor, so nothing outside the process confirms it"
+                .into(),
+        ),
+        Kind::Supervisor => {
+            let Some(pid) = clues.supervisord else {
+                return unconfirmed("no supervisord is its ancestor".into());
+            };
+            match &supervisor.server_url {
+                Some(url) => match holds_server_socket(pid, url) {
+                    Ok(()) => Ok(Claim::Ancestor(format!("supervisord PID {pid}"))),
+                    Err(why) => unconfirmed(format!(
+                        "its ancestor supervisord PID {pid} {why}, SUPERVISOR_SERVER_URL={url}"
+                    )),
+                },
+                None => Ok(Claim::Ancestor(format!("supervisord PID {pid}"))),
+            }
+        }
+    }
+}
+
+/// Why a claimed identity is not used, in the operator's words.
+fn refusal(supervisor: &Supervisor, target: &ProcessInfo, own_uid: u32, why: &str) -> String {
+    let uid = target
+        .uid
+        .map_or_else(|| "an unknown uid".to_string(), |u| format!("uid {u}"));
+    format!(
+        "PID {} claims {} ({}) but {why}; it runs as {uid}, not as the watchdog's uid \
+         {own_uid}, so its word is not taken: nothing is restarted through that supervisor, \
+         nor by a builtin restart that could fight a real one; if it is the server, set \
+         restart.method and restart.{} to name the job (or restart.method = \"builtin\")",
+        target.pid(),
+        supervisor.describe(),
+        supervisor.evidence,
+        config_key(supervisor.kind)
+    )
+}
+
+/// Why a remembered job is not started.
+fn forgotten(supervisor: &Supervisor, own_uid: u32) -> String {
+    let why = if supervisor.trust == Trust::Unverified {
+        "nothing confirmed it when it was recorded".to_string()
+    } else {
+        format!(
+            "it was known only by its process's word, as uid {}, and the watchdog runs as \
+             uid {own_uid}",
+            supervisor.uid
+        )
+    };
+    format!(
+        "the history remembers {}, but {why}: it is not used; set restart.method and \
+         restart.{} to start it while the server is down",
+        supervisor.describe(),
+        config_key(supervisor.kind)
+    )
+}
+
+/// Whether the supervisor says it runs the target (or an ancestor of it) as the job;
+/// `Err` says what it runs instead.
+fn runs_target(job: &Result<JobStatus, String>, target: &ProcessInfo) -> Result<(), String> {
+    match job {
+        Ok(status) => match status.pid {
+            Some(pid) if is_self_or_ancestor(pid, target) => Ok(()),
+            Some(pid) => Err(format!(
+                "runs that job as PID {pid}, not as it or an ancestor"
+            )),
+            None => Err(format!(
+                "runs nothing for that job (state {})",
+                status.state
+            )),
+        },
+        Err(e) => Err(format!("could not be asked about that job: {e}")),
+    }
+}
+
+/// Whether supervisord `pid` holds the control socket `url` names: `unix://PATH` (it
+/// binds `PATH.<its PID>` and renames it to PATH, and the kernel keeps the bound name)
+/// or `http://HOST:PORT` (a listening TCP socket on PORT). `Err` says what it lacks.
+fn holds_server_socket(pid: u32, url: &str) -> Result<(), String> {
+    enum Want {
+        Unix(String),
+        Tcp(u16),
+    }
+    let want = if let Some(path) = url.strip_prefix("unix://") {
+        Want::Unix(path.to_string())
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        let authority = rest.split('/').next().unwrap_or("");
+        let port = authority
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(80);
+        Want::Tcp(port)
+    } else {
+        return Err("is not asked through a URL that is neither unix:// nor http://".into());
+    };
+    let fds = os::list_fds(pid).map_err(|e| format!("cannot be read ({e})"))?;
+    let by_inode = os::socket_descriptions(pid).unwrap_or_default();
+    let held = fds.iter().filter_map(|fd| {
+        let text = os::socket_text(&fd.target)?;
+        match os::socket_inode(&fd.target) {
+            Some(inode) => by_inode.get(&inode).map(String::as_str),
+            None => Some(text),
+        }
+    });
+    let matches = |description: &str| match &want {
+        Want::Unix(path) => description.strip_prefix("unix ").is_some_and(|bound| {
+            bound == path || bound.strip_prefix(path.as_str()) == Some(&format!(".{pid}"))
+        }),
+        Want::Tcp(port) => {
+            description.starts_with("tcp")
+                && description.ends_with(" LISTEN")
+                && description
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|local| local.rsplit_once(':'))
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    == Some(*port)
+        }
+    };
+    if held.into_iter().any(matches) {
+        Ok(())
+    } else {
+        Err("holds no such socket".into())
     }
 }
 
@@ -499,8 +878,12 @@ fn config_key(kind: Kind) -> &'static str {
 }
 
 /// The target carries the job's identity; it is an orphan unless it is the job's
-/// PID or a descendant of it.
+/// PID or a descendant of it, or the supervisor is still starting the job (its new
+/// process may not be the one named yet, or not named at all).
 fn orphan_of(job: &JobStatus, target: &ProcessInfo) -> Option<Orphan> {
+    if job.starting {
+        return None;
+    }
     match job.pid {
         Some(pid) if is_self_or_ancestor(pid, target) => None,
         job_pid => Some(Orphan {

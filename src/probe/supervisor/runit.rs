@@ -11,6 +11,17 @@ pub struct ServiceStatus {
     pub pid: Option<u32>,
     /// A stop is pending (`, want down`).
     pub want_down: bool,
+    /// A start is pending (`, want up`): runsv waits a second after a run script that
+    /// exited at once, then runs it again.
+    pub want_up: bool,
+}
+
+impl ServiceStatus {
+    /// runsv is bringing the service back: its `finish` script runs (then `run` again),
+    /// or it is down but wanted up.
+    pub fn starting(&self) -> bool {
+        self.state == "finish" || (self.state == "down" && self.want_up)
+    }
 }
 
 /// The states runit reports for a service; any other prefix is `sv` reporting its
@@ -35,6 +46,7 @@ pub fn parse_status(text: &str) -> Option<ServiceStatus> {
         state: state.to_string(),
         pid,
         want_down: rest.contains("want down"),
+        want_up: rest.contains("want up"),
     })
 }
 
@@ -59,6 +71,10 @@ mod tests {
 
         let finish = parse_status("finish: /tmp/sv/hermes: (pid 7) 0s, normally up\n").unwrap();
         assert_eq!((finish.state.as_str(), finish.pid), ("finish", Some(7)));
+        assert!(finish.starting());
+        assert!(!down.starting() && !run.starting());
+        let wanted = parse_status("down: /tmp/sv/hermes: 0s, normally up, want up\n").unwrap();
+        assert!(wanted.starting() && wanted.want_up);
 
         assert_eq!(parse_status(""), None);
     }

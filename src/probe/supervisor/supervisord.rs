@@ -1,4 +1,5 @@
-//! supervisord: `supervisorctl status NAME` output.
+//! supervisord: `supervisorctl status NAME` and `supervisorctl pid NAME` output, and
+//! how to recognise supervisord itself among a process's ancestors.
 
 /// One program line of `supervisorctl status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,15 +13,47 @@ pub struct ProgramStatus {
 }
 
 impl ProgramStatus {
-    /// States from which only an explicit start brings the program back: supervisord
-    /// has given up (FATAL) or is waiting to retry (BACKOFF). superlance's httpok
-    /// ignores these; a restart here is exactly what is needed.
-    pub fn given_up(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "FATAL" | "BACKOFF" | "EXITED" | "STOPPED"
-        )
+    /// supervisord is (re)starting the program: STARTING lasts `startsecs` after a spawn
+    /// (the process exists, and may already listen, but `status` prints no PID for it);
+    /// BACKOFF waits to spawn again and has retries left (when they run out the state
+    /// is FATAL). Either way supervisord owns what happens next: a restart or a kill of
+    /// ours would race it.
+    pub fn starting(&self) -> bool {
+        is_starting(&self.state)
     }
+
+    /// States from which only an explicit start brings the program back: supervisord
+    /// has given up (FATAL) or was told to stop. superlance's httpok ignores these; a
+    /// restart here is exactly what is needed.
+    pub fn given_up(&self) -> bool {
+        matches!(self.state.as_str(), "FATAL" | "EXITED" | "STOPPED")
+    }
+}
+
+/// See [`ProgramStatus::starting`].
+pub fn is_starting(state: &str) -> bool {
+    matches!(state, "STARTING" | "BACKOFF")
+}
+
+/// `supervisorctl pid NAME`: the program's PID, which it prints in STARTING too; `0`
+/// (not running) and any complaint (`ERROR (no such process)`) are no PID.
+pub fn parse_pid(text: &str) -> Option<u32> {
+    text.lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&pid: &u32| pid > 0)
+}
+
+/// Whether a command line is supervisord's: `supervisord ...`, `python3
+/// /usr/bin/supervisord ...` or `python3 -m supervisor.supervisord ...`. The name
+/// alone proves nothing (anyone can call a program that); what the caller confirms
+/// next, that this process holds the control socket and runs the job, does.
+pub fn is_supervisord(argv: &[String]) -> bool {
+    argv.iter()
+        .take(3)
+        .any(|arg| arg == "supervisor.supervisord" || arg.rsplit('/').next() == Some("supervisord"))
 }
 
 /// Parses the line for `name` (`group:name`, or a bare name for a one-process group).
@@ -75,7 +108,10 @@ stopped                          STOPPED   Nov 28 01:02 PM
         let fatal = parse_status(STATUS, "other:other").unwrap();
         assert_eq!((fatal.state.as_str(), fatal.pid), ("FATAL", None));
         assert!(fatal.given_up());
-        assert!(parse_status(STATUS, "looping").unwrap().given_up());
+        assert!(!fatal.starting());
+        // BACKOFF has retries left: supervisord will spawn it again by itself.
+        let looping = parse_status(STATUS, "looping").unwrap();
+        assert!(looping.starting() && !looping.given_up());
         assert!(parse_status(STATUS, "stopped").unwrap().given_up());
         assert_eq!(parse_status(STATUS, "missing:missing"), None);
         assert_eq!(
@@ -91,5 +127,43 @@ stopped                          STOPPED   Nov 28 01:02 PM
         assert_eq!(parse_status("web   RUNNING   pid 31337", "web"), None);
         let whole = parse_status("web   RUNNING   pid 31337, uptime 0:00:05", "web");
         assert_eq!(whole.and_then(|p| p.pid), Some(31337));
+    }
+
+    /// Captured from supervisord 4.3.0 (`supervisorctl status` and `supervisorctl pid`)
+    /// with a program of `startsecs = 60` that already listens, and `/bin/false` with
+    /// retries left: STARTING shows no PID, `pid` does; BACKOFF's `pid` is `0` (exit 7);
+    /// an unknown name is a complaint (exit 1).
+    #[test]
+    fn starting_has_no_pid_in_status_but_pid_answers() {
+        let status = "hermes:bad                       BACKOFF   Exited too quickly (process log may have details)\n\
+                      hermes:webui                     STARTING  \n";
+        let starting = parse_status(status, "hermes:webui").unwrap();
+        assert_eq!((starting.state.as_str(), starting.pid), ("STARTING", None));
+        assert!(starting.starting());
+        let backoff = parse_status(status, "hermes:bad").unwrap();
+        assert!(backoff.starting() && backoff.pid.is_none());
+        assert_eq!(parse_pid("15537\n"), Some(15537));
+        assert_eq!(parse_pid("0\n"), None);
+        assert_eq!(parse_pid("No such process hermes:nosuch\n"), None);
+        assert_eq!(parse_pid(""), None);
+    }
+
+    #[test]
+    fn recognises_supervisord_command_lines() {
+        let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        for yes in [
+            argv(&["/usr/bin/python3", "/usr/bin/supervisord", "-n", "-c", "x"]),
+            argv(&["python3", "-m", "supervisor.supervisord", "-n"]),
+            argv(&["supervisord"]),
+        ] {
+            assert!(is_supervisord(&yes), "{yes:?}");
+        }
+        for no in [
+            argv(&["python3", "server.py", "--name", "a", "supervisord"]),
+            argv(&["supervisorctl", "status"]),
+            argv(&[]),
+        ] {
+            assert!(!is_supervisord(&no), "{no:?}");
+        }
     }
 }

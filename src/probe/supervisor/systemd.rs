@@ -21,6 +21,14 @@ impl UnitStatus {
     pub fn start_limit_hit(&self) -> bool {
         self.result == "start-limit-hit"
     }
+
+    /// systemd is starting the unit: `activating` covers ExecStartPre (`start-pre`),
+    /// the start itself (`start`, before a `Type=notify` service says READY) and the
+    /// wait before a `Restart=` (`auto-restart`). Its MainPID, where there is one, is
+    /// the job's; a restart of ours would only queue behind systemd's own.
+    pub fn starting(&self) -> bool {
+        self.active_state == "activating"
+    }
 }
 
 pub const SHOW_PROPERTIES: &str = "MainPID,ActiveState,SubState,Result,NRestarts,LoadState";
@@ -104,6 +112,19 @@ mod tests {
         assert_eq!(status.main_pid, None);
         assert_eq!(status.active_state, "failed");
         assert!(status.start_limit_hit());
+
+        // Between a crash and `Restart=`: written in systemd's format like the fixtures
+        // above (no systemd PID 1 runs here to capture it from).
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/systemd/show-activating.txt"
+        ))
+        .unwrap();
+        let status = parse_show(&text);
+        assert!(status.starting(), "{status:?}");
+        assert_eq!(status.main_pid, None);
+        assert_eq!(status.sub_state, "auto-restart");
+        assert!(!status.start_limit_hit());
 
         let status = parse_show(NOT_FOUND);
         assert_eq!(status.load_state, "not-found");

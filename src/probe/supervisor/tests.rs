@@ -1,7 +1,7 @@
 //! Detection order, command lines and status parsing, on literal inputs.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::probe::os::{Identity, ProcState};
@@ -20,6 +20,7 @@ fn clues(pairs: &[(&str, &str)]) -> Clues {
         uid: 501,
         runsv_dir: None,
         unit: None,
+        supervisord: None,
     }
 }
 
@@ -103,6 +104,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         uid: 501,
         server_url: None,
         evidence: "test".into(),
+        trust: Trust::Unverified,
     }
 }
 
@@ -273,6 +275,7 @@ fn job(pid: Option<u32>) -> JobStatus {
         state: "x".into(),
         start_limit_hit: false,
         program: None,
+        starting: false,
     }
 }
 
@@ -308,9 +311,192 @@ fn configured_names_win_and_keep_detected_details() {
         ("SUPERVISOR_PROCESS_NAME", "other"),
         ("SUPERVISOR_SERVER_URL", "unix:///tmp/s.sock"),
     ]);
-    let s = configured(Kind::Supervisor, &cfg, &seen).unwrap();
+    let s = configured(Kind::Supervisor, &cfg, &seen, 0).unwrap();
     assert_eq!(s.name, "hermes:web");
-    assert_eq!(s.server_url.as_deref(), Some("unix:///tmp/s.sock"));
     assert_eq!(s.evidence, "configured");
-    assert_eq!(configured(Kind::Launchd, &cfg, &seen), None);
+    assert_eq!(s.trust, Trust::Configured);
+    // The URL is the target's word: with no supervisord ancestor holding that socket
+    // it is dropped, and supervisorctl uses its own configuration.
+    assert_eq!(s.server_url, None);
+    assert_eq!(configured(Kind::Launchd, &cfg, &seen, 0), None);
+    // From the watchdog's own user (uid 501 here), the URL is kept: a double fork's
+    // orphan has no supervisord ancestor, and its user could ask that socket itself.
+    let own = configured(Kind::Supervisor, &cfg, &seen, 501).unwrap();
+    assert_eq!(own.server_url.as_deref(), Some("unix:///tmp/s.sock"));
+
+    // This test process stands in for the supervisord ancestor: it holds the socket.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let url = format!("unix://{}", path.display());
+    let held = Clues {
+        supervisord: Some(std::process::id()),
+        ..clues(&[
+            ("SUPERVISOR_SERVER_URL", &url),
+            ("SUPERVISOR_PROCESS_NAME", "x"),
+        ])
+    };
+    let s = configured(Kind::Supervisor, &cfg, &held, 0).unwrap();
+    assert_eq!(s.server_url.as_deref(), Some(url.as_str()));
+}
+
+/// Real sockets held by this test process: what a supervisord ancestor must hold for
+/// the URL in its child's environment to be used.
+#[test]
+fn a_server_url_counts_only_if_the_process_holds_that_socket() {
+    let me = std::process::id();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    // supervisord binds PATH.<pid> and renames it: the kernel keeps the bound name.
+    let renamed = dir.path().join(format!("r.sock.{me}"));
+    let _unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let _bound = std::os::unix::net::UnixListener::bind(&renamed).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = tcp.local_addr().unwrap().port();
+
+    let url = |p: &std::path::Path| format!("unix://{}", p.display());
+    assert_eq!(holds_server_socket(me, &url(&path)), Ok(()));
+    assert_eq!(
+        holds_server_socket(me, &url(&dir.path().join("r.sock"))),
+        Ok(())
+    );
+    assert_eq!(
+        holds_server_socket(me, &format!("http://127.0.0.1:{port}")),
+        Ok(())
+    );
+    assert_eq!(
+        holds_server_socket(me, &format!("http://localhost:{port}/RPC2")),
+        Ok(())
+    );
+    for other in [
+        url(&dir.path().join("other.sock")),
+        url(&dir.path().join("s")),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        "ftp://x".to_string(),
+    ] {
+        assert!(holds_server_socket(me, &other).is_err(), "{other}");
+    }
+}
+
+fn foreign(pid: u32, uid: u32) -> ProcessInfo {
+    ProcessInfo {
+        uid: Some(uid),
+        ..process(pid, 1)
+    }
+}
+
+/// A claim that nothing confirms, from another user's process, is refused before any
+/// supervisor command runs (none is on PATH here, and none is needed).
+#[test]
+fn another_users_unconfirmed_claims_are_refused_before_any_query() {
+    let auto = crate::config::defaults(None).restart;
+    let deadline = Deadline::after(Duration::from_secs(5));
+    let forged = clues(&[
+        ("SUPERVISOR_PROCESS_NAME", "victim"),
+        ("SUPERVISOR_GROUP_NAME", "root-jobs"),
+        ("SUPERVISOR_SERVER_URL", "unix:///run/supervisor.sock"),
+    ]);
+    let r = resolve_with(
+        &auto,
+        Some(&foreign(4242, 1001)),
+        &forged,
+        None,
+        0,
+        deadline,
+    );
+    assert_eq!(r.supervision, None);
+    assert_eq!(r.method, Method::None);
+    let why = r.unverified.unwrap();
+    for words in [
+        "PID 4242 claims supervisord program root-jobs:victim",
+        "no supervisord is its ancestor",
+        "uid 1001",
+        "watchdog's uid 0",
+        "nor by a builtin restart",
+        "restart.program",
+    ] {
+        assert!(why.contains(words), "{words:?} not in: {why}");
+    }
+
+    // A supervisord ancestor that does not hold the named socket: refused too.
+    let elsewhere = Clues {
+        supervisord: Some(std::process::id()),
+        ..forged.clone()
+    };
+    let r = resolve_with(
+        &auto,
+        Some(&foreign(4242, 1001)),
+        &elsewhere,
+        None,
+        0,
+        deadline,
+    );
+    let why = r.unverified.unwrap();
+    assert!(why.contains("holds no such socket"), "{why}");
+
+    // launchd cannot be confirmed by ancestry: another user's label is not taken.
+    let xpc = clues(&[("XPC_SERVICE_NAME", "com.example.victim")]);
+    let r = resolve_with(&auto, Some(&foreign(4242, 501)), &xpc, None, 0, deadline);
+    let why = r.unverified.unwrap();
+    assert!(
+        why.contains("launchd job system/com.example.victim") || why.contains("com.example.victim"),
+        "{why}"
+    );
+    assert!(why.contains("restart.label"), "{why}");
+
+    // Named by the operator, the same label is used (no target process: nothing to ask).
+    let named = RestartConfig {
+        method: Method::Launchd,
+        label: Some("com.example.hermes".into()),
+        ..auto.clone()
+    };
+    let s = configured(Kind::Launchd, &named, &xpc, 0).unwrap();
+    assert_eq!(s.trust, Trust::Configured);
+}
+
+/// A job in the history is started while the server is down only if something vouched
+/// for it when it was recorded.
+#[test]
+fn only_vouched_for_remembered_jobs_survive() {
+    for (trust, job_uid, own_uid, survives) in [
+        (Trust::Confirmed, 1001, 0, true),
+        (Trust::Configured, 1001, 0, true),
+        (Trust::SameUser, 0, 0, true),
+        (Trust::SameUser, 1001, 0, false),
+        (Trust::Unverified, 0, 0, false),
+    ] {
+        assert_eq!(trust.survives(job_uid, own_uid), survives, "{trust:?}");
+    }
+    // An entry written without the field (injected, or by an older version).
+    let injected: Supervisor = serde_json::from_str(
+        r#"{"kind":"systemd","name":"victim.service","user":false,"uid":0,
+            "server_url":null,"evidence":"cgroup"}"#,
+    )
+    .unwrap();
+    assert_eq!(injected.trust, Trust::Unverified);
+    let auto = crate::config::defaults(None).restart;
+    let deadline = Deadline::after(Duration::from_secs(5));
+    let r = resolve_with(&auto, None, &Clues::default(), Some(&injected), 0, deadline);
+    assert_eq!((r.method, r.supervision), (Method::Builtin, None));
+    let why = r.ignored.unwrap();
+    assert!(
+        why.contains("remembers systemd unit victim.service")
+            && why.contains("nothing confirmed it")
+            && why.contains("restart.unit"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_starting_job_has_no_orphan() {
+    let starting = JobStatus {
+        starting: true,
+        ..job(None)
+    };
+    assert_eq!(orphan_of(&starting, &process(4242, 1)), None);
+    let backoff_elsewhere = JobStatus {
+        starting: true,
+        ..job(Some(4000))
+    };
+    assert_eq!(orphan_of(&backoff_elsewhere, &process(4242, 1)), None);
 }

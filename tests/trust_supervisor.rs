@@ -1,0 +1,1079 @@
+//! A root watchdog and supervisor identities it must not take on a process's word
+//! (docs/SECURITY.md): another user's process that names a supervisord program in its
+//! own environment, a program of root's supervisord that names another program, a
+//! `supervisor` planted in the history; and a job that supervisord is still starting,
+//! which is never an orphan. A REAL supervisord runs as root here (its programs as
+//! other users, as `user =` does in production); the watchdog reaches the real
+//! `supervisorctl` through a wrapper that records every call, so "nothing was asked"
+//! is proven by what it ran, not by what it reported. systemd cannot run here: a
+//! stand-in `systemctl` records its calls.
+//!
+//! The other users' processes run the system's `/usr/bin/python3` (the test's own
+//! interpreter may live under root's home, which they cannot enter).
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use common::*;
+
+/// Generous: supervisord and Python start slowly on a small shared machine.
+const UP_TIMEOUT: Duration = Duration::from_secs(30);
+const SUPERVISORCTL_TIMEOUT: Duration = Duration::from_secs(30);
+/// An interpreter every user may run.
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// A process that listens on `argv[1]` (and, given `argv[2]`, on that unix socket too,
+/// a control socket of its own) and closes every connection at once: health fails.
+/// Written to `listener.py` in the env ([`listener`]), so that its command line names
+/// the env and a stray is found by it.
+const LISTENER: &str = "\
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[1])))
+s.listen(16)
+if len(sys.argv) > 2:
+    u = socket.socket(socket.AF_UNIX)
+    u.bind(sys.argv[2])
+    u.listen(1)
+while True:
+    c, _ = s.accept()
+    c.close()
+";
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// Lets other users traverse the temp dir (not list or write it), and gives `uid` a
+/// directory of its own inside it.
+fn dir_for(env: &TestEnv, name: &str, (uid, gid): (u32, u32)) -> PathBuf {
+    fs::set_permissions(&env.root, fs::Permissions::from_mode(0o711)).unwrap();
+    let dir = env.root.join(name);
+    fs::create_dir_all(&dir).unwrap();
+    chown_tree(&dir, uid, gid);
+    dir
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The listener script in the env, readable by every user.
+fn listener(env: &TestEnv) -> String {
+    let path = env.root.join("listener.py");
+    fs::write(&path, LISTENER).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(&env.root, fs::Permissions::from_mode(0o711)).unwrap();
+    path.display().to_string()
+}
+
+/// A supervisord program's command prefix that runs it as `uid`:`gid` (supervisord's
+/// own `user =` wants a passwd entry, which the test users have not): setpriv execs,
+/// so the program keeps supervisord's child PID.
+fn as_user((uid, gid): (u32, u32)) -> String {
+    format!("setpriv --reuid={uid} --regid={gid} --clear-groups --")
+}
+
+fn require_system_python() {
+    assert!(
+        Path::new(SYSTEM_PYTHON).exists(),
+        "{SYSTEM_PYTHON} is missing: run `apt-get install python3` (other users' processes \
+         run it)"
+    );
+}
+
+/// Tools prepended to PATH for the watchdog runs, and the calls their wrappers saw.
+struct Tools {
+    bin: PathBuf,
+    calls: PathBuf,
+}
+
+impl Tools {
+    fn new(env: &TestEnv) -> Tools {
+        let bin = env.root.join("bin");
+        let calls = env.root.join("calls");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&calls).unwrap();
+        Tools { bin, calls }
+    }
+
+    /// `name` appends its arguments (one call a line) to its calls file, then runs
+    /// `then` (shell text).
+    fn install(&self, name: &str, then: &str) {
+        let calls = self.calls.join(name);
+        write_script(
+            &self.bin.join(name),
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >>{}\n{then}\n",
+                sh_quote(&calls.display().to_string())
+            ),
+        );
+    }
+
+    /// The real supervisorctl, run through the test's interpreter.
+    fn install_supervisorctl(&self) {
+        self.install(
+            "supervisorctl",
+            &format!(
+                "exec {} -m supervisor.supervisorctl \"$@\"",
+                sh_quote(python())
+            ),
+        );
+    }
+
+    fn take_calls(&self, name: &str) -> Vec<String> {
+        let path = self.calls.join(name);
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let _ = fs::remove_file(&path);
+        text.lines().map(String::from).collect()
+    }
+
+    fn watchdog(&self, env: &TestEnv, args: &[&str]) -> RunResult {
+        let mut cmd = watchdog_cmd(env, args);
+        let rest = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{rest}", self.bin.display()));
+        run_with_timeout(cmd, WATCHDOG_TIMEOUT)
+    }
+}
+
+/// Fails (never skips) when supervisord is not installed for the test's interpreter.
+fn require_supervisor() {
+    let ok = Command::new(python())
+        .args([
+            "-c",
+            "import supervisor.supervisord, supervisor.supervisorctl",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "supervisord is not installed for {}: run `pip install supervisor` (these tests \
+         start a real supervisord)",
+        python()
+    );
+}
+
+/// A real supervisord as root, its config, socket and logs in the temp dir; stopped by
+/// SIGTERM on drop (which stops its programs), then strays of this env are killed.
+struct Supervisord {
+    daemon: GracefulChild,
+    root: PathBuf,
+    url: String,
+    log: PathBuf,
+}
+
+impl Supervisord {
+    fn start(env: &TestEnv, programs: &str) -> Supervisord {
+        require_supervisor();
+        let sock = env.root.join("supervisor.sock");
+        assert!(
+            sock.as_os_str().len() < 100,
+            "socket path {} is too long for a unix socket: set a shorter TMPDIR",
+            sock.display()
+        );
+        let url = format!("unix://{}", sock.display());
+        let conf = env.root.join("supervisord.conf");
+        let log = env.root.join("supervisord.log");
+        fs::write(
+            &conf,
+            format!(
+                "[unix_http_server]\nfile = {sock}\n\n\
+                 [supervisord]\nlogfile = {log}\npidfile = {root}/supervisord.pid\n\
+                 childlogdir = {root}\nnodaemon = true\nuser = root\n\n\
+                 [rpcinterface:supervisor]\n\
+                 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+                 [supervisorctl]\nserverurl = {url}\n\n{programs}",
+                sock = sock.display(),
+                log = log.display(),
+                root = env.root.display(),
+            ),
+        )
+        .unwrap();
+        let out = fs::File::create(env.root.join("supervisord.out")).unwrap();
+        let daemon = GracefulChild::spawn(
+            Command::new(python())
+                .args(["-m", "supervisor.supervisord", "-n", "-c"])
+                .arg(&conf)
+                .current_dir(&env.root)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out),
+            Duration::from_secs(20),
+        );
+        let mut sup = Supervisord {
+            daemon,
+            root: env.root.clone(),
+            url,
+            log,
+        };
+        let up = wait_until(UP_TIMEOUT, || {
+            assert!(
+                sup.daemon.try_wait().is_none(),
+                "supervisord exited at start-up:\n{}",
+                sup.logs()
+            );
+            sock.exists() && sup.ctl(&["status"]).1.contains("hermes:")
+        });
+        assert!(up, "supervisord did not answer:\n{}", sup.logs());
+        sup
+    }
+
+    fn logs(&self) -> String {
+        let out = self.log.with_file_name("supervisord.out");
+        format!(
+            "--- supervisord.log ---\n{}\n--- stdout/stderr ---\n{}",
+            fs::read_to_string(&self.log).unwrap_or_default(),
+            fs::read_to_string(out).unwrap_or_default()
+        )
+    }
+
+    fn ctl(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut cmd = Command::new(python());
+        cmd.args(["-m", "supervisor.supervisorctl", "-s", &self.url])
+            .args(args);
+        let r = run_with_timeout(cmd, SUPERVISORCTL_TIMEOUT);
+        assert!(!r.timed_out, "supervisorctl {args:?} hung\n{}", r.dump());
+        (r.status, format!("{}{}", r.stdout, r.stderr))
+    }
+
+    /// `supervisorctl status NAME` → state, and `supervisorctl pid NAME` (which answers
+    /// in STARTING too).
+    fn status(&self, name: &str) -> (String, Option<u32>) {
+        let (_, out) = self.ctl(&["status", name]);
+        let state = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string();
+        let (_, pid) = self.ctl(&["pid", name]);
+        (state, pid.trim().parse().ok().filter(|&p: &u32| p > 0))
+    }
+
+    fn wait_state(&self, name: &str, state: &str) -> u32 {
+        let mut last = (String::new(), None);
+        let reached = wait_until(UP_TIMEOUT, || {
+            last = self.status(name);
+            last.0 == state && last.1.is_some()
+        });
+        assert!(
+            reached,
+            "{name} did not reach {state} (last: {last:?})\n{}",
+            self.logs()
+        );
+        last.1.unwrap()
+    }
+}
+
+impl Drop for Supervisord {
+    fn drop(&mut self) {
+        self.daemon.stop();
+        let names = ["testserver.py", "victim-marker", "listener.py"];
+        wait_until(Duration::from_secs(5), || {
+            kill_strays(&self.root, &names) == 0
+        });
+    }
+}
+
+/// `[program:NAME]` in `[group:hermes]`'s list, running `command` (shell words).
+fn program(env: &TestEnv, name: &str, command: &str, extra: &str) -> String {
+    format!(
+        "[program:{name}]\ncommand = {command}\nautostart = true\nautorestart = true\n\
+         stopwaitsecs = 5\nredirect_stderr = true\nstdout_logfile = {root}/{name}.log\n{extra}\n",
+        root = env.root.display(),
+    )
+}
+
+/// A program nobody may touch: root's own job, a sleeper whose command line names the
+/// env (so strays are found).
+fn victim(env: &TestEnv) -> String {
+    let marker = env.root.join("victim-marker");
+    program(
+        env,
+        "victim",
+        &format!(
+            "{} -c 'import time, sys; time.sleep(100000)' {}",
+            sh_quote(python()),
+            sh_quote(&marker.display().to_string())
+        ),
+        "startsecs = 1\n",
+    )
+}
+
+fn group(programs: &[&str]) -> String {
+    format!("[group:hermes]\nprograms = {}\n", programs.join(","))
+}
+
+/// The config for a server on `port`: auto-detection, one health attempt.
+fn auto_config(env: &TestEnv, port: u16) -> ConfigToml {
+    let mut cfg = ConfigToml::for_port(env, port);
+    cfg.set("restart.method", "auto");
+    cfg.set("health.attempts", 1);
+    cfg
+}
+
+/// [`auto_config`] where `target.match` recognises the squatter: before the checks, an
+/// orphan that matched was killed and its claimed job restarted.
+fn squatter_config(env: &TestEnv, port: u16) -> ConfigToml {
+    let mut cfg = auto_config(env, port);
+    cfg.set("target.match", "listener.py");
+    cfg
+}
+
+#[track_caller]
+fn has_reason(rep: &Value, code: &str) -> String {
+    rep["reasons"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["code"] == code))
+        .and_then(|r| r["detail"].as_str())
+        .unwrap_or_else(|| panic!("no {code} reason: {rep:#}"))
+        .to_string()
+}
+
+#[track_caller]
+fn assert_contains(text: &str, words: &[&str]) {
+    for w in words {
+        assert!(text.contains(w), "{w:?} not in: {text}");
+    }
+}
+
+/// The run did nothing: exit 4, its plan suppressed as `target_unclear` with the claim
+/// named in the detail, no action event, no incident.
+#[track_caller]
+fn assert_refused(env: &TestEnv, r: &RunResult, words: &[&str]) -> Value {
+    assert_exit(env, r, 4);
+    let rep = report(r);
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    assert_eq!(rep["restart_method"], "none", "{rep:#}");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert_contains(detail, &["the target is not clearly identified"]);
+    assert_contains(detail, words);
+    assert_contains(&has_reason(&rep, "target_unclear"), words);
+    assert!(rep["target"]["supervisor"].is_null(), "{rep:#}");
+    assert_nothing_acted(env);
+    rep
+}
+
+// ---------------------------------------------------------------------------------------
+// Another user's process claims a program of root's supervisord
+// ---------------------------------------------------------------------------------------
+
+/// ATTACKER listens on a port with SUPERVISOR_* naming `hermes:victim` of supervisord
+/// at `url`; returns the guard, the port and the listener's PID.
+fn attacker_claiming(env: &TestEnv, url: &str, own_socket: Option<&Path>) -> (ChildGuard, u16) {
+    require_system_python();
+    let port = free_port();
+    let mut cmd = Command::new(SYSTEM_PYTHON);
+    cmd.arg(listener(env)).arg(port.to_string());
+    if let Some(sock) = own_socket {
+        cmd.arg(sock);
+    }
+    cmd.env("SUPERVISOR_ENABLED", "1")
+        .env("SUPERVISOR_SERVER_URL", url)
+        .env("SUPERVISOR_PROCESS_NAME", "victim")
+        .env("SUPERVISOR_GROUP_NAME", "hermes")
+        .current_dir("/");
+    let guard = spawn_as(ATTACKER.0, ATTACKER.1, &cmd);
+    let pid = guard.pid();
+    assert!(
+        wait_until(UP_TIMEOUT, || listener_pid(port) == Some(pid)),
+        "the attacker's process did not listen on {port}"
+    );
+    (guard, port)
+}
+
+#[test]
+fn another_users_claim_on_roots_supervisord_program_is_not_used() {
+    require_root();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let sup = Supervisord::start(&env, &format!("{}{}", victim(&env), group(&["victim"])));
+    let victim = Witness::of(sup.wait_state("hermes:victim", "RUNNING"));
+
+    let (attacker, port) = attacker_claiming(&env, &sup.url, None);
+    let squatter = Witness::of(attacker.pid());
+    squatter_config(&env, port).write(&env);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    let rep = assert_refused(
+        &env,
+        &r,
+        &[
+            &format!(
+                "PID {} claims supervisord program hermes:victim",
+                attacker.pid()
+            ),
+            "no supervisord is its ancestor",
+            "uid 4343",
+            "nor by a builtin restart",
+        ],
+    );
+    assert!(
+        reason_codes(&rep).contains(&"health_failed".to_string()),
+        "{rep:#}"
+    );
+    assert_eq!(
+        tools.take_calls("supervisorctl"),
+        Vec::<String>::new(),
+        "no supervisorctl call on the attacker's word"
+    );
+    victim.assert_untouched(&r);
+    squatter.assert_untouched(&r);
+    assert_eq!(
+        sup.status("hermes:victim"),
+        ("RUNNING".to_string(), Some(victim.pid))
+    );
+    let log = fs::read_to_string(&sup.log).unwrap_or_default();
+    assert!(!log.contains("stopped: victim"), "{}", sup.logs());
+}
+
+/// The same claim, pointing at a control socket the attacker holds itself.
+#[test]
+fn another_users_claim_on_its_own_control_socket_is_not_used() {
+    require_root();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let dir = dir_for(&env, "attacker", ATTACKER);
+    let sock = dir.join("s.sock");
+    let url = format!("unix://{}", sock.display());
+    let (attacker, port) = attacker_claiming(&env, &url, Some(&sock));
+    assert!(wait_until(UP_TIMEOUT, || sock.exists()));
+    let squatter = Witness::of(attacker.pid());
+    squatter_config(&env, port).write(&env);
+    let outside = tree_snapshot(&dir, &[]);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_refused(
+        &env,
+        &r,
+        &[
+            &format!(
+                "PID {} claims supervisord program hermes:victim",
+                attacker.pid()
+            ),
+            "no supervisord is its ancestor",
+        ],
+    );
+    assert_eq!(tools.take_calls("supervisorctl"), Vec::<String>::new());
+    squatter.assert_untouched(&r);
+    assert_eq!(tree_snapshot(&dir, &[]), outside, "the attacker's files");
+}
+
+/// A program root's supervisord runs as ATTACKER (`user =`) sets another program's
+/// name in its environment: supervisord is its ancestor and holds the socket, but
+/// supervisord runs `hermes:victim` as another PID. Only the status was asked.
+#[test]
+fn a_program_naming_another_program_of_its_supervisord_is_not_used() {
+    require_root();
+    require_system_python();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let port = free_port();
+    let squatter = program(
+        &env,
+        "squatter",
+        &format!(
+            "{} /usr/bin/env SUPERVISOR_PROCESS_NAME=victim {SYSTEM_PYTHON} {} {port}",
+            as_user(ATTACKER),
+            sh_quote(&listener(&env)),
+        ),
+        "startsecs = 1\n",
+    );
+    let sup = Supervisord::start(
+        &env,
+        &format!(
+            "{}{squatter}{}",
+            victim(&env),
+            group(&["victim", "squatter"])
+        ),
+    );
+    let victim = Witness::of(sup.wait_state("hermes:victim", "RUNNING"));
+    let holder = sup.wait_state("hermes:squatter", "RUNNING");
+    assert!(wait_until(UP_TIMEOUT, || listener_pid(port) == Some(holder)));
+    let squatter = Witness::of(holder);
+    squatter_config(&env, port).write(&env);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_refused(
+        &env,
+        &r,
+        &[
+            &format!("PID {holder} claims supervisord program hermes:victim"),
+            &format!(
+                "its ancestor supervisord PID {} runs that job as PID {}",
+                sup.daemon.pid(),
+                victim.pid
+            ),
+            "uid 4343",
+        ],
+    );
+    let calls = tools.take_calls("supervisorctl");
+    assert!(
+        calls
+            .iter()
+            .all(|c| *c == format!("-s {} status hermes:victim", sup.url)),
+        "only the job's status was asked: {calls:#?}"
+    );
+    victim.assert_untouched(&r);
+    squatter.assert_untouched(&r);
+}
+
+/// The legitimate case the checks must keep: root's supervisord runs the server as
+/// SERVER_USER; it is its ancestor, holds the socket and runs it as the job. The
+/// restart goes through supervisorctl, and the history records the job as confirmed.
+#[test]
+fn a_confirmed_job_of_another_user_is_restarted_through_supervisorctl() {
+    require_root();
+    require_system_python();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let dir = dir_for(&env, "server", SERVER_USER);
+    let path = |name: &str| sh_quote(&dir.join(name).display().to_string());
+    fs::create_dir_all(dir.join("db")).unwrap();
+    chown_tree(&dir, SERVER_USER.0, SERVER_USER.1);
+    let command = format!(
+        "{} {SYSTEM_PYTHON} {} --port-file {} --pid-log {} --db {} --mode-file {}",
+        as_user(SERVER_USER),
+        sh_quote(&testserver_script().display().to_string()),
+        path("server.port"),
+        path("pids.log"),
+        path("db"),
+        path("server.mode"),
+    );
+    let sup = Supervisord::start(
+        &env,
+        &format!(
+            "{}{}",
+            program(&env, "webui", &command, "startsecs = 1\n"),
+            group(&["webui"])
+        ),
+    );
+    let pid = sup.wait_state("hermes:webui", "RUNNING");
+    let port_file = dir.join("server.port");
+    let mut port = 0;
+    assert!(wait_until(UP_TIMEOUT, || {
+        port = fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        port != 0 && listener_pid(port) == Some(pid)
+    }));
+    // The lean test server holds about 4 FDs.
+    let mut cfg = auto_config(&env, port);
+    cfg.set("fds.max", 2);
+    cfg.write(&env);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["kind"], "restart", "{rep:#}");
+    assert_eq!(rep["action"]["method"], "supervisor", "{rep:#}");
+    assert_eq!(rep["target"]["supervisor"]["trust"], "confirmed", "{rep:#}");
+    let calls = tools.take_calls("supervisorctl");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| **c == format!("-s {} restart hermes:webui", sup.url))
+            .count(),
+        1,
+        "{calls:#?}"
+    );
+    assert_eq!(read_history(&env)["supervisor"]["trust"], "confirmed");
+    let new = sup.wait_state("hermes:webui", "RUNNING");
+    assert_ne!(new, pid, "{}", sup.logs());
+}
+
+// ---------------------------------------------------------------------------------------
+// A supervisor planted in the history
+// ---------------------------------------------------------------------------------------
+
+/// history.json names a systemd unit (as an attacker who could write the state dir
+/// once did, or an older version that recorded a claim unchecked) and the port is
+/// free: the unit is not started, nor even asked about.
+#[test]
+fn a_planted_history_supervisor_is_never_started() {
+    require_root();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    // Answers like systemctl for a loaded, stopped unit; records every call.
+    tools.install(
+        "systemctl",
+        "printf 'MainPID=0\\nActiveState=inactive\\nSubState=dead\\nResult=success\\n\
+         NRestarts=0\\nLoadState=loaded\\n'",
+    );
+    let port = free_port();
+    auto_config(&env, port).write(&env);
+    fs::create_dir_all(&env.state_dir).unwrap();
+    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    write_history(
+        &env,
+        &serde_json::json!({
+            "version": 1,
+            "supervisor": {
+                "kind": "systemd", "name": "victim.service", "user": false, "uid": 0,
+                "server_url": null, "evidence": "cgroup"
+            }
+        }),
+    );
+    // The temp dir's own entry changes when the log file is created in it.
+    let outside = || {
+        let mut files = tree_snapshot(&env.root, &[&env.state_dir, &env.log_file, &tools.calls]);
+        files.retain(|(path, _)| *path != env.root);
+        files
+    };
+    let before = outside();
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    assert!(
+        reason_codes(&rep).contains(&"no_process".to_string()),
+        "{rep:#}"
+    );
+    assert_contains(
+        &has_reason(&rep, "target_unclear"),
+        &[
+            "the history remembers systemd unit victim.service",
+            "nothing confirmed it when it was recorded",
+            "restart.unit",
+        ],
+    );
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    assert_eq!(rep["restart_method"], "builtin", "{rep:#}");
+    assert_contains(
+        rep["action"]["detail"].as_str().unwrap_or_default(),
+        &["restart.start_command"],
+    );
+    assert_eq!(
+        tools.take_calls("systemctl"),
+        Vec::<String>::new(),
+        "no systemctl call on the history's word"
+    );
+    assert_nothing_acted(&env);
+    assert_eq!(outside(), before, "files outside the state dir changed");
+}
+
+// ---------------------------------------------------------------------------------------
+// A job supervisord is still starting
+// ---------------------------------------------------------------------------------------
+
+/// supervisord keeps a program in STARTING for `startsecs`, while it already listens,
+/// and `supervisorctl status` prints no PID then. The watchdog must ask `supervisorctl
+/// pid`, wait (bounded), say "starting", and neither kill the process as an orphan nor
+/// restart it, healthy or not.
+#[test]
+fn a_program_supervisord_is_starting_is_never_an_orphan() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let command: Vec<String> = testserver_argv(&env).iter().map(|a| sh_quote(a)).collect();
+    let sup = Supervisord::start(
+        &env,
+        &format!(
+            "{}{}",
+            program(&env, "webui", &command.join(" "), "startsecs = 600\n"),
+            group(&["webui"])
+        ),
+    );
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    assert_eq!(
+        sup.status("hermes:webui"),
+        ("STARTING".to_string(), Some(pid)),
+        "precondition: listening while STARTING"
+    );
+    let server = Witness::of(pid);
+    let mut cfg = auto_config(&env, port);
+    cfg.set("target.match", "testserver.py");
+    cfg.write(&env);
+    let starting =
+        format!("supervisord program hermes:webui is starting the server (STARTING, PID {pid})");
+    let only_queries = |calls: Vec<String>| {
+        assert!(
+            !calls.is_empty()
+                && calls.iter().all(|c| {
+                    *c == format!("-s {} status hermes:webui", sup.url)
+                        || *c == format!("-s {} pid hermes:webui", sup.url)
+                }),
+            "only status and pid were asked: {calls:#?}"
+        );
+    };
+
+    // Healthy: a warning that says so, exit 0.
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    let rep = report(&r);
+    assert_contains(&has_reason(&rep, "supervisor_starting"), &[&starting]);
+    assert!(
+        !reason_codes(&rep).contains(&"orphan_port_holder".to_string()),
+        "{rep:#}"
+    );
+    assert_eq!(rep["target"]["supervisor"]["orphan"], false, "{rep:#}");
+    assert_eq!(rep["target"]["supervisor"]["starting"], true, "{rep:#}");
+    assert_eq!(rep["target"]["supervisor"]["job"]["pid"], pid, "{rep:#}");
+    only_queries(tools.take_calls("supervisorctl"));
+    server.assert_untouched(&r);
+    let r = tools.watchdog(&env, &["status"]);
+    assert_exit(&env, &r, 0);
+    assert_contains(
+        &r.stdout,
+        &[&format!(
+            "via supervisor hermes:webui (found by SUPERVISOR_PROCESS_NAME, confirmed): \
+             STARTING, PID {pid}; the supervisor is STARTING it: left to finish"
+        )],
+    );
+    tools.take_calls("supervisorctl");
+
+    // Over the FD limit while starting: not acted on, exit 4, and the reason is given.
+    cfg.set("fds.max", 2);
+    cfg.write(&env);
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    assert_contains(
+        rep["action"]["detail"].as_str().unwrap_or_default(),
+        &["starting: ", &starting, "waited for up to 5s"],
+    );
+    only_queries(tools.take_calls("supervisorctl"));
+    assert_nothing_acted(&env);
+    server.assert_untouched(&r);
+    assert_eq!(
+        sup.status("hermes:webui"),
+        ("STARTING".to_string(), Some(pid)),
+        "{}",
+        sup.logs()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A fake runsv
+// ---------------------------------------------------------------------------------------
+
+/// `runsv` and `sv`, or the test fails with the install command.
+fn require_runit() -> (PathBuf, PathBuf) {
+    let dirs = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"];
+    let find = |name| {
+        find_executable(name, &dirs).unwrap_or_else(|| {
+            panic!("{name} is not installed: run `apt-get install runit` (this test starts a real runsv)")
+        })
+    };
+    (find("runsv"), find("sv"))
+}
+
+/// ATTACKER's process under a parent it named `runsv`, whose cwd is root's real
+/// service directory: the ancestor's name and cwd say "runit service", but root's real
+/// runsv runs another PID for that service. Only `sv status` was asked.
+#[test]
+fn a_process_under_a_fake_runsv_in_roots_service_dir_is_not_used() {
+    require_root();
+    require_system_python();
+    let (runsv, sv) = require_runit();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install(
+        "sv",
+        &format!("exec {} \"$@\"", sh_quote(&sv.display().to_string())),
+    );
+    let service = env.root.join("service/victim");
+    fs::create_dir_all(&service).unwrap();
+    let marker = env.root.join("victim-marker");
+    write_script(
+        &service.join("run"),
+        &format!(
+            "#!/bin/sh\nexec {} -c 'import time; time.sleep(100000)' {}\n",
+            sh_quote(python()),
+            sh_quote(&marker.display().to_string())
+        ),
+    );
+    fs::set_permissions(env.root.join("service"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&service, fs::Permissions::from_mode(0o755)).unwrap();
+    let service = service.canonicalize().unwrap();
+    // Dropped last: whatever runsv leaves behind, even when the test fails.
+    let _strays = Strays(env.root.clone());
+    let mut real = GracefulChild::spawn(
+        Command::new(&runsv)
+            .arg(&service)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        Duration::from_secs(15),
+    );
+    let supervise_pid = service.join("supervise/pid");
+    let mut victim_pid = 0;
+    assert!(
+        wait_until(UP_TIMEOUT, || {
+            victim_pid = fs::read_to_string(&supervise_pid)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            victim_pid != 0 && cmdline(victim_pid).contains("victim-marker")
+        }),
+        "root's runsv did not start the victim service"
+    );
+    let victim = Witness::of(victim_pid);
+
+    // `exec -a runsv`: the parent shell shows `runsv` as its argv[0], in the service dir.
+    let port = free_port();
+    let script = format!(
+        "exec -a runsv /bin/bash -c '{SYSTEM_PYTHON} {} {port}; true'",
+        listener(&env)
+    );
+    let mut cmd = Command::new("/bin/bash");
+    cmd.args(["-c", &script]).current_dir(&service);
+    let fake = spawn_as(ATTACKER.0, ATTACKER.1, &cmd);
+    let mut holder = 0;
+    assert!(
+        wait_until(UP_TIMEOUT, || {
+            holder = listener_pid(port).unwrap_or(0);
+            holder != 0
+        }),
+        "the attacker's process did not listen"
+    );
+    assert_eq!(parent_pid(holder), Some(fake.pid()), "precondition");
+    assert!(cmdline(fake.pid()).starts_with("runsv"), "precondition");
+    let squatter = Witness::of(holder);
+    squatter_config(&env, port).write(&env);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_refused(
+        &env,
+        &r,
+        &[
+            &format!(
+                "PID {holder} claims runit service {} (runsv ancestor)",
+                service.display()
+            ),
+            &format!("its ancestor runsv runs that job as PID {victim_pid}"),
+            "uid 4343",
+            "restart.service_dir",
+        ],
+    );
+    let calls = tools.take_calls("sv");
+    assert!(
+        calls
+            .iter()
+            .all(|c| *c == format!("status {}", service.display())),
+        "only `sv status` was asked: {calls:#?}"
+    );
+    victim.assert_untouched(&r);
+    squatter.assert_untouched(&r);
+    drop(fake);
+    real.stop();
+}
+
+/// Kills this env's sleepers and listeners on drop.
+struct Strays(PathBuf);
+
+impl Drop for Strays {
+    fn drop(&mut self) {
+        wait_until(Duration::from_secs(5), || {
+            kill_strays(&self.0, &["victim-marker", "listener.py"]) == 0
+        });
+    }
+}
+
+/// The gap after a crash: the run finds the pidfile stale and the port free while
+/// supervisord is respawning the server, which listens a moment later. The run waits
+/// for the starting job (bounded), leaves it alone, and credits the supervisor in the
+/// report instead of pointing the operator at a [target] config that is fine.
+#[test]
+fn a_respawn_in_the_gap_after_a_crash_is_reported_as_the_supervisor_starting_it() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let mut argv = testserver_argv(&env);
+    argv.extend(["--startup-delay".into(), "0.5".into()]);
+    let command: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
+    let sup = Supervisord::start(
+        &env,
+        &format!(
+            "{}{}",
+            program(
+                &env,
+                "webui",
+                &command.join(" "),
+                "startsecs = 600\nstartretries = 10\n"
+            ),
+            group(&["webui"])
+        ),
+    );
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    auto_config(&env, port).write(&env);
+
+    // A first run records the job, confirmed (supervisord is the server's parent).
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    assert_eq!(read_history(&env)["supervisor"]["trust"], "confirmed");
+    tools.take_calls("supervisorctl");
+
+    // The crash: supervisord respawns it after a second (BACKOFF), and it listens half a
+    // second after that, within the run's wait for a starting job.
+    fs::write(&env.pidfile, format!("{pid}\n")).unwrap();
+    // SAFETY: kill(2) on the test server this test started through supervisord.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    assert!(wait_until(Duration::from_secs(10), || !is_alive(pid)));
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    let detail = has_reason(&rep, "no_process");
+    assert_contains(
+        &detail,
+        &[
+            "no server process was found when this run looked",
+            "supervisord program hermes:webui is starting the server (STARTING)",
+            "health passes",
+        ],
+    );
+    assert!(!detail.contains("check [target]"), "{detail}");
+    let calls = tools.take_calls("supervisorctl");
+    assert!(
+        calls.iter().all(|c| {
+            *c == format!("-s {} status hermes:webui", sup.url)
+                || *c == format!("-s {} pid hermes:webui", sup.url)
+        }),
+        "only status and pid were asked: {calls:#?}"
+    );
+    assert_nothing_acted(&env);
+    let (state, new) = sup.status("hermes:webui");
+    assert_eq!(state, "STARTING", "{}", sup.logs());
+    assert!(new.is_some() && new != Some(pid), "{}", sup.logs());
+    assert_eq!(
+        listener_pid(port),
+        new,
+        "the respawned server holds the port"
+    );
+    let log = fs::read_to_string(&sup.log).unwrap_or_default();
+    assert_eq!(
+        log.matches("spawned: 'webui'").count(),
+        2,
+        "supervisord spawned the server twice, the watchdog never:\n{}",
+        sup.logs()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// launchd
+// ---------------------------------------------------------------------------------------
+
+/// launchd is every process's ancestor on macOS, so XPC_SERVICE_NAME cannot be
+/// confirmed by ancestry: a root watchdog does not take another user's label (the
+/// stand-in `launchctl` records that it was never run).
+#[test]
+fn another_users_launchd_label_is_not_used_by_a_root_watchdog() {
+    require_root();
+    require_system_python();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install("launchctl", "exit 0");
+    let port = free_port();
+    let mut cmd = Command::new(SYSTEM_PYTHON);
+    cmd.arg(listener(&env))
+        .arg(port.to_string())
+        .env("XPC_SERVICE_NAME", "com.example.victim")
+        .current_dir("/");
+    let attacker = spawn_as(ATTACKER.0, ATTACKER.1, &cmd);
+    let pid = attacker.pid();
+    assert!(wait_until(UP_TIMEOUT, || listener_pid(port) == Some(pid)));
+    let squatter = Witness::of(pid);
+    squatter_config(&env, port).write(&env);
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_refused(
+        &env,
+        &r,
+        &[
+            &format!("PID {pid} claims launchd job gui/4343/com.example.victim"),
+            "launchd is every process's ancestor",
+            "restart.label",
+        ],
+    );
+    assert_eq!(tools.take_calls("launchctl"), Vec::<String>::new());
+    squatter.assert_untouched(&r);
+}
+
+/// The server crashed and fails at start; supervisord retries it (BACKOFF, retries
+/// left). The run waits (bounded), reports "starting" with exit 4, and does not start
+/// it again behind supervisord's back: supervisord owns the retries.
+#[test]
+fn a_program_in_backoff_with_retries_left_is_left_to_supervisord() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    let flag = env.root.join("fail-at-start");
+    let mut argv = testserver_argv(&env);
+    argv.extend(["--fail-if-exists".into(), flag.display().to_string()]);
+    let command: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
+    let sup = Supervisord::start(
+        &env,
+        &format!(
+            "{}{}",
+            program(
+                &env,
+                "webui",
+                &command.join(" "),
+                "startsecs = 1\nstartretries = 1000\n"
+            ),
+            group(&["webui"])
+        ),
+    );
+    sup.wait_state("hermes:webui", "RUNNING");
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    auto_config(&env, port).write(&env);
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+    assert_eq!(read_history(&env)["supervisor"]["trust"], "confirmed");
+    tools.take_calls("supervisorctl");
+
+    fs::write(&flag, "").unwrap();
+    // SAFETY: kill(2) on the test server this test started through supervisord.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+    let mut state = String::new();
+    assert!(
+        wait_until(UP_TIMEOUT, || {
+            state = sup.status("hermes:webui").0;
+            state == "BACKOFF"
+        }),
+        "precondition: supervisord retries the program (last: {state})\n{}",
+        sup.logs()
+    );
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    assert_contains(
+        rep["action"]["detail"].as_str().unwrap_or_default(),
+        &[
+            "starting: supervisord program hermes:webui is starting the server (",
+            "left alone this run",
+        ],
+    );
+    let calls = tools.take_calls("supervisorctl");
+    assert!(
+        !calls.is_empty()
+            && calls.iter().all(|c| {
+                *c == format!("-s {} status hermes:webui", sup.url)
+                    || *c == format!("-s {} pid hermes:webui", sup.url)
+            }),
+        "only status and pid were asked: {calls:#?}"
+    );
+    assert_nothing_acted(&env);
+}
