@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::{any_bytes, edits, mutate};
 use crate::history::{FdSample, History, RestartRecord};
-use crate::probe::supervisor::{Kind, Supervisor};
+use crate::probe::supervisor::{Kind, Supervisor, Trust};
 
 /// Times near both ends, where window arithmetic overflows if it is not careful.
 fn time() -> BoxedStrategy<u64> {
@@ -39,15 +39,24 @@ fn supervisor() -> impl Strategy<Value = Supervisor> {
         any::<u32>(),
         proptest::option::of(any::<String>()),
         any::<String>(),
+        prop::sample::select(vec![
+            Trust::Unverified,
+            Trust::Confirmed,
+            Trust::Configured,
+            Trust::SameUser,
+        ]),
     )
-        .prop_map(|(kind, name, user, uid, server_url, evidence)| Supervisor {
-            kind,
-            name,
-            user,
-            uid,
-            server_url,
-            evidence,
-        })
+        .prop_map(
+            |(kind, name, user, uid, server_url, evidence, trust)| Supervisor {
+                kind,
+                name,
+                user,
+                uid,
+                server_url,
+                evidence,
+                trust,
+            },
+        )
 }
 
 fn restart(time: fn() -> BoxedStrategy<u64>) -> impl Strategy<Value = RestartRecord> {

@@ -25,6 +25,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         uid: 501,
         server_url: None,
         evidence: "test".to_string(),
+        trust: Default::default(),
     }
 }
 

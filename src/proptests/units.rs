@@ -153,11 +153,7 @@ fn busy_of(json: Option<Value>, fields: &[String]) -> Option<String> {
         },
         fds: None,
         files: Vec::new(),
-        restart: Resolution {
-            method: crate::config::Method::Builtin,
-            supervision: None,
-            problem: None,
-        },
+        restart: Resolution::plain(crate::config::Method::Builtin),
         readiness: None,
         at: SystemTime::UNIX_EPOCH,
     };
