@@ -743,18 +743,7 @@ impl Running {
             .process_group(0);
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let mut so = child.stdout.take().unwrap();
-        let mut se = child.stderr.take().unwrap();
-        let out = thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = so.read_to_end(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        });
-        let err = thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = se.read_to_end(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        });
+        let (out, err) = read_output(&mut child);
         Running {
             child: Some(child),
             started,
@@ -801,7 +790,27 @@ impl Running {
     }
 }
 
-fn join_bounded(h: JoinHandle<String>) -> String {
+/// Threads that read the piped stdout and stderr of `child` to their end; collect them
+/// with [`join_bounded`].
+pub fn read_output(child: &mut Child) -> (JoinHandle<String>, JoinHandle<String>) {
+    let mut so = child.stdout.take().expect("piped stdout");
+    let mut se = child.stderr.take().expect("piped stderr");
+    let out = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    let err = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    (out, err)
+}
+
+/// What a [`read_output`] thread read, waiting at most 5 s: a grandchild that inherited
+/// the pipes could keep them open.
+pub fn join_bounded(h: JoinHandle<String>) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !h.is_finished() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
