@@ -61,12 +61,6 @@ fn dir_for(env: &TestEnv, name: &str, (uid, gid): (u32, u32)) -> PathBuf {
     dir
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// The listener script in the env, readable by every user.
 fn listener(env: &TestEnv) -> String {
     let path = env.root.join("listener.py");
