@@ -368,13 +368,8 @@ fn under_exhausted_nproc(env: &TestEnv, argv: &[&str]) -> Command {
         .arg(format!("--regid={gid}"))
         .arg("--clear-groups")
         .args(["--", "prlimit", "--nproc=1", "--"])
-        .args(argv)
-        .current_dir(&env.root)
-        .env("HOME", &env.home)
-        .env("XDG_CONFIG_HOME", env.home.join(".config"))
-        .env("XDG_STATE_HOME", env.home.join(".local/state"))
-        .env_remove("WATCHDOG_CONFIG");
-    cmd
+        .args(argv);
+    in_test_home(cmd, env)
 }
 
 fn watchdog_under_exhausted_nproc(env: &TestEnv, args: &[&str]) -> RunResult {

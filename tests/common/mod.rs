@@ -852,11 +852,16 @@ pub fn watchdog_cmd(env: &TestEnv, args: &[&str]) -> Command {
     in_env(cmd, env)
 }
 
-/// `--config env.config_path`, the temp HOME and XDG dirs, no WATCHDOG_CONFIG.
+/// `--config env.config_path`, and [`in_test_home`].
 fn in_env(mut cmd: Command, env: &TestEnv) -> Command {
-    cmd.arg("--config")
-        .arg(&env.config_path)
-        .current_dir(&env.root)
+    cmd.arg("--config").arg(&env.config_path);
+    in_test_home(cmd, env)
+}
+
+/// The temp dir as the working directory, the temp HOME and XDG dirs, no
+/// WATCHDOG_CONFIG: where every watchdog run of a test lives.
+pub fn in_test_home(mut cmd: Command, env: &TestEnv) -> Command {
+    cmd.current_dir(&env.root)
         .env("HOME", &env.home)
         .env("XDG_CONFIG_HOME", env.home.join(".config"))
         .env("XDG_STATE_HOME", env.home.join(".local/state"))
