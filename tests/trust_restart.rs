@@ -174,6 +174,22 @@ fn assert_cannot_restart(env: &TestEnv, r: &RunResult, pid: u32, why: &str) {
     assert_nothing_acted(env);
 }
 
+/// `server` made unhealthy (503) and checked: it is not signalled, the run is
+/// [`assert_cannot_restart`] for `why`, and once healthy again it still serves.
+#[track_caller]
+fn assert_unhealthy_but_not_killed(env: &TestEnv, server: &UserServer, why: &str) {
+    config_for(env, server).write(env);
+    set_memory_mode_at(&server.base, "503");
+    let witness = Witness::of(server.pid());
+
+    let r = run_watchdog(env, &["check", "--json"]);
+
+    witness.assert_untouched(&r);
+    assert_cannot_restart(env, &r, server.pid(), why);
+    set_memory_mode_at(&server.base, "");
+    assert!(healthy(&format!("{}/health", server.base)), "still serving");
+}
+
 /// A process title for argv[0] (setproctitle, `exec -a`): its replay could never start,
 /// so the server is not killed, and the operator is told to set start_command.
 #[test]
@@ -187,23 +203,13 @@ fn a_process_title_is_not_killed_for_a_replay_that_cannot_start() {
         &srv,
     );
     assert_eq!(cmdline_args(server.pid())[0], "hermes: webui");
-    config_for(&env, &server).write(&env);
-    set_memory_mode_at(&server.base, "503");
-    let witness = Witness::of(server.pid());
-
-    let r = run_watchdog(&env, &["check", "--json"]);
-
-    witness.assert_untouched(&r);
-    assert_cannot_restart(
+    assert_unhealthy_but_not_killed(
         &env,
-        &r,
-        server.pid(),
+        &server,
         "argv[0] `hermes: webui` is a process title, not a program on its PATH: set \
          restart.start_command",
     );
-    set_memory_mode_at(&server.base, "");
     assert_eq!(listener_pid(server.port), Some(server.pid()));
-    assert!(healthy(&format!("{}/health", server.base)), "still serving");
 }
 
 /// A working directory deleted under the running server: a replay could not start
@@ -213,25 +219,15 @@ fn a_server_whose_cwd_was_deleted_is_not_killed() {
     require_root();
     let env = TestEnv::new();
     let (server, _, work) = server_in_deleted_cwd(&env);
-    config_for(&env, &server).write(&env);
-    set_memory_mode_at(&server.base, "503");
-    let witness = Witness::of(server.pid());
-
-    let r = run_watchdog(&env, &["check", "--json"]);
-
-    witness.assert_untouched(&r);
-    assert_cannot_restart(
+    assert_unhealthy_but_not_killed(
         &env,
-        &r,
-        server.pid(),
+        &server,
         &format!(
             "working directory {} was deleted, so it cannot be started there again: \
              recreate it, or set restart.start_command",
             work.display()
         ),
     );
-    set_memory_mode_at(&server.base, "");
-    assert!(healthy(&format!("{}/health", server.base)), "still serving");
 }
 
 /// With start_command set, the deleted directory is no obstacle: the command runs
