@@ -1922,12 +1922,18 @@ pub fn environ(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// The parent PID of `pid` (`/proc/PID/stat`).
+/// The parent PID of `pid` (field 4 of `/proc/PID/stat`).
 pub fn parent_pid(pid: u32) -> Option<u32> {
+    stat_field(pid, 4)
+}
+
+/// Field `n` (counted from 1, as in proc(5)) of `/proc/PID/stat`, read after the command
+/// name, which may hold spaces and parentheses.
+pub fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..]
         .split_whitespace()
-        .nth(1)?
+        .nth(n.checked_sub(3)?)?
         .parse()
         .ok()
 }
@@ -2234,12 +2240,7 @@ pub fn spawn_as(uid: u32, gid: u32, cmd: &Command) -> ChildGuard {
 
 /// The start time of `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
 pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..]
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    stat_field(pid, 22)
 }
 
 /// A process that must come through a run untouched: its PID and start time, taken
