@@ -81,19 +81,30 @@ pub fn open_regular(path: &Path) -> Result<File, SafeFsError> {
 }
 
 fn open_regular_with(path: &Path, extra_flags: libc::c_int) -> Result<File, SafeFsError> {
-    let file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .custom_flags(extra_flags | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| opened_error(path, e))?;
+        .open(path);
+    regular_opened(path, opened)
+}
+
+/// The file just opened at `path`, if the open succeeded and what it opened is a regular
+/// file: a FIFO, socket, device or directory is refused by its kind.
+fn regular_opened(path: &Path, opened: io::Result<File>) -> Result<File, SafeFsError> {
+    let file = opened.map_err(|e| opened_error(path, e))?;
     let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
     if !meta.is_file() {
-        return Err(SafeFsError::NotRegular {
-            path: path.to_path_buf(),
-            kind: kind_name(meta.file_type()),
-        });
+        return Err(not_regular(path, meta.file_type()));
     }
     Ok(file)
+}
+
+/// The refusal of what is at `path` because it is a `file_type`, not a regular file.
+fn not_regular(path: &Path, file_type: fs::FileType) -> SafeFsError {
+    SafeFsError::NotRegular {
+        path: path.to_path_buf(),
+        kind: kind_name(file_type),
+    }
 }
 
 /// `O_NOFOLLOW` on a symlink fails with `ELOOP` (Linux and macOS): say what it means.
@@ -105,10 +116,7 @@ fn opened_error(path: &Path, e: io::Error) -> SafeFsError {
             path: path.to_path_buf(),
         },
         Some(libc::ENXIO) => match fs::symlink_metadata(path) {
-            Ok(meta) => SafeFsError::NotRegular {
-                path: path.to_path_buf(),
-                kind: kind_name(meta.file_type()),
-            },
+            Ok(meta) => not_regular(path, meta.file_type()),
             Err(_) => SafeFsError::io(path, e),
         },
         _ => SafeFsError::io(path, e),
@@ -145,21 +153,13 @@ fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError
 /// Opens (creating with `mode` when missing) a regular file for appending, never through
 /// a symlink and never a FIFO.
 pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
-    let file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| opened_error(path, e))?;
-    let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(SafeFsError::NotRegular {
-            path: path.to_path_buf(),
-            kind: kind_name(meta.file_type()),
-        });
-    }
-    Ok(file)
+        .open(path);
+    regular_opened(path, opened)
 }
 
 /// A name no other process can guess, for a temporary file beside its destination:
@@ -515,6 +515,14 @@ mod tests {
         tempfile::tempdir().unwrap()
     }
 
+    /// A real FIFO at `path`, returned.
+    fn mkfifo(path: &Path) -> PathBuf {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        path.to_path_buf()
+    }
+
     #[test]
     fn a_symlink_is_never_read_or_appended_through() {
         let dir = private_tempdir();
@@ -536,10 +544,7 @@ mod tests {
     #[test]
     fn a_fifo_is_refused_at_once() {
         let dir = private_tempdir();
-        let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let fifo = mkfifo(&dir.path().join("fifo"));
         let err = read_regular(&fifo, 100).unwrap_err();
         assert!(err.to_string().contains("a FIFO"), "{err}");
         let err = open_append(&fifo, 0o600).unwrap_err();
@@ -554,10 +559,7 @@ mod tests {
         let link = dir.path().join("link.toml");
         symlink(&real, &link).unwrap();
         assert_eq!(read_regular_following(&link, 100).unwrap(), b"x = 1");
-        let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let fifo = mkfifo(&dir.path().join("fifo"));
         let to_fifo = dir.path().join("to-fifo");
         symlink(&fifo, &to_fifo).unwrap();
         for path in [&fifo, &to_fifo] {

@@ -19,7 +19,6 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -138,18 +137,7 @@ impl Traced {
         let started = Instant::now();
         let mut child = cmd.spawn().expect("spawn the traced watchdog");
         let pid = libc::pid_t::try_from(child.id()).unwrap();
-        let mut so = child.stdout.take().unwrap();
-        let mut se = child.stderr.take().unwrap();
-        let out = thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = so.read_to_end(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        });
-        let err = thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = se.read_to_end(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        });
+        let (out, err) = read_output(&mut child);
         Traced {
             child: Some(child),
             pid,
@@ -264,22 +252,10 @@ impl Traced {
         self.child = None;
         let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
         let elapsed = self.started.elapsed();
-        let join = |h: Option<JoinHandle<String>>| {
-            let h = h.unwrap();
-            let end = Instant::now() + Duration::from_secs(5);
-            while !h.is_finished() && Instant::now() < end {
-                thread::sleep(Duration::from_millis(10));
-            }
-            if h.is_finished() {
-                h.join().unwrap_or_default()
-            } else {
-                "<output pipe still open>".into()
-            }
-        };
         RunResult {
             status: code,
-            stdout: join(self.out.take()),
-            stderr: join(self.err.take()),
+            stdout: join_bounded(self.out.take().unwrap()),
+            stderr: join_bounded(self.err.take().unwrap()),
             elapsed,
             timed_out: false,
         }
@@ -392,13 +368,8 @@ fn under_exhausted_nproc(env: &TestEnv, argv: &[&str]) -> Command {
         .arg(format!("--regid={gid}"))
         .arg("--clear-groups")
         .args(["--", "prlimit", "--nproc=1", "--"])
-        .args(argv)
-        .current_dir(&env.root)
-        .env("HOME", &env.home)
-        .env("XDG_CONFIG_HOME", env.home.join(".config"))
-        .env("XDG_STATE_HOME", env.home.join(".local/state"))
-        .env_remove("WATCHDOG_CONFIG");
-    cmd
+        .args(argv);
+    in_test_home(cmd, env)
 }
 
 fn watchdog_under_exhausted_nproc(env: &TestEnv, args: &[&str]) -> RunResult {

@@ -17,7 +17,7 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -26,7 +26,6 @@ use common::*;
 
 /// Generous: supervisord and Python start slowly on a small shared machine.
 const UP_TIMEOUT: Duration = Duration::from_secs(30);
-const SUPERVISORCTL_TIMEOUT: Duration = Duration::from_secs(30);
 const LABEL: &str = "com.example.hermes-webui";
 const UNIT: &str = "hermes.service";
 
@@ -109,63 +108,6 @@ fn assert_replaced(old: u32, new: u32, port: u16) {
     );
 }
 
-/// A directory of tools prepended to PATH for the watchdog runs, and the record of the
-/// calls their recording wrappers saw.
-struct Tools {
-    bin: PathBuf,
-    calls: PathBuf,
-}
-
-impl Tools {
-    fn new(env: &TestEnv) -> Tools {
-        let bin = env.root.join("bin");
-        let calls = env.root.join("calls");
-        fs::create_dir_all(&bin).unwrap();
-        fs::create_dir_all(&calls).unwrap();
-        Tools { bin, calls }
-    }
-
-    /// PATH for the watchdog: this directory first.
-    fn path(&self) -> String {
-        let rest = std::env::var("PATH").unwrap_or_default();
-        format!("{}:{rest}", self.bin.display())
-    }
-
-    fn install(&self, name: &str, script: &str) {
-        write_script(&self.bin.join(name), script);
-    }
-
-    /// Installs `name` as a wrapper that appends its arguments (one call a line) to its
-    /// calls file, then execs `real` (shell words, already quoted) with them: what the
-    /// watchdog really asked the supervisor, whatever its report says.
-    fn install_recording(&self, name: &str, real: &str) {
-        let calls = self.calls.join(name);
-        self.install(
-            name,
-            &format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >>{}\nexec {real} \"$@\"\n",
-                sh_quote(&calls.display().to_string())
-            ),
-        );
-    }
-
-    /// The arguments of every call the wrapper `name` recorded, one call each; the record
-    /// is then cleared.
-    fn take_calls(&self, name: &str) -> Vec<String> {
-        let path = self.calls.join(name);
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let _ = fs::remove_file(&path);
-        text.lines().map(String::from).collect()
-    }
-
-    /// Runs the watchdog with this PATH.
-    fn watchdog(&self, env: &TestEnv, args: &[&str]) -> RunResult {
-        let mut cmd = watchdog_cmd(env, args);
-        cmd.env("PATH", self.path());
-        run_with_timeout(cmd, WATCHDOG_TIMEOUT)
-    }
-}
-
 /// The watchdog config for the server on `port`: auto-detection, the harness defaults.
 fn auto_config(env: &TestEnv, port: u16) -> ConfigToml {
     let mut cfg = ConfigToml::for_port(env, port);
@@ -214,179 +156,20 @@ fn assert_one_restart_call(tools: &Tools, tool: &str, restart: &str, status: &st
 // supervisord
 // ---------------------------------------------------------------------------------------
 
-/// Fails (never skips) when supervisord is not installed for `python3`.
-fn require_supervisor() {
-    let ok = Command::new(python())
-        .args([
-            "-c",
-            "import supervisor.supervisord, supervisor.supervisorctl",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "supervisord is not installed for {}: run `pip install supervisor` \
-         (these tests start a real supervisord)",
-        python()
-    );
-}
-
-/// A real supervisord (`python3 -m supervisor.supervisord -n`), the test's child, with its
-/// config, unix socket and logs in the temp dir; stopped by SIGTERM on drop, which stops
-/// its programs too.
-struct Supervisord {
-    daemon: GracefulChild,
-    root: PathBuf,
-    /// `unix:///.../supervisor.sock`, as its children see it in SUPERVISOR_SERVER_URL.
-    url: String,
-    log: PathBuf,
-}
-
-impl Supervisord {
-    /// Starts supervisord with `programs` (config sections) and waits until it answers.
-    fn start(env: &TestEnv, programs: &str) -> Supervisord {
-        require_supervisor();
-        let root = env.root.display();
-        let sock = env.root.join("supervisor.sock");
-        // sun_path holds 108 bytes: a long TMPDIR would fail in supervisord's own words.
-        assert!(
-            sock.as_os_str().len() < 100,
-            "socket path {} is too long for a unix socket: set a shorter TMPDIR",
-            sock.display()
-        );
-        let url = format!("unix://{}", sock.display());
-        let conf = env.root.join("supervisord.conf");
-        let log = env.root.join("supervisord.log");
-        fs::write(
-            &conf,
-            format!(
-                "[unix_http_server]\nfile = {sock}\n\n\
-                 [supervisord]\nlogfile = {log}\npidfile = {root}/supervisord.pid\n\
-                 childlogdir = {root}\nnodaemon = true\nloglevel = debug\n\n\
-                 [rpcinterface:supervisor]\n\
-                 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
-                 [supervisorctl]\nserverurl = {url}\n\n{programs}",
-                sock = sock.display(),
-                log = log.display(),
-            ),
-        )
-        .unwrap();
-        let out = fs::File::create(env.root.join("supervisord.out")).unwrap();
-        let daemon = GracefulChild::spawn(
-            Command::new(python())
-                .args(["-m", "supervisor.supervisord", "-n", "-c"])
-                .arg(&conf)
-                .current_dir(&env.root)
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out),
-            Duration::from_secs(20),
-        );
-        let mut sup = Supervisord {
-            daemon,
-            root: env.root.clone(),
-            url,
-            log,
-        };
-        let up = wait_until(UP_TIMEOUT, || {
-            assert!(
-                sup.daemon.try_wait().is_none(),
-                "supervisord exited at start-up:\n{}",
-                sup.logs()
-            );
-            sock.exists() && sup.ctl(&["status"]).1.contains("hermes:")
-        });
-        assert!(up, "supervisord did not answer:\n{}", sup.logs());
-        sup
-    }
-
-    fn logs(&self) -> String {
-        let out = self.log.with_file_name("supervisord.out");
-        format!(
-            "--- supervisord.log ---\n{}\n--- stdout/stderr ---\n{}",
-            fs::read_to_string(&self.log).unwrap_or_default(),
-            fs::read_to_string(out).unwrap_or_default()
-        )
-    }
-
-    /// The real supervisorctl on this supervisord: exit code and output.
-    fn ctl(&self, args: &[&str]) -> (Option<i32>, String) {
-        let mut cmd = Command::new(python());
-        cmd.args(["-m", "supervisor.supervisorctl", "-s", &self.url])
-            .args(args);
-        let r = run_with_timeout(cmd, SUPERVISORCTL_TIMEOUT);
-        assert!(!r.timed_out, "supervisorctl {args:?} hung\n{}", r.dump());
-        (r.status, format!("{}{}", r.stdout, r.stderr))
-    }
-
-    /// `supervisorctl status NAME` → (state, pid).
-    fn status(&self, name: &str) -> (String, Option<u32>) {
-        let (_, out) = self.ctl(&["status", name]);
-        let line = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("no status line for {name}: {out}"));
-        let mut words = line.split_whitespace().skip(1);
-        let state = words.next().unwrap_or("").to_string();
-        let pid = line
-            .split_once("pid ")
-            .and_then(|(_, rest)| rest.split(',').next()?.trim().parse().ok());
-        (state, pid)
-    }
-
-    /// Waits (bounded) for `name` to reach `state`; returns its PID then.
-    fn wait_state(&self, name: &str, state: &str) -> Option<u32> {
-        let mut last = (String::new(), None);
-        let reached = wait_until(UP_TIMEOUT, || {
-            last = self.status(name);
-            last.0 == state
-        });
-        assert!(
-            reached,
-            "{name} did not reach {state} (last: {last:?})\n{}",
-            self.logs()
-        );
-        last.1
-    }
-}
-
-impl Drop for Supervisord {
-    /// supervisord stops its programs on SIGTERM; what they started outside it (the
-    /// double fork's servers, one perhaps still starting up and not yet in the PID log)
-    /// is found by this test's temp dir in its command line and killed.
-    fn drop(&mut self) {
-        self.daemon.stop();
-        let names = ["testserver.py", "double_fork_start.py"];
-        wait_until(Duration::from_secs(5), || {
-            kill_strays(&self.root, &names) == 0
-        });
-    }
-}
-
 /// A `[program:webui]` in `[group:hermes]` (so the job is `hermes:webui`) running
 /// `command`, its output in the temp dir.
 fn program_section(env: &TestEnv, command: &[String], extra: &str) -> String {
-    let command: Vec<String> = command.iter().map(|a| sh_quote(a)).collect();
+    let extra = format!("directory = {}\n{extra}", env.root.display());
     format!(
-        "[program:webui]\ncommand = {}\ndirectory = {}\nautostart = true\nautorestart = true\n\
-         stopwaitsecs = 5\nredirect_stderr = true\nstdout_logfile = {}/webui.log\n{extra}\n\
-         [group:hermes]\nprograms = webui\n",
-        command.join(" "),
-        env.root.display(),
-        env.root.display(),
+        "{}{}",
+        program(env, "webui", &sh_words(command), &extra),
+        group(&["webui"])
     )
 }
 
-/// supervisorctl for the watchdog: the real one, run through the same interpreter the
-/// tests use (a pip install under pyenv puts no command on PATH until `pyenv rehash`),
-/// behind a wrapper that records every call ([`Tools::take_calls`]).
-fn install_supervisorctl(tools: &Tools) {
-    tools.install_recording(
-        "supervisorctl",
-        &format!("{} -m supervisor.supervisorctl", sh_quote(python())),
-    );
+/// supervisord as these tests run it: as the test's user, logging at debug level.
+fn start_supervisord(env: &TestEnv, programs: &str) -> Supervisord {
+    Supervisord::start(env, "loglevel = debug\n", programs)
 }
 
 const JOB: &str = "hermes:webui";
@@ -425,8 +208,8 @@ fn assert_stopped_by_supervisord(sup: &Supervisord) {
 fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    install_supervisorctl(&tools);
-    let sup = Supervisord::start(
+    tools.install_supervisorctl();
+    let sup = start_supervisord(
         &env,
         &program_section(
             &env,
@@ -490,12 +273,10 @@ fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl
 fn supervisord_program_in_fatal_is_started_through_supervisorctl() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    install_supervisorctl(&tools);
-    let flag = env.root.join("fail-at-start");
-    let mut argv = testserver_argv(&env);
-    argv.extend(["--fail-if-exists".into(), flag.display().to_string()]);
+    tools.install_supervisorctl();
+    let (argv, flag) = testserver_argv_failing_if_flag(&env);
     // startretries = 0: one failed start is FATAL at once.
-    let sup = Supervisord::start(
+    let sup = start_supervisord(
         &env,
         &program_section(&env, &argv, "startsecs = 1\nstartretries = 0\n"),
     );
@@ -574,7 +355,7 @@ fn orphan_setup(env: &TestEnv) -> (Supervisord, u32, u16) {
         "--".into(),
     ];
     command.extend(testserver_argv(env));
-    let sup = Supervisord::start(env, &program_section(env, &command, "startsecs = 0\n"));
+    let sup = start_supervisord(env, &program_section(env, &command, "startsecs = 0\n"));
     let (orphan, port) = wait_for_server(env, UP_TIMEOUT, None);
     // The signature: the port holder carries the job's identity, but it is not the job's
     // process nor one of its descendants.
@@ -612,7 +393,7 @@ fn assert_orphan_event(env: &TestEnv, orphan: u32, recurring: bool) -> Value {
 fn double_fork_orphan_under_supervisord_is_killed_and_its_recurrence_explained() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    install_supervisorctl(&tools);
+    tools.install_supervisorctl();
     let (sup, orphan, port) = orphan_setup(&env);
     let mut cfg = auto_config(&env, port);
     cfg.set("target.match", "testserver.py");
@@ -674,7 +455,7 @@ fn orphan_status(env: &TestEnv, tools: &Tools) -> Value {
 fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    install_supervisorctl(&tools);
+    tools.install_supervisorctl();
     let (sup, orphan, port) = orphan_setup(&env);
     let untouched = |what: &str| {
         assert!(
@@ -757,95 +538,20 @@ fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
 // runit
 // ---------------------------------------------------------------------------------------
 
-/// `runsv` and `sv`, or the test fails with the install command.
-fn require_runit() -> (PathBuf, PathBuf) {
-    let dirs = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"];
-    let find = |name| {
-        find_executable(name, &dirs).unwrap_or_else(|| {
-            panic!("{name} is not installed: run `apt-get install runit` (these tests start a real runsv)")
-        })
-    };
-    (find("runsv"), find("sv"))
-}
-
-/// A real `runsv DIR`, the test's child. Dropping it sends SIGTERM (runsv stops the
-/// service and exits), then kills the service's last PID if it is still this env's test
-/// server.
-struct Runsv {
-    daemon: GracefulChild,
-    dir: PathBuf,
-    sv: PathBuf,
-    /// The env's PID log, named on its servers' command lines.
-    pid_log: PathBuf,
-}
-
-impl Runsv {
-    fn start(env: &TestEnv, run: &str) -> Runsv {
-        let (runsv, sv) = require_runit();
-        let dir = env.root.join("service/hermes");
-        fs::create_dir_all(&dir).unwrap();
-        write_script(&dir.join("run"), run);
-        let dir = dir.canonicalize().unwrap();
-        let out = fs::File::create(env.root.join("runsv.out")).unwrap();
-        let daemon = GracefulChild::spawn(
-            Command::new(runsv)
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out),
-            Duration::from_secs(15),
-        );
-        Runsv {
-            daemon,
-            dir,
-            sv,
-            pid_log: env.pid_log.clone(),
-        }
-    }
-
-    /// `sv status DIR` → (output, pid).
-    fn status(&self) -> (String, Option<u32>) {
-        let mut cmd = Command::new(&self.sv);
-        cmd.arg("status").arg(&self.dir);
-        let r = run_with_timeout(cmd, Duration::from_secs(20));
-        let pid = r
-            .stdout
-            .split_once("(pid ")
-            .and_then(|(_, rest)| rest.split(')').next()?.parse().ok());
-        (r.stdout, pid)
-    }
-}
-
-impl Drop for Runsv {
-    fn drop(&mut self) {
-        let last = fs::read_to_string(self.dir.join("supervise/pid"))
-            .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok());
-        self.daemon.stop();
-        if let Some(pid) = last {
-            wait_until(Duration::from_secs(5), || {
-                !is_testserver_of(&self.pid_log, pid)
-            });
-            kill_if_testserver(&self.pid_log, pid, libc::SIGKILL);
-        }
-    }
-}
-
 #[test]
 fn runit_service_is_detected_and_restarted_through_sv() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    let argv: Vec<String> = testserver_argv(&env).iter().map(|a| sh_quote(a)).collect();
     let service_log = env.root.join("service.log");
     // exec: runsv is the server's parent, as with any well-written run script.
     let run = format!(
         "#!/bin/sh\nexec {} >>{} 2>&1\n",
-        argv.join(" "),
+        sh_words(&testserver_argv(&env)),
         sh_quote(&service_log.display().to_string())
     );
-    let runit = Runsv::start(&env, &run);
+    let runit = Runsv::start(&env, "hermes", &run);
     // The real `sv`, behind a wrapper that records what the watchdog asks it.
-    tools.install_recording("sv", &sh_quote(&runit.sv.display().to_string()));
+    tools.install_wrapper("sv", &sh_quote(&runit.sv.display().to_string()));
     let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
     assert_eq!(
         parent_pid(pid),

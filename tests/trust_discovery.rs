@@ -23,15 +23,6 @@ use common::*;
 /// system's is used for them.
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
-/// A port nothing listens on (bound, read and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind an ephemeral port")
-        .local_addr()
-        .expect("local address")
-        .port()
-}
-
 /// A directory under /tmp with `mode` (e.g. 0o1777, like /tmp itself), removed on drop.
 fn dir_with_mode(mode: u32) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
@@ -167,10 +158,7 @@ fn a_pidfile_forged_by_another_user_never_names_a_process_to_root() {
     let outside = tree_snapshot(shared.path(), &[]);
 
     let r = run_watchdog(&env, &["check", "--json"]);
-    witness.assert_untouched(&r);
-    assert_exit(&env, &r, 4);
-    let report = report(&r);
-    assert_eq!(report["target"], Value::Null, "{report:#}");
+    let report = assert_no_target(&env, &r, &[witness]);
     let untrusted = detail(&report, "untrusted_pidfile");
     assert_eq!(reason(&report, "untrusted_pidfile")["severity"], "soft");
     for says in [
@@ -261,10 +249,7 @@ fn a_match_alone_never_signals_a_process_that_does_not_hold_the_port() {
     cfg.write(&env);
 
     let r = run_watchdog(&env, &["check", "--json"]);
-    witness.assert_untouched(&r);
-    assert_exit(&env, &r, 4);
-    let report = report(&r);
-    assert_eq!(report["target"], Value::Null, "{report:#}");
+    let report = assert_no_target(&env, &r, &[witness]);
     let no_process = detail(&report, "no_process");
     for says in [
         format!("{wanted:?} matches PID {}", operator.pid()),
@@ -330,10 +315,7 @@ fn in_the_gap_after_a_crash_another_server_of_the_same_user_is_not_killed() {
     cfg.write(&env);
 
     let r = run_watchdog(&env, &["check", "--json"]);
-    witness.assert_untouched(&r);
-    assert_exit(&env, &r, 4);
-    let report = report(&r);
-    assert_eq!(report["target"], Value::Null, "{report:#}");
+    let report = assert_no_target(&env, &r, &[witness]);
     assert_eq!(
         detail(&report, "stale_pidfile"),
         format!(
@@ -350,6 +332,37 @@ fn in_the_gap_after_a_crash_another_server_of_the_same_user_is_not_killed() {
     assert_nothing_done(&env);
 }
 
+/// SERVER_USER's listener on 127.0.0.1 and ATTACKER's on [::1] (V6ONLY), on one free
+/// port; neither answers HTTP: health fails, so a run would act if it believed either.
+/// The config (one health attempt) is written. Returns both, their witnesses and the port.
+fn server_and_ipv6_squatter(env: &TestEnv) -> (ChildGuard, ChildGuard, [Witness; 2], u16) {
+    let port = free_port();
+    let server = listener_as(SERVER_USER, "127.0.0.1", port, "hermes-server.py");
+    let squatter = listener_as(ATTACKER, "::1", port, "squatter.py");
+    let witnesses = [Witness::of(server.pid()), Witness::of(squatter.pid())];
+    let mut cfg = config(env, port, &env.pidfile);
+    cfg.set("health.attempts", 1);
+    cfg.write(env);
+    (server, squatter, witnesses, port)
+}
+
+/// The run left every witness alone and found no target: exit 4. Its report.
+#[track_caller]
+fn assert_no_target(env: &TestEnv, r: &RunResult, witnesses: &[Witness]) -> Value {
+    assert_all_untouched(witnesses, r);
+    assert_exit(env, r, 4);
+    let report = common::report(r);
+    assert_eq!(report["target"], Value::Null, "{report:#}");
+    report
+}
+
+#[track_caller]
+fn assert_all_untouched(witnesses: &[Witness], r: &RunResult) {
+    for w in witnesses {
+        w.assert_untouched(r);
+    }
+}
+
 /// The real server on 127.0.0.1 and another user's process on [::1] (V6ONLY) on the same
 /// port: with no history the lowest PID won, and was acted on. Now several holders that
 /// are not one process tree are target_unclear: nothing is touched (exit 4), and `status`
@@ -358,22 +371,10 @@ fn in_the_gap_after_a_crash_another_server_of_the_same_user_is_not_killed() {
 fn a_squatter_on_ipv6_beside_the_server_makes_the_target_unclear() {
     require_root();
     let env = TestEnv::new();
-    let port = free_port();
-    // Neither answers HTTP: health fails, so a run would act if it believed either.
-    let server = listener_as(SERVER_USER, "127.0.0.1", port, "hermes-server.py");
-    let squatter = listener_as(ATTACKER, "::1", port, "squatter.py");
-    let witnesses = [Witness::of(server.pid()), Witness::of(squatter.pid())];
-    let mut cfg = config(&env, port, &env.pidfile);
-    cfg.set("health.attempts", 1);
-    cfg.write(&env);
+    let (server, squatter, witnesses, port) = server_and_ipv6_squatter(&env);
 
     let r = run_watchdog(&env, &["check", "--json"]);
-    for w in &witnesses {
-        w.assert_untouched(&r);
-    }
-    assert_exit(&env, &r, 4);
-    let report = report(&r);
-    assert_eq!(report["target"], Value::Null, "{report:#}");
+    let report = assert_no_target(&env, &r, &witnesses);
     let unclear = detail(&report, "target_unclear");
     assert!(
         unclear.contains(&format!(
@@ -401,9 +402,7 @@ fn a_squatter_on_ipv6_beside_the_server_makes_the_target_unclear() {
         history["last_pid"] = Value::from(last);
         write_history(&env, &history);
         let r = run_watchdog(&env, &["check", "--json"]);
-        for w in &witnesses {
-            w.assert_untouched(&r);
-        }
+        assert_all_untouched(&witnesses, &r);
         assert_exit(&env, &r, 4);
         let again = common::report(&r);
         assert!(
@@ -434,9 +433,7 @@ fn a_squatter_on_ipv6_beside_the_server_makes_the_target_unclear() {
     }
 
     let r = run_watchdog(&env, &["status"]);
-    for w in &witnesses {
-        w.assert_untouched(&r);
-    }
+    assert_all_untouched(&witnesses, &r);
     assert_exit(&env, &r, 4);
     // The text cuts long command lines; the --json report above has them whole.
     for (holder, user) in [(&server, SERVER_USER), (&squatter, ATTACKER)] {
@@ -457,23 +454,12 @@ fn a_squatter_on_ipv6_beside_the_server_makes_the_target_unclear() {
 fn a_squatter_the_watchdog_cannot_read_still_makes_the_target_unclear() {
     require_root();
     let env = TestEnv::new();
-    let port = free_port();
-    let server = listener_as(SERVER_USER, "127.0.0.1", port, "hermes-server.py");
-    let squatter = listener_as(ATTACKER, "::1", port, "squatter.py");
-    let witnesses = [Witness::of(server.pid()), Witness::of(squatter.pid())];
-    let mut cfg = config(&env, port, &env.pidfile);
-    cfg.set("health.attempts", 1);
-    cfg.write(&env);
+    let (server, _squatter, witnesses, port) = server_and_ipv6_squatter(&env);
     chown_tree(&env.root, SERVER_USER.0, SERVER_USER.1);
 
     let cmd = watchdog_cmd_as(&env, SERVER_USER.0, SERVER_USER.1, &["check", "--json"]);
     let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
-    for w in &witnesses {
-        w.assert_untouched(&r);
-    }
-    assert_exit(&env, &r, 4);
-    let report = report(&r);
-    assert_eq!(report["target"], Value::Null, "{report:#}");
+    let report = assert_no_target(&env, &r, &witnesses);
     let unclear = detail(&report, "target_unclear");
     for says in [
         format!(

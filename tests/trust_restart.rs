@@ -106,6 +106,33 @@ fn as_server_user() -> [String; 3] {
     ]
 }
 
+/// A [`UserServer`] of `SERVER_USER` with no supplementary groups.
+fn server_user_server(env: &TestEnv, wrap: &[&str], cwd: &Path) -> UserServer {
+    let user = as_server_user();
+    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
+    UserServer::start(env, &setpriv, wrap, cwd)
+}
+
+/// A [`server_user_server`] whose working directory (`srv/release-41`) was deleted
+/// under it: the server, `srv` and the deleted directory.
+fn server_in_deleted_cwd(env: &TestEnv) -> (UserServer, PathBuf, PathBuf) {
+    let srv = server_dir(env);
+    let work = srv.join("release-41");
+    fs::create_dir(&work).unwrap();
+    let server = server_user_server(env, &[], &work);
+    fs::remove_dir(&work).unwrap();
+    (server, srv, work)
+}
+
+/// The run restarted the server: exit 1 and a new PID on its port, returned.
+#[track_caller]
+fn assert_replaced(env: &TestEnv, r: &RunResult, server: &UserServer) -> u32 {
+    assert_exit(env, r, 1);
+    let new_pid = listener_pid(server.port).expect("a new server holds the port");
+    assert_ne!(new_pid, server.pid());
+    new_pid
+}
+
 fn config_for(env: &TestEnv, server: &UserServer) -> ConfigToml {
     let mut cfg = ConfigToml::for_port(env, server.port);
     cfg.remove("target.pidfile");
@@ -147,6 +174,22 @@ fn assert_cannot_restart(env: &TestEnv, r: &RunResult, pid: u32, why: &str) {
     assert_nothing_acted(env);
 }
 
+/// `server` made unhealthy (503) and checked: it is not signalled, the run is
+/// [`assert_cannot_restart`] for `why`, and once healthy again it still serves.
+#[track_caller]
+fn assert_unhealthy_but_not_killed(env: &TestEnv, server: &UserServer, why: &str) {
+    config_for(env, server).write(env);
+    set_memory_mode_at(&server.base, "503");
+    let witness = Witness::of(server.pid());
+
+    let r = run_watchdog(env, &["check", "--json"]);
+
+    witness.assert_untouched(&r);
+    assert_cannot_restart(env, &r, server.pid(), why);
+    set_memory_mode_at(&server.base, "");
+    assert!(healthy(&format!("{}/health", server.base)), "still serving");
+}
+
 /// A process title for argv[0] (setproctitle, `exec -a`): its replay could never start,
 /// so the server is not killed, and the operator is told to set start_command.
 #[test]
@@ -154,32 +197,19 @@ fn a_process_title_is_not_killed_for_a_replay_that_cannot_start() {
     require_root();
     let env = TestEnv::new();
     let srv = server_dir(&env);
-    let user = as_server_user();
-    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
-    let server = UserServer::start(
+    let server = server_user_server(
         &env,
-        &setpriv,
         &["bash", "-c", "exec -a 'hermes: webui' \"$0\" \"$@\""],
         &srv,
     );
     assert_eq!(cmdline_args(server.pid())[0], "hermes: webui");
-    config_for(&env, &server).write(&env);
-    set_memory_mode_at(&server.base, "503");
-    let witness = Witness::of(server.pid());
-
-    let r = run_watchdog(&env, &["check", "--json"]);
-
-    witness.assert_untouched(&r);
-    assert_cannot_restart(
+    assert_unhealthy_but_not_killed(
         &env,
-        &r,
-        server.pid(),
+        &server,
         "argv[0] `hermes: webui` is a process title, not a program on its PATH: set \
          restart.start_command",
     );
-    set_memory_mode_at(&server.base, "");
     assert_eq!(listener_pid(server.port), Some(server.pid()));
-    assert!(healthy(&format!("{}/health", server.base)), "still serving");
 }
 
 /// A working directory deleted under the running server: a replay could not start
@@ -188,32 +218,16 @@ fn a_process_title_is_not_killed_for_a_replay_that_cannot_start() {
 fn a_server_whose_cwd_was_deleted_is_not_killed() {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
-    let work = srv.join("release-41");
-    fs::create_dir(&work).unwrap();
-    let user = as_server_user();
-    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
-    let server = UserServer::start(&env, &setpriv, &[], &work);
-    fs::remove_dir(&work).unwrap();
-    config_for(&env, &server).write(&env);
-    set_memory_mode_at(&server.base, "503");
-    let witness = Witness::of(server.pid());
-
-    let r = run_watchdog(&env, &["check", "--json"]);
-
-    witness.assert_untouched(&r);
-    assert_cannot_restart(
+    let (server, _, work) = server_in_deleted_cwd(&env);
+    assert_unhealthy_but_not_killed(
         &env,
-        &r,
-        server.pid(),
+        &server,
         &format!(
             "working directory {} was deleted, so it cannot be started there again: \
              recreate it, or set restart.start_command",
             work.display()
         ),
     );
-    set_memory_mode_at(&server.base, "");
-    assert!(healthy(&format!("{}/health", server.base)), "still serving");
 }
 
 /// With start_command set, the deleted directory is no obstacle: the command runs
@@ -222,13 +236,7 @@ fn a_server_whose_cwd_was_deleted_is_not_killed() {
 fn start_command_restarts_a_server_whose_cwd_was_deleted() {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
-    let work = srv.join("release-41");
-    fs::create_dir(&work).unwrap();
-    let user = as_server_user();
-    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
-    let server = UserServer::start(&env, &setpriv, &[], &work);
-    fs::remove_dir(&work).unwrap();
+    let (server, srv, _) = server_in_deleted_cwd(&env);
     let start = format!(
         "exec {} {} --port-file {} --pid-log {} --db {}",
         user_python(),
@@ -243,9 +251,7 @@ fn start_command_restarts_a_server_whose_cwd_was_deleted() {
 
     let r = run_watchdog(&env, &["check", "--json"]);
 
-    assert_exit(&env, &r, 1);
-    let new_pid = listener_pid(server.port).expect("a new server holds the port");
-    assert_ne!(new_pid, server.pid());
+    let new_pid = assert_replaced(&env, &r, &server);
     assert_eq!(credentials(new_pid)[0], "Uid: 4242 4242 4242 4242");
 }
 
@@ -275,9 +281,7 @@ fn a_replayed_server_keeps_its_user_group_and_supplementary_groups() {
 
     let r = run_watchdog(&env, &["check", "--json"]);
 
-    assert_exit(&env, &r, 1);
-    let new_pid = listener_pid(server.port).expect("a new server holds the port");
-    assert_ne!(new_pid, server.pid());
+    let new_pid = assert_replaced(&env, &r, &server);
     assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
     assert_eq!(credentials(new_pid), before, "{}", r.dump());
 }

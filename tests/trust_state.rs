@@ -97,6 +97,12 @@ fn setup() -> (TestEnv, TestServer, ConfigToml) {
     (env, server, cfg)
 }
 
+/// Creates `env`'s state dir with `mode` (as root: root's own).
+fn make_state_dir(env: &TestEnv, mode: u32) {
+    fs::create_dir(&env.state_dir).unwrap();
+    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// Entries of `dir` whose names start with `prefix`.
 fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = fs::read_dir(dir)
@@ -129,8 +135,7 @@ fn a_world_writable_state_dir_is_refused_before_anything_is_touched() {
     cfg.write(&env);
     server.set_memory_mode("503");
     let victims = Victims::plant(&env);
-    fs::create_dir(&env.state_dir).unwrap();
-    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o777)).unwrap();
+    make_state_dir(&env, 0o777);
     plant_links(&env.state_dir, &victims, STATE_NAMES, Some(ATTACKER));
     let witness = Witness::of(server.pid);
     let before = quiet_snapshot(&env, &server);
@@ -170,8 +175,7 @@ fn a_world_writable_state_dir_is_refused_before_anything_is_touched() {
 fn a_state_dir_of_another_user_is_refused() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
-    fs::create_dir(&env.state_dir).unwrap();
-    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    make_state_dir(&env, 0o700);
     chown_tree(&env.state_dir, ATTACKER.0, ATTACKER.1);
     let before = quiet_snapshot(&env, &server);
     for args in [&["check", "--json"][..], &["status"]] {
@@ -264,8 +268,7 @@ fn planted_links_in_a_private_state_dir_are_never_followed() {
         cfg.write(&env);
         server.set_memory_mode("503");
         let victims = Victims::plant(&env);
-        fs::create_dir(&env.state_dir).unwrap();
-        fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+        make_state_dir(&env, 0o700);
         plant_links(&env.state_dir, &victims, STATE_NAMES, None);
         let victims_before = victims.snapshot();
 
@@ -348,8 +351,7 @@ fn planted_links_in_a_private_state_dir_are_never_followed() {
 fn a_fifo_at_the_history_does_not_block_the_run() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
-    fs::create_dir(&env.state_dir).unwrap();
-    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    make_state_dir(&env, 0o700);
     let history = history_path(&env);
     let c = std::ffi::CString::new(history.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path; mkfifo touches no memory of ours.
@@ -441,8 +443,7 @@ fn a_corrupt_history_keeps_the_guard_from_the_log() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
     server.set_memory_mode("503");
-    fs::create_dir(&env.state_dir).unwrap();
-    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    make_state_dir(&env, 0o700);
     let garbage = "{\"version\": 1, \"restarts\": [{\"at\": 17";
     fs::write(history_path(&env), garbage).unwrap();
     let mut rotated = env.log_file.as_os_str().to_owned();
@@ -497,8 +498,7 @@ fn a_corrupt_history_and_an_unreadable_log_hold_the_guard() {
     server.set_memory_mode("503");
     let victims = Victims::plant(&env);
     fs::write(&victims.file, logged_restarts(&[]) + "root's secret\n").unwrap();
-    fs::create_dir(&env.state_dir).unwrap();
-    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    make_state_dir(&env, 0o700);
     fs::write(history_path(&env), "\u{0}\u{1}\u{2}").unwrap();
     symlink(&victims.file, &env.log_file).unwrap();
     let victims_before = victims.snapshot();
@@ -537,8 +537,7 @@ fn restarts_dated_in_the_future_are_ignored_and_reported() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
     server.set_memory_mode("503");
-    fs::create_dir(&env.state_dir).unwrap();
-    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    make_state_dir(&env, 0o700);
     let year = 365 * 86400;
     let future: Vec<Value> = (1..=3)
         .map(|n| {
@@ -573,8 +572,7 @@ fn restarts_dated_in_the_future_are_ignored_and_reported() {
 fn an_oversized_history_is_moved_aside_with_bounded_memory() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
-    fs::create_dir(&env.state_dir).unwrap();
-    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    make_state_dir(&env, 0o700);
     let history = history_path(&env);
     // Valid JSON, 5 MiB of samples.
     let sample = json!({"at": epoch_now() - 60, "pid": server.pid, "total": 10});

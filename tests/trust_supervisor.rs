@@ -16,7 +16,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -25,7 +25,6 @@ use common::*;
 
 /// Generous: supervisord and Python start slowly on a small shared machine.
 const UP_TIMEOUT: Duration = Duration::from_secs(30);
-const SUPERVISORCTL_TIMEOUT: Duration = Duration::from_secs(30);
 /// An interpreter every user may run.
 const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
@@ -62,12 +61,6 @@ fn dir_for(env: &TestEnv, name: &str, (uid, gid): (u32, u32)) -> PathBuf {
     dir
 }
 
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// The listener script in the env, readable by every user.
 fn listener(env: &TestEnv) -> String {
     let path = env.root.join("listener.py");
@@ -92,210 +85,6 @@ fn require_system_python() {
     );
 }
 
-/// Tools prepended to PATH for the watchdog runs, and the calls their wrappers saw.
-struct Tools {
-    bin: PathBuf,
-    calls: PathBuf,
-}
-
-impl Tools {
-    fn new(env: &TestEnv) -> Tools {
-        let bin = env.root.join("bin");
-        let calls = env.root.join("calls");
-        fs::create_dir_all(&bin).unwrap();
-        fs::create_dir_all(&calls).unwrap();
-        Tools { bin, calls }
-    }
-
-    /// `name` appends its arguments (one call a line) to its calls file, then runs
-    /// `then` (shell text).
-    fn install(&self, name: &str, then: &str) {
-        let calls = self.calls.join(name);
-        write_script(
-            &self.bin.join(name),
-            &format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >>{}\n{then}\n",
-                sh_quote(&calls.display().to_string())
-            ),
-        );
-    }
-
-    /// The real supervisorctl, run through the test's interpreter.
-    fn install_supervisorctl(&self) {
-        self.install(
-            "supervisorctl",
-            &format!(
-                "exec {} -m supervisor.supervisorctl \"$@\"",
-                sh_quote(python())
-            ),
-        );
-    }
-
-    fn take_calls(&self, name: &str) -> Vec<String> {
-        let path = self.calls.join(name);
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let _ = fs::remove_file(&path);
-        text.lines().map(String::from).collect()
-    }
-
-    fn watchdog(&self, env: &TestEnv, args: &[&str]) -> RunResult {
-        let mut cmd = watchdog_cmd(env, args);
-        let rest = std::env::var("PATH").unwrap_or_default();
-        cmd.env("PATH", format!("{}:{rest}", self.bin.display()));
-        run_with_timeout(cmd, WATCHDOG_TIMEOUT)
-    }
-}
-
-/// Fails (never skips) when supervisord is not installed for the test's interpreter.
-fn require_supervisor() {
-    let ok = Command::new(python())
-        .args([
-            "-c",
-            "import supervisor.supervisord, supervisor.supervisorctl",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "supervisord is not installed for {}: run `pip install supervisor` (these tests \
-         start a real supervisord)",
-        python()
-    );
-}
-
-/// A real supervisord as root, its config, socket and logs in the temp dir; stopped by
-/// SIGTERM on drop (which stops its programs), then strays of this env are killed.
-struct Supervisord {
-    daemon: GracefulChild,
-    root: PathBuf,
-    url: String,
-    log: PathBuf,
-}
-
-impl Supervisord {
-    fn start(env: &TestEnv, programs: &str) -> Supervisord {
-        require_supervisor();
-        let sock = env.root.join("supervisor.sock");
-        assert!(
-            sock.as_os_str().len() < 100,
-            "socket path {} is too long for a unix socket: set a shorter TMPDIR",
-            sock.display()
-        );
-        let url = format!("unix://{}", sock.display());
-        let conf = env.root.join("supervisord.conf");
-        let log = env.root.join("supervisord.log");
-        fs::write(
-            &conf,
-            format!(
-                "[unix_http_server]\nfile = {sock}\n\n\
-                 [supervisord]\nlogfile = {log}\npidfile = {root}/supervisord.pid\n\
-                 childlogdir = {root}\nnodaemon = true\nuser = root\n\n\
-                 [rpcinterface:supervisor]\n\
-                 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
-                 [supervisorctl]\nserverurl = {url}\n\n{programs}",
-                sock = sock.display(),
-                log = log.display(),
-                root = env.root.display(),
-            ),
-        )
-        .unwrap();
-        let out = fs::File::create(env.root.join("supervisord.out")).unwrap();
-        let daemon = GracefulChild::spawn(
-            Command::new(python())
-                .args(["-m", "supervisor.supervisord", "-n", "-c"])
-                .arg(&conf)
-                .current_dir(&env.root)
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out),
-            Duration::from_secs(20),
-        );
-        let mut sup = Supervisord {
-            daemon,
-            root: env.root.clone(),
-            url,
-            log,
-        };
-        let up = wait_until(UP_TIMEOUT, || {
-            assert!(
-                sup.daemon.try_wait().is_none(),
-                "supervisord exited at start-up:\n{}",
-                sup.logs()
-            );
-            sock.exists() && sup.ctl(&["status"]).1.contains("hermes:")
-        });
-        assert!(up, "supervisord did not answer:\n{}", sup.logs());
-        sup
-    }
-
-    fn logs(&self) -> String {
-        let out = self.log.with_file_name("supervisord.out");
-        format!(
-            "--- supervisord.log ---\n{}\n--- stdout/stderr ---\n{}",
-            fs::read_to_string(&self.log).unwrap_or_default(),
-            fs::read_to_string(out).unwrap_or_default()
-        )
-    }
-
-    fn ctl(&self, args: &[&str]) -> (Option<i32>, String) {
-        let mut cmd = Command::new(python());
-        cmd.args(["-m", "supervisor.supervisorctl", "-s", &self.url])
-            .args(args);
-        let r = run_with_timeout(cmd, SUPERVISORCTL_TIMEOUT);
-        assert!(!r.timed_out, "supervisorctl {args:?} hung\n{}", r.dump());
-        (r.status, format!("{}{}", r.stdout, r.stderr))
-    }
-
-    /// `supervisorctl status NAME` → state, and `supervisorctl pid NAME` (which answers
-    /// in STARTING too).
-    fn status(&self, name: &str) -> (String, Option<u32>) {
-        let (_, out) = self.ctl(&["status", name]);
-        let state = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("")
-            .to_string();
-        let (_, pid) = self.ctl(&["pid", name]);
-        (state, pid.trim().parse().ok().filter(|&p: &u32| p > 0))
-    }
-
-    fn wait_state(&self, name: &str, state: &str) -> u32 {
-        let mut last = (String::new(), None);
-        let reached = wait_until(UP_TIMEOUT, || {
-            last = self.status(name);
-            last.0 == state && last.1.is_some()
-        });
-        assert!(
-            reached,
-            "{name} did not reach {state} (last: {last:?})\n{}",
-            self.logs()
-        );
-        last.1.unwrap()
-    }
-}
-
-impl Drop for Supervisord {
-    fn drop(&mut self) {
-        self.daemon.stop();
-        let names = ["testserver.py", "victim-marker", "listener.py"];
-        wait_until(Duration::from_secs(5), || {
-            kill_strays(&self.root, &names) == 0
-        });
-    }
-}
-
-/// `[program:NAME]` in `[group:hermes]`'s list, running `command` (shell words).
-fn program(env: &TestEnv, name: &str, command: &str, extra: &str) -> String {
-    format!(
-        "[program:{name}]\ncommand = {command}\nautostart = true\nautorestart = true\n\
-         stopwaitsecs = 5\nredirect_stderr = true\nstdout_logfile = {root}/{name}.log\n{extra}\n",
-        root = env.root.display(),
-    )
-}
-
 /// A program nobody may touch: root's own job, a sleeper whose command line names the
 /// env (so strays are found).
 fn victim(env: &TestEnv) -> String {
@@ -312,8 +101,30 @@ fn victim(env: &TestEnv) -> String {
     )
 }
 
-fn group(programs: &[&str]) -> String {
-    format!("[group:hermes]\nprograms = {}\n", programs.join(","))
+/// supervisord as these tests run it: as root, which its programs leave with setpriv
+/// ([`as_user`]).
+fn start_supervisord(env: &TestEnv, programs: &str) -> Supervisord {
+    Supervisord::start(env, "user = root\n", programs)
+}
+
+/// [`start_supervisord`] with the one program `hermes:webui` running `command` (shell
+/// words); `extra` adds lines to its section.
+fn start_webui(env: &TestEnv, command: &str, extra: &str) -> Supervisord {
+    start_supervisord(
+        env,
+        &format!(
+            "{}{}",
+            program(env, "webui", command, extra),
+            group(&["webui"])
+        ),
+    )
+}
+
+/// Whether `call` (a recorded supervisorctl call) only asked `sup` about `hermes:webui`:
+/// its status or its PID.
+fn is_webui_query(sup: &Supervisord, call: &str) -> bool {
+    call == format!("-s {} status hermes:webui", sup.url)
+        || call == format!("-s {} pid hermes:webui", sup.url)
 }
 
 /// The config for a server on `port`: auto-detection, one health attempt.
@@ -366,13 +177,27 @@ fn assert_refused(env: &TestEnv, r: &RunResult, words: &[&str]) -> Value {
     rep
 }
 
+/// `check --json` with [`squatter_config`] for `port`, asserted [`assert_refused`]: the
+/// run and its report.
+#[track_caller]
+fn check_refused(env: &TestEnv, tools: &Tools, port: u16, words: &[&str]) -> (RunResult, Value) {
+    squatter_config(env, port).write(env);
+    let r = tools.watchdog(env, &["check", "--json"]);
+    let rep = assert_refused(env, &r, words);
+    (r, rep)
+}
+
 // ---------------------------------------------------------------------------------------
 // Another user's process claims a program of root's supervisord
 // ---------------------------------------------------------------------------------------
 
-/// ATTACKER listens on a port with SUPERVISOR_* naming `hermes:victim` of supervisord
-/// at `url`; returns the guard, the port and the listener's PID.
-fn attacker_claiming(env: &TestEnv, url: &str, own_socket: Option<&Path>) -> (ChildGuard, u16) {
+/// ATTACKER listens on a free port (and on `own_socket`, if given) with `vars` in its
+/// environment; returns the guard and the port.
+fn attacker_listening(
+    env: &TestEnv,
+    vars: &[(&str, &str)],
+    own_socket: Option<&Path>,
+) -> (ChildGuard, u16) {
     require_system_python();
     let port = free_port();
     let mut cmd = Command::new(SYSTEM_PYTHON);
@@ -380,11 +205,7 @@ fn attacker_claiming(env: &TestEnv, url: &str, own_socket: Option<&Path>) -> (Ch
     if let Some(sock) = own_socket {
         cmd.arg(sock);
     }
-    cmd.env("SUPERVISOR_ENABLED", "1")
-        .env("SUPERVISOR_SERVER_URL", url)
-        .env("SUPERVISOR_PROCESS_NAME", "victim")
-        .env("SUPERVISOR_GROUP_NAME", "hermes")
-        .current_dir("/");
+    cmd.envs(vars.iter().copied()).current_dir("/");
     let guard = spawn_as(ATTACKER.0, ATTACKER.1, &cmd);
     let pid = guard.pid();
     assert!(
@@ -394,23 +215,33 @@ fn attacker_claiming(env: &TestEnv, url: &str, own_socket: Option<&Path>) -> (Ch
     (guard, port)
 }
 
+/// ATTACKER listens on a port with SUPERVISOR_* naming `hermes:victim` of supervisord
+/// at `url`; returns the guard and the port.
+fn attacker_claiming(env: &TestEnv, url: &str, own_socket: Option<&Path>) -> (ChildGuard, u16) {
+    let vars = [
+        ("SUPERVISOR_ENABLED", "1"),
+        ("SUPERVISOR_SERVER_URL", url),
+        ("SUPERVISOR_PROCESS_NAME", "victim"),
+        ("SUPERVISOR_GROUP_NAME", "hermes"),
+    ];
+    attacker_listening(env, &vars, own_socket)
+}
+
 #[test]
 fn another_users_claim_on_roots_supervisord_program_is_not_used() {
     require_root();
     let env = TestEnv::new();
     let tools = Tools::new(&env);
     tools.install_supervisorctl();
-    let sup = Supervisord::start(&env, &format!("{}{}", victim(&env), group(&["victim"])));
-    let victim = Witness::of(sup.wait_state("hermes:victim", "RUNNING"));
+    let sup = start_supervisord(&env, &format!("{}{}", victim(&env), group(&["victim"])));
+    let victim = Witness::of(sup.wait_running("hermes:victim"));
 
     let (attacker, port) = attacker_claiming(&env, &sup.url, None);
     let squatter = Witness::of(attacker.pid());
-    squatter_config(&env, port).write(&env);
-
-    let r = tools.watchdog(&env, &["check", "--json"]);
-    let rep = assert_refused(
+    let (r, rep) = check_refused(
         &env,
-        &r,
+        &tools,
+        port,
         &[
             &format!(
                 "PID {} claims supervisord program hermes:victim",
@@ -453,13 +284,11 @@ fn another_users_claim_on_its_own_control_socket_is_not_used() {
     let (attacker, port) = attacker_claiming(&env, &url, Some(&sock));
     assert!(wait_until(UP_TIMEOUT, || sock.exists()));
     let squatter = Witness::of(attacker.pid());
-    squatter_config(&env, port).write(&env);
     let outside = tree_snapshot(&dir, &[]);
-
-    let r = tools.watchdog(&env, &["check", "--json"]);
-    assert_refused(
+    let (r, _) = check_refused(
         &env,
-        &r,
+        &tools,
+        port,
         &[
             &format!(
                 "PID {} claims supervisord program hermes:victim",
@@ -494,7 +323,7 @@ fn a_program_naming_another_program_of_its_supervisord_is_not_used() {
         ),
         "startsecs = 1\n",
     );
-    let sup = Supervisord::start(
+    let sup = start_supervisord(
         &env,
         &format!(
             "{}{squatter}{}",
@@ -502,16 +331,14 @@ fn a_program_naming_another_program_of_its_supervisord_is_not_used() {
             group(&["victim", "squatter"])
         ),
     );
-    let victim = Witness::of(sup.wait_state("hermes:victim", "RUNNING"));
-    let holder = sup.wait_state("hermes:squatter", "RUNNING");
+    let victim = Witness::of(sup.wait_running("hermes:victim"));
+    let holder = sup.wait_running("hermes:squatter");
     assert!(wait_until(UP_TIMEOUT, || listener_pid(port) == Some(holder)));
     let squatter = Witness::of(holder);
-    squatter_config(&env, port).write(&env);
-
-    let r = tools.watchdog(&env, &["check", "--json"]);
-    assert_refused(
+    let (r, _) = check_refused(
         &env,
-        &r,
+        &tools,
+        port,
         &[
             &format!("PID {holder} claims supervisord program hermes:victim"),
             &format!(
@@ -556,15 +383,8 @@ fn a_confirmed_job_of_another_user_is_restarted_through_supervisorctl() {
         path("db"),
         path("server.mode"),
     );
-    let sup = Supervisord::start(
-        &env,
-        &format!(
-            "{}{}",
-            program(&env, "webui", &command, "startsecs = 1\n"),
-            group(&["webui"])
-        ),
-    );
-    let pid = sup.wait_state("hermes:webui", "RUNNING");
+    let sup = start_webui(&env, &command, "startsecs = 1\n");
+    let pid = sup.wait_running("hermes:webui");
     let port_file = dir.join("server.port");
     let mut port = 0;
     assert!(wait_until(UP_TIMEOUT, || {
@@ -595,7 +415,7 @@ fn a_confirmed_job_of_another_user_is_restarted_through_supervisorctl() {
         "{calls:#?}"
     );
     assert_eq!(read_history(&env)["supervisor"]["trust"], "confirmed");
-    let new = sup.wait_state("hermes:webui", "RUNNING");
+    let new = sup.wait_running("hermes:webui");
     assert_ne!(new, pid, "{}", sup.logs());
 }
 
@@ -612,7 +432,7 @@ fn a_planted_history_supervisor_is_never_started() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
     // Answers like systemctl for a loaded, stopped unit; records every call.
-    tools.install(
+    tools.install_recording(
         "systemctl",
         "printf 'MainPID=0\\nActiveState=inactive\\nSubState=dead\\nResult=success\\n\
          NRestarts=0\\nLoadState=loaded\\n'",
@@ -683,15 +503,8 @@ fn a_program_supervisord_is_starting_is_never_an_orphan() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
     tools.install_supervisorctl();
-    let command: Vec<String> = testserver_argv(&env).iter().map(|a| sh_quote(a)).collect();
-    let sup = Supervisord::start(
-        &env,
-        &format!(
-            "{}{}",
-            program(&env, "webui", &command.join(" "), "startsecs = 600\n"),
-            group(&["webui"])
-        ),
-    );
+    let command = sh_words(&testserver_argv(&env));
+    let sup = start_webui(&env, &command, "startsecs = 600\n");
     let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
     assert_eq!(
         sup.status("hermes:webui"),
@@ -706,11 +519,7 @@ fn a_program_supervisord_is_starting_is_never_an_orphan() {
         format!("supervisord program hermes:webui is starting the server (STARTING, PID {pid})");
     let only_queries = |calls: Vec<String>| {
         assert!(
-            !calls.is_empty()
-                && calls.iter().all(|c| {
-                    *c == format!("-s {} status hermes:webui", sup.url)
-                        || *c == format!("-s {} pid hermes:webui", sup.url)
-                }),
+            !calls.is_empty() && calls.iter().all(|c| is_webui_query(&sup, c)),
             "only status and pid were asked: {calls:#?}"
         );
     };
@@ -766,17 +575,6 @@ fn a_program_supervisord_is_starting_is_never_an_orphan() {
 // A fake runsv
 // ---------------------------------------------------------------------------------------
 
-/// `runsv` and `sv`, or the test fails with the install command.
-fn require_runit() -> (PathBuf, PathBuf) {
-    let dirs = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"];
-    let find = |name| {
-        find_executable(name, &dirs).unwrap_or_else(|| {
-            panic!("{name} is not installed: run `apt-get install runit` (this test starts a real runsv)")
-        })
-    };
-    (find("runsv"), find("sv"))
-}
-
 /// ATTACKER's process under a parent it named `runsv`, whose cwd is root's real
 /// service directory: the ancestor's name and cwd say "runit service", but root's real
 /// runsv runs another PID for that service. Only `sv status` was asked.
@@ -784,37 +582,24 @@ fn require_runit() -> (PathBuf, PathBuf) {
 fn a_process_under_a_fake_runsv_in_roots_service_dir_is_not_used() {
     require_root();
     require_system_python();
-    let (runsv, sv) = require_runit();
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    tools.install(
-        "sv",
-        &format!("exec {} \"$@\"", sh_quote(&sv.display().to_string())),
-    );
-    let service = env.root.join("service/victim");
-    fs::create_dir_all(&service).unwrap();
     let marker = env.root.join("victim-marker");
-    write_script(
-        &service.join("run"),
+    // Dropped last: whatever runsv leaves behind, even when the test fails.
+    let _strays = Strays(env.root.clone());
+    let real = Runsv::start(
+        &env,
+        "victim",
         &format!(
             "#!/bin/sh\nexec {} -c 'import time; time.sleep(100000)' {}\n",
             sh_quote(python()),
             sh_quote(&marker.display().to_string())
         ),
     );
+    tools.install_wrapper("sv", &sh_quote(&real.sv.display().to_string()));
+    let service = real.dir.clone();
     fs::set_permissions(env.root.join("service"), fs::Permissions::from_mode(0o755)).unwrap();
     fs::set_permissions(&service, fs::Permissions::from_mode(0o755)).unwrap();
-    let service = service.canonicalize().unwrap();
-    // Dropped last: whatever runsv leaves behind, even when the test fails.
-    let _strays = Strays(env.root.clone());
-    let mut real = GracefulChild::spawn(
-        Command::new(&runsv)
-            .arg(&service)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-        Duration::from_secs(15),
-    );
     let supervise_pid = service.join("supervise/pid");
     let mut victim_pid = 0;
     assert!(
@@ -849,12 +634,10 @@ fn a_process_under_a_fake_runsv_in_roots_service_dir_is_not_used() {
     assert_eq!(parent_pid(holder), Some(fake.pid()), "precondition");
     assert!(cmdline(fake.pid()).starts_with("runsv"), "precondition");
     let squatter = Witness::of(holder);
-    squatter_config(&env, port).write(&env);
-
-    let r = tools.watchdog(&env, &["check", "--json"]);
-    assert_refused(
+    let (r, _) = check_refused(
         &env,
-        &r,
+        &tools,
+        port,
         &[
             &format!(
                 "PID {holder} claims runit service {} (runsv ancestor)",
@@ -875,7 +658,7 @@ fn a_process_under_a_fake_runsv_in_roots_service_dir_is_not_used() {
     victim.assert_untouched(&r);
     squatter.assert_untouched(&r);
     drop(fake);
-    real.stop();
+    drop(real);
 }
 
 /// Kills this env's sleepers and listeners on drop.
@@ -900,20 +683,8 @@ fn a_respawn_in_the_gap_after_a_crash_is_reported_as_the_supervisor_starting_it(
     tools.install_supervisorctl();
     let mut argv = testserver_argv(&env);
     argv.extend(["--startup-delay".into(), "0.5".into()]);
-    let command: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
-    let sup = Supervisord::start(
-        &env,
-        &format!(
-            "{}{}",
-            program(
-                &env,
-                "webui",
-                &command.join(" "),
-                "startsecs = 600\nstartretries = 10\n"
-            ),
-            group(&["webui"])
-        ),
-    );
+    let command = sh_words(&argv);
+    let sup = start_webui(&env, &command, "startsecs = 600\nstartretries = 10\n");
     let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
     auto_config(&env, port).write(&env);
 
@@ -945,10 +716,7 @@ fn a_respawn_in_the_gap_after_a_crash_is_reported_as_the_supervisor_starting_it(
     assert!(!detail.contains("check [target]"), "{detail}");
     let calls = tools.take_calls("supervisorctl");
     assert!(
-        calls.iter().all(|c| {
-            *c == format!("-s {} status hermes:webui", sup.url)
-                || *c == format!("-s {} pid hermes:webui", sup.url)
-        }),
+        calls.iter().all(|c| is_webui_query(&sup, c)),
         "only status and pid were asked: {calls:#?}"
     );
     assert_nothing_acted(&env);
@@ -982,23 +750,15 @@ fn another_users_launchd_label_is_not_used_by_a_root_watchdog() {
     require_system_python();
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    tools.install("launchctl", "exit 0");
-    let port = free_port();
-    let mut cmd = Command::new(SYSTEM_PYTHON);
-    cmd.arg(listener(&env))
-        .arg(port.to_string())
-        .env("XPC_SERVICE_NAME", "com.example.victim")
-        .current_dir("/");
-    let attacker = spawn_as(ATTACKER.0, ATTACKER.1, &cmd);
+    tools.install_recording("launchctl", "exit 0");
+    let (attacker, port) =
+        attacker_listening(&env, &[("XPC_SERVICE_NAME", "com.example.victim")], None);
     let pid = attacker.pid();
-    assert!(wait_until(UP_TIMEOUT, || listener_pid(port) == Some(pid)));
     let squatter = Witness::of(pid);
-    squatter_config(&env, port).write(&env);
-
-    let r = tools.watchdog(&env, &["check", "--json"]);
-    assert_refused(
+    let (r, _) = check_refused(
         &env,
-        &r,
+        &tools,
+        port,
         &[
             &format!("PID {pid} claims launchd job gui/4343/com.example.victim"),
             "launchd is every process's ancestor",
@@ -1017,24 +777,10 @@ fn a_program_in_backoff_with_retries_left_is_left_to_supervisord() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
     tools.install_supervisorctl();
-    let flag = env.root.join("fail-at-start");
-    let mut argv = testserver_argv(&env);
-    argv.extend(["--fail-if-exists".into(), flag.display().to_string()]);
-    let command: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
-    let sup = Supervisord::start(
-        &env,
-        &format!(
-            "{}{}",
-            program(
-                &env,
-                "webui",
-                &command.join(" "),
-                "startsecs = 1\nstartretries = 1000\n"
-            ),
-            group(&["webui"])
-        ),
-    );
-    sup.wait_state("hermes:webui", "RUNNING");
+    let (argv, flag) = testserver_argv_failing_if_flag(&env);
+    let command = sh_words(&argv);
+    let sup = start_webui(&env, &command, "startsecs = 1\nstartretries = 1000\n");
+    sup.wait_running("hermes:webui");
     let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
     auto_config(&env, port).write(&env);
     let r = tools.watchdog(&env, &["check", "--json"]);
@@ -1068,11 +814,7 @@ fn a_program_in_backoff_with_retries_left_is_left_to_supervisord() {
     );
     let calls = tools.take_calls("supervisorctl");
     assert!(
-        !calls.is_empty()
-            && calls.iter().all(|c| {
-                *c == format!("-s {} status hermes:webui", sup.url)
-                    || *c == format!("-s {} pid hermes:webui", sup.url)
-            }),
+        !calls.is_empty() && calls.iter().all(|c| is_webui_query(&sup, c)),
         "only status and pid were asked: {calls:#?}"
     );
     assert_nothing_acted(&env);

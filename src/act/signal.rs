@@ -18,19 +18,12 @@ const AFTER_KILL: Duration = Duration::from_secs(2);
 pub enum SignalError {
     #[error("refusing to signal PID {pid}: {why}")]
     Refused { pid: u32, why: String },
-    #[error("signal {signal} to PID {pid} failed: {source}")]
-    Failed {
-        pid: u32,
-        signal: i32,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The signal failed, or the process could not be told to be the same one
+    /// (`os::SignalFault`, worded there).
+    #[error(transparent)]
+    Fault(#[from] SignalFault),
     #[error("PID {pid} survived SIGKILL (uninterruptible sleep?); not restarting over it")]
     Survived { pid: u32 },
-    #[error(
-        "cannot tell whether PID {pid} is still the same process ({detail}); not signalling it"
-    )]
-    Unverifiable { pid: u32, detail: String },
 }
 
 /// How the process ended.
@@ -58,22 +51,9 @@ impl Ending {
 /// to another process).
 pub fn send(who: Identity, signal: i32) -> Result<bool, SignalError> {
     refuse_protected(who.pid)?;
-    match os::signal_if_same(who, signal) {
-        Ok(Delivery::Sent) => Ok(true),
-        Ok(Delivery::Gone) => Ok(false),
-        Err(SignalFault::Unverifiable { pid, source }) => Err(SignalError::Unverifiable {
-            pid,
-            detail: source.to_string(),
-        }),
-        Err(SignalFault::Failed {
-            pid,
-            signal,
-            source,
-        }) => Err(SignalError::Failed {
-            pid,
-            signal,
-            source,
-        }),
+    match os::signal_if_same(who, signal)? {
+        Delivery::Sent => Ok(true),
+        Delivery::Gone => Ok(false),
     }
 }
 
@@ -118,13 +98,7 @@ fn refuse_protected(pid: u32) -> Result<(), SignalError> {
 /// Whether `who` still runs; an identity that cannot be read is an error, never
 /// taken for "gone".
 fn still_running(who: Identity) -> Result<bool, SignalError> {
-    match os::identity(who.pid) {
-        Ok(now) => Ok(now == Some(who)),
-        Err(e) => Err(SignalError::Unverifiable {
-            pid: who.pid,
-            detail: e.to_string(),
-        }),
-    }
+    Ok(os::still_same(who)?)
 }
 
 fn is_stopped(pid: u32) -> bool {

@@ -828,6 +828,30 @@ mod tests {
         path
     }
 
+    /// Discovery from the port alone.
+    fn by_port(port: u16) -> Discovery {
+        discover(&Sources {
+            port: Some(port),
+            ..Sources::default()
+        })
+    }
+
+    /// Discovery from the pidfile alone.
+    fn by_pidfile(pidfile: PathBuf) -> Discovery {
+        discover(&Sources {
+            pidfile: Some(pidfile),
+            ..Sources::default()
+        })
+    }
+
+    /// Discovery from `match` alone.
+    fn by_match(text: String) -> Discovery {
+        discover(&Sources {
+            match_: Some(text),
+            ..Sources::default()
+        })
+    }
+
     fn only_stale(discovery: &Discovery) -> (Option<u32>, String) {
         match discovery.findings.as_slice() {
             [Finding::StalePidfile { pid, why, .. }] => (*pid, why.clone()),
@@ -838,10 +862,7 @@ mod tests {
     #[test]
     fn port_source_names_the_listener() {
         let (_child, port, pid) = python_port_holder();
-        let found = discover(&Sources {
-            port: Some(port),
-            ..Sources::default()
-        });
+        let found = by_port(port);
         let target = found.target.expect("target");
         assert_eq!(target.info.pid(), pid);
         assert_eq!(target.evidence, ["port"]);
@@ -881,10 +902,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let found = discover(&Sources {
-            port: Some(port),
-            ..Sources::default()
-        });
+        let found = by_port(port);
         assert!(found.target.is_none());
         assert!(found.findings.is_empty());
         assert_eq!(found.port_owner, Some(PortOwner::Free));
@@ -894,10 +912,7 @@ mod tests {
     fn port_held_by_this_watchdog_is_never_the_target() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let found = discover(&Sources {
-            port: Some(port),
-            ..Sources::default()
-        });
+        let found = by_port(port);
         assert!(found.target.is_none());
         assert_eq!(
             found.port_owner,
@@ -910,10 +925,7 @@ mod tests {
         let sleep = spawn("sleep", &[&unique_seconds(40)]);
         let dir = tempfile::tempdir().unwrap();
         let pidfile = write_pidfile(dir.path(), sleep.pid());
-        let found = discover(&Sources {
-            pidfile: Some(pidfile),
-            ..Sources::default()
-        });
+        let found = by_pidfile(pidfile);
         let target = found.target.expect("target");
         assert_eq!(target.info.pid(), sleep.pid());
         assert_eq!(target.evidence, ["pidfile"]);
@@ -939,10 +951,7 @@ mod tests {
         done.wait().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let pidfile = write_pidfile(dir.path(), pid);
-        let found = discover(&Sources {
-            pidfile: Some(pidfile),
-            ..Sources::default()
-        });
+        let found = by_pidfile(pidfile);
         assert!(found.target.is_none());
         assert_eq!(
             only_stale(&found),
@@ -963,10 +972,7 @@ mod tests {
             .unwrap()
             .set_modified(hour_ago)
             .unwrap();
-        let found = discover(&Sources {
-            pidfile: Some(pidfile),
-            ..Sources::default()
-        });
+        let found = by_pidfile(pidfile);
         assert!(found.target.is_none());
         let (pid, why) = only_stale(&found);
         assert_eq!(pid, Some(sleep.pid()));
@@ -995,10 +1001,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("server.pid");
         std::fs::write(&pidfile, "hello\n").unwrap();
-        let found = discover(&Sources {
-            pidfile: Some(pidfile),
-            ..Sources::default()
-        });
+        let found = by_pidfile(pidfile);
         assert!(found.target.is_none());
         assert_eq!(
             only_stale(&found),
@@ -1011,10 +1014,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for pid in [std::process::id(), std::os::unix::process::parent_id(), 1] {
             let pidfile = write_pidfile(dir.path(), pid);
-            let found = discover(&Sources {
-                pidfile: Some(pidfile),
-                ..Sources::default()
-            });
+            let found = by_pidfile(pidfile);
             assert!(found.target.is_none());
             let (named, why) = only_stale(&found);
             assert_eq!(named, Some(pid));
@@ -1121,10 +1121,7 @@ mod tests {
         let dir = sticky_dir();
         let pidfile = write_pidfile(dir.path(), sleep.pid());
         std::os::unix::fs::chown(&pidfile, Some(4343), Some(4343)).unwrap();
-        let found = discover(&Sources {
-            pidfile: Some(pidfile.clone()),
-            ..Sources::default()
-        });
+        let found = by_pidfile(pidfile.clone());
         assert!(found.target.is_none(), "{:?}", found.target);
         let [Finding::UntrustedPidfile { pid, owner, .. }] = found.findings.as_slice() else {
             panic!("expected an untrusted pidfile, got {:?}", found.findings);
@@ -1144,10 +1141,7 @@ mod tests {
 
         // The same file owned by root is believed.
         std::os::unix::fs::chown(&pidfile, Some(0), Some(0)).unwrap();
-        let found = discover(&Sources {
-            pidfile: Some(pidfile),
-            ..Sources::default()
-        });
+        let found = by_pidfile(pidfile);
         assert_eq!(found.target.expect("target").info.pid(), sleep.pid());
     }
 
@@ -1158,10 +1152,7 @@ mod tests {
         let real = write_pidfile(dir.path(), sleep.pid());
         let link = dir.path().join("link.pid");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        let found = discover(&Sources {
-            pidfile: Some(link),
-            ..Sources::default()
-        });
+        let found = by_pidfile(link);
         assert_no_target_but!(found, Finding::UntrustedPidfile { pid: None, .. });
         assert!(found.findings[0].describe().contains("symbolic link"));
     }
@@ -1231,10 +1222,7 @@ mod tests {
             assert!(Instant::now() < deadline, "the worker did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let found = discover(&Sources {
-            port: Some(port),
-            ..Sources::default()
-        });
+        let found = by_port(port);
         assert_eq!(found.target.expect("target").info.pid(), master_pid);
         assert!(found.findings.is_empty(), "{:?}", found.findings);
         assert_eq!(found.port_holders.len(), 2);
@@ -1289,10 +1277,7 @@ mod tests {
     fn match_search_finds_a_unique_process() {
         let seconds = unique_seconds(45);
         let sleep = spawn("sleep", &[&seconds]);
-        let found = discover(&Sources {
-            match_: Some(format!("sleep {seconds}")),
-            ..Sources::default()
-        });
+        let found = by_match(format!("sleep {seconds}"));
         let target = found.target.expect("target");
         assert_eq!(target.info.pid(), sleep.pid());
         assert_eq!(target.evidence, ["match"]);
@@ -1303,10 +1288,7 @@ mod tests {
         let seconds = unique_seconds(46);
         let _a = spawn("sleep", &[&seconds]);
         let _b = spawn("sleep", &[&seconds]);
-        let found = discover(&Sources {
-            match_: Some(seconds),
-            ..Sources::default()
-        });
+        let found = by_match(seconds);
         assert_no_target_but!(found, Finding::Ambiguous { .. });
     }
 
@@ -1329,20 +1311,14 @@ mod tests {
             assert!(Instant::now() < deadline, "sleep child did not start");
             std::thread::sleep(Duration::from_millis(5));
         }
-        let found = discover(&Sources {
-            match_: Some(seconds),
-            ..Sources::default()
-        });
+        let found = by_match(seconds);
         assert_eq!(found.target.expect("target").info.pid(), wrapper.pid());
     }
 
     #[test]
     fn match_search_finding_nothing_is_no_target() {
         let text = format!("no-such-server-{}.py", std::process::id());
-        let found = discover(&Sources {
-            match_: Some(text),
-            ..Sources::default()
-        });
+        let found = by_match(text);
         assert!(found.target.is_none());
         assert!(found.findings.is_empty());
     }

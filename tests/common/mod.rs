@@ -743,18 +743,7 @@ impl Running {
             .process_group(0);
         let started = Instant::now();
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-        let mut so = child.stdout.take().unwrap();
-        let mut se = child.stderr.take().unwrap();
-        let out = thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = so.read_to_end(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        });
-        let err = thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = se.read_to_end(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        });
+        let (out, err) = read_output(&mut child);
         Running {
             child: Some(child),
             started,
@@ -801,7 +790,27 @@ impl Running {
     }
 }
 
-fn join_bounded(h: JoinHandle<String>) -> String {
+/// Threads that read the piped stdout and stderr of `child` to their end; collect them
+/// with [`join_bounded`].
+pub fn read_output(child: &mut Child) -> (JoinHandle<String>, JoinHandle<String>) {
+    let mut so = child.stdout.take().expect("piped stdout");
+    let mut se = child.stderr.take().expect("piped stderr");
+    let out = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    let err = thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    });
+    (out, err)
+}
+
+/// What a [`read_output`] thread read, waiting at most 5 s: a grandchild that inherited
+/// the pipes could keep them open.
+pub fn join_bounded(h: JoinHandle<String>) -> String {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !h.is_finished() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(10));
@@ -843,11 +852,16 @@ pub fn watchdog_cmd(env: &TestEnv, args: &[&str]) -> Command {
     in_env(cmd, env)
 }
 
-/// `--config env.config_path`, the temp HOME and XDG dirs, no WATCHDOG_CONFIG.
+/// `--config env.config_path`, and [`in_test_home`].
 fn in_env(mut cmd: Command, env: &TestEnv) -> Command {
-    cmd.arg("--config")
-        .arg(&env.config_path)
-        .current_dir(&env.root)
+    cmd.arg("--config").arg(&env.config_path);
+    in_test_home(cmd, env)
+}
+
+/// The temp dir as the working directory, the temp HOME and XDG dirs, no
+/// WATCHDOG_CONFIG: where every watchdog run of a test lives.
+pub fn in_test_home(mut cmd: Command, env: &TestEnv) -> Command {
+    cmd.current_dir(&env.root)
         .env("HOME", &env.home)
         .env("XDG_CONFIG_HOME", env.home.join(".config"))
         .env("XDG_STATE_HOME", env.home.join(".local/state"))
@@ -1093,6 +1107,15 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         }
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A port nothing listens on (bound, read and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local address")
+        .port()
 }
 
 /// An HTTP response read by [`http_get`].
@@ -1848,6 +1871,15 @@ pub fn testserver_argv(env: &TestEnv) -> Vec<String> {
     ]
 }
 
+/// [`testserver_argv`] for a server that fails at start-up while the returned flag file
+/// exists (`--fail-if-exists`); the flag is not created.
+pub fn testserver_argv_failing_if_flag(env: &TestEnv) -> (Vec<String>, PathBuf) {
+    let flag = env.root.join("fail-at-start");
+    let mut argv = testserver_argv(env);
+    argv.extend(["--fail-if-exists".into(), flag.display().to_string()]);
+    (argv, flag)
+}
+
 /// Waits (bounded) until a test server of `env` listens on the port in `env.port_file`
 /// and answers; returns its PID and the port. `not` excludes a PID (the old server
 /// while waiting for a new one).
@@ -1890,12 +1922,18 @@ pub fn environ(pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// The parent PID of `pid` (`/proc/PID/stat`).
+/// The parent PID of `pid` (field 4 of `/proc/PID/stat`).
 pub fn parent_pid(pid: u32) -> Option<u32> {
+    stat_field(pid, 4)
+}
+
+/// Field `n` (counted from 1, as in proc(5)) of `/proc/PID/stat`, read after the command
+/// name, which may hold spaces and parentheses.
+pub fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..]
         .split_whitespace()
-        .nth(1)?
+        .nth(n.checked_sub(3)?)?
         .parse()
         .ok()
 }
@@ -2202,12 +2240,7 @@ pub fn spawn_as(uid: u32, gid: u32, cmd: &Command) -> ChildGuard {
 
 /// The start time of `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
 pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..]
-        .split_whitespace()
-        .nth(19)?
-        .parse()
-        .ok()
+    stat_field(pid, 22)
 }
 
 /// A process that must come through a run untouched: its PID and start time, taken
@@ -2314,4 +2347,354 @@ pub fn private_state_for(env: &TestEnv, uid: u32, gid: u32) -> PathBuf {
         .expect("chmod state dir");
     chown_tree(&env.state_dir, uid, gid);
     env.state_dir.join("watchdog.log")
+}
+
+// ---------------------------------------------------------------------------------------
+// A real supervisord and runsv, and the tools on the watchdog's PATH
+// ---------------------------------------------------------------------------------------
+
+/// How long supervisord, its programs and runsv's service may take to come up, and a
+/// `supervisorctl` call to answer: generous, Python starts slowly on a small shared
+/// machine.
+const SUPERVISOR_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the supervisor tests give the programs they run, named on their command lines
+/// (with the test's temp dir): what [`Supervisord`]'s drop kills if it is left behind.
+const SUPERVISED_NAMES: [&str; 4] = [
+    "testserver.py",
+    "double_fork_start.py",
+    "victim-marker",
+    "listener.py",
+];
+
+/// A directory of tools prepended to PATH for the watchdog runs, and the record of the
+/// calls their recording wrappers saw.
+pub struct Tools {
+    pub bin: PathBuf,
+    pub calls: PathBuf,
+}
+
+impl Tools {
+    pub fn new(env: &TestEnv) -> Tools {
+        let bin = env.root.join("bin");
+        let calls = env.root.join("calls");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&calls).unwrap();
+        Tools { bin, calls }
+    }
+
+    /// PATH for the watchdog: this directory first.
+    pub fn path(&self) -> String {
+        let rest = std::env::var("PATH").unwrap_or_default();
+        format!("{}:{rest}", self.bin.display())
+    }
+
+    /// Installs `name` as the shell script `script`, recording nothing.
+    pub fn install(&self, name: &str, script: &str) {
+        write_script(&self.bin.join(name), script);
+    }
+
+    /// Installs `name` as a wrapper that appends its arguments (one call a line) to its
+    /// calls file, then runs `then` (shell text): what the watchdog really asked, whatever
+    /// its report says.
+    pub fn install_recording(&self, name: &str, then: &str) {
+        let calls = self.calls.join(name);
+        self.install(
+            name,
+            &format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >>{}\n{then}\n",
+                sh_quote(&calls.display().to_string())
+            ),
+        );
+    }
+
+    /// [`Tools::install_recording`] that then execs `real` (shell words, already quoted)
+    /// with the same arguments.
+    pub fn install_wrapper(&self, name: &str, real: &str) {
+        self.install_recording(name, &format!("exec {real} \"$@\""));
+    }
+
+    /// supervisorctl for the watchdog: the real one, run through the same interpreter the
+    /// tests use (a pip install under pyenv puts no command on PATH until `pyenv rehash`),
+    /// behind a wrapper that records every call ([`Tools::take_calls`]).
+    pub fn install_supervisorctl(&self) {
+        self.install_wrapper(
+            "supervisorctl",
+            &format!("{} -m supervisor.supervisorctl", sh_quote(python())),
+        );
+    }
+
+    /// The arguments of every call the wrapper `name` recorded, one call each; the record
+    /// is then cleared.
+    pub fn take_calls(&self, name: &str) -> Vec<String> {
+        let path = self.calls.join(name);
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let _ = fs::remove_file(&path);
+        text.lines().map(String::from).collect()
+    }
+
+    /// Runs the watchdog with this PATH.
+    pub fn watchdog(&self, env: &TestEnv, args: &[&str]) -> RunResult {
+        let mut cmd = watchdog_cmd(env, args);
+        cmd.env("PATH", self.path());
+        run_with_timeout(cmd, WATCHDOG_TIMEOUT)
+    }
+}
+
+/// `argv` as shell words (and as supervisord's shlex-split `command`).
+pub fn sh_words(argv: &[String]) -> String {
+    let words: Vec<String> = argv.iter().map(|a| sh_quote(a)).collect();
+    words.join(" ")
+}
+
+/// Fails (never skips) when supervisord is not installed for `python3`.
+pub fn require_supervisor() {
+    let ok = Command::new(python())
+        .args([
+            "-c",
+            "import supervisor.supervisord, supervisor.supervisorctl",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "supervisord is not installed for {}: run `pip install supervisor` \
+         (these tests start a real supervisord)",
+        python()
+    );
+}
+
+/// A real supervisord (`python3 -m supervisor.supervisord -n`), the test's child, with its
+/// config, unix socket and logs in the temp dir; stopped by SIGTERM on drop, which stops
+/// its programs too.
+pub struct Supervisord {
+    pub daemon: GracefulChild,
+    root: PathBuf,
+    /// `unix:///.../supervisor.sock`, as its children see it in SUPERVISOR_SERVER_URL.
+    pub url: String,
+    pub log: PathBuf,
+}
+
+impl Supervisord {
+    /// Starts supervisord with `settings` (lines added to its `[supervisord]` section)
+    /// and `programs` (config sections, one of them in `[group:hermes]`), and waits until
+    /// it answers.
+    pub fn start(env: &TestEnv, settings: &str, programs: &str) -> Supervisord {
+        require_supervisor();
+        let root = env.root.display();
+        let sock = env.root.join("supervisor.sock");
+        // sun_path holds 108 bytes: a long TMPDIR would fail in supervisord's own words.
+        assert!(
+            sock.as_os_str().len() < 100,
+            "socket path {} is too long for a unix socket: set a shorter TMPDIR",
+            sock.display()
+        );
+        let url = format!("unix://{}", sock.display());
+        let conf = env.root.join("supervisord.conf");
+        let log = env.root.join("supervisord.log");
+        fs::write(
+            &conf,
+            format!(
+                "[unix_http_server]\nfile = {sock}\n\n\
+                 [supervisord]\nlogfile = {log}\npidfile = {root}/supervisord.pid\n\
+                 childlogdir = {root}\nnodaemon = true\n{settings}\n\
+                 [rpcinterface:supervisor]\n\
+                 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n\
+                 [supervisorctl]\nserverurl = {url}\n\n{programs}",
+                sock = sock.display(),
+                log = log.display(),
+            ),
+        )
+        .unwrap();
+        let out = fs::File::create(env.root.join("supervisord.out")).unwrap();
+        let daemon = GracefulChild::spawn(
+            Command::new(python())
+                .args(["-m", "supervisor.supervisord", "-n", "-c"])
+                .arg(&conf)
+                .current_dir(&env.root)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out),
+            Duration::from_secs(20),
+        );
+        let mut sup = Supervisord {
+            daemon,
+            root: env.root.clone(),
+            url,
+            log,
+        };
+        let up = wait_until(SUPERVISOR_TIMEOUT, || {
+            assert!(
+                sup.daemon.try_wait().is_none(),
+                "supervisord exited at start-up:\n{}",
+                sup.logs()
+            );
+            sock.exists() && sup.ctl(&["status"]).1.contains("hermes:")
+        });
+        assert!(up, "supervisord did not answer:\n{}", sup.logs());
+        sup
+    }
+
+    pub fn logs(&self) -> String {
+        let out = self.log.with_file_name("supervisord.out");
+        format!(
+            "--- supervisord.log ---\n{}\n--- stdout/stderr ---\n{}",
+            fs::read_to_string(&self.log).unwrap_or_default(),
+            fs::read_to_string(out).unwrap_or_default()
+        )
+    }
+
+    /// The real supervisorctl on this supervisord: exit code and output.
+    pub fn ctl(&self, args: &[&str]) -> (Option<i32>, String) {
+        let mut cmd = Command::new(python());
+        cmd.args(["-m", "supervisor.supervisorctl", "-s", &self.url])
+            .args(args);
+        let r = run_with_timeout(cmd, SUPERVISOR_TIMEOUT);
+        assert!(!r.timed_out, "supervisorctl {args:?} hung\n{}", r.dump());
+        (r.status, format!("{}{}", r.stdout, r.stderr))
+    }
+
+    /// `supervisorctl status NAME` → state, and `supervisorctl pid NAME` (which answers
+    /// in STARTING too, where the status line shows no PID).
+    pub fn status(&self, name: &str) -> (String, Option<u32>) {
+        let (_, out) = self.ctl(&["status", name]);
+        let state = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("")
+            .to_string();
+        let (_, pid) = self.ctl(&["pid", name]);
+        (state, pid.trim().parse().ok().filter(|&p: &u32| p > 0))
+    }
+
+    /// Waits (bounded) for `name` to reach `state`; returns its PID then.
+    pub fn wait_state(&self, name: &str, state: &str) -> Option<u32> {
+        self.wait_for(name, state, false)
+    }
+
+    /// Waits (bounded) for `name` to be RUNNING with a PID; returns the PID.
+    pub fn wait_running(&self, name: &str) -> u32 {
+        self.wait_for(name, "RUNNING", true).expect("a PID")
+    }
+
+    fn wait_for(&self, name: &str, state: &str, with_pid: bool) -> Option<u32> {
+        let mut last = (String::new(), None);
+        let reached = wait_until(SUPERVISOR_TIMEOUT, || {
+            last = self.status(name);
+            last.0 == state && (!with_pid || last.1.is_some())
+        });
+        assert!(
+            reached,
+            "{name} did not reach {state} (last: {last:?})\n{}",
+            self.logs()
+        );
+        last.1
+    }
+}
+
+impl Drop for Supervisord {
+    /// supervisord stops its programs on SIGTERM; what they started outside it (the
+    /// double fork's servers, one perhaps still starting up and not yet in the PID log)
+    /// or left behind is found by this test's temp dir in its command line and killed.
+    fn drop(&mut self) {
+        self.daemon.stop();
+        wait_until(Duration::from_secs(5), || {
+            kill_strays(&self.root, &SUPERVISED_NAMES) == 0
+        });
+    }
+}
+
+/// A `[program:NAME]` section running `command` (shell words), its output in the temp
+/// dir; `extra` adds lines to it.
+pub fn program(env: &TestEnv, name: &str, command: &str, extra: &str) -> String {
+    format!(
+        "[program:{name}]\ncommand = {command}\nautostart = true\nautorestart = true\n\
+         stopwaitsecs = 5\nredirect_stderr = true\nstdout_logfile = {root}/{name}.log\n{extra}\n",
+        root = env.root.display(),
+    )
+}
+
+/// `[group:hermes]` of `programs` (the jobs are `hermes:NAME`).
+pub fn group(programs: &[&str]) -> String {
+    format!("[group:hermes]\nprograms = {}\n", programs.join(","))
+}
+
+/// `runsv` and `sv`, or the test fails with the install command.
+pub fn require_runit() -> (PathBuf, PathBuf) {
+    let dirs = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"];
+    let find = |name| {
+        find_executable(name, &dirs).unwrap_or_else(|| {
+            panic!("{name} is not installed: run `apt-get install runit` (these tests start a real runsv)")
+        })
+    };
+    (find("runsv"), find("sv"))
+}
+
+/// A real `runsv DIR`, the test's child. Dropping it sends SIGTERM (runsv stops the
+/// service and exits), then kills the service's last PID if it is still this env's test
+/// server.
+pub struct Runsv {
+    pub daemon: GracefulChild,
+    /// The service directory, canonical.
+    pub dir: PathBuf,
+    pub sv: PathBuf,
+    /// The env's PID log, named on its servers' command lines.
+    pid_log: PathBuf,
+}
+
+impl Runsv {
+    /// Starts runsv on the service `service/NAME` in the temp dir, whose `run` script is
+    /// `run`.
+    pub fn start(env: &TestEnv, name: &str, run: &str) -> Runsv {
+        let (runsv, sv) = require_runit();
+        let dir = env.root.join("service").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        write_script(&dir.join("run"), run);
+        let dir = dir.canonicalize().unwrap();
+        let out = fs::File::create(env.root.join("runsv.out")).unwrap();
+        let daemon = GracefulChild::spawn(
+            Command::new(runsv)
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(out.try_clone().unwrap())
+                .stderr(out),
+            Duration::from_secs(15),
+        );
+        Runsv {
+            daemon,
+            dir,
+            sv,
+            pid_log: env.pid_log.clone(),
+        }
+    }
+
+    /// `sv status DIR` → (output, pid).
+    pub fn status(&self) -> (String, Option<u32>) {
+        let mut cmd = Command::new(&self.sv);
+        cmd.arg("status").arg(&self.dir);
+        let r = run_with_timeout(cmd, Duration::from_secs(20));
+        let pid = r
+            .stdout
+            .split_once("(pid ")
+            .and_then(|(_, rest)| rest.split(')').next()?.parse().ok());
+        (r.stdout, pid)
+    }
+}
+
+impl Drop for Runsv {
+    fn drop(&mut self) {
+        let last = fs::read_to_string(self.dir.join("supervise/pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        self.daemon.stop();
+        if let Some(pid) = last {
+            wait_until(Duration::from_secs(5), || {
+                !is_testserver_of(&self.pid_log, pid)
+            });
+            kill_if_testserver(&self.pid_log, pid, libc::SIGKILL);
+        }
+    }
 }

@@ -212,26 +212,35 @@ pub fn signal_if_same(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
     platform::signal_if_same(who, signal)
 }
 
+/// Whether `who`'s PID still names that very process (same start time); an identity
+/// that cannot be read is an error, never taken for "gone" or "the same".
+pub fn still_same(who: Identity) -> Result<bool, SignalFault> {
+    match identity(who.pid) {
+        Ok(now) => Ok(now == Some(who)),
+        Err(source) => Err(SignalFault::Unverifiable {
+            pid: who.pid,
+            source,
+        }),
+    }
+}
+
+/// `who`'s PID as `kill(2)` and `pidfd_open(2)` take it; the error a failed `signal`
+/// reports otherwise.
+fn signal_pid(who: Identity, signal: i32) -> Result<libc::pid_t, SignalFault> {
+    libc::pid_t::try_from(who.pid).map_err(|_| SignalFault::Failed {
+        pid: who.pid,
+        signal,
+        source: std::io::Error::other("PID out of range"),
+    })
+}
+
 /// The identity re-checked, then `kill(2)`: macOS, and Linux kernels older than
 /// `pidfd_open` (5.3).
 fn kill_after_recheck(who: Identity, signal: i32) -> Result<Delivery, SignalFault> {
-    match identity(who.pid) {
-        Ok(Some(now)) if now == who => {}
-        Ok(_) => return Ok(Delivery::Gone),
-        Err(source) => {
-            return Err(SignalFault::Unverifiable {
-                pid: who.pid,
-                source,
-            });
-        }
+    if !still_same(who)? {
+        return Ok(Delivery::Gone);
     }
-    let failed = |source| SignalFault::Failed {
-        pid: who.pid,
-        signal,
-        source,
-    };
-    let pid = libc::pid_t::try_from(who.pid)
-        .map_err(|_| failed(std::io::Error::other("PID out of range")))?;
+    let pid = signal_pid(who, signal)?;
     // SAFETY: kill(2) takes plain integers and has no memory effects.
     if unsafe { libc::kill(pid, signal) } == 0 {
         return Ok(Delivery::Sent);
@@ -240,7 +249,11 @@ fn kill_after_recheck(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
     if err.raw_os_error() == Some(libc::ESRCH) {
         return Ok(Delivery::Gone);
     }
-    Err(failed(err))
+    Err(SignalFault::Failed {
+        pid: who.pid,
+        signal,
+        source: err,
+    })
 }
 
 /// The login name of `uid` from the user database, for showing who owns a process;

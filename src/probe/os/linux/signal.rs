@@ -10,7 +10,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::super::{Delivery, Identity, SignalFault, kill_after_recheck};
+use super::super::{Delivery, Identity, SignalFault, kill_after_recheck, signal_pid, still_same};
 
 pub fn signal_if_same(who: Identity, signal: i32) -> Result<Delivery, SignalFault> {
     let failed = |source: io::Error| SignalFault::Failed {
@@ -18,8 +18,7 @@ pub fn signal_if_same(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
         signal,
         source,
     };
-    let pid =
-        libc::pid_t::try_from(who.pid).map_err(|_| failed(io::Error::other("PID out of range")))?;
+    let pid = signal_pid(who, signal)?;
     // SAFETY: pidfd_open takes a PID and flags (none) and returns a new FD or -1; it
     // touches no memory of ours.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -36,15 +35,8 @@ pub fn signal_if_same(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
     // the OwnedFd closes it once.
     let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
     // Read after the pidfd pins the process: a match now means the pidfd is that process.
-    match super::identity(who.pid) {
-        Ok(Some(now)) if now == who => {}
-        Ok(_) => return Ok(Delivery::Gone),
-        Err(source) => {
-            return Err(SignalFault::Unverifiable {
-                pid: who.pid,
-                source,
-            });
-        }
+    if !still_same(who)? {
+        return Ok(Delivery::Gone);
     }
     // SAFETY: pidfd_send_signal(pidfd, sig, info, flags): a live pidfd of ours, a
     // plain signal number, a null siginfo (the kernel fills in a kill()-style one) and
@@ -132,45 +124,33 @@ mod tests {
         1 << (signal - 1)
     }
 
-    #[test]
-    fn a_reused_identity_is_not_signalled() {
+    /// `send` refuses an identity whose start time differs (another process that got
+    /// the PID) and delivers `signal` to the real one.
+    fn only_the_same_process_is_signalled(
+        send: fn(Identity, i32) -> Result<Delivery, SignalFault>,
+        signal: i32,
+    ) {
         let target = Stopped::start();
         let real = target.identity();
         let reused = Identity {
             start_key: real.start_key + 1,
             ..real
         };
-        assert!(matches!(
-            signal_if_same(reused, libc::SIGTERM),
-            Ok(Delivery::Gone)
-        ));
+        assert!(matches!(send(reused, signal), Ok(Delivery::Gone)));
         assert_eq!(target.pending(), 0, "the other process got the signal");
-        assert!(matches!(
-            signal_if_same(real, libc::SIGTERM),
-            Ok(Delivery::Sent)
-        ));
-        assert_eq!(target.pending(), bit(libc::SIGTERM));
+        assert!(matches!(send(real, signal), Ok(Delivery::Sent)));
+        assert_eq!(target.pending(), bit(signal));
+    }
+
+    #[test]
+    fn a_reused_identity_is_not_signalled() {
+        only_the_same_process_is_signalled(signal_if_same, libc::SIGTERM);
     }
 
     /// The path taken on kernels without pidfd_open refuses a reused identity too.
     #[test]
     fn the_fallback_rechecks_before_kill() {
-        let target = Stopped::start();
-        let real = target.identity();
-        let reused = Identity {
-            start_key: real.start_key + 1,
-            ..real
-        };
-        assert!(matches!(
-            kill_after_recheck(reused, libc::SIGUSR1),
-            Ok(Delivery::Gone)
-        ));
-        assert_eq!(target.pending(), 0);
-        assert!(matches!(
-            kill_after_recheck(real, libc::SIGUSR1),
-            Ok(Delivery::Sent)
-        ));
-        assert_eq!(target.pending(), bit(libc::SIGUSR1));
+        only_the_same_process_is_signalled(kill_after_recheck, libc::SIGUSR1);
     }
 
     #[test]
