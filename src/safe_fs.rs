@@ -284,7 +284,7 @@ pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
             ),
         });
     }
-    if meta.mode() & 0o022 != 0 {
+    if writable_by_others(&meta) {
         return Err(SafeFsError::Untrusted {
             path: dir.to_path_buf(),
             why: format!(
@@ -349,7 +349,7 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
             continue;
         }
         let sticky = meta.mode() & 0o1000 != 0;
-        if meta.is_dir() && meta.mode() & 0o022 != 0 && !sticky {
+        if meta.is_dir() && writable_by_others(&meta) && !sticky {
             return Err(SafeFsError::Untrusted {
                 path: prefix.clone(),
                 why: format!(
@@ -363,6 +363,90 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
         }
     }
     Ok(())
+}
+
+/// Whether someone other than the owner (and root) can write in `meta`'s file: it is
+/// writable by others, or by a group that is not the owner's private group.
+fn writable_by_others(meta: &fs::Metadata) -> bool {
+    writable_by_others_than_owner(meta.mode(), meta.uid(), meta.gid())
+}
+
+/// [`writable_by_others`] from a file's mode, owner and group (a pidfile's, read from
+/// the opened file).
+pub fn writable_by_others_than_owner(mode: u32, uid: u32, gid: u32) -> bool {
+    mode & 0o002 != 0 || (mode & 0o020 != 0 && !is_private_group(gid, uid))
+}
+
+/// Whether `gid` is the private group of user `owner`: the owner's primary group,
+/// named as the owner, with no member but the owner. Debian, Ubuntu and Fedora make
+/// one for each user and give users a umask of 002, so their directories
+/// (`~/.local/state`) are group-writable and still writable by nobody else; this is
+/// the exception OpenSSH's `StrictModes` makes on Debian. Any doubt (no such user or
+/// group, an entry too large, a lookup error) is no. The lookups go through NSS, as
+/// `ls -l` does; the run's failsafe bounds them.
+fn is_private_group(gid: u32, owner: u32) -> bool {
+    use std::ffi::CStr;
+    const BUFFER: usize = 16 * 1024;
+    let mut buffer = vec![0 as libc::c_char; BUFFER];
+    // SAFETY: passwd is plain data (integers and pointers); all zero is a valid value.
+    let mut user: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the right type, and the buffer's
+    // length is passed with it; the strings written into `user` point into `buffer`,
+    // which outlives their use below.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            owner,
+            &mut user,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() || user.pw_gid != gid || user.pw_name.is_null() {
+        return false;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string in `buffer`.
+    let name = unsafe { CStr::from_ptr(user.pw_name) }.to_bytes().to_vec();
+    let mut group_buffer = vec![0 as libc::c_char; BUFFER];
+    // SAFETY: group is plain data (integers and pointers); all zero is a valid value.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as for getpwuid_r above, with `group_buffer`.
+    let rc = unsafe {
+        libc::getgrgid_r(
+            gid,
+            &mut group,
+            group_buffer.as_mut_ptr(),
+            group_buffer.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() || group.gr_name.is_null() {
+        return false;
+    }
+    // SAFETY: getgrgid_r succeeded, so gr_name is a NUL-terminated string in
+    // `group_buffer`.
+    if unsafe { CStr::from_ptr(group.gr_name) }.to_bytes() != name.as_slice() {
+        return false;
+    }
+    if group.gr_mem.is_null() {
+        return true;
+    }
+    // gr_mem is a NULL-terminated array of NUL-terminated strings in `group_buffer`,
+    // which holds fewer pointers than it has bytes.
+    for index in 0..BUFFER {
+        // SAFETY: the array is NULL-terminated, and the loop stops at the NULL.
+        let member = unsafe { *group.gr_mem.add(index) };
+        if member.is_null() {
+            return true;
+        }
+        // SAFETY: a non-NULL entry is a NUL-terminated string in `group_buffer`.
+        if unsafe { CStr::from_ptr(member) }.to_bytes() != name.as_slice() {
+            return false;
+        }
+    }
+    false
 }
 
 /// Like [`check_trusted_dir`] for a directory that may not exist yet: an existing `dir`
@@ -733,6 +817,48 @@ mod tests {
         assert!(err.to_string().contains("without the sticky bit"), "{err}");
         fs::set_permissions(&run, fs::Permissions::from_mode(0o1777)).unwrap();
         check_trusted_chain(&run, &[other]).expect("sticky, owned by the trusted");
+    }
+
+    /// Debian, Ubuntu and Fedora give each user a group of their own and a umask of
+    /// 002, so `mkdir ~/.local/state` is mode 775 (and so is a state dir the watchdog
+    /// made before it created them 0700 itself): writable only by the owner's own
+    /// group. Refusing it stopped every run (exit 2) on such a box. A group with anyone
+    /// else in it, or one that is not the owner's, is still refused. Real ownership:
+    /// root's private group `root` (gid 0, no members) and groups that are not it.
+    #[test]
+    fn a_dir_writable_only_by_its_owners_private_group_is_trusted() {
+        use std::os::unix::fs::chown;
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let dir = private_tempdir();
+        let home = dir.path().join("home");
+        let state = home.join(".local/state/watchdog");
+        fs::create_dir_all(&state).unwrap();
+        for path in [
+            &home,
+            &home.join(".local"),
+            &home.join(".local/state"),
+            &state,
+        ] {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o775)).unwrap();
+        }
+        check_trusted_dir(&state, 0).expect("root's own group only");
+        check_trusted_or_absent(&state.join("sub"), 0).expect("root's own group only");
+        check_trusted_chain(&state, &[4242]).expect("root's own group only");
+
+        // gid 1 exists (daemon, bin) but is not root's; gid 4242 names no group.
+        for gid in [1, 4242] {
+            chown(home.join(".local"), None, Some(gid)).unwrap();
+            let err = check_trusted_dir(&state, 0).unwrap_err();
+            assert!(err.to_string().contains("writable by its group"), "{err}");
+            chown(home.join(".local"), None, Some(0)).unwrap();
+            chown(&state, None, Some(gid)).unwrap();
+            let err = check_trusted_dir(&state, 0).unwrap_err();
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+            chown(&state, None, Some(0)).unwrap();
+        }
+        // Writable by others is never the owner's alone.
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_trusted_dir(&state, 0).is_err());
     }
 
     #[test]
