@@ -103,8 +103,9 @@ pub fn read(path: &Path) -> Pidfile {
     }
 }
 
-/// Whether a pidfile may name a process owned by `process_uid` to a watchdog running
-/// as root (docs/SECURITY.md). The rule is systemd's for `PIDFile=` (src/core/service.c,
+/// Whether a pidfile may name a process owned by `process_uid` (docs/SECURITY.md): to
+/// a root watchdog, which could signal anything, and to any other, which could signal
+/// its own user's processes that are not the server. The rule is systemd's for `PIDFile=` (src/core/service.c,
 /// `service_load_pid_file`): a PID read from a file that someone other than the
 /// process's owner or root could have written is not believed — systemd only accepts a
 /// PID outside the unit's control group when the file is owned by root and reached
