@@ -128,6 +128,35 @@ pub fn read_regular_following(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsEr
     read_opened(path, open_regular_with(path, 0)?, max)
 }
 
+/// As [`read_regular_following`], for a file whose content the watchdog obeys (its
+/// configuration, whose commands it runs): the file opened must belong to `euid` or
+/// root and be writable by nobody else (its owner's private group aside). Judged on the
+/// opened file, wherever a link led: what is read is what was checked.
+pub fn read_trusted_following(path: &Path, max: u64, euid: u32) -> Result<Vec<u8>, SafeFsError> {
+    let file = open_regular_with(path, 0)?;
+    let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
+    let untrusted = |why: String| SafeFsError::Untrusted {
+        path: path.to_path_buf(),
+        why,
+    };
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(untrusted(format!(
+            "is owned by uid {}, not by this user (uid {euid}) or root; run `chown {euid} {}`",
+            meta.uid(),
+            path.display()
+        )));
+    }
+    if writable_by_others(&meta) {
+        return Err(untrusted(format!(
+            "is writable by {} (mode {:o}); run `chmod go-w {}`",
+            writable_by(meta.mode()),
+            meta.mode() & 0o7777,
+            path.display()
+        )));
+    }
+    read_opened(path, file, max)
+}
+
 fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError> {
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))
