@@ -28,6 +28,8 @@ pub enum SafeFsError {
     Symlink { path: PathBuf },
     #[error("{path} is not a regular file ({kind})")]
     NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path} has {links} hard links; refusing to write into a file it shares")]
+    HardLinked { path: PathBuf, links: u64 },
     #[error("{path} is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: u64 },
     #[error("{path}: {why}")]
@@ -172,7 +174,8 @@ fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError
 }
 
 /// Opens (creating with `mode` when missing) a regular file for appending, never through
-/// a symlink and never a FIFO.
+/// a symlink, never a FIFO, and never a file with another name too: a hard link planted
+/// at the name would have the appends land in the file it shares.
 pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
     let file = OpenOptions::new()
         .append(true)
@@ -186,6 +189,12 @@ pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
         return Err(SafeFsError::NotRegular {
             path: path.to_path_buf(),
             kind: kind_name(meta.file_type()),
+        });
+    }
+    if meta.nlink() > 1 {
+        return Err(SafeFsError::HardLinked {
+            path: path.to_path_buf(),
+            links: meta.nlink(),
         });
     }
     Ok(file)
@@ -529,9 +538,9 @@ pub fn move_aside(path: &Path, tag: &str) -> Result<PathBuf, SafeFsError> {
 }
 
 /// [`open_append`] for a file of the watchdog's own in a directory only it can change
-/// (its log, a started server's output): a symlink, FIFO, socket or device found there
-/// is not the watchdog's and is moved aside (see [`move_aside`], tag `unsafe`) so the
-/// file can be created afresh. Returns the file and where the intruder went, if any.
+/// (its log, a started server's output): a symlink, FIFO, socket, device or hard link
+/// found there is not the watchdog's and is moved aside (see [`move_aside`], tag
+/// `unsafe`) so the file can be created afresh. Returns the file and where the intruder went, if any.
 /// A directory in the way is left alone and refused.
 pub fn open_append_replacing(
     path: &Path,
@@ -539,7 +548,9 @@ pub fn open_append_replacing(
 ) -> Result<(File, Option<PathBuf>), SafeFsError> {
     match open_append(path, mode) {
         Ok(file) => Ok((file, None)),
-        Err(SafeFsError::Symlink { .. }) | Err(SafeFsError::NotRegular { .. })
+        Err(SafeFsError::Symlink { .. })
+        | Err(SafeFsError::NotRegular { .. })
+        | Err(SafeFsError::HardLinked { .. })
             if fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) =>
         {
             let moved = move_aside(path, "unsafe")?;
@@ -804,6 +815,26 @@ mod tests {
         let meta = fs::symlink_metadata(&sub).unwrap();
         assert!(meta.is_dir() && meta.mode() & 0o777 == 0o700);
         assert_eq!(ensure_private_subdir(&sub).unwrap(), None);
+    }
+
+    /// A hard link is a regular file too: one planted at the log's name while the
+    /// directory was still open to others (or on macOS, which lets anyone link anyone's
+    /// file) made every log line land in the file it shares, root's own included. It is
+    /// moved aside like a symlink, and the file it shares is left as it was.
+    #[test]
+    fn a_hard_link_at_an_own_file_is_moved_aside_not_appended_to() {
+        let dir = private_tempdir();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let log = dir.path().join("watchdog.log");
+        fs::hard_link(&victim, &log).unwrap();
+        let (mut file, moved) = open_append_replacing(&log, 0o600).unwrap();
+        file.write_all(b"line\n").unwrap();
+        assert!(moved.is_some(), "the link was moved aside");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line\n");
+        let err = open_append(&victim, 0o600).unwrap_err();
+        assert!(err.to_string().contains("hard links"), "{err}");
     }
 
     #[test]
