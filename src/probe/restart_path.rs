@@ -166,9 +166,13 @@ fn start_command_ready(
         None if os::own_uid() == 0 => last_user.cloned(),
         _ => None,
     };
-    // The old server's directory when it still exists; else somewhere that does.
+    // The old server's directory when it still exists; else somewhere that does, and
+    // that the start's user can enter: it changes directory as that user, after the
+    // old server is gone, and root's $HOME and state dir are closed to others.
+    let another_user = user.as_ref().is_some_and(|u| u.uid != os::own_uid());
     let cwd = target
         .and_then(|t| usable_dir(t.cwd.as_deref()?))
+        .or_else(|| another_user.then(|| PathBuf::from("/")))
         .or_else(|| fallback_cwd(&cfg.state.dir))
         .ok_or_else(|| {
             format!(
@@ -419,6 +423,32 @@ mod tests {
         );
         cfg.restart.start_command = None;
         assert_eq!(check(&cfg, None, &resolution(Method::Builtin), None), None);
+    }
+
+    /// A start as another user enters its directory as that user: root's `$HOME`
+    /// (/root, 0700) or the state dir (0700) would fail that chdir after the server was
+    /// killed (a deleted cwd) or leave a down server down. Such a start runs in `/`.
+    #[test]
+    fn a_start_as_another_user_never_falls_back_to_roots_directories() {
+        assert_eq!(
+            os::own_uid(),
+            0,
+            "run as root: the start is as another user"
+        );
+        let mut cfg = crate::config::defaults(None);
+        cfg.restart.start_command = Some("./run.sh".into());
+        let last = Credentials {
+            uid: 4242,
+            gid: 4242,
+            groups: vec![],
+        };
+        let Some(Ok(RestartPath::StartCommand { cwd, user })) =
+            check(&cfg, None, &resolution(Method::Builtin), Some(&last))
+        else {
+            panic!("no start path");
+        };
+        assert_eq!(user.as_ref(), Some(&last));
+        assert_eq!(cwd, Path::new("/"));
     }
 
     #[test]
