@@ -551,13 +551,27 @@ pub fn open_append_replacing(
         Err(SafeFsError::Symlink { .. })
         | Err(SafeFsError::NotRegular { .. })
         | Err(SafeFsError::HardLinked { .. })
-            if fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) =>
+            if fs::symlink_metadata(path)
+                .is_ok_and(|m| !m.is_dir() && !is_the_systems(path, &m)) =>
         {
             let moved = move_aside(path, "unsafe")?;
             Ok((open_append(path, mode)?, Some(moved)))
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether what is at `path` is the system's, not a stranger's: a device node (making
+/// one needs privilege, so nobody planted it) or anything in `/dev` (`/dev/stdout`,
+/// `/dev/log`). Named as `[log] file` (`/dev/null` to turn the file off), moving it
+/// aside would take it from every process on the box and leave a 0600 regular file of
+/// root's in its place: it is refused instead, and left as it is.
+fn is_the_systems(path: &Path, meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    kind.is_char_device()
+        || kind.is_block_device()
+        || fs::canonicalize(parent_of(path)).is_ok_and(|dir| dir.starts_with("/dev"))
 }
 
 /// Creates the subdirectory `dir` (mode 0700) of a trusted directory, or checks the one
@@ -835,6 +849,48 @@ mod tests {
         assert_eq!(fs::read_to_string(&log).unwrap(), "line\n");
         let err = open_append(&victim, 0o600).unwrap_err();
         assert!(err.to_string().contains("hard links"), "{err}");
+    }
+
+    /// `[log] file = "/dev/null"` (or `/dev/stdout`, `/dev/log`): what is there is the
+    /// system's, and moving it aside as a stranger took `/dev/null` from every process
+    /// and left a 0600 regular file of root's in its place. A device node is refused
+    /// wherever it is (a real one, made here with mknod: root only), and anything in
+    /// `/dev` is the system's (only looked at here, never opened).
+    #[test]
+    fn a_device_or_anything_in_dev_is_refused_never_moved_aside() {
+        use std::os::unix::fs::FileTypeExt;
+        assert_eq!(own_euid(), 0, "mknod needs root: run it as root");
+        let dir = private_tempdir();
+        let null = dir.path().join("watchdog.log");
+        let c = std::ffi::CString::new(null.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mknod touches no memory of ours. The node
+        // is /dev/null's (1, 3): writing to it is harmless.
+        let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+        assert_eq!(made, 0, "{}", io::Error::last_os_error());
+        let err = open_append_replacing(&null, 0o600).unwrap_err();
+        assert!(err.to_string().contains("a device"), "{err}");
+        assert!(
+            fs::symlink_metadata(&null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing moved aside"
+        );
+
+        let stdout = Path::new("/dev/stdout");
+        if let Ok(meta) = fs::symlink_metadata(stdout) {
+            assert!(is_the_systems(stdout, &meta));
+        }
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: as above, for mkfifo.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let meta = fs::symlink_metadata(&fifo).unwrap();
+        assert!(!is_the_systems(&fifo, &meta), "a FIFO here is a stranger's");
     }
 
     #[test]
