@@ -354,6 +354,20 @@ impl Run<'_> {
             .as_ref()
             .map(|s| s.supervisor.clone());
         self.history.last_pid = Some(target.info.pid());
+        // Whom it runs as, where root read it for the restart: a later start of a
+        // server that is down runs as them (src/probe/restart_path.rs).
+        use crate::probe::restart_path::RestartPath;
+        match &obs.readiness {
+            Some(Ok(RestartPath::Replay(launch))) if launch.user.is_some() => {
+                self.history.last_user = launch.user.clone();
+            }
+            Some(Ok(RestartPath::StartCommand {
+                user: Some(user), ..
+            })) => {
+                self.history.last_user = Some(user.clone());
+            }
+            _ => {}
+        }
         if let Some(sample) = current_sample(obs) {
             self.history
                 .record_sample(sample, self.cfg.fds.trend_window);

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decide::ActionKind;
 use crate::probe::Memory;
+use crate::probe::restart_path::Credentials;
 use crate::probe::supervisor::Supervisor;
 use crate::safe_fs::{self, SafeFsError};
 
@@ -57,6 +58,10 @@ pub struct History {
     /// (`probe::supervisor::Trust::survives`).
     #[serde(default)]
     pub supervisor: Option<Supervisor>,
+    /// Whom the server last seen ran as (uid, gid, groups), where a root watchdog read
+    /// it: a server that is down is started as them, not as root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_user: Option<Credentials>,
     #[serde(default)]
     pub restarts: Vec<RestartRecord>,
     #[serde(default)]
@@ -259,6 +264,7 @@ impl History {
         Memory {
             last_pid: self.last_pid,
             supervisor: self.supervisor.as_ref(),
+            last_user: self.last_user.as_ref(),
         }
     }
 

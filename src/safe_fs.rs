@@ -28,6 +28,8 @@ pub enum SafeFsError {
     Symlink { path: PathBuf },
     #[error("{path} is not a regular file ({kind})")]
     NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path} has {links} hard links; refusing to write into a file it shares")]
+    HardLinked { path: PathBuf, links: u64 },
     #[error("{path} is larger than {max} bytes")]
     TooLarge { path: PathBuf, max: u64 },
     #[error("{path}: {why}")]
@@ -136,6 +138,35 @@ pub fn read_regular_following(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsEr
     read_opened(path, open_regular_with(path, 0)?, max)
 }
 
+/// As [`read_regular_following`], for a file whose content the watchdog obeys (its
+/// configuration, whose commands it runs): the file opened must belong to `euid` or
+/// root and be writable by nobody else (its owner's private group aside). Judged on the
+/// opened file, wherever a link led: what is read is what was checked.
+pub fn read_trusted_following(path: &Path, max: u64, euid: u32) -> Result<Vec<u8>, SafeFsError> {
+    let file = open_regular_with(path, 0)?;
+    let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
+    let untrusted = |why: String| SafeFsError::Untrusted {
+        path: path.to_path_buf(),
+        why,
+    };
+    if meta.uid() != euid && meta.uid() != 0 {
+        return Err(untrusted(format!(
+            "is owned by uid {}, not by this user (uid {euid}) or root; run `chown {euid} {}`",
+            meta.uid(),
+            path.display()
+        )));
+    }
+    if writable_by_others(&meta) {
+        return Err(untrusted(format!(
+            "is writable by {} (mode {:o}); run `chmod go-w {}`",
+            writable_by(meta.mode()),
+            meta.mode() & 0o7777,
+            path.display()
+        )));
+    }
+    read_opened(path, file, max)
+}
+
 fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError> {
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))
@@ -151,7 +182,8 @@ fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError
 }
 
 /// Opens (creating with `mode` when missing) a regular file for appending, never through
-/// a symlink and never a FIFO.
+/// a symlink, never a FIFO, and never a file with another name too: a hard link planted
+/// at the name would have the appends land in the file it shares.
 pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
     let opened = OpenOptions::new()
         .append(true)
@@ -159,7 +191,15 @@ pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path);
-    regular_opened(path, opened)
+    let file = regular_opened(path, opened)?;
+    let links = file.metadata().map_err(|e| SafeFsError::io(path, e))?.nlink();
+    if links > 1 {
+        return Err(SafeFsError::HardLinked {
+            path: path.to_path_buf(),
+            links,
+        });
+    }
+    Ok(file)
 }
 
 /// A name no other process can guess, for a temporary file beside its destination:
@@ -284,7 +324,7 @@ pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
             ),
         });
     }
-    if meta.mode() & 0o022 != 0 {
+    if writable_by_others(&meta) {
         return Err(SafeFsError::Untrusted {
             path: dir.to_path_buf(),
             why: format!(
@@ -349,7 +389,7 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
             continue;
         }
         let sticky = meta.mode() & 0o1000 != 0;
-        if meta.is_dir() && meta.mode() & 0o022 != 0 && !sticky {
+        if meta.is_dir() && writable_by_others(&meta) && !sticky {
             return Err(SafeFsError::Untrusted {
                 path: prefix.clone(),
                 why: format!(
@@ -363,6 +403,90 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
         }
     }
     Ok(())
+}
+
+/// Whether someone other than the owner (and root) can write in `meta`'s file: it is
+/// writable by others, or by a group that is not the owner's private group.
+fn writable_by_others(meta: &fs::Metadata) -> bool {
+    writable_by_others_than_owner(meta.mode(), meta.uid(), meta.gid())
+}
+
+/// [`writable_by_others`] from a file's mode, owner and group (a pidfile's, read from
+/// the opened file).
+pub fn writable_by_others_than_owner(mode: u32, uid: u32, gid: u32) -> bool {
+    mode & 0o002 != 0 || (mode & 0o020 != 0 && !is_private_group(gid, uid))
+}
+
+/// Whether `gid` is the private group of user `owner`: the owner's primary group,
+/// named as the owner, with no member but the owner. Debian, Ubuntu and Fedora make
+/// one for each user and give users a umask of 002, so their directories
+/// (`~/.local/state`) are group-writable and still writable by nobody else; this is
+/// the exception OpenSSH's `StrictModes` makes on Debian. Any doubt (no such user or
+/// group, an entry too large, a lookup error) is no. The lookups go through NSS, as
+/// `ls -l` does; the run's failsafe bounds them.
+fn is_private_group(gid: u32, owner: u32) -> bool {
+    use std::ffi::CStr;
+    const BUFFER: usize = 16 * 1024;
+    let mut buffer = vec![0 as libc::c_char; BUFFER];
+    // SAFETY: passwd is plain data (integers and pointers); all zero is a valid value.
+    let mut user: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to a live local of the right type, and the buffer's
+    // length is passed with it; the strings written into `user` point into `buffer`,
+    // which outlives their use below.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            owner,
+            &mut user,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() || user.pw_gid != gid || user.pw_name.is_null() {
+        return false;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name is a NUL-terminated string in `buffer`.
+    let name = unsafe { CStr::from_ptr(user.pw_name) }.to_bytes().to_vec();
+    let mut group_buffer = vec![0 as libc::c_char; BUFFER];
+    // SAFETY: group is plain data (integers and pointers); all zero is a valid value.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as for getpwuid_r above, with `group_buffer`.
+    let rc = unsafe {
+        libc::getgrgid_r(
+            gid,
+            &mut group,
+            group_buffer.as_mut_ptr(),
+            group_buffer.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() || group.gr_name.is_null() {
+        return false;
+    }
+    // SAFETY: getgrgid_r succeeded, so gr_name is a NUL-terminated string in
+    // `group_buffer`.
+    if unsafe { CStr::from_ptr(group.gr_name) }.to_bytes() != name.as_slice() {
+        return false;
+    }
+    if group.gr_mem.is_null() {
+        return true;
+    }
+    // gr_mem is a NULL-terminated array of NUL-terminated strings in `group_buffer`,
+    // which holds fewer pointers than it has bytes.
+    for index in 0..BUFFER {
+        // SAFETY: the array is NULL-terminated, and the loop stops at the NULL.
+        let member = unsafe { *group.gr_mem.add(index) };
+        if member.is_null() {
+            return true;
+        }
+        // SAFETY: a non-NULL entry is a NUL-terminated string in `group_buffer`.
+        if unsafe { CStr::from_ptr(member) }.to_bytes() != name.as_slice() {
+            return false;
+        }
+    }
+    false
 }
 
 /// Like [`check_trusted_dir`] for a directory that may not exist yet: an existing `dir`
@@ -416,9 +540,9 @@ pub fn move_aside(path: &Path, tag: &str) -> Result<PathBuf, SafeFsError> {
 }
 
 /// [`open_append`] for a file of the watchdog's own in a directory only it can change
-/// (its log, a started server's output): a symlink, FIFO, socket or device found there
-/// is not the watchdog's and is moved aside (see [`move_aside`], tag `unsafe`) so the
-/// file can be created afresh. Returns the file and where the intruder went, if any.
+/// (its log, a started server's output): a symlink, FIFO, socket, device or hard link
+/// found there is not the watchdog's and is moved aside (see [`move_aside`], tag
+/// `unsafe`) so the file can be created afresh. Returns the file and where the intruder went, if any.
 /// A directory in the way is left alone and refused.
 pub fn open_append_replacing(
     path: &Path,
@@ -426,14 +550,30 @@ pub fn open_append_replacing(
 ) -> Result<(File, Option<PathBuf>), SafeFsError> {
     match open_append(path, mode) {
         Ok(file) => Ok((file, None)),
-        Err(SafeFsError::Symlink { .. }) | Err(SafeFsError::NotRegular { .. })
-            if fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) =>
+        Err(SafeFsError::Symlink { .. })
+        | Err(SafeFsError::NotRegular { .. })
+        | Err(SafeFsError::HardLinked { .. })
+            if fs::symlink_metadata(path)
+                .is_ok_and(|m| !m.is_dir() && !is_the_systems(path, &m)) =>
         {
             let moved = move_aside(path, "unsafe")?;
             Ok((open_append(path, mode)?, Some(moved)))
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether what is at `path` is the system's, not a stranger's: a device node (making
+/// one needs privilege, so nobody planted it) or anything in `/dev` (`/dev/stdout`,
+/// `/dev/log`). Named as `[log] file` (`/dev/null` to turn the file off), moving it
+/// aside would take it from every process on the box and leave a 0600 regular file of
+/// root's in its place: it is refused instead, and left as it is.
+fn is_the_systems(path: &Path, meta: &fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    kind.is_char_device()
+        || kind.is_block_device()
+        || fs::canonicalize(parent_of(path)).is_ok_and(|dir| dir.starts_with("/dev"))
 }
 
 /// Creates the subdirectory `dir` (mode 0700) of a trusted directory, or checks the one
@@ -695,6 +835,68 @@ mod tests {
         assert_eq!(ensure_private_subdir(&sub).unwrap(), None);
     }
 
+    /// A hard link is a regular file too: one planted at the log's name while the
+    /// directory was still open to others (or on macOS, which lets anyone link anyone's
+    /// file) made every log line land in the file it shares, root's own included. It is
+    /// moved aside like a symlink, and the file it shares is left as it was.
+    #[test]
+    fn a_hard_link_at_an_own_file_is_moved_aside_not_appended_to() {
+        let dir = private_tempdir();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        let log = dir.path().join("watchdog.log");
+        fs::hard_link(&victim, &log).unwrap();
+        let (mut file, moved) = open_append_replacing(&log, 0o600).unwrap();
+        file.write_all(b"line\n").unwrap();
+        assert!(moved.is_some(), "the link was moved aside");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(fs::read_to_string(&log).unwrap(), "line\n");
+        let err = open_append(&victim, 0o600).unwrap_err();
+        assert!(err.to_string().contains("hard links"), "{err}");
+    }
+
+    /// `[log] file = "/dev/null"` (or `/dev/stdout`, `/dev/log`): what is there is the
+    /// system's, and moving it aside as a stranger took `/dev/null` from every process
+    /// and left a 0600 regular file of root's in its place. A device node is refused
+    /// wherever it is (a real one, made here with mknod: root only), and anything in
+    /// `/dev` is the system's (only looked at here, never opened).
+    #[test]
+    fn a_device_or_anything_in_dev_is_refused_never_moved_aside() {
+        use std::os::unix::fs::FileTypeExt;
+        assert_eq!(own_euid(), 0, "mknod needs root: run it as root");
+        let dir = private_tempdir();
+        let null = dir.path().join("watchdog.log");
+        let c = std::ffi::CString::new(null.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mknod touches no memory of ours. The node
+        // is /dev/null's (1, 3): writing to it is harmless.
+        let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
+        assert_eq!(made, 0, "{}", io::Error::last_os_error());
+        let err = open_append_replacing(&null, 0o600).unwrap_err();
+        assert!(err.to_string().contains("a device"), "{err}");
+        assert!(
+            fs::symlink_metadata(&null)
+                .unwrap()
+                .file_type()
+                .is_char_device()
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "nothing moved aside"
+        );
+
+        let stdout = Path::new("/dev/stdout");
+        if let Ok(meta) = fs::symlink_metadata(stdout) {
+            assert!(is_the_systems(stdout, &meta));
+        }
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: as above, for mkfifo.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let meta = fs::symlink_metadata(&fifo).unwrap();
+        assert!(!is_the_systems(&fifo, &meta), "a FIFO here is a stranger's");
+    }
+
     #[test]
     fn moving_aside_twice_keeps_both() {
         let dir = private_tempdir();
@@ -735,6 +937,48 @@ mod tests {
         assert!(err.to_string().contains("without the sticky bit"), "{err}");
         fs::set_permissions(&run, fs::Permissions::from_mode(0o1777)).unwrap();
         check_trusted_chain(&run, &[other]).expect("sticky, owned by the trusted");
+    }
+
+    /// Debian, Ubuntu and Fedora give each user a group of their own and a umask of
+    /// 002, so `mkdir ~/.local/state` is mode 775 (and so is a state dir the watchdog
+    /// made before it created them 0700 itself): writable only by the owner's own
+    /// group. Refusing it stopped every run (exit 2) on such a box. A group with anyone
+    /// else in it, or one that is not the owner's, is still refused. Real ownership:
+    /// root's private group `root` (gid 0, no members) and groups that are not it.
+    #[test]
+    fn a_dir_writable_only_by_its_owners_private_group_is_trusted() {
+        use std::os::unix::fs::chown;
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let dir = private_tempdir();
+        let home = dir.path().join("home");
+        let state = home.join(".local/state/watchdog");
+        fs::create_dir_all(&state).unwrap();
+        for path in [
+            &home,
+            &home.join(".local"),
+            &home.join(".local/state"),
+            &state,
+        ] {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o775)).unwrap();
+        }
+        check_trusted_dir(&state, 0).expect("root's own group only");
+        check_trusted_or_absent(&state.join("sub"), 0).expect("root's own group only");
+        check_trusted_chain(&state, &[4242]).expect("root's own group only");
+
+        // gid 1 exists (daemon, bin) but is not root's; gid 4242 names no group.
+        for gid in [1, 4242] {
+            chown(home.join(".local"), None, Some(gid)).unwrap();
+            let err = check_trusted_dir(&state, 0).unwrap_err();
+            assert!(err.to_string().contains("writable by its group"), "{err}");
+            chown(home.join(".local"), None, Some(0)).unwrap();
+            chown(&state, None, Some(gid)).unwrap();
+            let err = check_trusted_dir(&state, 0).unwrap_err();
+            assert!(err.to_string().contains("chmod go-w"), "{err}");
+            chown(&state, None, Some(0)).unwrap();
+        }
+        // Writable by others is never the owner's alone.
+        fs::set_permissions(&state, fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(check_trusted_dir(&state, 0).is_err());
     }
 
     #[test]

@@ -186,6 +186,51 @@ fn a_pidfile_forged_by_another_user_never_names_a_process_to_root() {
     );
 }
 
+/// The same forgery against a watchdog that is not root: another user writes, into a
+/// sticky directory, the PID of a process of the watchdog's own user that is not the
+/// server, with the port free. The check used to be skipped without root ("it can only
+/// signal its own user's processes"), so that process was killed and replayed on the
+/// word of a user who could not have signalled it. Now it is refused the same way.
+#[test]
+fn a_pidfile_forged_by_another_user_never_names_a_process_to_a_watchdog_without_root() {
+    require_root();
+    let env = TestEnv::new();
+    let port = free_port();
+    let shared = dir_with_mode(0o1777);
+    let pidfile = shared.path().join("webui.pid");
+    let mut sleep = Command::new("sleep");
+    sleep.arg("600").current_dir("/");
+    let victim = spawn_as(SERVER_USER.0, SERVER_USER.1, &sleep);
+    let witness = Witness::of(victim.pid());
+    run_as(
+        ATTACKER,
+        &format!("echo {} > {}", victim.pid(), pidfile.display()),
+    );
+    let mut cfg = config(&env, port, &pidfile);
+    cfg.write(&env);
+    let log = private_state_for(&env, SERVER_USER.0, SERVER_USER.1);
+    cfg.set("log.file", log.to_string_lossy().into_owned())
+        .write(&env);
+
+    let r = run_with_timeout(
+        watchdog_cmd_as(&env, SERVER_USER.0, SERVER_USER.1, &["check", "--json"]),
+        WATCHDOG_TIMEOUT,
+    );
+    witness.assert_untouched(&r);
+    assert_exit(&env, &r, 4);
+    let report = report(&r);
+    assert_eq!(report["target"], Value::Null, "{report:#}");
+    let untrusted = detail(&report, "untrusted_pidfile");
+    for says in [
+        format!("PID {} is ignored", victim.pid()),
+        format!("is owned by uid {}", ATTACKER.0),
+        format!("runs as uid {}", SERVER_USER.0),
+    ] {
+        assert!(untrusted.contains(&says), "{says:?} not in {untrusted:?}");
+    }
+    assert_eq!(report["action"]["result"], "suppressed", "{report:#}");
+}
+
 /// The same pidfile written by root (or by the process's own owner) is believed: the
 /// rule refuses only what someone else could have forged.
 #[test]

@@ -255,6 +255,53 @@ fn start_command_restarts_a_server_whose_cwd_was_deleted() {
     assert_eq!(credentials(new_pid)[0], "Uid: 4242 4242 4242 4242");
 }
 
+/// A server that is down has no process to take its user from, and root ran
+/// start_command as root: a server of SERVER_USER, started from that user's directory,
+/// came back as root (and with it whatever that user can write there). Now the user,
+/// group and groups of the server a run last saw are remembered (in the private
+/// history) and the start runs as them.
+#[test]
+fn start_command_starts_a_server_that_is_down_as_the_user_it_last_ran_as() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let user = as_server_user();
+    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
+    let server = UserServer::start(&env, &setpriv, &[], &srv);
+    let start = format!(
+        "exec {} {} --port-file {} --pid-log {} --db {}",
+        user_python(),
+        testserver_script().display(),
+        srv.join("server.port").display(),
+        env.pid_log.display(),
+        srv.join("db").display()
+    );
+    let mut cfg = config_for(&env, &server);
+    cfg.set("restart.start_command", start.as_str()).write(&env);
+    let r = run_watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 0);
+
+    let port = server.port;
+    drop(server);
+    assert!(
+        wait_until(Duration::from_secs(10), || listener_pid(port).is_none()),
+        "the server did not go away"
+    );
+    let r = run_watchdog(&env, &["check", "--json"]);
+
+    assert_exit(&env, &r, 1);
+    let new_pid = listener_pid(port).expect("a new server holds the port");
+    let credentials = credentials(new_pid);
+    assert_eq!(
+        credentials[0], "Uid: 4242 4242 4242 4242",
+        "{credentials:?}"
+    );
+    assert_eq!(
+        credentials[1], "Gid: 4242 4242 4242 4242",
+        "{credentials:?}"
+    );
+}
+
 /// Root replays a server of SERVER_USER that runs with supplementary groups: the
 /// replacement has the same uid, gid and groups, and no group of root's.
 #[test]

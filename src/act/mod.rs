@@ -226,7 +226,12 @@ fn builtin_restart(target: &ProcessInfo, way_back: Option<&RestartPath>, ctx: &C
 /// A server whose parent is still alive may have a supervisor the detection does not
 /// know (a shell loop, s6, a container's init): if something takes the port again
 /// within a moment of the kill, that is its restart, and starting a second copy would
-/// fight it. Returns what happened when the parent restarted it.
+/// fight it. Returns what happened when the parent restarted it. Only holders that
+/// descend from that parent, or run as the old server's user (a wrapper script that
+/// ended with the server, started again by a loop above it), count: anyone may bind a
+/// port the moment it is free (another user's squatter), and taking that for the
+/// restart would start no server and verify the squatter's answer instead
+/// (docs/SECURITY.md).
 fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
     let port = ctx.port?;
     if old.ppid <= 1 || !matches!(os::identity(old.ppid), Ok(Some(_))) {
@@ -234,7 +239,13 @@ fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
     }
     let deadline = ctx.deadline.sub(RESPAWN_GRACE);
     loop {
-        if let Ok(PortOwner::Held(pids)) = os::port_owner(port, &[]) {
+        if let Ok(PortOwner::Held(pids)) = os::port_owner(port, &[])
+            && pids.iter().all(|&pid| {
+                descends_from(pid, old.ppid)
+                    || (old.uid.is_some()
+                        && os::process_info(pid).ok().and_then(|p| p.uid) == old.uid)
+            })
+        {
             return Some(format!(
                 "PID {} took port {port} back at once: the old server's parent PID {} \
                  restarts it (an undetected supervisor?), so no second copy was started; \
@@ -247,6 +258,27 @@ fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
         }
         sleep(POLL.min(deadline.remaining()));
     }
+}
+
+/// Whether `pid` is `ancestor` or one of its descendants; a process that cannot be
+/// read on the way up does not count.
+fn descends_from(pid: u32, ancestor: u32) -> bool {
+    /// Bounds the walk up the process tree.
+    const MAX_DEPTH: usize = 256;
+    let mut current = pid;
+    for _ in 0..MAX_DEPTH {
+        if current == ancestor {
+            return true;
+        }
+        if current <= 1 {
+            return false;
+        }
+        match os::parent_pid(current) {
+            Ok(parent) => current = parent,
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// No server is running: start one with `start_command`, where observation found a
@@ -494,5 +526,127 @@ mod tests {
             "{}",
             outcome.detail
         );
+    }
+}
+
+#[cfg(test)]
+mod respawn_tests {
+    use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    use std::process::{Command, Stdio};
+
+    /// A process killed (by PID, it is no child of ours) when the test ends.
+    struct Killed(u32);
+
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            // SAFETY: kill(2) takes a PID and a signal number and touches no memory.
+            unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
+        }
+    }
+
+    /// A child of ours, killed and reaped when the test ends.
+    struct Reaped(std::process::Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn context<'a>(cfg: &'a Config, prober: &'a Prober, port: u16, state: &'a Path) -> Context<'a> {
+        Context {
+            cfg,
+            prober,
+            deadline: Deadline::after(Duration::from_secs(10)),
+            port: Some(port),
+            state_dir: state,
+        }
+    }
+
+    /// The old server's parent is alive, and right after the kill the port is taken by
+    /// another user's process that does not descend from that parent (a squatter, on a
+    /// shared box): that is not the parent's restart. Taking it for one started no
+    /// server, verified the squatter's health answer and reported "restarted".
+    #[test]
+    fn a_port_taken_by_a_stranger_is_not_the_parents_respawn() {
+        // The old server: a child of this test process, whose parent (us) lives on.
+        let old = Reaped(
+            Command::new("sleep")
+                .arg("60")
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let old = os::process_info(old.0.id()).unwrap();
+        assert_eq!(old.ppid, std::process::id());
+        // The stranger: re-parented away from us (its shell exits at once).
+        let script = "import os, socket, time\n\
+            s = socket.socket()\n\
+            s.bind(('127.0.0.1', 0))\n\
+            s.listen()\n\
+            print(s.getsockname()[1], os.getpid(), flush=True)\n\
+            time.sleep(60)\n";
+        // As `user` (another one, through setpriv), or as the old server's (root).
+        let reparented = |user: Option<u32>| {
+            let mut command = match user {
+                Some(uid) => {
+                    let mut c = Command::new("setpriv");
+                    c.args([
+                        format!("--reuid={uid}"),
+                        format!("--regid={uid}"),
+                        "--clear-groups".into(),
+                        "--".into(),
+                    ]);
+                    c.arg("sh");
+                    c
+                }
+                None => Command::new("sh"),
+            };
+            let mut shell = command
+                .args(["-c", "/usr/bin/python3 -c \"$1\" &", "sh", script])
+                .current_dir("/")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(shell.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let _ = shell.wait();
+            let mut words = line.split_whitespace().map(|w| w.parse::<u32>().unwrap());
+            let port = u16::try_from(words.next().unwrap()).unwrap();
+            let holder = Killed(words.next().unwrap());
+            assert_ne!(os::parent_pid(holder.0).unwrap(), std::process::id());
+            (port, holder)
+        };
+        assert_eq!(
+            crate::probe::os::own_uid(),
+            0,
+            "run as root: a stranger is uid 4343"
+        );
+        let (port, _stranger) = reparented(Some(4343));
+
+        let cfg = crate::config::defaults(None);
+        let prober = Prober::new(&cfg.health);
+        let state = tempfile::tempdir().unwrap();
+        let ctx = context(&cfg, &prober, port, state.path());
+        assert_eq!(respawned_by_parent(&old, &ctx), None);
+
+        // The old server's own user, outside the parent's tree: a wrapper script that
+        // ended with the server, run again by a loop above it.
+        let (port, _again) = reparented(None);
+        let ctx = context(&cfg, &prober, port, state.path());
+        assert!(respawned_by_parent(&old, &ctx).is_some());
+
+        // The parent itself (or a child of it) taking the port is its restart.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let own_port = listener.local_addr().unwrap().port();
+        let ctx = context(&cfg, &prober, own_port, state.path());
+        let said = respawned_by_parent(&old, &ctx).expect("the parent's own listener");
+        assert!(said.contains(&format!("parent PID {}", old.ppid)), "{said}");
     }
 }

@@ -109,12 +109,25 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// Opened without blocking and read only if it is a regular file: a FIFO or a device
 /// at the config path would otherwise hold the run before its bound is even known
-/// (src/safe_fs.rs). A symlink is followed: the operator's own file may be a link.
+/// (src/safe_fs.rs). A symlink is followed: the operator's own file may be a link. The
+/// file must be this user's or root's and writable by nobody else: its commands
+/// (`restart.command`, `start_command`) run as this user, root often (docs/SECURITY.md).
 fn read_config(path: &Path) -> Result<String, ConfigError> {
-    let bytes = safe_fs::read_regular_following(path, MAX_CONFIG_BYTES).map_err(|e| match e {
+    let euid = safe_fs::own_euid();
+    let read = safe_fs::read_trusted_following(path, MAX_CONFIG_BYTES, euid);
+    let bytes = read.map_err(|e| match e {
         SafeFsError::Io { source, .. } => ConfigError::Read {
             path: path.to_path_buf(),
             source,
+        },
+        SafeFsError::Untrusted { why, .. } => ConfigError::Read {
+            path: path.to_path_buf(),
+            source: io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "refusing it: it {why}. Another user could make this run execute what                      they choose (restart.command, start_command run as uid {euid})"
+                ),
+            ),
         },
         other => ConfigError::Read {
             path: path.to_path_buf(),

@@ -1159,3 +1159,58 @@ fn fd_budget_and_trend_keys() {
         assert!(err.to_string().contains(needle), "{bad:?}: {err}");
     }
 }
+
+/// The config is the operator's word: `restart.command` runs as the watchdog's user
+/// (root, often), and so does `start_command` when no server runs. A file another user
+/// can write (a config in the server user's home named by root's crontab) would let that
+/// user run anything as root; it is refused (exit 2) like a state dir they could change.
+/// Real ownership: run as root.
+#[test]
+fn a_config_another_user_could_write_is_refused() {
+    use std::os::unix::fs::{PermissionsExt, chown};
+    assert_eq!(
+        crate::safe_fs::own_euid(),
+        0,
+        "this test chowns files: run it as root"
+    );
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("watchdog.toml");
+    std::fs::write(&path, "[restart]\nmethod = \"command\"\ncommand = \"id\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let load = || load_from(&Lookup::Required(path.clone()), home());
+    let chmod = |mode: u32| {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .unwrap_or_else(|e| panic!("{e}"));
+    };
+    load().unwrap_or_else(|e| panic!("root's own file: {e}"));
+    chmod(0o664);
+    load().unwrap_or_else(|e| panic!("root's own private group: {e}"));
+
+    chmod(0o644);
+    chown(&path, Some(4242), Some(4242)).unwrap_or_else(|e| panic!("{e}"));
+    let err = load().unwrap_err().to_string();
+    assert!(
+        err.contains("is owned by uid 4242")
+            && err.contains(&format!("chown 0 {}", path.display())),
+        "{err}"
+    );
+    chown(&path, Some(0), Some(4242)).unwrap_or_else(|e| panic!("{e}"));
+    chmod(0o664);
+    let err = load().unwrap_err().to_string();
+    assert!(err.contains("chmod go-w"), "{err}");
+    chmod(0o646);
+    assert!(load().is_err());
+
+    // Through a link, the file it leads to is judged.
+    chmod(0o644);
+    chown(&path, Some(0), Some(0)).unwrap_or_else(|e| panic!("{e}"));
+    let theirs = dir.path().join("theirs.toml");
+    std::fs::copy(&path, &theirs).unwrap_or_else(|e| panic!("{e}"));
+    chown(&theirs, Some(4343), Some(4343)).unwrap_or_else(|e| panic!("{e}"));
+    let link = dir.path().join("link.toml");
+    std::os::unix::fs::symlink(&theirs, &link).unwrap_or_else(|e| panic!("{e}"));
+    let err = load_from(&Lookup::Required(link), home())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is owned by uid 4343"), "{err}");
+}

@@ -49,6 +49,8 @@ const TOP_PATHS: usize = 10;
 pub struct Memory<'a> {
     pub last_pid: Option<u32>,
     pub supervisor: Option<&'a Supervisor>,
+    /// Whom the server last seen ran as (root's watchdog only records it).
+    pub last_user: Option<&'a restart_path::Credentials>,
 }
 
 /// Reads everything one run needs, in the order that keeps the target's identity
@@ -64,7 +66,7 @@ pub fn observe(
     let discovery = crate::target::discover(&sources);
     let target = discovery.target.as_ref().map(|t| &t.info);
     let restart = supervisor::resolve(&cfg.restart, target, memory.supervisor, deadline);
-    let readiness = restart_path::check(cfg, target, &restart);
+    let readiness = restart_path::check(cfg, target, &restart, memory.last_user);
     let health = prober.check(deadline);
     let fds = discovery
         .target

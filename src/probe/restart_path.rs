@@ -21,7 +21,7 @@ use crate::probe::supervisor::{Resolution, Supervisor};
 
 /// Whom a started server runs as, when the watchdog runs as root: the old server's
 /// real user and group and its supplementary groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Credentials {
     pub uid: u32,
     pub gid: u32,
@@ -80,8 +80,15 @@ pub enum RestartPath {
 pub type Readiness = Option<Result<RestartPath, String>>;
 
 /// Checks the way back for what this run would do. Side-effect free: it reads the
-/// target's `/proc` entries and looks at files.
-pub fn check(cfg: &Config, target: Option<&ProcessInfo>, resolution: &Resolution) -> Readiness {
+/// target's `/proc` entries and looks at files. `last_user` is whom the server a run
+/// last saw ran as (from the history): with no server running, a root watchdog starts
+/// `start_command` as them.
+pub fn check(
+    cfg: &Config,
+    target: Option<&ProcessInfo>,
+    resolution: &Resolution,
+    last_user: Option<&Credentials>,
+) -> Readiness {
     if let Some(supervision) = &resolution.supervision {
         return Some(supervisor_tool(&supervision.supervisor));
     }
@@ -89,7 +96,7 @@ pub fn check(cfg: &Config, target: Option<&ProcessInfo>, resolution: &Resolution
         Method::Command => Some(command_ready(cfg)),
         Method::Builtin => match (target, &cfg.restart.start_command) {
             (Some(target), None) => Some(replay_ready(target).map(RestartPath::Replay)),
-            (target, Some(_)) => Some(start_command_ready(cfg, target)),
+            (target, Some(_)) => Some(start_command_ready(cfg, target, last_user)),
             (None, None) => None,
         },
         Method::None
@@ -143,17 +150,29 @@ fn command_ready(cfg: &Config) -> Result<RestartPath, String> {
     Ok(RestartPath::Tool)
 }
 
-fn start_command_ready(cfg: &Config, target: Option<&ProcessInfo>) -> Result<RestartPath, String> {
+fn start_command_ready(
+    cfg: &Config,
+    target: Option<&ProcessInfo>,
+    last_user: Option<&Credentials>,
+) -> Result<RestartPath, String> {
     shell()?;
     // The operator's command runs as the watchdog's user unless root restores the old
-    // server's: it is the operator's to get the rest right.
+    // server's: it is the operator's to get the rest right. With no server running,
+    // root starts it as the user the last server seen ran as: as root, a start script
+    // in that user's directory would hand that user root. Only a server never seen
+    // starts as root.
     let user = match target {
         Some(target) if os::own_uid() == 0 => Some(root_restores(target)?),
+        None if os::own_uid() == 0 => last_user.cloned(),
         _ => None,
     };
-    // The old server's directory when it still exists; else somewhere that does.
+    // The old server's directory when it still exists; else somewhere that does, and
+    // that the start's user can enter: it changes directory as that user, after the
+    // old server is gone, and root's $HOME and state dir are closed to others.
+    let another_user = user.as_ref().is_some_and(|u| u.uid != os::own_uid());
     let cwd = target
         .and_then(|t| usable_dir(t.cwd.as_deref()?))
+        .or_else(|| another_user.then(|| PathBuf::from("/")))
         .or_else(|| fallback_cwd(&cfg.state.dir))
         .ok_or_else(|| {
             format!(
@@ -350,7 +369,7 @@ mod tests {
     fn a_restart_command_that_names_a_missing_program_is_refused() {
         let mut cfg = crate::config::defaults(None);
         cfg.restart.command = Some("/nonexistent/bin/restart-hermes --now".into());
-        let checked = check(&cfg, None, &resolution(Method::Command));
+        let checked = check(&cfg, None, &resolution(Method::Command), None);
         assert_eq!(
             checked,
             Some(Err(
@@ -362,7 +381,7 @@ mod tests {
         // A bare word may be a shell builtin or function: only the shell can tell.
         cfg.restart.command = Some("cd /srv && ./restart".into());
         assert_eq!(
-            check(&cfg, None, &resolution(Method::Command)),
+            check(&cfg, None, &resolution(Method::Command), None),
             Some(Ok(RestartPath::Tool))
         );
     }
@@ -374,7 +393,7 @@ mod tests {
         let me = os::process_info(std::process::id()).unwrap();
         let cfg = crate::config::defaults(None);
         let Some(Ok(RestartPath::Replay(launch))) =
-            check(&cfg, Some(&me), &resolution(Method::Builtin))
+            check(&cfg, Some(&me), &resolution(Method::Builtin), None)
         else {
             panic!("not replayable");
         };
@@ -393,7 +412,7 @@ mod tests {
         let mut cfg = crate::config::defaults(None);
         cfg.restart.start_command = Some("./run.sh".into());
         let Some(Ok(RestartPath::StartCommand { cwd, user })) =
-            check(&cfg, None, &resolution(Method::Builtin))
+            check(&cfg, None, &resolution(Method::Builtin), None)
         else {
             panic!("no start path");
         };
@@ -403,7 +422,33 @@ mod tests {
             "a start with no old server runs as the watchdog"
         );
         cfg.restart.start_command = None;
-        assert_eq!(check(&cfg, None, &resolution(Method::Builtin)), None);
+        assert_eq!(check(&cfg, None, &resolution(Method::Builtin), None), None);
+    }
+
+    /// A start as another user enters its directory as that user: root's `$HOME`
+    /// (/root, 0700) or the state dir (0700) would fail that chdir after the server was
+    /// killed (a deleted cwd) or leave a down server down. Such a start runs in `/`.
+    #[test]
+    fn a_start_as_another_user_never_falls_back_to_roots_directories() {
+        assert_eq!(
+            os::own_uid(),
+            0,
+            "run as root: the start is as another user"
+        );
+        let mut cfg = crate::config::defaults(None);
+        cfg.restart.start_command = Some("./run.sh".into());
+        let last = Credentials {
+            uid: 4242,
+            gid: 4242,
+            groups: vec![],
+        };
+        let Some(Ok(RestartPath::StartCommand { cwd, user })) =
+            check(&cfg, None, &resolution(Method::Builtin), Some(&last))
+        else {
+            panic!("no start path");
+        };
+        assert_eq!(user.as_ref(), Some(&last));
+        assert_eq!(cwd, Path::new("/"));
     }
 
     #[test]

@@ -124,6 +124,7 @@ fn history(time: fn() -> BoxedStrategy<u64>) -> impl Strategy<Value = History> {
                 version,
                 last_pid,
                 supervisor,
+                last_user: None,
                 restarts,
                 samples,
                 last_logged: last_logged.into_iter().collect::<BTreeMap<_, _>>(),

@@ -53,8 +53,8 @@ pub enum Finding {
         why: String,
     },
     /// The pidfile names a live process but could have been written by someone other
-    /// than root and that process's owner (a root watchdog only; see
-    /// `pidfile::check_trust`), or is a symlink. Its PID is never acted on; the other
+    /// than root and that process's owner (see `pidfile::check_trust`), or is a
+    /// symlink. Its PID is never acted on; the other
     /// sources are used, as for a stale pidfile.
     UntrustedPidfile {
         path: PathBuf,
@@ -236,9 +236,6 @@ pub fn discover(sources: &Sources) -> Discovery {
         findings: Vec::new(),
         port_owner: None,
         port_holders: Vec::new(),
-        // A pidfile is only believed as far as its writer could have signalled the
-        // process anyway; that matters when the watchdog can signal anything.
-        as_root: crate::safe_fs::own_euid() == 0,
     };
     // `Err(Blocked)`: a finding that forbids acting was recorded; there is no target.
     let target = search.find_target().unwrap_or(None);
@@ -268,7 +265,6 @@ struct Search<'a> {
     findings: Vec<Finding>,
     port_owner: Option<PortOwner>,
     port_holders: Vec<Holder>,
-    as_root: bool,
 }
 
 impl Search<'_> {
@@ -370,9 +366,10 @@ impl Search<'_> {
                 return Err(self.block(Finding::Unreadable { pid, detail }));
             }
         };
-        if self.as_root
-            && let Err(why) = pidfile::check_trust(path, &file, info.uid)
-        {
+        // A pidfile is only believed as far as its writer could have signalled the
+        // process anyway. Not only under root: a watchdog of one user would otherwise
+        // kill and replay another process of that user, named by someone else's file.
+        if let Err(why) = pidfile::check_trust(path, &file, info.uid) {
             self.findings.push(Finding::UntrustedPidfile {
                 path: path.to_path_buf(),
                 pid: Some(pid),

@@ -30,6 +30,9 @@ pub enum Pidfile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileFacts {
     pub owner: u32,
+    /// The file's group: a group-writable file is fine if it is the owner's private
+    /// group (a umask of 002).
+    pub group: u32,
     pub mode: u32,
     /// Hard links: more than one, and the file could be another file's content given
     /// this name by whoever may create files in the directory.
@@ -91,6 +94,7 @@ pub fn read(path: &Path) -> Pidfile {
             written,
             file: FileFacts {
                 owner: metadata.uid(),
+                group: metadata.gid(),
                 mode: metadata.mode(),
                 links: metadata.nlink(),
             },
@@ -99,8 +103,9 @@ pub fn read(path: &Path) -> Pidfile {
     }
 }
 
-/// Whether a pidfile may name a process owned by `process_uid` to a watchdog running
-/// as root (docs/SECURITY.md). The rule is systemd's for `PIDFile=` (src/core/service.c,
+/// Whether a pidfile may name a process owned by `process_uid` (docs/SECURITY.md): to
+/// a root watchdog, which could signal anything, and to any other, which could signal
+/// its own user's processes that are not the server. The rule is systemd's for `PIDFile=` (src/core/service.c,
 /// `service_load_pid_file`): a PID read from a file that someone other than the
 /// process's owner or root could have written is not believed — systemd only accepts a
 /// PID outside the unit's control group when the file is owned by root and reached
@@ -115,7 +120,12 @@ pub fn read(path: &Path) -> Pidfile {
 ///
 /// `Err` completes "the pidfile ...", naming the owner and the fix.
 pub fn check_trust(path: &Path, file: &FileFacts, process_uid: Option<u32>) -> Result<(), String> {
-    let FileFacts { owner, mode, links } = *file;
+    let FileFacts {
+        owner,
+        group,
+        mode,
+        links,
+    } = *file;
     let Some(process_uid) = process_uid else {
         return Err("names a process whose owner cannot be read".to_string());
     };
@@ -133,7 +143,7 @@ pub fn check_trust(path: &Path, file: &FileFacts, process_uid: Option<u32>) -> R
              this name; have the server write it afresh (e.g. write a new file and rename it)"
         ));
     }
-    if mode & 0o022 != 0 {
+    if safe_fs::writable_by_others_than_owner(mode, owner, group) {
         return Err(format!(
             "is writable by others than its owner uid {owner} (mode {:o}); run `chmod go-w {}`",
             mode & 0o7777,
@@ -266,6 +276,10 @@ mod tests {
         );
         refused(&pidfile(&private, attacker, 0o644), server, "chown 4242");
         refused(&pidfile(&private, server, 0o666), server, "chmod go-w");
+        // Group-writable: fine for the owner's private group (root's `root` here; a
+        // umask of 002 makes every file so), not for a group that is not one.
+        check(&pidfile(&private, 0, 0o664), Some(server)).expect("root's own group");
+        refused(&pidfile(&private, server, 0o664), server, "chmod go-w");
         assert!(check(&pidfile(&private, server, 0o644), None).is_err());
 
         // /tmp-like: others may create files, but not replace the owner's.

@@ -808,21 +808,37 @@ fn runs_target(job: &Result<JobStatus, String>, target: &ProcessInfo) -> Result<
 
 /// Whether supervisord `pid` holds the control socket `url` names: `unix://PATH` (it
 /// binds `PATH.<its PID>` and renames it to PATH, and the kernel keeps the bound name)
-/// or `http://HOST:PORT` (a listening TCP socket on PORT). `Err` says what it lacks.
+/// or `http://HOST:PORT` (a listening TCP socket on PORT, and HOST this host: a
+/// loopback or wildcard address, `localhost`, or the address the socket is bound to;
+/// with another host the port would prove nothing, and supervisorctl would send its
+/// config's credentials there). `Err` says what it lacks.
 fn holds_server_socket(pid: u32, url: &str) -> Result<(), String> {
     enum Want {
         Unix(String),
-        Tcp(u16),
+        Tcp(String, u16),
     }
     let want = if let Some(path) = url.strip_prefix("unix://") {
         Want::Unix(path.to_string())
     } else if let Some(rest) = url.strip_prefix("http://") {
         let authority = rest.split('/').next().unwrap_or("");
-        let port = authority
-            .rsplit_once(':')
-            .and_then(|(_, port)| port.parse().ok())
-            .unwrap_or(80);
-        Want::Tcp(port)
+        if authority.contains('@') {
+            return Err("is not asked through a URL with user information in it".into());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') || host.starts_with('[') => {
+                (host, port.parse().ok())
+            }
+            _ => (authority, Some(80)),
+        };
+        let Some(port) = port else {
+            return Err("is not asked through a URL with a port number".into());
+        };
+        Want::Tcp(
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        )
     } else {
         return Err("is not asked through a URL that is neither unix:// nor http://".into());
     };
@@ -839,15 +855,16 @@ fn holds_server_socket(pid: u32, url: &str) -> Result<(), String> {
         Want::Unix(path) => description.strip_prefix("unix ").is_some_and(|bound| {
             bound == path || bound.strip_prefix(path.as_str()) == Some(&format!(".{pid}"))
         }),
-        Want::Tcp(port) => {
+        Want::Tcp(host, port) => {
             description.starts_with("tcp")
                 && description.ends_with(" LISTEN")
                 && description
                     .split_whitespace()
                     .nth(1)
                     .and_then(|local| local.rsplit_once(':'))
-                    .and_then(|(_, p)| p.parse::<u16>().ok())
-                    == Some(*port)
+                    .is_some_and(|(bound, p)| {
+                        p.parse::<u16>().ok() == Some(*port) && names_this_host(host, bound)
+                    })
         }
     };
     if held.into_iter().any(matches) {
@@ -855,6 +872,17 @@ fn holds_server_socket(pid: u32, url: &str) -> Result<(), String> {
     } else {
         Err("holds no such socket".into())
     }
+}
+
+/// Whether `host` (from a URL, brackets removed) reaches this host's socket bound to
+/// `bound` (`127.0.0.1`, `[::1]`, `0.0.0.0`).
+fn names_this_host(host: &str, bound: &str) -> bool {
+    let bound = bound.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host == bound
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
 /// Auto-detection found no supervisor, but without the environment it could not look:

@@ -373,9 +373,19 @@ fn a_server_url_counts_only_if_the_process_holds_that_socket() {
         url(&dir.path().join("s")),
         format!("http://127.0.0.1:{}", port.wrapping_add(1)),
         "ftp://x".to_string(),
+        // The port alone is not the socket: root's supervisorctl would send the
+        // [supervisorctl] credentials of its config to another host.
+        format!("http://evil.example:{port}"),
+        format!("http://192.0.2.7:{port}/RPC2"),
+        format!("http://127.0.0.1@evil.example:{port}"),
     ] {
         assert!(holds_server_socket(me, &other).is_err(), "{other}");
     }
+    assert_eq!(
+        holds_server_socket(me, &format!("http://[::1]:{port}")),
+        Ok(()),
+        "a loopback name of the host"
+    );
 }
 
 fn foreign(pid: u32, uid: u32) -> ProcessInfo {
