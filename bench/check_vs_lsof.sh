@@ -15,7 +15,9 @@
 #        WATCHDOG_BIN=/path/to/watchdog bench/check_vs_lsof.sh   (no build)
 # Env:   TARGET_FDS (default 450), RUNS (default 60), WARMUP (default 5),
 #        HISTORY_DAYS (default 2: the history a watchdog has after two days of one check
-#        a minute; 0 starts from an empty one)
+#        a minute; 0 starts from an empty one),
+#        COMPARE_BIN (another watchdog binary, e.g. an older build, timed in the same
+#        hyperfine run with a state dir of its own; its history is not replayed)
 # Results: bench/results/check_vs_lsof-<UTC timestamp>.{json,txt}
 set -euo pipefail
 
@@ -167,6 +169,15 @@ else
     echo "monit not installed (apt-get install monit): measuring without it" >&2
 fi
 
+COMPARE=()
+if [ -n "${COMPARE_BIN:-}" ]; then
+    [ -x "$COMPARE_BIN" ] || die "no executable at COMPARE_BIN=$COMPARE_BIN"
+    sed "s|$TMP/state|$TMP/state-compare|; s|$TMP/watchdog.log|$TMP/watchdog-compare.log|" \
+        "$CONF" >"$TMP/compare.toml"
+    "$COMPARE_BIN" check -c "$TMP/compare.toml" >/dev/null 2>&1 || die "COMPARE_BIN's check did not exit 0"
+    COMPARE=(-n "compare: $COMPARE_BIN" "$COMPARE_BIN check -c $TMP/compare.toml")
+fi
+
 JSON="$RESULTS/check_vs_lsof-$STAMP.json"
 TXT="$RESULTS/check_vs_lsof-$STAMP.txt"
 # -N: no intermediate shell, so nothing is subtracted as "shell overhead" (that
@@ -174,7 +185,7 @@ TXT="$RESULTS/check_vs_lsof-$STAMP.txt"
 hyperfine -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$JSON" \
     -n "watchdog check" "$WATCHDOG_BIN check -c $CONF" \
     -n "lsof | wc -l; curl" "sh -c 'lsof -p $SERVER_PID | wc -l; curl -fsS -m 5 $URL'" \
-    "${MONIT[@]}"
+    "${MONIT[@]}" "${COMPARE[@]}"
 
 /usr/bin/time -v "$WATCHDOG_BIN" check -c "$CONF" >/dev/null 2>"$TMP/time.out" || true
 RSS_KB=$(sed -n 's/.*Maximum resident set size (kbytes): *//p' "$TMP/time.out")
@@ -191,8 +202,11 @@ print(f"target FDs:              {fds}")
 print(f"median watchdog check:   {wd * 1000:.2f} ms")
 print(f"median lsof + curl:      {lsof * 1000:.2f} ms")
 print(f"ratio (lsof / watchdog): {ratio:.1f}x   budget >= 10x: {verdict(ratio >= 10)}")
-if len(results) > 2:
-    monit = results[2]["median"]
+for other in results[2:]:
+    if not other["command"].startswith("monit"):
+        print(f"median {other['command']}: {other['median'] * 1000:.2f} ms ({other['median'] / wd:.2f}x the watchdog check)")
+        continue
+    monit = other["median"]
     print(f"median monit one pass:   {monit * 1000:.2f} ms")
     print(f"ratio (monit / watchdog): {monit / wd:.1f}x   budget >= 2x: {verdict(monit / wd >= 2)}")
 print(f"peak RSS of one check:   {rss_kb} KiB ({rss_kb / 1024:.2f} MiB)   budget <= 5 MiB: {verdict(rss_kb <= 5 * 1024)}")
