@@ -192,7 +192,10 @@ pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path);
     let file = regular_opened(path, opened)?;
-    let links = file.metadata().map_err(|e| SafeFsError::io(path, e))?.nlink();
+    let links = file
+        .metadata()
+        .map_err(|e| SafeFsError::io(path, e))?
+        .nlink();
     if links > 1 {
         return Err(SafeFsError::HardLinked {
             path: path.to_path_buf(),
