@@ -534,7 +534,8 @@ fn unreadable_process_exits_4_with_permission_denied_and_no_count() {
         env.log_file.to_str().unwrap(),
         env.state_dir.to_str().unwrap()
     ));
-    open_up_for_everyone(&env);
+    // nobody reads the config (root's, 0644) and a state dir of its own.
+    private_state_for(&env, NOBODY, NOGROUP);
     let sleeper = spawn_sleep(); // root's
     let pid = sleeper.pid();
     // Precondition: nobody really cannot read this process's FDs (setpriv itself

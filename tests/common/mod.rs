@@ -1823,30 +1823,6 @@ pub fn watchdog_cmd_as(env: &TestEnv, uid: u32, gid: u32, args: &[&str]) -> Comm
     in_env(cmd, env)
 }
 
-/// Makes the whole temp dir readable and writable by every user (for runs as another
-/// user); files become 0666, directories 0777.
-pub fn open_up_for_everyone(env: &TestEnv) {
-    use std::os::unix::fs::PermissionsExt;
-    fn walk(p: &Path) {
-        let Ok(meta) = fs::symlink_metadata(p) else {
-            return;
-        };
-        if meta.file_type().is_symlink() {
-            return;
-        }
-        let mode = if meta.is_dir() { 0o777 } else { 0o666 };
-        let _ = fs::set_permissions(p, fs::Permissions::from_mode(mode));
-        if meta.is_dir()
-            && let Ok(rd) = fs::read_dir(p)
-        {
-            for e in rd.flatten() {
-                walk(&e.path());
-            }
-        }
-    }
-    walk(&env.root);
-}
-
 // ---------------------------------------------------------------------------------------
 // Servers that a supervisor runs
 // ---------------------------------------------------------------------------------------
