@@ -121,10 +121,11 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         dry_run: opts.dry_run,
         bound,
     });
+    let exit_code = report.exit_code;
     if opts.json {
-        print_json(&report);
+        print_json(&report.with_user_names());
     }
-    report.exit_code
+    exit_code
 }
 
 /// Observe and decide as `check --dry-run` would; print; touch nothing, not even the
@@ -156,6 +157,7 @@ pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
         dry_run: true,
         bound,
     });
+    let report = report.with_user_names();
     if opts.json {
         print_json(&report);
     } else {

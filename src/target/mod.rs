@@ -164,18 +164,39 @@ impl Finding {
 pub struct Holder {
     pub pid: u32,
     pub uid: Option<u32>,
-    /// The owner's login name, where the user database has one.
+    /// The owner's login name, where the user database has one; filled in by
+    /// [`Holder::named`] only where a holder is shown (a finding, `status`, `--json`):
+    /// the lookup goes through NSS (nscd, nsswitch.conf, /etc/passwd), a cost a healthy
+    /// check with one holder has no use for.
     pub user: Option<String>,
     pub argv: Vec<String>,
 }
 
 impl Holder {
+    /// The holder without its login name (see [`Holder::named`]).
     pub fn of(info: &ProcessInfo) -> Holder {
         Holder {
             pid: info.pid(),
             uid: info.uid,
-            user: info.uid.and_then(os::user_name),
+            user: None,
             argv: info.argv.clone(),
+        }
+    }
+
+    /// The holder with its owner's login name looked up, for showing it.
+    pub fn named(mut self) -> Holder {
+        self.look_up_user();
+        self
+    }
+
+    /// Looks up the login names of `holders` that do not have one yet.
+    pub fn name_all(holders: &mut [Holder]) {
+        holders.iter_mut().for_each(Holder::look_up_user);
+    }
+
+    fn look_up_user(&mut self) {
+        if self.user.is_none() {
+            self.user = self.uid.and_then(os::user_name);
         }
     }
 
@@ -458,6 +479,7 @@ impl Search<'_> {
         }
         self.port_holders = holders.iter().map(Holder::of).collect();
         if also_hidden {
+            Holder::name_all(&mut self.port_holders);
             let holders = self.port_holders.clone();
             return Err(self.block(Finding::SeveralHolders {
                 port,
@@ -477,6 +499,7 @@ impl Search<'_> {
             })
         });
         let Some(root) = root else {
+            Holder::name_all(&mut self.port_holders);
             let holders = self.port_holders.clone();
             return Err(self.block(Finding::SeveralHolders {
                 port,
@@ -556,7 +579,7 @@ impl Search<'_> {
             let matches = matches
                 .iter()
                 .take(SHOWN_PROCESSES)
-                .map(Holder::of)
+                .map(|info| Holder::of(info).named())
                 .collect();
             self.findings.push(Finding::MatchWithoutPort {
                 port,
@@ -1223,6 +1246,8 @@ mod tests {
         assert_eq!(found.target.expect("target").info.pid(), master_pid);
         assert!(found.findings.is_empty(), "{:?}", found.findings);
         assert_eq!(found.port_holders.len(), 2);
+        // Shown nowhere in a run without a finding: no user database lookup.
+        assert!(found.port_holders.iter().all(|h| h.user.is_none()));
     }
 
     #[test]
@@ -1250,6 +1275,25 @@ mod tests {
                 && text.contains(&format!("does not hold port {port}")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_holder_is_named_only_when_shown() {
+        let holder = Holder {
+            pid: 7,
+            uid: Some(0),
+            user: None,
+            argv: vec!["server".into()],
+        };
+        let mut several = vec![holder.clone(), holder.clone()];
+        assert_eq!(holder.clone().named().user.as_deref(), Some("root"));
+        Holder::name_all(&mut several);
+        assert!(several.iter().all(|h| h.user.as_deref() == Some("root")));
+        let bare = Holder {
+            uid: Some(4_000_000_000),
+            ..holder
+        };
+        assert_eq!(bare.named().user, None);
     }
 
     #[test]
