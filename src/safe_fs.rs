@@ -308,6 +308,43 @@ pub fn own_euid() -> u32 {
 /// way. Without this, another user could swap a directory between the check and a write
 /// (the reason ssh's `StrictModes` and systemd's `chase` walk the whole path).
 pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
+    check_trusted_dir_with(dir, euid, &mut TrustedSoFar::default())
+}
+
+/// The directories one run has already found trusted (each one owned by a trusted user
+/// or root and writable by nobody else unless sticky), so that checking several
+/// directories (the state dir, the log's) walks a shared prefix (`/`, `/home`, …) once.
+/// Only what passed is kept, and only for the one set of trusted users it was checked
+/// for: a walk for another set ignores it. Once found trusted, a directory stays so for
+/// the run: only those users can change it or anything above it.
+#[derive(Debug, Default)]
+pub struct TrustedSoFar {
+    trusted: Vec<u32>,
+    dirs: Vec<PathBuf>,
+}
+
+impl TrustedSoFar {
+    fn knows(&self, trusted: &[u32], prefix: &Path) -> bool {
+        self.trusted == trusted && self.dirs.iter().any(|dir| dir == prefix)
+    }
+
+    fn remember(&mut self, trusted: &[u32], prefix: &Path) {
+        if self.dirs.is_empty() {
+            self.trusted = trusted.to_vec();
+        }
+        if self.trusted == trusted {
+            self.dirs.push(prefix.to_path_buf());
+        }
+    }
+}
+
+/// [`check_trusted_dir`], skipping the ancestors `seen` already holds and adding those
+/// it finds trusted.
+pub fn check_trusted_dir_with(
+    dir: &Path,
+    euid: u32,
+    seen: &mut TrustedSoFar,
+) -> Result<(), SafeFsError> {
     let absolute = std::path::absolute(dir).map_err(|e| SafeFsError::io(dir, e))?;
     let meta = fs::metadata(&absolute).map_err(|e| SafeFsError::io(dir, e))?;
     if !meta.is_dir() {
@@ -338,7 +375,7 @@ pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
             ),
         });
     }
-    check_path_chain(&absolute, &[euid], 0)
+    check_path_chain(&absolute, &[euid], 0, seen)
 }
 
 /// Whether only root and the users in `trusted` can change what `path` names: every
@@ -349,12 +386,17 @@ pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
 /// Used for files whose content the watchdog acts on (a pidfile read as root).
 pub fn check_trusted_chain(path: &Path, trusted: &[u32]) -> Result<(), SafeFsError> {
     let absolute = std::path::absolute(path).map_err(|e| SafeFsError::io(path, e))?;
-    check_path_chain(&absolute, trusted, 0)
+    check_path_chain(&absolute, trusted, 0, &mut TrustedSoFar::default())
 }
 
 /// Every prefix of `path` (lexically, then through any symlink) is owned by root or a
 /// user in `trusted`, and writable by nobody else unless sticky.
-fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), SafeFsError> {
+fn check_path_chain(
+    path: &Path,
+    trusted: &[u32],
+    depth: usize,
+    seen: &mut TrustedSoFar,
+) -> Result<(), SafeFsError> {
     // Bounds symlink chains, as the kernel does (MAXSYMLINKS is 40 on Linux).
     const MAX_LINKS: usize = 40;
     let mut prefix = PathBuf::new();
@@ -366,6 +408,9 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
             }
             Component::CurDir => continue,
             other => prefix.push(other.as_os_str()),
+        }
+        if seen.knows(trusted, &prefix) {
+            continue;
         }
         let meta = fs::symlink_metadata(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
         let owner_ok = meta.uid() == 0 || trusted.contains(&meta.uid());
@@ -388,7 +433,8 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
                 });
             }
             let resolved = fs::canonicalize(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
-            check_path_chain(&resolved, trusted, depth + 1)?;
+            check_path_chain(&resolved, trusted, depth + 1, seen)?;
+            seen.remember(trusted, &prefix);
             continue;
         }
         let sticky = meta.mode() & 0o1000 != 0;
@@ -404,6 +450,7 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
                 ),
             });
         }
+        seen.remember(trusted, &prefix);
     }
     Ok(())
 }
@@ -497,9 +544,19 @@ fn is_private_group(gid: u32, owner: u32) -> bool {
 /// ancestor (owned by `euid` or root, writable by nobody else unless sticky), so that
 /// creating it later cannot land in a place another user controls. Creates nothing.
 pub fn check_trusted_or_absent(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
+    check_trusted_or_absent_with(dir, euid, &mut TrustedSoFar::default()).map(|_| ())
+}
+
+/// [`check_trusted_or_absent`] with what the run found trusted so far (see
+/// [`TrustedSoFar`]); says whether `dir` exists (and so was checked as a whole).
+pub fn check_trusted_or_absent_with(
+    dir: &Path,
+    euid: u32,
+    seen: &mut TrustedSoFar,
+) -> Result<bool, SafeFsError> {
     let absolute = std::path::absolute(dir).map_err(|e| SafeFsError::io(dir, e))?;
     match fs::symlink_metadata(&absolute) {
-        Ok(_) => return check_trusted_dir(dir, euid),
+        Ok(_) => return check_trusted_dir_with(dir, euid, seen).map(|()| true),
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(SafeFsError::io(dir, e)),
         Err(_) => {}
     }
@@ -507,12 +564,12 @@ pub fn check_trusted_or_absent(dir: &Path, euid: u32) -> Result<(), SafeFsError>
     while let Some(parent) = ancestor.parent() {
         ancestor = parent;
         match fs::symlink_metadata(ancestor) {
-            Ok(_) => return check_path_chain(ancestor, &[euid], 0),
+            Ok(_) => return check_path_chain(ancestor, &[euid], 0, seen).map(|()| false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(SafeFsError::io(ancestor, e)),
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Renames `path` (whatever it is: a file, a symlink, a FIFO; a rename never follows
@@ -786,6 +843,40 @@ mod tests {
 
         fs::set_permissions(dir.path().join("a"), fs::Permissions::from_mode(0o1777)).unwrap();
         check_trusted_dir(&state, own_euid()).expect("a sticky ancestor is fine");
+    }
+
+    #[test]
+    fn what_a_run_found_trusted_spares_no_directory_its_own_check() {
+        let dir = private_tempdir();
+        let shared = dir.path().join("shared");
+        let state = shared.join("state");
+        ensure_private_dir(&state).unwrap();
+        // `shared` is a fine ancestor while sticky, but as a directory of the
+        // watchdog's own (the log's) it is writable by others: refused, though the
+        // walk for `state` already passed it.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let mut seen = TrustedSoFar::default();
+        assert!(check_trusted_or_absent_with(&state, own_euid(), &mut seen).unwrap());
+        let err = check_trusted_or_absent_with(&shared, own_euid(), &mut seen).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        // A missing directory is said to be missing, its ancestors checked.
+        let log = state.join("log");
+        assert!(!check_trusted_or_absent_with(&log, own_euid(), &mut seen).unwrap());
+    }
+
+    #[test]
+    fn what_was_found_trusted_for_one_user_is_not_trusted_for_another() {
+        // Real ownership: only root can give a directory away.
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let other = 4242;
+        let dir = private_tempdir();
+        let run = dir.path().join("run");
+        fs::create_dir(&run).unwrap();
+        std::os::unix::fs::chown(&run, Some(other), Some(other)).unwrap();
+        let mut seen = TrustedSoFar::default();
+        check_path_chain(&run, &[other], 0, &mut seen).expect("owned by a trusted user");
+        let err = check_path_chain(&run, &[], 0, &mut seen).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
     }
 
     #[test]
