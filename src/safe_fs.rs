@@ -79,10 +79,14 @@ pub fn kind_name(file_type: fs::FileType) -> &'static str {
 /// Opens `path` for reading without following a final symlink and without blocking on a
 /// FIFO, and checks that it is a regular file. The returned file blocks again on reads.
 pub fn open_regular(path: &Path) -> Result<File, SafeFsError> {
-    open_regular_with(path, libc::O_NOFOLLOW)
+    open_regular_with(path, libc::O_NOFOLLOW).map(|(file, _)| file)
 }
 
-fn open_regular_with(path: &Path, extra_flags: libc::c_int) -> Result<File, SafeFsError> {
+/// The opened regular file and its metadata (read from the opened file).
+fn open_regular_with(
+    path: &Path,
+    extra_flags: libc::c_int,
+) -> Result<(File, fs::Metadata), SafeFsError> {
     let opened = OpenOptions::new()
         .read(true)
         .custom_flags(extra_flags | libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -92,13 +96,16 @@ fn open_regular_with(path: &Path, extra_flags: libc::c_int) -> Result<File, Safe
 
 /// The file just opened at `path`, if the open succeeded and what it opened is a regular
 /// file: a FIFO, socket, device or directory is refused by its kind.
-fn regular_opened(path: &Path, opened: io::Result<File>) -> Result<File, SafeFsError> {
+fn regular_opened(
+    path: &Path,
+    opened: io::Result<File>,
+) -> Result<(File, fs::Metadata), SafeFsError> {
     let file = opened.map_err(|e| opened_error(path, e))?;
     let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
     if !meta.is_file() {
         return Err(not_regular(path, meta.file_type()));
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// The refusal of what is at `path` because it is a `file_type`, not a regular file.
@@ -127,7 +134,8 @@ fn opened_error(path: &Path, e: io::Error) -> SafeFsError {
 
 /// Reads a whole regular file of at most `max` bytes (see [`open_regular`]).
 pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
-    read_opened(path, open_regular(path)?, max)
+    let (file, meta) = open_regular_with(path, libc::O_NOFOLLOW)?;
+    read_opened(path, file, &meta, max)
 }
 
 /// As [`read_regular`], but a symlink is followed to the file it names: for a file the
@@ -135,7 +143,8 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
 /// repository), where a link is a choice, not a plant. A FIFO or device at the end of
 /// the link is still refused at once.
 pub fn read_regular_following(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
-    read_opened(path, open_regular_with(path, 0)?, max)
+    let (file, meta) = open_regular_with(path, 0)?;
+    read_opened(path, file, &meta, max)
 }
 
 /// As [`read_regular_following`], for a file whose content the watchdog obeys (its
@@ -143,8 +152,7 @@ pub fn read_regular_following(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsEr
 /// root and be writable by nobody else (its owner's private group aside). Judged on the
 /// opened file, wherever a link led: what is read is what was checked.
 pub fn read_trusted_following(path: &Path, max: u64, euid: u32) -> Result<Vec<u8>, SafeFsError> {
-    let file = open_regular_with(path, 0)?;
-    let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
+    let (file, meta) = open_regular_with(path, 0)?;
     let untrusted = |why: String| SafeFsError::Untrusted {
         path: path.to_path_buf(),
         why,
@@ -164,11 +172,21 @@ pub fn read_trusted_following(path: &Path, max: u64, euid: u32) -> Result<Vec<u8
             path.display()
         )));
     }
-    read_opened(path, file, max)
+    read_opened(path, file, &meta, max)
 }
 
-fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError> {
-    let mut bytes = Vec::new();
+/// Reads `file` (whose metadata is `meta`) to its end, refusing more than `max` bytes.
+/// The buffer starts at the size the file had when opened: without it the read grows
+/// from 32 bytes, a dozen reads and copies for a history of a few hundred KiB. The
+/// size is only a hint: a file that grew is still read to its end, and capped.
+fn read_opened(
+    path: &Path,
+    file: File,
+    meta: &fs::Metadata,
+    max: u64,
+) -> Result<Vec<u8>, SafeFsError> {
+    let hint = meta.len().min(max).saturating_add(1);
+    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| SafeFsError::io(path, e))?;
@@ -191,11 +209,8 @@ pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path);
-    let file = regular_opened(path, opened)?;
-    let links = file
-        .metadata()
-        .map_err(|e| SafeFsError::io(path, e))?
-        .nlink();
+    let (file, meta) = regular_opened(path, opened)?;
+    let links = meta.nlink();
     if links > 1 {
         return Err(SafeFsError::HardLinked {
             path: path.to_path_buf(),
@@ -785,6 +800,30 @@ mod tests {
         assert!(matches!(
             read_regular(&file, 10),
             Err(SafeFsError::TooLarge { max: 10, .. })
+        ));
+    }
+
+    #[test]
+    fn the_size_at_open_is_only_a_hint() {
+        // A file that grows between the open and the read (a log, a history another
+        // run rewrites) is read to its end, and still capped.
+        let dir = private_tempdir();
+        let path = dir.path().join("growing");
+        fs::write(&path, b"first").unwrap();
+        let (file, meta) = open_regular_with(&path, libc::O_NOFOLLOW).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[b'x'; 5000])
+            .unwrap();
+        let read = read_opened(&path, file, &meta, 10_000).unwrap();
+        assert_eq!(read.len(), 5005);
+        let (file, meta) = open_regular_with(&path, libc::O_NOFOLLOW).unwrap();
+        fs::write(&path, vec![b'y'; 20_000]).unwrap();
+        assert!(matches!(
+            read_opened(&path, file, &meta, 10_000),
+            Err(SafeFsError::TooLarge { max: 10_000, .. })
         ));
     }
 
