@@ -468,7 +468,10 @@ impl Search<'_> {
             if self.protected.why_not(pid).is_some() {
                 continue;
             }
-            match live_process(pid) {
+            // The process the pidfile named was read a moment ago: reused while it is
+            // still that process, rather than its /proc files read a second time.
+            let known = by_pid.map(|named| &named.info);
+            match live_process_known(pid, known) {
                 Ok(info) => holders.push(info),
                 // Exited since the scan: it holds nothing now.
                 Err(Lookup::NotRunning) => {}
@@ -662,6 +665,20 @@ enum Lookup {
     NotRunning,
     /// Exists but cannot be read: never to be mistaken for "no process".
     Unreadable(String),
+}
+
+/// [`live_process`], reusing `known` (a reading of this run) when it is of `pid` and
+/// `pid` is still that process (same start stamp, not a zombie): one read of
+/// `/proc/PID/stat` instead of four files. A PID reused since is read afresh.
+fn live_process_known(pid: u32, known: Option<&ProcessInfo>) -> Result<ProcessInfo, Lookup> {
+    if let Some(info) = known.filter(|info| info.pid() == pid) {
+        match os::identity(pid) {
+            Ok(Some(now)) if now == info.identity => return Ok(info.clone()),
+            Ok(None) => return Err(Lookup::NotRunning),
+            Ok(Some(_)) | Err(_) => {}
+        }
+    }
+    live_process(pid)
 }
 
 fn live_process(pid: u32) -> Result<ProcessInfo, Lookup> {
@@ -1275,6 +1292,34 @@ mod tests {
                 && text.contains(&format!("does not hold port {port}")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_reading_of_the_run_is_reused_only_for_the_same_process() {
+        let mut sleep = spawn("sleep", &[&unique_seconds(46)]);
+        let pid = sleep.pid();
+        let read = live_process(pid).unwrap_or_else(|_| panic!("PID {pid} is running"));
+        let mut known = read.clone();
+        known.argv = vec!["read earlier".into()];
+        let reused = live_process_known(pid, Some(&known))
+            .unwrap_or_else(|_| panic!("PID {pid} is running"));
+        assert_eq!(
+            reused.argv,
+            ["read earlier"],
+            "the same process: not read again"
+        );
+        // Another start stamp: the PID was reused, and what it runs now is read.
+        known.identity.start_key += 1;
+        let fresh = live_process_known(pid, Some(&known))
+            .unwrap_or_else(|_| panic!("PID {pid} is running"));
+        assert_eq!(fresh.argv, read.argv);
+        sleep.0.kill().unwrap();
+        sleep.0.wait().unwrap();
+        known.identity = read.identity;
+        assert!(matches!(
+            live_process_known(pid, Some(&known)),
+            Err(Lookup::NotRunning)
+        ));
     }
 
     #[test]
