@@ -17,7 +17,9 @@
 #        HISTORY_DAYS (default 2: the history a watchdog has after two days of one check
 #        a minute; 0 starts from an empty one),
 #        COMPARE_BIN (another watchdog binary, e.g. an older build, timed in the same
-#        hyperfine run with a state dir of its own; its history is not replayed)
+#        hyperfine run with a state dir of its own; its history is not replayed; then
+#        the two are timed again interleaved, run by run, which load drift on a shared
+#        machine does not bias)
 # Results: bench/results/check_vs_lsof-<UTC timestamp>.{json,txt}
 set -euo pipefail
 
@@ -212,5 +214,42 @@ for other in results[2:]:
 print(f"peak RSS of one check:   {rss_kb} KiB ({rss_kb / 1024:.2f} MiB)   budget <= 5 MiB: {verdict(rss_kb <= 5 * 1024)}")
 print(f"binary size:             {bin_bytes} bytes ({bin_bytes / 1048576:.2f} MiB)   budget <= 3 MiB: {verdict(bin_bytes <= 3 * 1048576)}")
 EOF
+# hyperfine times each command's runs one block after another (the recipe's runs,
+# seconds of lsof, lie between the watchdog's and COMPARE_BIN's): on a shared machine
+# the load drifts between blocks by more than two builds differ. So the two builds
+# are also timed interleaved, run by run (A B, then B A, ...), wall time and CPU time
+# (user + system, from wait4) of each run; their medians compare the builds.
+if [ -n "${COMPARE_BIN:-}" ]; then
+    python3 - "$WATCHDOG_BIN" "$CONF" "$COMPARE_BIN" "$TMP/compare.toml" "$RUNS" "$WARMUP" <<'EOF' | tee -a "$TXT"
+import os, statistics, sys, time
+a_bin, a_conf, b_bin, b_conf = sys.argv[1:5]
+runs, warmup = int(sys.argv[5]), int(sys.argv[6])
+devnull = os.open(os.devnull, os.O_WRONLY)
+def once(binary, conf):
+    start = time.perf_counter()
+    pid = os.posix_spawn(binary, [binary, "check", "-c", conf], os.environ,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1),
+                                       (os.POSIX_SPAWN_DUP2, devnull, 2)])
+    _, status, usage = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"check_vs_lsof: {binary} check did not exit 0")
+    return wall, usage.ru_utime + usage.ru_stime
+builds = [("watchdog check", a_bin, a_conf), ("compare", b_bin, b_conf)]
+times = {name: ([], []) for name, _, _ in builds}
+for i in range(warmup + runs):
+    for name, binary, conf in (builds if i % 2 == 0 else builds[::-1]):
+        wall, cpu = once(binary, conf)
+        if i >= warmup:
+            times[name][0].append(wall)
+            times[name][1].append(cpu)
+med = {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in times.items()}
+print(f"interleaved, {runs} runs each:")
+for name, (wall, cpu) in med.items():
+    print(f"  median {name}: {wall * 1000:.2f} ms wall, {cpu * 1000:.2f} ms CPU")
+print(f"  compare / watchdog check: {med['compare'][0] / med['watchdog check'][0]:.2f}x wall, "
+      f"{med['compare'][1] / med['watchdog check'][1]:.2f}x CPU")
+EOF
+fi
 echo "results: $JSON"
 echo "         $TXT"

@@ -121,10 +121,11 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         dry_run: opts.dry_run,
         bound,
     });
+    let exit_code = report.exit_code;
     if opts.json {
-        print_json(&report);
+        print_json(&report.with_user_names());
     }
-    report.exit_code
+    exit_code
 }
 
 /// Observe and decide as `check --dry-run` would; print; touch nothing, not even the
@@ -156,6 +157,7 @@ pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
         dry_run: true,
         bound,
     });
+    let report = report.with_user_names();
     if opts.json {
         print_json(&report);
     } else {
@@ -167,8 +169,9 @@ pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
 /// The state directory and the log's directory must be ones only this user (or root)
 /// can change, all the way up (docs/SECURITY.md): otherwise another user could plant a
 /// link that makes this run write where they choose. Checked before anything is
-/// created, locked or written; with `create` (a `check`), they are then created with
-/// mode 0700 and checked again. The message names the directory and the fix.
+/// created, locked or written; with `create` (a `check`), a missing one is then
+/// created with mode 0700 and checked again. The message names the directory and the
+/// fix.
 fn trusted_dirs(cfg: &Config, create: bool) -> Result<(), String> {
     let euid = safe_fs::own_euid();
     let log_dir = cfg.log.file.as_deref().map(|file| match file.parent() {
@@ -185,11 +188,21 @@ fn trusted_dirs(cfg: &Config, create: bool) -> Result<(), String> {
             dir.display()
         )
     };
+    // One walk per distinct directory: the log's directory is often the state dir or
+    // one above it.
+    let mut seen = safe_fs::TrustedSoFar::default();
+    let mut missing = Vec::new();
     for (what, dir) in &dirs {
-        safe_fs::check_trusted_or_absent(dir, euid).map_err(|e| refuse(what, dir, e))?;
+        let exists = safe_fs::check_trusted_or_absent_with(dir, euid, &mut seen)
+            .map_err(|e| refuse(what, dir, e))?;
+        if !exists {
+            missing.push((what, dir));
+        }
     }
+    // A directory found trusted above stays so (only this user and root can change it
+    // or anything above it): only a missing one is created, then checked as a whole.
     if create {
-        for (what, dir) in &dirs {
+        for (what, dir) in missing {
             safe_fs::ensure_private_dir(dir)
                 .map_err(|e| format!("cannot use {what} {}: {e}", dir.display()))?;
         }

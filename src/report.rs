@@ -107,6 +107,16 @@ pub struct Inputs<'a> {
     pub bound: Duration,
 }
 
+impl Report {
+    /// The report with the port holders' login names looked up: done only where the
+    /// report is shown (`status`, `--json`), not on every check (see
+    /// [`Holder::named`]).
+    pub fn with_user_names(mut self) -> Report {
+        Holder::name_all(&mut self.port_holders);
+        self
+    }
+}
+
 pub fn build(inputs: &Inputs) -> Report {
     let obs = inputs.observation;
     let target = obs.discovery.target.as_ref();

@@ -79,10 +79,14 @@ pub fn kind_name(file_type: fs::FileType) -> &'static str {
 /// Opens `path` for reading without following a final symlink and without blocking on a
 /// FIFO, and checks that it is a regular file. The returned file blocks again on reads.
 pub fn open_regular(path: &Path) -> Result<File, SafeFsError> {
-    open_regular_with(path, libc::O_NOFOLLOW)
+    open_regular_with(path, libc::O_NOFOLLOW).map(|(file, _)| file)
 }
 
-fn open_regular_with(path: &Path, extra_flags: libc::c_int) -> Result<File, SafeFsError> {
+/// The opened regular file and its metadata (read from the opened file).
+fn open_regular_with(
+    path: &Path,
+    extra_flags: libc::c_int,
+) -> Result<(File, fs::Metadata), SafeFsError> {
     let opened = OpenOptions::new()
         .read(true)
         .custom_flags(extra_flags | libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -92,13 +96,16 @@ fn open_regular_with(path: &Path, extra_flags: libc::c_int) -> Result<File, Safe
 
 /// The file just opened at `path`, if the open succeeded and what it opened is a regular
 /// file: a FIFO, socket, device or directory is refused by its kind.
-fn regular_opened(path: &Path, opened: io::Result<File>) -> Result<File, SafeFsError> {
+fn regular_opened(
+    path: &Path,
+    opened: io::Result<File>,
+) -> Result<(File, fs::Metadata), SafeFsError> {
     let file = opened.map_err(|e| opened_error(path, e))?;
     let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
     if !meta.is_file() {
         return Err(not_regular(path, meta.file_type()));
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// The refusal of what is at `path` because it is a `file_type`, not a regular file.
@@ -127,7 +134,8 @@ fn opened_error(path: &Path, e: io::Error) -> SafeFsError {
 
 /// Reads a whole regular file of at most `max` bytes (see [`open_regular`]).
 pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
-    read_opened(path, open_regular(path)?, max)
+    let (file, meta) = open_regular_with(path, libc::O_NOFOLLOW)?;
+    read_opened(path, file, &meta, max)
 }
 
 /// As [`read_regular`], but a symlink is followed to the file it names: for a file the
@@ -135,7 +143,8 @@ pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
 /// repository), where a link is a choice, not a plant. A FIFO or device at the end of
 /// the link is still refused at once.
 pub fn read_regular_following(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsError> {
-    read_opened(path, open_regular_with(path, 0)?, max)
+    let (file, meta) = open_regular_with(path, 0)?;
+    read_opened(path, file, &meta, max)
 }
 
 /// As [`read_regular_following`], for a file whose content the watchdog obeys (its
@@ -143,8 +152,7 @@ pub fn read_regular_following(path: &Path, max: u64) -> Result<Vec<u8>, SafeFsEr
 /// root and be writable by nobody else (its owner's private group aside). Judged on the
 /// opened file, wherever a link led: what is read is what was checked.
 pub fn read_trusted_following(path: &Path, max: u64, euid: u32) -> Result<Vec<u8>, SafeFsError> {
-    let file = open_regular_with(path, 0)?;
-    let meta = file.metadata().map_err(|e| SafeFsError::io(path, e))?;
+    let (file, meta) = open_regular_with(path, 0)?;
     let untrusted = |why: String| SafeFsError::Untrusted {
         path: path.to_path_buf(),
         why,
@@ -164,11 +172,21 @@ pub fn read_trusted_following(path: &Path, max: u64, euid: u32) -> Result<Vec<u8
             path.display()
         )));
     }
-    read_opened(path, file, max)
+    read_opened(path, file, &meta, max)
 }
 
-fn read_opened(path: &Path, file: File, max: u64) -> Result<Vec<u8>, SafeFsError> {
-    let mut bytes = Vec::new();
+/// Reads `file` (whose metadata is `meta`) to its end, refusing more than `max` bytes.
+/// The buffer starts at the size the file had when opened: without it the read grows
+/// from 32 bytes, a dozen reads and copies for a history of a few hundred KiB. The
+/// size is only a hint: a file that grew is still read to its end, and capped.
+fn read_opened(
+    path: &Path,
+    file: File,
+    meta: &fs::Metadata,
+    max: u64,
+) -> Result<Vec<u8>, SafeFsError> {
+    let hint = meta.len().min(max).saturating_add(1);
+    let mut bytes = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| SafeFsError::io(path, e))?;
@@ -191,11 +209,8 @@ pub fn open_append(path: &Path, mode: u32) -> Result<File, SafeFsError> {
         .mode(mode)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path);
-    let file = regular_opened(path, opened)?;
-    let links = file
-        .metadata()
-        .map_err(|e| SafeFsError::io(path, e))?
-        .nlink();
+    let (file, meta) = regular_opened(path, opened)?;
+    let links = meta.nlink();
     if links > 1 {
         return Err(SafeFsError::HardLinked {
             path: path.to_path_buf(),
@@ -308,6 +323,43 @@ pub fn own_euid() -> u32 {
 /// way. Without this, another user could swap a directory between the check and a write
 /// (the reason ssh's `StrictModes` and systemd's `chase` walk the whole path).
 pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
+    check_trusted_dir_with(dir, euid, &mut TrustedSoFar::default())
+}
+
+/// The directories one run has already found trusted (each one owned by a trusted user
+/// or root and writable by nobody else unless sticky), so that checking several
+/// directories (the state dir, the log's) walks a shared prefix (`/`, `/home`, …) once.
+/// Only what passed is kept, and only for the one set of trusted users it was checked
+/// for: a walk for another set ignores it. Once found trusted, a directory stays so for
+/// the run: only those users can change it or anything above it.
+#[derive(Debug, Default)]
+pub struct TrustedSoFar {
+    trusted: Vec<u32>,
+    dirs: Vec<PathBuf>,
+}
+
+impl TrustedSoFar {
+    fn knows(&self, trusted: &[u32], prefix: &Path) -> bool {
+        self.trusted == trusted && self.dirs.iter().any(|dir| dir == prefix)
+    }
+
+    fn remember(&mut self, trusted: &[u32], prefix: &Path) {
+        if self.dirs.is_empty() {
+            self.trusted = trusted.to_vec();
+        }
+        if self.trusted == trusted {
+            self.dirs.push(prefix.to_path_buf());
+        }
+    }
+}
+
+/// [`check_trusted_dir`], skipping the ancestors `seen` already holds and adding those
+/// it finds trusted.
+pub fn check_trusted_dir_with(
+    dir: &Path,
+    euid: u32,
+    seen: &mut TrustedSoFar,
+) -> Result<(), SafeFsError> {
     let absolute = std::path::absolute(dir).map_err(|e| SafeFsError::io(dir, e))?;
     let meta = fs::metadata(&absolute).map_err(|e| SafeFsError::io(dir, e))?;
     if !meta.is_dir() {
@@ -338,7 +390,7 @@ pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
             ),
         });
     }
-    check_path_chain(&absolute, &[euid], 0)
+    check_path_chain(&absolute, &[euid], 0, seen)
 }
 
 /// Whether only root and the users in `trusted` can change what `path` names: every
@@ -349,12 +401,17 @@ pub fn check_trusted_dir(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
 /// Used for files whose content the watchdog acts on (a pidfile read as root).
 pub fn check_trusted_chain(path: &Path, trusted: &[u32]) -> Result<(), SafeFsError> {
     let absolute = std::path::absolute(path).map_err(|e| SafeFsError::io(path, e))?;
-    check_path_chain(&absolute, trusted, 0)
+    check_path_chain(&absolute, trusted, 0, &mut TrustedSoFar::default())
 }
 
 /// Every prefix of `path` (lexically, then through any symlink) is owned by root or a
 /// user in `trusted`, and writable by nobody else unless sticky.
-fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), SafeFsError> {
+fn check_path_chain(
+    path: &Path,
+    trusted: &[u32],
+    depth: usize,
+    seen: &mut TrustedSoFar,
+) -> Result<(), SafeFsError> {
     // Bounds symlink chains, as the kernel does (MAXSYMLINKS is 40 on Linux).
     const MAX_LINKS: usize = 40;
     let mut prefix = PathBuf::new();
@@ -366,6 +423,9 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
             }
             Component::CurDir => continue,
             other => prefix.push(other.as_os_str()),
+        }
+        if seen.knows(trusted, &prefix) {
+            continue;
         }
         let meta = fs::symlink_metadata(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
         let owner_ok = meta.uid() == 0 || trusted.contains(&meta.uid());
@@ -388,7 +448,8 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
                 });
             }
             let resolved = fs::canonicalize(&prefix).map_err(|e| SafeFsError::io(&prefix, e))?;
-            check_path_chain(&resolved, trusted, depth + 1)?;
+            check_path_chain(&resolved, trusted, depth + 1, seen)?;
+            seen.remember(trusted, &prefix);
             continue;
         }
         let sticky = meta.mode() & 0o1000 != 0;
@@ -404,6 +465,7 @@ fn check_path_chain(path: &Path, trusted: &[u32], depth: usize) -> Result<(), Sa
                 ),
             });
         }
+        seen.remember(trusted, &prefix);
     }
     Ok(())
 }
@@ -497,9 +559,19 @@ fn is_private_group(gid: u32, owner: u32) -> bool {
 /// ancestor (owned by `euid` or root, writable by nobody else unless sticky), so that
 /// creating it later cannot land in a place another user controls. Creates nothing.
 pub fn check_trusted_or_absent(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
+    check_trusted_or_absent_with(dir, euid, &mut TrustedSoFar::default()).map(|_| ())
+}
+
+/// [`check_trusted_or_absent`] with what the run found trusted so far (see
+/// [`TrustedSoFar`]); says whether `dir` exists (and so was checked as a whole).
+pub fn check_trusted_or_absent_with(
+    dir: &Path,
+    euid: u32,
+    seen: &mut TrustedSoFar,
+) -> Result<bool, SafeFsError> {
     let absolute = std::path::absolute(dir).map_err(|e| SafeFsError::io(dir, e))?;
     match fs::symlink_metadata(&absolute) {
-        Ok(_) => return check_trusted_dir(dir, euid),
+        Ok(_) => return check_trusted_dir_with(dir, euid, seen).map(|()| true),
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(SafeFsError::io(dir, e)),
         Err(_) => {}
     }
@@ -507,12 +579,12 @@ pub fn check_trusted_or_absent(dir: &Path, euid: u32) -> Result<(), SafeFsError>
     while let Some(parent) = ancestor.parent() {
         ancestor = parent;
         match fs::symlink_metadata(ancestor) {
-            Ok(_) => return check_path_chain(ancestor, &[euid], 0),
+            Ok(_) => return check_path_chain(ancestor, &[euid], 0, seen).map(|()| false),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(SafeFsError::io(ancestor, e)),
         }
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Renames `path` (whatever it is: a file, a symlink, a FIFO; a rename never follows
@@ -732,6 +804,30 @@ mod tests {
     }
 
     #[test]
+    fn the_size_at_open_is_only_a_hint() {
+        // A file that grows between the open and the read (a log, a history another
+        // run rewrites) is read to its end, and still capped.
+        let dir = private_tempdir();
+        let path = dir.path().join("growing");
+        fs::write(&path, b"first").unwrap();
+        let (file, meta) = open_regular_with(&path, libc::O_NOFOLLOW).unwrap();
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(&[b'x'; 5000])
+            .unwrap();
+        let read = read_opened(&path, file, &meta, 10_000).unwrap();
+        assert_eq!(read.len(), 5005);
+        let (file, meta) = open_regular_with(&path, libc::O_NOFOLLOW).unwrap();
+        fs::write(&path, vec![b'y'; 20_000]).unwrap();
+        assert!(matches!(
+            read_opened(&path, file, &meta, 10_000),
+            Err(SafeFsError::TooLarge { max: 10_000, .. })
+        ));
+    }
+
+    #[test]
     fn an_atomic_write_replaces_the_file_not_a_planted_link() {
         let dir = private_tempdir();
         let victim = dir.path().join("victim");
@@ -786,6 +882,40 @@ mod tests {
 
         fs::set_permissions(dir.path().join("a"), fs::Permissions::from_mode(0o1777)).unwrap();
         check_trusted_dir(&state, own_euid()).expect("a sticky ancestor is fine");
+    }
+
+    #[test]
+    fn what_a_run_found_trusted_spares_no_directory_its_own_check() {
+        let dir = private_tempdir();
+        let shared = dir.path().join("shared");
+        let state = shared.join("state");
+        ensure_private_dir(&state).unwrap();
+        // `shared` is a fine ancestor while sticky, but as a directory of the
+        // watchdog's own (the log's) it is writable by others: refused, though the
+        // walk for `state` already passed it.
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let mut seen = TrustedSoFar::default();
+        assert!(check_trusted_or_absent_with(&state, own_euid(), &mut seen).unwrap());
+        let err = check_trusted_or_absent_with(&shared, own_euid(), &mut seen).unwrap_err();
+        assert!(err.to_string().contains("chmod go-w"), "{err}");
+        // A missing directory is said to be missing, its ancestors checked.
+        let log = state.join("log");
+        assert!(!check_trusted_or_absent_with(&log, own_euid(), &mut seen).unwrap());
+    }
+
+    #[test]
+    fn what_was_found_trusted_for_one_user_is_not_trusted_for_another() {
+        // Real ownership: only root can give a directory away.
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let other = 4242;
+        let dir = private_tempdir();
+        let run = dir.path().join("run");
+        fs::create_dir(&run).unwrap();
+        std::os::unix::fs::chown(&run, Some(other), Some(other)).unwrap();
+        let mut seen = TrustedSoFar::default();
+        check_path_chain(&run, &[other], 0, &mut seen).expect("owned by a trusted user");
+        let err = check_path_chain(&run, &[], 0, &mut seen).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
     }
 
     #[test]

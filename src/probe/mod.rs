@@ -65,8 +65,12 @@ pub fn observe(
     let sources = crate::target::Sources::for_run(cfg, pid, memory.last_pid);
     let discovery = crate::target::discover(&sources);
     let target = discovery.target.as_ref().map(|t| &t.info);
-    let restart = supervisor::resolve(&cfg.restart, target, memory.supervisor, deadline);
-    let readiness = restart_path::check(cfg, target, &restart, memory.last_user);
+    // The target's environment is read once: for its supervisor's identity, and for a
+    // replay (src/probe/restart_path.rs).
+    let clues = target.map(supervisor::gather).unwrap_or_default();
+    let restart = supervisor::resolve(&cfg.restart, target, &clues, memory.supervisor, deadline);
+    let target_env = (target.is_some() && clues.env_error.is_none()).then_some(&clues.env[..]);
+    let readiness = restart_path::check(cfg, target, &restart, memory.last_user, target_env);
     let health = prober.check(deadline);
     let fds = discovery
         .target

@@ -88,6 +88,7 @@ pub fn check(
     target: Option<&ProcessInfo>,
     resolution: &Resolution,
     last_user: Option<&Credentials>,
+    target_env: Option<&[(String, String)]>,
 ) -> Readiness {
     if let Some(supervision) = &resolution.supervision {
         return Some(supervisor_tool(&supervision.supervisor));
@@ -95,7 +96,7 @@ pub fn check(
     match resolution.method {
         Method::Command => Some(command_ready(cfg)),
         Method::Builtin => match (target, &cfg.restart.start_command) {
-            (Some(target), None) => Some(replay_ready(target).map(RestartPath::Replay)),
+            (Some(target), None) => Some(replay_ready(target, target_env).map(RestartPath::Replay)),
             (target, Some(_)) => Some(start_command_ready(cfg, target, last_user)),
             (None, None) => None,
         },
@@ -184,8 +185,12 @@ fn start_command_ready(
     Ok(RestartPath::StartCommand { cwd, user })
 }
 
-/// Everything a replay of `target` needs, read now, while it runs.
-fn replay_ready(target: &ProcessInfo) -> Result<Launch, String> {
+/// Everything a replay of `target` needs, read now, while it runs. `known_env` is its
+/// environment as this run already read it (for its supervisor), if it could.
+fn replay_ready(
+    target: &ProcessInfo,
+    known_env: Option<&[(String, String)]>,
+) -> Result<Launch, String> {
     let pid = target.pid();
     let set = "set restart.start_command";
     let Some(first) = target.argv.first() else {
@@ -209,11 +214,15 @@ fn replay_ready(target: &ProcessInfo) -> Result<Launch, String> {
              again: recreate it, or {set}"
         ));
     };
-    let env = os::process_environ(pid).map_err(|e| {
-        format!(
-            "the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: {set}"
-        )
-    })?;
+    let env = match known_env {
+        Some(env) => env.to_vec(),
+        None => os::process_environ(pid).map_err(|e| {
+            format!(
+                "the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: \
+                 {set}"
+            )
+        })?,
+    };
     let Some(program) = Launch::resolve(&target.argv, &cwd, &env) else {
         return Err(not_a_program(pid, first, &cwd, &env));
     };
@@ -369,7 +378,7 @@ mod tests {
     fn a_restart_command_that_names_a_missing_program_is_refused() {
         let mut cfg = crate::config::defaults(None);
         cfg.restart.command = Some("/nonexistent/bin/restart-hermes --now".into());
-        let checked = check(&cfg, None, &resolution(Method::Command), None);
+        let checked = check(&cfg, None, &resolution(Method::Command), None, None);
         assert_eq!(
             checked,
             Some(Err(
@@ -381,7 +390,7 @@ mod tests {
         // A bare word may be a shell builtin or function: only the shell can tell.
         cfg.restart.command = Some("cd /srv && ./restart".into());
         assert_eq!(
-            check(&cfg, None, &resolution(Method::Command), None),
+            check(&cfg, None, &resolution(Method::Command), None, None),
             Some(Ok(RestartPath::Tool))
         );
     }
@@ -393,7 +402,7 @@ mod tests {
         let me = os::process_info(std::process::id()).unwrap();
         let cfg = crate::config::defaults(None);
         let Some(Ok(RestartPath::Replay(launch))) =
-            check(&cfg, Some(&me), &resolution(Method::Builtin), None)
+            check(&cfg, Some(&me), &resolution(Method::Builtin), None, None)
         else {
             panic!("not replayable");
         };
@@ -407,12 +416,35 @@ mod tests {
         }
     }
 
+    /// The environment the run already read (for the supervisor) is the one replayed;
+    /// without one, it is read from the process.
+    #[test]
+    fn a_replay_uses_the_environment_the_run_read() {
+        let me = os::process_info(std::process::id()).unwrap();
+        let cfg = crate::config::defaults(None);
+        let read = os::process_environ(me.pid()).unwrap();
+        let mut known = read.clone();
+        known.push(("WATCHDOG_READ_ONCE".into(), "1".into()));
+        let replay = |env: Option<&[(String, String)]>| match check(
+            &cfg,
+            Some(&me),
+            &resolution(Method::Builtin),
+            None,
+            env,
+        ) {
+            Some(Ok(RestartPath::Replay(launch))) => launch.env,
+            other => panic!("not replayable: {other:?}"),
+        };
+        assert_eq!(replay(Some(&known)), known);
+        assert_eq!(replay(None), read);
+    }
+
     #[test]
     fn with_start_command_a_start_needs_only_a_shell_and_a_directory() {
         let mut cfg = crate::config::defaults(None);
         cfg.restart.start_command = Some("./run.sh".into());
         let Some(Ok(RestartPath::StartCommand { cwd, user })) =
-            check(&cfg, None, &resolution(Method::Builtin), None)
+            check(&cfg, None, &resolution(Method::Builtin), None, None)
         else {
             panic!("no start path");
         };
@@ -422,7 +454,10 @@ mod tests {
             "a start with no old server runs as the watchdog"
         );
         cfg.restart.start_command = None;
-        assert_eq!(check(&cfg, None, &resolution(Method::Builtin), None), None);
+        assert_eq!(
+            check(&cfg, None, &resolution(Method::Builtin), None, None),
+            None
+        );
     }
 
     /// A start as another user enters its directory as that user: root's `$HOME`
@@ -443,7 +478,7 @@ mod tests {
             groups: vec![],
         };
         let Some(Ok(RestartPath::StartCommand { cwd, user })) =
-            check(&cfg, None, &resolution(Method::Builtin), Some(&last))
+            check(&cfg, None, &resolution(Method::Builtin), Some(&last), None)
         else {
             panic!("no start path");
         };

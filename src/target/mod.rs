@@ -164,18 +164,39 @@ impl Finding {
 pub struct Holder {
     pub pid: u32,
     pub uid: Option<u32>,
-    /// The owner's login name, where the user database has one.
+    /// The owner's login name, where the user database has one; filled in by
+    /// [`Holder::named`] only where a holder is shown (a finding, `status`, `--json`):
+    /// the lookup goes through NSS (nscd, nsswitch.conf, /etc/passwd), a cost a healthy
+    /// check with one holder has no use for.
     pub user: Option<String>,
     pub argv: Vec<String>,
 }
 
 impl Holder {
+    /// The holder without its login name (see [`Holder::named`]).
     pub fn of(info: &ProcessInfo) -> Holder {
         Holder {
             pid: info.pid(),
             uid: info.uid,
-            user: info.uid.and_then(os::user_name),
+            user: None,
             argv: info.argv.clone(),
+        }
+    }
+
+    /// The holder with its owner's login name looked up, for showing it.
+    pub fn named(mut self) -> Holder {
+        self.look_up_user();
+        self
+    }
+
+    /// Looks up the login names of `holders` that do not have one yet.
+    pub fn name_all(holders: &mut [Holder]) {
+        holders.iter_mut().for_each(Holder::look_up_user);
+    }
+
+    fn look_up_user(&mut self) {
+        if self.user.is_none() {
+            self.user = self.uid.and_then(os::user_name);
         }
     }
 
@@ -447,7 +468,10 @@ impl Search<'_> {
             if self.protected.why_not(pid).is_some() {
                 continue;
             }
-            match live_process(pid) {
+            // The process the pidfile named was read a moment ago: reused while it is
+            // still that process, rather than its /proc files read a second time.
+            let known = by_pid.map(|named| &named.info);
+            match live_process_known(pid, known) {
                 Ok(info) => holders.push(info),
                 // Exited since the scan: it holds nothing now.
                 Err(Lookup::NotRunning) => {}
@@ -458,6 +482,7 @@ impl Search<'_> {
         }
         self.port_holders = holders.iter().map(Holder::of).collect();
         if also_hidden {
+            Holder::name_all(&mut self.port_holders);
             let holders = self.port_holders.clone();
             return Err(self.block(Finding::SeveralHolders {
                 port,
@@ -477,6 +502,7 @@ impl Search<'_> {
             })
         });
         let Some(root) = root else {
+            Holder::name_all(&mut self.port_holders);
             let holders = self.port_holders.clone();
             return Err(self.block(Finding::SeveralHolders {
                 port,
@@ -556,7 +582,7 @@ impl Search<'_> {
             let matches = matches
                 .iter()
                 .take(SHOWN_PROCESSES)
-                .map(Holder::of)
+                .map(|info| Holder::of(info).named())
                 .collect();
             self.findings.push(Finding::MatchWithoutPort {
                 port,
@@ -639,6 +665,20 @@ enum Lookup {
     NotRunning,
     /// Exists but cannot be read: never to be mistaken for "no process".
     Unreadable(String),
+}
+
+/// [`live_process`], reusing `known` (a reading of this run) when it is of `pid` and
+/// `pid` is still that process (same start stamp, not a zombie): one read of
+/// `/proc/PID/stat` instead of four files. A PID reused since is read afresh.
+fn live_process_known(pid: u32, known: Option<&ProcessInfo>) -> Result<ProcessInfo, Lookup> {
+    if let Some(info) = known.filter(|info| info.pid() == pid) {
+        match os::identity(pid) {
+            Ok(Some(now)) if now == info.identity => return Ok(info.clone()),
+            Ok(None) => return Err(Lookup::NotRunning),
+            Ok(Some(_)) | Err(_) => {}
+        }
+    }
+    live_process(pid)
 }
 
 fn live_process(pid: u32) -> Result<ProcessInfo, Lookup> {
@@ -1223,6 +1263,8 @@ mod tests {
         assert_eq!(found.target.expect("target").info.pid(), master_pid);
         assert!(found.findings.is_empty(), "{:?}", found.findings);
         assert_eq!(found.port_holders.len(), 2);
+        // Shown nowhere in a run without a finding: no user database lookup.
+        assert!(found.port_holders.iter().all(|h| h.user.is_none()));
     }
 
     #[test]
@@ -1250,6 +1292,53 @@ mod tests {
                 && text.contains(&format!("does not hold port {port}")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_reading_of_the_run_is_reused_only_for_the_same_process() {
+        let mut sleep = spawn("sleep", &[&unique_seconds(46)]);
+        let pid = sleep.pid();
+        let read = live_process(pid).unwrap_or_else(|_| panic!("PID {pid} is running"));
+        let mut known = read.clone();
+        known.argv = vec!["read earlier".into()];
+        let reused = live_process_known(pid, Some(&known))
+            .unwrap_or_else(|_| panic!("PID {pid} is running"));
+        assert_eq!(
+            reused.argv,
+            ["read earlier"],
+            "the same process: not read again"
+        );
+        // Another start stamp: the PID was reused, and what it runs now is read.
+        known.identity.start_key += 1;
+        let fresh = live_process_known(pid, Some(&known))
+            .unwrap_or_else(|_| panic!("PID {pid} is running"));
+        assert_eq!(fresh.argv, read.argv);
+        sleep.0.kill().unwrap();
+        sleep.0.wait().unwrap();
+        known.identity = read.identity;
+        assert!(matches!(
+            live_process_known(pid, Some(&known)),
+            Err(Lookup::NotRunning)
+        ));
+    }
+
+    #[test]
+    fn a_holder_is_named_only_when_shown() {
+        let holder = Holder {
+            pid: 7,
+            uid: Some(0),
+            user: None,
+            argv: vec!["server".into()],
+        };
+        let mut several = vec![holder.clone(), holder.clone()];
+        assert_eq!(holder.clone().named().user.as_deref(), Some("root"));
+        Holder::name_all(&mut several);
+        assert!(several.iter().all(|h| h.user.as_deref() == Some("root")));
+        let bare = Holder {
+            uid: Some(4_000_000_000),
+            ..holder
+        };
+        assert_eq!(bare.named().user, None);
     }
 
     #[test]

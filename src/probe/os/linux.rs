@@ -231,8 +231,7 @@ fn in_parallel<T: Send>(
     numbers: &[i32],
     work: impl Fn(&[i32]) -> Result<Vec<T>, OsError> + Sync,
 ) -> Result<Vec<T>, OsError> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
+    let workers = usable_cpus()
         .min(MAX_FD_READERS)
         .min(numbers.len() / FDS_PER_READER)
         .max(1);
@@ -277,6 +276,26 @@ fn in_parallel<T: Send>(
         }
         Ok(all)
     })
+}
+
+/// The CPUs this process may run on (its affinity mask), at least 1. Not
+/// `std::thread::available_parallelism`, which also reads the cgroup's CPU quota
+/// (`/proc/self/cgroup` and two files under /sys/fs/cgroup, a tenth of the syscalls of
+/// a healthy check): under a quota of less than two CPUs the helper thread just shares
+/// it, as the blocks are taken from a shared counter.
+fn usable_cpus() -> usize {
+    // SAFETY: cpu_set_t is a plain bit array; all zero is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t and its exact size is passed; the kernel writes
+    // at most that many bytes into it.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return 1;
+    }
+    // SAFETY: `set` was filled in by sched_getaffinity above.
+    let count = unsafe { libc::CPU_COUNT(&set) };
+    usize::try_from(count).unwrap_or(1).max(1)
 }
 
 /// Below this many FDs per thread, one thread is faster than starting more. (Two
@@ -1041,6 +1060,15 @@ Max locked memory         8388608              8388608              bytes
             .spawn()
             .expect("spawn sleep");
         Reaped(child)
+    }
+
+    #[test]
+    fn the_usable_cpus_are_the_affinity_mask() {
+        let cpus = usable_cpus();
+        assert!(cpus >= 1);
+        // Without a CPU quota on this box the two agree; with one, std's is smaller.
+        let std_count = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert!(cpus >= std_count, "{cpus} < {std_count}");
     }
 
     #[test]

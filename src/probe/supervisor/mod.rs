@@ -566,14 +566,15 @@ impl Resolution {
 /// Resolves `restart.method` against the target. `remembered` is the supervisor the
 /// previous run found: when the server is down there is no process to read, but the
 /// job that ran it is the one to start (a supervisord program in FATAL, say).
+/// `clues` are what [`gather`] read of the target (the default when there is none).
 pub fn resolve(
     cfg: &RestartConfig,
     target: Option<&ProcessInfo>,
+    clues: &Clues,
     remembered: Option<&Supervisor>,
     deadline: Deadline,
 ) -> Resolution {
-    let clues = target.map(gather).unwrap_or_default();
-    resolve_with(cfg, target, &clues, remembered, os::own_uid(), deadline)
+    resolve_with(cfg, target, clues, remembered, os::own_uid(), deadline)
 }
 
 fn resolve_with(
