@@ -196,7 +196,7 @@ impl Holder {
 
     fn look_up_user(&mut self) {
         if self.user.is_none() {
-            self.user = self.uid.and_then(os::user_name);
+            self.user = self.uid.and_then(crate::users::user_name);
         }
     }
 

@@ -256,34 +256,6 @@ fn kill_after_recheck(who: Identity, signal: i32) -> Result<Delivery, SignalFaul
     })
 }
 
-/// The login name of `uid` from the user database, for showing who owns a process;
-/// `None` when it has no entry (a bare numeric uid, as setpriv and containers give).
-pub fn user_name(uid: u32) -> Option<String> {
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    // SAFETY: an all-zero `passwd` is a valid value of a plain C struct (null pointers,
-    // zero ids); getpwuid_r only writes into it.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is to live memory of the size given; getpwuid_r writes the
-    // entry's strings into `buffer` and points `entry`'s fields and `found` into it.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut entry,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if rc != 0 || found.is_null() || entry.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: on success `pw_name` points to a NUL-terminated string inside `buffer`,
-    // which outlives this borrow.
-    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
 /// What kind of file an FD's path names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
@@ -358,12 +330,6 @@ pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn user_name_of_root_and_of_a_bare_uid() {
-        assert_eq!(user_name(0).as_deref(), Some("root"));
-        assert_eq!(user_name(4_000_000_000), None);
-    }
 
     #[test]
     fn socket_inode_from_link() {
