@@ -33,7 +33,6 @@ use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crate::cli::Command;
 use crate::exit_code::ExitCode;
 
 /// Reading the configuration file takes microseconds; this leaves room for a slow disk
@@ -89,32 +88,6 @@ pub fn arm(bound: Duration, code: ExitCode, doing: &str) {
 pub fn relabel(code: ExitCode, doing: &str) {
     let bound = BOUND_SECS.load(Ordering::SeqCst);
     set_stakes(code, &line(bound, code, doing));
-}
-
-/// What a stopped run exits with, and the words of its line, for each subcommand once
-/// the configuration is loaded. Only `check` acts, and it says 3 only once it does
-/// ([`relabel`]); until then a stopped run has acted on nothing: 4, "unhealthy but not
-/// acted on", as `check --dry-run` would exit. `status` is that dry run. `fds` says 4
-/// as it does when it cannot take the census: the server's FDs could not be read.
-/// `config` only prints what it loaded (2, its failures are configuration errors);
-/// `schedule` reports a failed install with 3 itself, and so does the failsafe.
-pub fn stakes(command: &Command) -> (ExitCode, &'static str) {
-    match command {
-        Command::Check => (
-            ExitCode::NotActed,
-            "checking the server, before acting on it (nothing was signalled)",
-        ),
-        Command::Status => (
-            ExitCode::NotActed,
-            "reading the server's status (nothing was signalled)",
-        ),
-        Command::Fds { .. } => (
-            ExitCode::NotActed,
-            "taking the server's FD census (nothing was signalled)",
-        ),
-        Command::Config { .. } => (ExitCode::Usage, "printing the configuration"),
-        Command::Schedule { .. } => (ExitCode::RestartFailed, "installing the schedule"),
-    }
 }
 
 fn line(bound_secs: u64, code: ExitCode, doing: &str) -> String {
@@ -204,19 +177,6 @@ fn arm_alarm(bound: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_check_may_say_restart_failed_and_only_once_it_acts() {
-        let commands = [
-            (Command::Check, ExitCode::NotActed),
-            (Command::Status, ExitCode::NotActed),
-            (Command::Fds { top: 20 }, ExitCode::NotActed),
-            (Command::Config { check: true }, ExitCode::Usage),
-        ];
-        for (command, code) in commands {
-            assert_eq!(stakes(&command).0, code, "{command:?}");
-        }
-    }
 
     #[test]
     fn the_line_names_the_bound_the_work_and_the_code() {

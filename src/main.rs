@@ -32,7 +32,7 @@ fn run(cli: Cli) -> ExitCode {
         }
     };
     let command = cli.command.as_ref().unwrap_or(&Command::Check);
-    let (code, doing) = failsafe::stakes(command);
+    let (code, doing) = command.stakes();
     failsafe::arm(
         watchdog::deadline::run_bound(&cfg).saturating_add(failsafe::GRACE),
         code,

@@ -1,4 +1,4 @@
-//! Signals, each sent only to the process identified (SPEC §8): PIDs are reused, so a
+//! Signals, each sent only to the process identified (docs/SECURITY.md, "Signals"): PIDs are reused, so a
 //! PID alone is never enough to signal. On Linux the signal goes through a pidfd
 //! opened before the identity check, which closes the window between check and send;
 //! on macOS the identity is re-checked right before `kill`.
