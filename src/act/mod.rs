@@ -241,7 +241,7 @@ fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
     loop {
         if let Ok(PortOwner::Held(pids)) = os::port_owner(port, &[])
             && pids.iter().all(|&pid| {
-                descends_from(pid, old.ppid)
+                os::descends_from(pid, old.ppid)
                     || (old.uid.is_some()
                         && os::process_info(pid).ok().and_then(|p| p.uid) == old.uid)
             })
@@ -258,27 +258,6 @@ fn respawned_by_parent(old: &ProcessInfo, ctx: &Context) -> Option<String> {
         }
         sleep(POLL.min(deadline.remaining()));
     }
-}
-
-/// Whether `pid` is `ancestor` or one of its descendants; a process that cannot be
-/// read on the way up does not count.
-fn descends_from(pid: u32, ancestor: u32) -> bool {
-    /// Bounds the walk up the process tree.
-    const MAX_DEPTH: usize = 256;
-    let mut current = pid;
-    for _ in 0..MAX_DEPTH {
-        if current == ancestor {
-            return true;
-        }
-        if current <= 1 {
-            return false;
-        }
-        match os::parent_pid(current) {
-            Ok(parent) => current = parent,
-            Err(_) => return false,
-        }
-    }
-    false
 }
 
 /// No server is running: start one with `start_command`, where observation found a

@@ -240,9 +240,6 @@ pub struct Discovery {
 /// pidfile at once must not look younger than the file.
 const START_TIME_SLACK: Duration = Duration::from_secs(2);
 
-/// Bounds every walk up the process tree.
-const MAX_TREE_DEPTH: usize = 256;
-
 /// Command lines in findings are cut to this many characters: enough to recognise.
 const SHOWN_COMMAND_CHARS: usize = 120;
 
@@ -743,11 +740,11 @@ fn ancestry(first_parent: u32) -> impl Iterator<Item = u32> {
         }
     })
     .take_while(|&pid| pid != 0)
-    .take(MAX_TREE_DEPTH)
+    .take(os::MAX_TREE_DEPTH)
 }
 
 fn is_descendant(info: &ProcessInfo, ancestor: u32) -> bool {
-    ancestry(info.ppid).any(|pid| pid == ancestor)
+    os::descends_from(info.ppid, ancestor)
 }
 
 fn shown(info: &ProcessInfo) -> String {

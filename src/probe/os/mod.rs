@@ -307,6 +307,45 @@ pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
     platform::parent_pid(pid)
 }
 
+/// Bounds every walk up a process tree: real trees are a few dozen deep at most.
+pub const MAX_TREE_DEPTH: usize = 256;
+
+/// Whether `pid` is `ancestor` or one of its descendants. A process that cannot be read
+/// on the way up ends the walk with no: only the kernel's parent links count.
+pub fn descends_from(pid: u32, ancestor: u32) -> bool {
+    let mut current = pid;
+    for _ in 0..MAX_TREE_DEPTH {
+        if current == ancestor {
+            return true;
+        }
+        if current <= 1 {
+            return false;
+        }
+        match parent_pid(current) {
+            Ok(parent) => current = parent,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// The nearest of `from` and its ancestors (below PID 1) for which `is` holds, read
+/// whole; `None` when none does or one on the way cannot be read.
+pub fn nearest_ancestor(from: u32, is: impl Fn(&ProcessInfo) -> bool) -> Option<ProcessInfo> {
+    let mut pid = from;
+    for _ in 0..MAX_TREE_DEPTH {
+        if pid <= 1 {
+            return None;
+        }
+        let info = process_info(pid).ok()?;
+        if is(&info) {
+            return Some(info);
+        }
+        pid = info.ppid;
+    }
+    None
+}
+
 pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
     platform::list_fds(pid)
 }

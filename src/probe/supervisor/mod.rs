@@ -30,8 +30,6 @@ use crate::probe::os::{self, ProcessInfo};
 /// A status query is one short read-only command; it gets at most this long, so that
 /// a wedged supervisor costs little of the run's bound.
 pub const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
-/// How far up the process tree to look for `runsv` or `supervisord`.
-const MAX_ANCESTORS: usize = 32;
 /// How long a run waits for a job its supervisor reports starting, at most, before it
 /// reports "starting" and leaves it be. supervisord's STARTING lasts `startsecs` (1 s
 /// by default) and BACKOFF pauses 1 s, 2 s, ... between tries; systemd's
@@ -425,33 +423,15 @@ pub fn gather(target: &ProcessInfo) -> Clues {
     }
 }
 
-fn supervisord_ancestor(mut pid: u32) -> Option<u32> {
-    for _ in 0..MAX_ANCESTORS {
-        if pid <= 1 {
-            return None;
-        }
-        let info = os::process_info(pid).ok()?;
-        if supervisord::is_supervisord(&info.argv) {
-            return Some(pid);
-        }
-        pid = info.ppid;
-    }
-    None
+fn supervisord_ancestor(from: u32) -> Option<u32> {
+    os::nearest_ancestor(from, |info| supervisord::is_supervisord(&info.argv)).map(|i| i.pid())
 }
 
-fn runsv_ancestor(mut pid: u32) -> Option<PathBuf> {
-    for _ in 0..MAX_ANCESTORS {
-        if pid <= 1 {
-            return None;
-        }
-        let info = os::process_info(pid).ok()?;
-        let program = info.argv.first().map(|a| a.rsplit('/').next().unwrap_or(a));
-        if program == Some("runsv") {
-            return info.cwd;
-        }
-        pid = info.ppid;
-    }
-    None
+fn runsv_ancestor(from: u32) -> Option<PathBuf> {
+    let is_runsv = |info: &ProcessInfo| {
+        info.argv.first().map(|a| a.rsplit('/').next().unwrap_or(a)) == Some("runsv")
+    };
+    os::nearest_ancestor(from, is_runsv).and_then(|info| info.cwd)
 }
 
 /// The nearest supervisor, in the order of SPEC §5: launchd, supervisord, runit, and
@@ -922,24 +902,9 @@ fn orphan_of(job: &JobStatus, target: &ProcessInfo) -> Option<Orphan> {
     }
 }
 
+/// The target's own reading gives its parent (no second read of it).
 fn is_self_or_ancestor(pid: u32, target: &ProcessInfo) -> bool {
-    if pid == target.pid() {
-        return true;
-    }
-    let mut current = target.ppid;
-    for _ in 0..MAX_ANCESTORS {
-        if current == pid {
-            return true;
-        }
-        if current <= 1 {
-            return false;
-        }
-        match os::parent_pid(current) {
-            Ok(parent) => current = parent,
-            Err(_) => return false,
-        }
-    }
-    false
+    pid == target.pid() || os::descends_from(target.ppid, pid)
 }
 
 #[cfg(test)]
