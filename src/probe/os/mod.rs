@@ -36,6 +36,14 @@ pub enum OsError {
     },
     #[error("cannot parse {what}: {detail}")]
     Parse { what: String, detail: String },
+    /// The kernel shows the process's arguments but withholds its environment (macOS,
+    /// for code-signing-restricted programs; root does not help). Unknown, never empty:
+    /// a supervisor may be hiding behind it, and a replay would start the server bare.
+    #[error(
+        "the kernel withholds the environment of PID {pid} (macOS does so for restricted \
+         programs, whoever asks), so it is unknown, not empty"
+    )]
+    EnvironmentHidden { pid: u32 },
 }
 
 /// What identifies one process across time: PIDs are reused, start times are not.
