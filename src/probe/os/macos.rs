@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::darwin_fd::{self, InetEndpoints, SocketSummary};
-use super::procargs::{self, ProcArgs};
+use super::procargs::{self, Environment, ProcArgs};
 use super::{FdEntry, FdLimit, Identity, OsError, PortOwner, ProcState, ProcessInfo};
 
 // ---------------------------------------------------------------------------------
@@ -426,8 +426,22 @@ fn cwd(pid: u32) -> Option<PathBuf> {
     (!bytes.is_empty()).then(|| PathBuf::from(OsString::from_vec(bytes)))
 }
 
+/// The environment the process received at exec. For a code-signing-restricted
+/// process (Apple's hardened system binaries such as `/bin/sleep`, psutil issue #2084;
+/// which ones varies by release) read by another process, the kernel gives argv only
+/// (xnu bsd/kern/kern_sysctl.c, `sysctl_procargsx`, `omit_env_vars`), whoever asks,
+/// root included: that is `EnvironmentHidden`, never an empty environment.
 pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
-    Ok(proc_args(pid)?.env_pairs())
+    match proc_args(pid)?.env {
+        Environment::Read(env) => Ok(procargs::env_pairs(&env)),
+        Environment::Omitted => Err(OsError::EnvironmentHidden { pid }),
+        Environment::Undelimited => Err(OsError::Parse {
+            what: format!("environment of PID {pid}"),
+            detail: "the kernel's strings that end it are missing (the process rewrote its \
+                     argument area), so where it ends is unknown"
+                .to_owned(),
+        }),
+    }
 }
 
 /// Socket FDs are already described in their targets (see `darwin_fd`).
@@ -531,6 +545,20 @@ fn proc_args(pid: u32) -> Result<ProcArgs, OsError> {
             });
         }
         return Err(os_error(pid, what, e));
+    }
+    // A strings area larger than the buffer is not cut at its end but copied from its
+    // END (`sysctl_procargsx`: `data = copy_end - buflen`), and argc is put before it:
+    // a full buffer may start in the middle of argv. Only a strings area of exactly the
+    // buffer's size fills it too; both are refused.
+    if len >= buf.len() {
+        return Err(OsError::Parse {
+            what: format!("{what} of PID {pid}"),
+            detail: format!(
+                "they fill the whole {}-byte buffer (kern.argmax), so the kernel may have \
+                 given only their end",
+                buf.len()
+            ),
+        });
     }
     let written = buf.get(..len).ok_or_else(|| OsError::Parse {
         what: format!("{what} of PID {pid}"),
