@@ -21,7 +21,7 @@ use std::ptr;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::darwin_fd::{self, InetEndpoints, SocketSummary};
+use super::darwin_fd::{self, FdInfoFailure, InetEndpoints, SocketSummary};
 use super::procargs::{self, Environment, ProcArgs};
 use super::{FdEntry, FdLimit, Identity, OsError, PortOwner, ProcState, ProcessInfo};
 
@@ -634,20 +634,9 @@ fn fd_table(pid: u32) -> Result<Vec<libc::proc_fdinfo>, OsError> {
     }
 }
 
-/// Why `proc_pidfdinfo` gave nothing.
-enum FdInfoError {
-    /// EBADF: the FD was closed (or replaced by another type) since the table was read.
-    Closed,
-    /// ESRCH: the process is gone.
-    Gone,
-    /// EPERM/EACCES.
-    Denied,
-    /// Anything else, or a reply of the wrong size: the FD exists but its details are
-    /// unknown.
-    Unknown,
-}
-
-fn fd_info<T: KernelPlain>(cpid: c_int, fd: i32, flavor: c_int) -> Result<T, FdInfoError> {
+/// One FD's details; why not, classified by `darwin_fd::fdinfo_failure` (with the
+/// reasons read in xnu).
+fn fd_info<T: KernelPlain>(cpid: c_int, fd: i32, flavor: c_int) -> Result<T, FdInfoFailure> {
     let mut out = zeroed::<T>();
     let size = c_size::<T>();
     set_errno(0);
@@ -659,14 +648,9 @@ fn fd_info<T: KernelPlain>(cpid: c_int, fd: i32, flavor: c_int) -> Result<T, FdI
         return Ok(out);
     }
     if ret > 0 {
-        return Err(FdInfoError::Unknown);
+        return Err(FdInfoFailure::Unknown);
     }
-    Err(match errno() {
-        libc::EBADF => FdInfoError::Closed,
-        libc::ESRCH => FdInfoError::Gone,
-        libc::EPERM | libc::EACCES => FdInfoError::Denied,
-        _ => FdInfoError::Unknown,
-    })
+    Err(darwin_fd::fdinfo_failure(errno()))
 }
 
 fn vnode_name(v: &vnode_fdinfowithpath) -> String {
@@ -725,7 +709,8 @@ fn socket_summary(si: &socket_info) -> SocketSummary {
     summary
 }
 
-/// The name of one FD, or `None` if it was closed since the table was read.
+/// The name of one FD, or `None` if it was closed (or its number reused for a file of
+/// another type) since the table was read.
 fn describe(pid: u32, cpid: c_int, entry: &libc::proc_fdinfo) -> Result<Option<String>, OsError> {
     let fd = entry.proc_fd;
     let fdtype = entry.proc_fdtype;
@@ -742,14 +727,14 @@ fn describe(pid: u32, cpid: c_int, entry: &libc::proc_fdinfo) -> Result<Option<S
     };
     match named {
         Ok(name) => Ok(Some(name)),
-        Err(FdInfoError::Closed) => Ok(None),
-        Err(FdInfoError::Gone) => Err(OsError::NoSuchProcess(pid)),
-        Err(FdInfoError::Denied) => Err(OsError::PermissionDenied {
+        Err(FdInfoFailure::Closed | FdInfoFailure::Replaced) => Ok(None),
+        Err(FdInfoFailure::ProcessGone) => Err(OsError::NoSuchProcess(pid)),
+        Err(FdInfoFailure::Denied) => Err(OsError::PermissionDenied {
             pid,
             what: "open files",
         }),
         // Still an open FD of a known type: count it under that type.
-        Err(FdInfoError::Unknown) => Ok(Some(darwin_fd::generic_target(fdtype))),
+        Err(FdInfoFailure::Unknown) => Ok(Some(darwin_fd::generic_target(fdtype))),
     }
 }
 
@@ -849,15 +834,17 @@ fn listens_on(pid: u32, port: u16) -> Result<Listen, OsError> {
                     return Ok(Listen::Yes);
                 }
             }
-            Err(FdInfoError::Closed) => {}
-            Err(FdInfoError::Gone) => return Err(OsError::NoSuchProcess(pid)),
-            Err(FdInfoError::Denied) => {
+            // Closed, or its number now names a file that is not a socket: whatever it
+            // was, it listens no more.
+            Err(FdInfoFailure::Closed | FdInfoFailure::Replaced) => {}
+            Err(FdInfoFailure::ProcessGone) => return Err(OsError::NoSuchProcess(pid)),
+            Err(FdInfoFailure::Denied) => {
                 return Err(OsError::PermissionDenied {
                     pid,
                     what: "open files",
                 });
             }
-            Err(FdInfoError::Unknown) => unknown = true,
+            Err(FdInfoFailure::Unknown) => unknown = true,
         }
     }
     Ok(if unknown { Listen::Unknown } else { Listen::No })
