@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::darwin_fd::{self, FdInfoFailure, InetEndpoints, SocketSummary};
+use super::kinfo::{self, KinfoProc};
 use super::procargs::{self, Environment, ProcArgs};
 use super::{FdEntry, FdLimit, Identity, OsError, PortOwner, ProcState, ProcessInfo};
 
@@ -213,6 +214,14 @@ const _: () = {
     assert!(size_of::<libc::proc_fdinfo>() == 8);
     assert!(size_of::<libc::proc_bsdinfo>() == 136);
     assert!(offset_of!(libc::proc_bsdinfo, pbi_start_tvsec) == 120);
+    // `struct proc_bsdshortinfo`: 4 u32, char[16], 8 u32.
+    assert!(size_of::<libc::proc_bsdshortinfo>() == 64);
+    assert!(offset_of!(libc::proc_bsdshortinfo, pbsi_ppid) == 4);
+    assert!(offset_of!(libc::proc_bsdshortinfo, pbsi_status) == 12);
+    assert!(offset_of!(libc::proc_bsdshortinfo, pbsi_uid) == 36);
+    assert!(offset_of!(libc::proc_bsdshortinfo, pbsi_gid) == 40);
+    assert!(libc::PROC_PIDT_SHORTBSDINFO == 13);
+    assert!(kinfo::SZOMB as u32 == libc::SZOMB);
     assert!(size_of::<libc::proc_taskinfo>() == 96);
     assert!(offset_of!(libc::proc_taskinfo, pti_resident_size) == 8);
     assert!(size_of::<libc::vinfo_stat>() == 136);
@@ -269,6 +278,8 @@ unsafe trait KernelPlain: Sized {}
 unsafe impl KernelPlain for libc::proc_fdinfo {}
 // SAFETY: as above.
 unsafe impl KernelPlain for libc::proc_bsdinfo {}
+// SAFETY: as above (u32s and a char array).
+unsafe impl KernelPlain for libc::proc_bsdshortinfo {}
 // SAFETY: as above.
 unsafe impl KernelPlain for libc::proc_taskinfo {}
 // SAFETY: as above (vnode_info_path twice: vinfo_stat, ints, fsid_t, a char array).
@@ -349,33 +360,115 @@ fn pid_info<T: KernelPlain>(pid: u32, flavor: c_int, what: &'static str) -> Resu
     Ok(out)
 }
 
-fn bsd_info(pid: u32) -> Result<libc::proc_bsdinfo, OsError> {
-    let info = pid_info::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO, "process info")?;
-    if info.pbi_pid != pid {
+/// `PROC_PIDT_SHORTBSDINFO`: parent, uid, gid and status of any process, whoever owns
+/// it (xnu bsd/kern/proc_info.c, `proc_pidinfo_internal`: this flavour is
+/// `NO_CHECK_SAME_USER`, while `PROC_PIDTBSDINFO` fails with EPERM for another user's
+/// process unless the caller is root, so a watchdog that is not root could not walk up
+/// past `login`, `sudo` or `sshd`). The fields are those `PROC_PIDTBSDINFO` gives:
+/// `p_ppid`, and `p_uid`/`p_gid`, which `proc_update_creds_onproc` keeps equal to the
+/// credential's effective uid and gid. It has no start time: see `kinfo`. A zombie is
+/// ESRCH, as no "find zombies" argument is passed.
+fn short_info(pid: u32) -> Result<libc::proc_bsdshortinfo, OsError> {
+    let info =
+        pid_info::<libc::proc_bsdshortinfo>(pid, libc::PROC_PIDT_SHORTBSDINFO, "process info")?;
+    if info.pbsi_pid != pid {
         return Err(OsError::Parse {
             what: format!("process info of PID {pid}"),
-            detail: format!("the kernel answered for PID {}", info.pbi_pid),
+            detail: format!("the kernel answered for PID {}", info.pbsi_pid),
         });
     }
     Ok(info)
 }
 
-fn identity_of(pid: u32, info: &libc::proc_bsdinfo) -> Identity {
+/// `KERN_PROC_PID`: the process's `kinfo_proc`, readable for any process, zombies
+/// included (xnu bsd/kern/kern_sysctl.c, `sysctl_prochandle`, which checks no uid);
+/// parsed by `kinfo::parse`. Gives the start time `proc_bsdshortinfo` lacks.
+fn kinfo(pid: u32) -> Result<KinfoProc, OsError> {
+    let what = "process info";
+    let cpid = c_pid(pid)?;
+    let mut buf = [0u8; kinfo::KINFO_PROC_SIZE];
+    let mut len: libc::size_t = buf.len();
+    let mut mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, cpid];
+    // SAFETY: `mib` holds the 4 names passed; `buf` is writable for `len` bytes, the
+    // kernel writes at most `len` bytes and stores the count written in `len`; no new
+    // value is set.
+    let ret = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            4,
+            buf.as_mut_ptr().cast::<c_void>(),
+            &mut len,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if ret != 0 {
+        return Err(os_error(pid, what, errno()));
+    }
+    // No process with that PID: the sysctl succeeds and writes nothing.
+    if len == 0 {
+        return Err(OsError::NoSuchProcess(pid));
+    }
+    let written = buf.get(..len).unwrap_or(&buf);
+    let info = kinfo::parse(written).map_err(|e| OsError::Parse {
+        what: format!("{what} of PID {pid}"),
+        detail: e.to_string(),
+    })?;
+    if info.pid != pid {
+        return Err(OsError::Parse {
+            what: format!("{what} of PID {pid}"),
+            detail: format!(
+                "kinfo_proc names PID {} (laid out differently on this macOS?)",
+                info.pid
+            ),
+        });
+    }
+    Ok(info)
+}
+
+fn identity_of(info: &KinfoProc) -> Identity {
     Identity {
-        pid,
-        start_key: info
-            .pbi_start_tvsec
-            .saturating_mul(1_000_000)
-            .saturating_add(info.pbi_start_tvusec),
+        pid: info.pid,
+        start_key: info.start_key(),
     }
 }
 
-fn start_time(info: &libc::proc_bsdinfo) -> SystemTime {
-    // `min` keeps the nanoseconds below one second, so `Duration::new` cannot carry.
-    let nanos = (info.pbi_start_tvusec.min(999_999) * 1_000) as u32;
+fn start_time(info: &KinfoProc) -> SystemTime {
+    // `parse` keeps the microseconds below one second, so `Duration::new` cannot carry.
+    let nanos = u32::try_from(info.start_usec.min(999_999) * 1_000).unwrap_or(0);
     UNIX_EPOCH
-        .checked_add(Duration::new(info.pbi_start_tvsec, nanos))
+        .checked_add(Duration::new(info.start_sec, nanos))
         .unwrap_or(UNIX_EPOCH)
+}
+
+/// The short info and the kinfo_proc of one and the same process: read twice, they
+/// must agree on what both hold (a PID reused, a parent that exited or a setuid
+/// between the two calls, or a `kinfo_proc` laid out otherwise, would not). One retry,
+/// then an error.
+fn short_and_kinfo(pid: u32) -> Result<(libc::proc_bsdshortinfo, KinfoProc), OsError> {
+    let mut last = None;
+    for _ in 0..2 {
+        let short = short_info(pid)?;
+        let long = kinfo(pid)?;
+        let agree = long.ppid == short.pbsi_ppid
+            && long.uid == short.pbsi_uid
+            && long.gid == short.pbsi_gid;
+        if agree {
+            return Ok((short, long));
+        }
+        last = Some((short, long));
+    }
+    let detail = match last {
+        Some((short, long)) => format!(
+            "proc_pidinfo says ppid {} uid {} gid {}, kinfo_proc says ppid {} uid {} gid {}",
+            short.pbsi_ppid, short.pbsi_uid, short.pbsi_gid, long.ppid, long.uid, long.gid
+        ),
+        None => String::new(),
+    };
+    Err(OsError::Parse {
+        what: format!("process info of PID {pid}"),
+        detail: format!("it changed while read, twice ({detail})"),
+    })
 }
 
 fn state_of(status: u32) -> ProcState {
@@ -395,8 +488,15 @@ fn c_chars(buf: &[c_char]) -> Vec<u8> {
         .collect()
 }
 
+/// Parent, credentials and state come from `PROC_PIDT_SHORTBSDINFO` and the start
+/// time from `KERN_PROC_PID`, both readable for another user's process; argv needs the
+/// same uid or root (`sysctl_procargsx`), so another user's process still fails here
+/// as a whole, with `PermissionDenied`, when the watchdog is not root: callers take
+/// argv as the truth (command match, replay, orphan checks), and an empty or made-up
+/// one would be wrong there. `parent_pid` and `identity` give what a tree walk needs
+/// without argv.
 pub fn process_info(pid: u32) -> Result<ProcessInfo, OsError> {
-    let bsd = bsd_info(pid)?;
+    let (short, long) = short_and_kinfo(pid)?;
     let args = proc_args(pid)?;
     let argv = if args.argv.is_empty() && !args.exec_path.is_empty() {
         vec![args.exec_path]
@@ -404,17 +504,17 @@ pub fn process_info(pid: u32) -> Result<ProcessInfo, OsError> {
         args.argv
     };
     Ok(ProcessInfo {
-        identity: identity_of(pid, &bsd),
-        ppid: bsd.pbi_ppid,
-        uid: Some(bsd.pbi_uid),
-        gid: Some(bsd.pbi_gid),
-        start_time: start_time(&bsd),
+        identity: identity_of(&long),
+        ppid: short.pbsi_ppid,
+        uid: Some(short.pbsi_uid),
+        gid: Some(short.pbsi_gid),
+        start_time: start_time(&long),
         argv,
         cwd: cwd(pid),
         rss_bytes: pid_info::<libc::proc_taskinfo>(pid, libc::PROC_PIDTASKINFO, "task info")
             .ok()
             .map(|t| t.pti_resident_size),
-        state: state_of(bsd.pbi_status),
+        state: state_of(short.pbsi_status),
     })
 }
 
@@ -460,15 +560,18 @@ pub fn cgroup(_pid: u32) -> Result<Option<String>, OsError> {
     Ok(None)
 }
 
+/// Any process's parent, whoever owns it (see `short_info`).
 pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
-    bsd_info(pid).map(|bsd| bsd.pbi_ppid)
+    short_info(pid).map(|info| info.pbsi_ppid)
 }
 
+/// Any process's identity, whoever owns it, from one `kinfo_proc` (see `kinfo`): the
+/// start key is the one `PROC_PIDTBSDINFO` gave before (`kinfo::start_key`), so
+/// identities read either way compare equal.
 pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
-    // Without the "find zombies" argument the kernel answers ESRCH for a zombie.
-    match bsd_info(pid) {
-        Ok(info) if info.pbi_status == libc::SZOMB => Ok(None),
-        Ok(info) => Ok(Some(identity_of(pid, &info))),
+    match kinfo(pid) {
+        Ok(info) if info.stat == kinfo::SZOMB => Ok(None),
+        Ok(info) => Ok(Some(identity_of(&info))),
         Err(OsError::NoSuchProcess(_)) => Ok(None),
         Err(e) => Err(e),
     }
@@ -912,81 +1015,20 @@ pub fn port_owner(port: u16, candidates: &[u32]) -> Result<PortOwner, OsError> {
 // ---------------------------------------------------------------------------------
 // Credentials and signals.
 
-/// `struct kinfo_proc` (sys/sysctl.h) on LP64 is 648 bytes: `struct extern_proc`
-/// (296) then `struct eproc`. The offsets below are those of xnu's headers, which
-/// `libc` does not declare: `kp_proc.p_pid` at 40; `kp_eproc.e_ucred` (a `struct
-/// _ucred`: `cr_ref`, `cr_uid`, `short cr_ngroups`, `gid_t cr_groups[16]`) at 296 +
-/// 120 (after `e_paddr`, `e_sess` and the 104-byte `struct _pcred`). The reading is
-/// checked against what `proc_pidinfo` says (the PID and the uid), so a different
-/// layout is an error, never wrong groups.
-const KINFO_PROC_SIZE: usize = 648;
-const P_PID_AT: usize = 40;
-const CR_UID_AT: usize = 296 + 120 + 4;
-const CR_NGROUPS_AT: usize = CR_UID_AT + 4;
-const CR_GROUPS_AT: usize = CR_NGROUPS_AT + 4;
-const NGROUPS: usize = 16;
-
-fn u32_at(buf: &[u8], at: usize) -> u32 {
-    let mut bytes = [0u8; 4];
-    bytes.copy_from_slice(&buf[at..at + 4]);
-    u32::from_ne_bytes(bytes)
-}
-
 /// The supplementary groups from `KERN_PROC_PID` (xnu's `fill_user64_eproc` copies
 /// the credential's first 16 groups into `e_ucred`; `proc_pidinfo` gives only the
 /// effective group). A process with more than 16 groups cannot be read in full, so it
 /// is an error: the replacement would silently lose the rest.
 pub fn groups(pid: u32) -> Result<Vec<u32>, OsError> {
-    let what = "credentials";
-    let cpid = c_pid(pid)?;
-    let mut buf = [0u8; KINFO_PROC_SIZE];
-    let mut len: libc::size_t = buf.len();
-    let mut mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, cpid];
-    // SAFETY: `mib` holds the 4 names passed; `buf` is writable for `len` bytes, the
-    // kernel writes at most `len` bytes and stores the count written in `len`; no new
-    // value is set.
-    let ret = unsafe {
-        libc::sysctl(
-            mib.as_mut_ptr(),
-            4,
-            buf.as_mut_ptr().cast::<c_void>(),
-            &mut len,
-            ptr::null_mut(),
-            0,
-        )
-    };
-    if ret != 0 {
-        return Err(os_error(pid, what, errno()));
-    }
-    if len == 0 {
-        return Err(OsError::NoSuchProcess(pid));
-    }
-    if len != KINFO_PROC_SIZE {
-        return Err(layout_error(
-            pid,
-            what,
-            len as c_int,
-            KINFO_PROC_SIZE as c_int,
-        ));
-    }
-    let bsd = bsd_info(pid)?;
-    if u32_at(&buf, P_PID_AT) != pid || u32_at(&buf, CR_UID_AT) != bsd.pbi_uid {
-        return Err(OsError::Parse {
-            what: format!("{what} of PID {pid}"),
-            detail: "kinfo_proc is laid out differently on this macOS".into(),
-        });
-    }
-    let count = i16::from_ne_bytes([buf[CR_NGROUPS_AT], buf[CR_NGROUPS_AT + 1]]);
-    let count = usize::try_from(count).unwrap_or(0);
-    if count > NGROUPS {
-        return Err(OsError::Parse {
-            what: format!("{what} of PID {pid}"),
-            detail: format!("{count} supplementary groups; the kernel reports only {NGROUPS}"),
-        });
-    }
-    Ok((0..count)
-        .map(|i| u32_at(&buf, CR_GROUPS_AT + 4 * i))
-        .collect())
+    let (_, info) = short_and_kinfo(pid)?;
+    info.groups.ok_or_else(|| OsError::Parse {
+        what: format!("credentials of PID {pid}"),
+        detail: format!(
+            "more than {} supplementary groups; the kernel reports only {}",
+            kinfo::NGROUPS,
+            kinfo::NGROUPS
+        ),
+    })
 }
 
 /// No pidfd on macOS: the identity re-checked right before `kill(2)`.
