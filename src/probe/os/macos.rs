@@ -1035,3 +1035,275 @@ pub fn groups(pid: u32) -> Result<Vec<u32>, OsError> {
 pub fn signal_if_same(who: Identity, signal: i32) -> Result<super::Delivery, super::SignalFault> {
     super::kill_after_recheck(who, signal)
 }
+
+// These run on a Mac only (the hosting service's macOS runners, as a user that is not
+// root, with passwordless sudo); there is no Mac where this code is written.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::os::{self, OsError};
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::thread::sleep;
+
+    /// Kills and reaps a child, even when the test fails.
+    struct Reaped(Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Sets `HELPER` for `child_that_sleeps`.
+    const HELPER: &str = "WATCHDOG_MACOS_TEST_HELPER";
+    const MARK: (&str, &str) = ("WATCHDOG_ENV_MARK", "a mark = with spaces");
+
+    fn bsd_info(pid: u32) -> libc::proc_bsdinfo {
+        pid_info::<libc::proc_bsdinfo>(pid, libc::PROC_PIDTBSDINFO, "process info").unwrap()
+    }
+
+    fn spawn_marked(program: &Path, args: &[&str]) -> Reaped {
+        let child = Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env(MARK.0, MARK.1)
+            .env(HELPER, "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        Reaped(child)
+    }
+
+    /// The child's environment once it has exec'd (until then it may still be a copy
+    /// of this process, whose environment has no mark): read, or withheld.
+    fn environ_after_exec(pid: u32) -> Result<Vec<(String, String)>, OsError> {
+        let mut last = process_environ(pid);
+        for _ in 0..200 {
+            match &last {
+                Ok(env) if env.iter().any(|(k, _)| k == MARK.0) => break,
+                Err(OsError::EnvironmentHidden { .. }) => break,
+                _ => {}
+            }
+            sleep(Duration::from_millis(50));
+            last = process_environ(pid);
+        }
+        last
+    }
+
+    fn marked_env() -> Vec<(String, String)> {
+        let mut env = vec![
+            (HELPER.to_owned(), "1".to_owned()),
+            ("PATH".to_owned(), "/usr/bin:/bin".to_owned()),
+            (MARK.0.to_owned(), MARK.1.to_owned()),
+        ];
+        env.sort();
+        env
+    }
+
+    /// Keys only the kernel's apple strings have (`exec_add_apple_strings`).
+    const APPLE_KEYS: [&str; 9] = [
+        "pfz",
+        "stack_guard",
+        "malloc_entropy",
+        "ptr_munge",
+        "main_stack",
+        "executable_file",
+        "executable_cdhash",
+        "executable_boothash",
+        "th_port",
+    ];
+
+    fn assert_no_apple_strings(env: &[(String, String)]) {
+        for (key, value) in env {
+            assert!(
+                !APPLE_KEYS.contains(&key.as_str()),
+                "apple string read as a variable: {key}={value}"
+            );
+        }
+    }
+
+    /// Not a test: the process `an_unrestricted_childs_environment` starts (this test
+    /// binary, which the linker signs ad hoc and the kernel does not restrict). It
+    /// does nothing unless that test set `HELPER`.
+    #[test]
+    #[ignore = "a child process of an_unrestricted_childs_environment, not a test"]
+    fn child_that_sleeps() {
+        if std::env::var_os(HELPER).is_some() {
+            sleep(Duration::from_secs(30));
+        }
+    }
+
+    /// Items 2 and 6 of issue 10, on the process's own environment (the kernel never
+    /// withholds it from the process itself).
+    #[test]
+    fn own_environment() {
+        let env = process_environ(std::process::id()).unwrap();
+        assert_no_apple_strings(&env);
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert!(
+            env.contains(&("PATH".to_owned(), path)),
+            "PATH missing or different in {env:?}"
+        );
+    }
+
+    #[test]
+    fn an_unrestricted_childs_environment() {
+        let exe = std::env::current_exe().unwrap();
+        let child = spawn_marked(
+            &exe,
+            &[
+                "--exact",
+                "probe::os::macos::tests::child_that_sleeps",
+                "--ignored",
+                "--test-threads=1",
+            ],
+        );
+        let mut env = environ_after_exec(child.0.id()).unwrap();
+        env.sort();
+        assert_eq!(env, marked_env());
+    }
+
+    /// A shell's environment is read, or withheld (if this release restricts
+    /// `/bin/sh`), never empty.
+    #[test]
+    fn a_shells_environment() {
+        let child = spawn_marked(Path::new("/bin/sh"), &["-c", "sleep 30; exit 0"]);
+        match environ_after_exec(child.0.id()) {
+            Ok(mut env) => {
+                env.sort();
+                assert_eq!(env, marked_env());
+            }
+            Err(OsError::EnvironmentHidden { pid }) => assert_eq!(pid, child.0.id()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// `/bin/sleep` is code-signing restricted on current releases (psutil issue
+    /// #2084): its environment is withheld, and said so; before, it read as empty.
+    #[test]
+    fn a_restricted_programs_environment_is_hidden_not_empty() {
+        let child = spawn_marked(Path::new("/bin/sleep"), &["30"]);
+        let pid = child.0.id();
+        match environ_after_exec(pid) {
+            Ok(mut env) => {
+                env.sort();
+                assert_eq!(env, marked_env(), "never an empty or partial environment");
+            }
+            Err(OsError::EnvironmentHidden { pid: hidden }) => assert_eq!(hidden, pid),
+            Err(e) => panic!("{e}"),
+        }
+        // argv is read either way.
+        let info = process_info(pid).unwrap();
+        assert_eq!(info.argv, ["/bin/sleep", "30"]);
+    }
+
+    /// The start key from `kinfo_proc` is the one `PROC_PIDTBSDINFO` gives, and the
+    /// short info agrees with it.
+    #[test]
+    fn start_keys_and_parents_agree_with_bsdinfo() {
+        let child = spawn_marked(Path::new("/bin/sleep"), &["30"]);
+        for pid in [std::process::id(), child.0.id()] {
+            let bsd = bsd_info(pid);
+            let id = identity(pid).unwrap().unwrap();
+            assert_eq!(
+                id.start_key,
+                kinfo::start_key(bsd.pbi_start_tvsec, bsd.pbi_start_tvusec),
+                "PID {pid}"
+            );
+            assert_eq!(parent_pid(pid).unwrap(), bsd.pbi_ppid);
+            let info = process_info(pid).unwrap();
+            assert_eq!(info.identity, id);
+            assert_eq!(
+                (info.ppid, info.uid, info.gid),
+                (bsd.pbi_ppid, Some(bsd.pbi_uid), Some(bsd.pbi_gid))
+            );
+            assert_eq!(groups(pid).unwrap().first(), Some(&bsd.pbi_gid));
+        }
+        assert_eq!(parent_pid(child.0.id()).unwrap(), std::process::id());
+    }
+
+    /// `sudo`, running as root between this process and its `sleep`, and the `sleep`
+    /// under it, found by their parent links.
+    struct UnderSudo {
+        sudo: Child,
+        sleep: Option<u32>,
+    }
+
+    impl Drop for UnderSudo {
+        fn drop(&mut self) {
+            // Root's sudo cannot be signalled from here; the sleep, ours, can, and
+            // sudo exits with it.
+            if let Some(pid) = self.sleep.and_then(|p| libc::pid_t::try_from(p).ok()) {
+                // SAFETY: kill(2) takes plain integers and has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            let _ = self.sudo.kill();
+            let _ = self.sudo.wait();
+        }
+    }
+
+    /// Item 7 of issue 10: a watchdog that is not root walks up past a root process
+    /// (`sudo`, like `login` or `sshd`) to the ancestor it looks for; before,
+    /// `PROC_PIDTBSDINFO` failed with EPERM at sudo and the walk said "no".
+    #[test]
+    fn descends_through_a_root_sudo() {
+        let me = os::own_uid();
+        assert_ne!(
+            me, 0,
+            "this test needs a user that is not root and has passwordless sudo (the \
+             hosting service's macOS runners do); as root every process can be read, \
+             which proves nothing"
+        );
+        let name = Command::new("/usr/bin/id").arg("-un").output().unwrap();
+        let name = String::from_utf8(name.stdout).unwrap().trim().to_owned();
+        let check = Command::new("/usr/bin/sudo")
+            .args(["-n", "/usr/bin/true"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "`sudo -n true` failed ({}): this test needs passwordless sudo",
+            String::from_utf8_lossy(&check.stderr).trim()
+        );
+        let sudo = Command::new("/usr/bin/sudo")
+            .args(["-n", "-u", &name, "/bin/sleep", "30"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut under = UnderSudo { sudo, sleep: None };
+        let sudo_pid = under.sudo.id();
+        // sudo's child, once it has become this user (before that it is root's).
+        for _ in 0..200 {
+            under.sleep = all_pids().unwrap().into_iter().find(|&p| {
+                parent_pid(p).ok() == Some(sudo_pid)
+                    && short_info(p).is_ok_and(|info| info.pbsi_uid == me)
+            });
+            if under.sleep.is_some() {
+                break;
+            }
+            sleep(Duration::from_millis(50));
+        }
+        let sleep_pid = under.sleep.unwrap_or_else(|| {
+            panic!(
+                "sudo (PID {sudo_pid}) started no child running as {name} within 10 s: \
+                 did it run the command in its own process?"
+            )
+        });
+        let sudo_info = short_info(sudo_pid).unwrap();
+        assert_eq!(sudo_info.pbsi_uid, 0, "sudo should run as root");
+
+        assert_eq!(parent_pid(sudo_pid).unwrap(), std::process::id());
+        assert!(identity(sudo_pid).unwrap().is_some());
+        assert!(os::descends_from(sleep_pid, std::process::id()));
+        // Its argv stays unreadable to a user that is not root.
+        assert!(matches!(
+            process_info(sudo_pid),
+            Err(OsError::PermissionDenied { .. })
+        ));
+    }
+}
