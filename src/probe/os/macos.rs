@@ -3,10 +3,15 @@
 //! written without the kernel (parsing the argument buffer, naming FDs, launchctl
 //! output) lives in `procargs`, `darwin_fd` and `launchctl`, tested on every platform.
 //!
-//! Permissions (xnu `proc_security_policy`): every flavour used here needs the caller
-//! to have the target's uid, or be root; anything else is EPERM (the argument sysctl
-//! says EINVAL instead, see `proc_args`). libproc returns 0 with `errno` set on error.
-//! macOS cannot read another process's RLIMIT_NOFILE, so `fd_limit` is always `None`.
+//! Permissions (xnu bsd/kern/proc_info.c, `proc_security_policy`): every
+//! `proc_pidinfo` flavour used here needs the caller to have the target's uid, or be
+//! root, and answers EPERM otherwise, except `PROC_PIDT_SHORTBSDINFO` (parent, uid,
+//! gid, status), which anyone may read; with the `KERN_PROC_PID` sysctl (start time,
+//! groups), also open to all, it is what walks up the tree and tells identities, so
+//! that a watchdog that is not root is not stopped by `login`, `sudo` or `sshd`. The
+//! argument sysctl needs the same uid or root, and says EINVAL otherwise (see
+//! `proc_args`). libproc returns 0 with `errno` set on error. macOS cannot read
+//! another process's RLIMIT_NOFILE, so `fd_limit` is always `None`.
 
 // The kernel's structs keep their C names so they can be checked against the header.
 #![allow(non_camel_case_types)]
