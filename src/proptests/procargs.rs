@@ -79,7 +79,20 @@ fn parts() -> impl Strategy<Value = Parts> {
             exec,
             padding,
             argv: std::iter::once(first).chain(rest).collect(),
-            env,
+            // A variable that starts like the kernel's first apple string would end the
+            // environment of a buffer cut after it: only a cut made by the process
+            // itself can do that (the sysctl never cuts the end), and that is its own
+            // business, not a property of the parser.
+            env: env
+                .into_iter()
+                .map(|s| {
+                    if s.starts_with(APPLE_STRINGS_START) {
+                        format!("x{s}")
+                    } else {
+                        s
+                    }
+                })
+                .collect(),
             apple,
         })
 }
