@@ -4,7 +4,7 @@
 //!
 //! Why this struct: every `proc_pidinfo` flavour that gives a start time
 //! (`PROC_PIDTBSDINFO`) needs the caller to have the target's uid, or be root (xnu
-//! bsd/kern/proc_info.c, `proc_pidinfo_internal`: only `PROC_PIDT_SHORTBSDINFO` and a
+//! bsd/kern/proc_info.c, `proc_pidinfo`: only `PROC_PIDT_SHORTBSDINFO` and a
 //! few others are `NO_CHECK_SAME_USER`; `proc_security_policy`). The sysctl has no such
 //! check (bsd/kern/kern_sysctl.c, `sysctl_prochandle`), so a watchdog that is not root
 //! can still tell the start of `login`, `sudo` or `sshd`, as psutil does

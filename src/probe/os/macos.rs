@@ -366,7 +366,7 @@ fn pid_info<T: KernelPlain>(pid: u32, flavor: c_int, what: &'static str) -> Resu
 }
 
 /// `PROC_PIDT_SHORTBSDINFO`: parent, uid, gid and status of any process, whoever owns
-/// it (xnu bsd/kern/proc_info.c, `proc_pidinfo_internal`: this flavour is
+/// it (xnu bsd/kern/proc_info.c, `proc_pidinfo`: this flavour is
 /// `NO_CHECK_SAME_USER`, while `PROC_PIDTBSDINFO` fails with EPERM for another user's
 /// process unless the caller is root, so a watchdog that is not root could not walk up
 /// past `login`, `sudo` or `sshd`). The fields are those `PROC_PIDTBSDINFO` gives:
@@ -1231,6 +1231,14 @@ mod tests {
         assert_eq!(parent_pid(child.0.id()).unwrap(), std::process::id());
     }
 
+    /// `pid` and its ancestors, by the kernel's parent links.
+    fn chain(pid: u32) -> Vec<u32> {
+        let parent = |&p: &u32| if p <= 1 { None } else { parent_pid(p).ok() };
+        std::iter::successors(Some(pid), parent)
+            .take(os::MAX_TREE_DEPTH)
+            .collect()
+    }
+
     /// `sudo`, running as root between this process and its `sleep`, and the `sleep`
     /// under it, found by their parent links.
     struct UnderSudo {
@@ -1282,11 +1290,14 @@ mod tests {
             .unwrap();
         let mut under = UnderSudo { sudo, sleep: None };
         let sudo_pid = under.sudo.id();
-        // sudo's child, once it has become this user (before that it is root's).
+        // sudo's command, once it runs as this user (before that it is root's): a
+        // child of sudo, or a grandchild when sudo puts a monitor process between (with
+        // `use_pty`). Found by walking up from each of this user's processes.
         for _ in 0..200 {
             under.sleep = all_pids().unwrap().into_iter().find(|&p| {
-                parent_pid(p).ok() == Some(sudo_pid)
+                p != sudo_pid
                     && short_info(p).is_ok_and(|info| info.pbsi_uid == me)
+                    && chain(p).contains(&sudo_pid)
             });
             if under.sleep.is_some() {
                 break;
@@ -1295,15 +1306,23 @@ mod tests {
         }
         let sleep_pid = under.sleep.unwrap_or_else(|| {
             panic!(
-                "sudo (PID {sudo_pid}) started no child running as {name} within 10 s: \
+                "sudo (PID {sudo_pid}) started no process running as {name} within 10 s: \
                  did it run the command in its own process?"
             )
         });
-        let sudo_info = short_info(sudo_pid).unwrap();
-        assert_eq!(sudo_info.pbsi_uid, 0, "sudo should run as root");
-
+        // Every process between the sleep and this test is root's (sudo, and its
+        // monitor if any): each of them stopped the walk before.
+        let between: Vec<u32> = chain(sleep_pid)
+            .into_iter()
+            .skip(1)
+            .take_while(|&p| p != std::process::id())
+            .collect();
+        assert!(between.contains(&sudo_pid), "{between:?}");
+        for &p in &between {
+            assert_eq!(short_info(p).unwrap().pbsi_uid, 0, "PID {p} of {between:?}");
+            assert!(identity(p).unwrap().is_some());
+        }
         assert_eq!(parent_pid(sudo_pid).unwrap(), std::process::id());
-        assert!(identity(sudo_pid).unwrap().is_some());
         assert!(os::descends_from(sleep_pid, std::process::id()));
         // Its argv stays unreadable to a user that is not root.
         assert!(matches!(
