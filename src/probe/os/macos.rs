@@ -542,8 +542,9 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
         Environment::Omitted => Err(OsError::EnvironmentHidden { pid }),
         Environment::Undelimited => Err(OsError::Parse {
             what: format!("environment of PID {pid}"),
-            detail: "the kernel's strings that end it are missing (the process rewrote its \
-                     argument area), so where it ends is unknown"
+            detail: "the kernel's strings that follow it (from `pfz=`) are missing: the \
+                     process rewrote its argument area, or this macOS lays it out \
+                     otherwise; where it ends is unknown, so it is not used"
                 .to_owned(),
         }),
     }
