@@ -6,26 +6,40 @@ use proptest::prelude::*;
 
 use super::{any_bytes, edits, mutate_bytes};
 use crate::probe::os::darwin_fd;
-use crate::probe::os::procargs::{ProcArgs, parse};
+use crate::probe::os::procargs::{APPLE_STRINGS_START, Environment, ProcArgs, env_pairs, parse};
 
-/// A buffer laid out as xnu's `sysctl_procargsx` writes it.
+/// A buffer laid out as xnu's `sysctl_procargsx` writes it: argv+env padded to 8
+/// bytes (no NUL at all when they end on a boundary), then the apple strings, which
+/// always start with `pfz=`; or, with `apple` `None`, cut after argv as for a
+/// restricted process.
 fn buffer(
     argc: i32,
     exec: &str,
     padding: usize,
     argv: &[String],
     env: &[String],
-    apple: &[String],
+    apple: Option<&[String]>,
 ) -> Vec<u8> {
     let mut b = argc.to_ne_bytes().to_vec();
     b.extend(exec.as_bytes());
     b.push(0);
     b.extend(std::iter::repeat_n(0, padding));
-    for s in argv.iter().chain(env) {
+    for s in argv {
         b.extend(s.as_bytes());
         b.push(0);
     }
-    b.push(0);
+    let Some(apple) = apple else {
+        return b;
+    };
+    for s in env {
+        b.extend(s.as_bytes());
+        b.push(0);
+    }
+    while !(b.len() - 4).is_multiple_of(8) {
+        b.push(0);
+    }
+    b.extend(APPLE_STRINGS_START.as_bytes());
+    b.extend(b"0xffeaf0000\0");
     for s in apple {
         b.extend(s.as_bytes());
         b.push(0);
@@ -49,7 +63,8 @@ struct Parts {
     padding: usize,
     argv: Vec<String>,
     env: Vec<String>,
-    apple: Vec<String>,
+    /// `None`: the environment omitted.
+    apple: Option<Vec<String>>,
 }
 
 fn parts() -> impl Strategy<Value = Parts> {
@@ -57,21 +72,41 @@ fn parts() -> impl Strategy<Value = Parts> {
         string(false),
         0usize..16,
         (string(true), prop::collection::vec(string(false), 0..5)),
-        prop::collection::vec(string(true), 0..6),
-        prop::collection::vec(string(false), 0..3),
+        prop::collection::vec(string(false), 0..6),
+        prop::option::weighted(0.9, prop::collection::vec(string(false), 0..3)),
     )
         .prop_map(|(exec, padding, (first, rest), env, apple)| Parts {
             exec,
             padding,
             argv: std::iter::once(first).chain(rest).collect(),
-            env,
+            // A variable that starts like the kernel's first apple string would end the
+            // environment of a buffer cut after it: only a cut made by the process
+            // itself can do that (the sysctl never cuts the end), and that is its own
+            // business, not a property of the parser.
+            env: env
+                .into_iter()
+                .map(|s| {
+                    if s.starts_with(APPLE_STRINGS_START) {
+                        format!("x{s}")
+                    } else {
+                        s
+                    }
+                })
+                .collect(),
             apple,
         })
 }
 
 fn to_buffer(p: &Parts) -> Vec<u8> {
     let argc = i32::try_from(p.argv.len()).unwrap();
-    buffer(argc, &p.exec, p.padding, &p.argv, &p.env, &p.apple)
+    buffer(
+        argc,
+        &p.exec,
+        p.padding,
+        &p.argv,
+        &p.env,
+        p.apple.as_deref(),
+    )
 }
 
 proptest! {
@@ -79,8 +114,8 @@ proptest! {
 
     #[test]
     fn any_buffer_parses_or_is_an_error(bytes in any_bytes(300), argc in prop_oneof![Just(-1i32), Just(i32::MIN), Just(i32::MAX), 0i32..8]) {
-        if let Ok(args) = parse(&bytes) {
-            let _ = args.env_pairs();
+        if let Ok(ProcArgs { env: Environment::Read(env), .. }) = parse(&bytes) {
+            let _ = env_pairs(&env);
         }
         let mut with_argc = argc.to_ne_bytes().to_vec();
         with_argc.extend(&bytes);
@@ -91,17 +126,27 @@ proptest! {
 
     #[test]
     fn edited_buffer_parses_or_is_an_error(parts in parts(), edits in edits()) {
-        let _ = parse(&mutate_bytes(&to_buffer(&parts), &edits)).map(|a| a.env_pairs());
+        if let Ok(ProcArgs { env: Environment::Read(env), .. }) = parse(&mutate_bytes(&to_buffer(&parts), &edits)) {
+            let _ = env_pairs(&env);
+        }
     }
 
     #[test]
     fn buffer_round_trips(parts in parts()) {
         let parsed = parse(&to_buffer(&parts)).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        prop_assert_eq!(parsed, ProcArgs { exec_path: parts.exec, argv: parts.argv, env: parts.env });
+        // Empty strings at the end of the environment read as padding, and they are no
+        // variables anyway.
+        let mut env = parts.env.clone();
+        while env.last().is_some_and(String::is_empty) {
+            env.pop();
+        }
+        let env = if parts.apple.is_some() { Environment::Read(env) } else { Environment::Omitted };
+        prop_assert_eq!(parsed, ProcArgs { exec_path: parts.exec, argv: parts.argv, env });
     }
 
-    /// The sysctl may cut the buffer anywhere: an error, or a parse whose argv is
-    /// whole and whose environment is a prefix of the real one (a cut string dropped).
+    /// A buffer cut anywhere (a process may zero its own strings area): an error, or a
+    /// parse whose argv is whole and whose environment is whole, omitted or
+    /// undelimited, never a part of it.
     #[test]
     fn a_cut_buffer_is_an_error_or_a_prefix(parts in parts(), cut: prop::sample::Index) {
         let whole = to_buffer(&parts);
@@ -109,7 +154,10 @@ proptest! {
         if let Ok(parsed) = parse(&whole[..at]) {
             prop_assert_eq!(&parsed.exec_path, &parts.exec);
             prop_assert_eq!(&parsed.argv, &parts.argv);
-            prop_assert!(parts.env.starts_with(&parsed.env), "{:?} vs {:?}", parsed.env, parts.env);
+            if let Environment::Read(env) = &parsed.env {
+                prop_assert!(parts.apple.is_some());
+                prop_assert!(parts.env.starts_with(env) && parts.env[env.len()..].iter().all(String::is_empty), "{:?} vs {:?}", env, parts.env);
+            }
         }
     }
 
@@ -118,8 +166,7 @@ proptest! {
         let env: Vec<String> = junk.iter().cloned()
             .chain(pairs.iter().map(|(k, v)| format!("{k}={v}")))
             .collect();
-        let args = ProcArgs { exec_path: String::new(), argv: Vec::new(), env };
-        prop_assert_eq!(args.env_pairs(), pairs);
+        prop_assert_eq!(env_pairs(&env), pairs);
     }
 
     /// The FD naming helpers take kernel structs' fields as they come.

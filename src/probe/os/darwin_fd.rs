@@ -57,6 +57,15 @@ pub const IPPROTO_UDP: i32 = 17;
 // `vnode_info.vi_type` (enum vtype): VREG.
 pub const VREG: i32 = 1;
 
+// The errno values `proc_pidfdinfo` answers with, as macOS numbers them (ENOTSOCK is 38
+// there, Linux's 88; EOPNOTSUPP 102, Linux's 95).
+pub const EPERM: i32 = 1;
+pub const ESRCH: i32 = 3;
+pub const EBADF: i32 = 9;
+pub const EACCES: i32 = 13;
+pub const ENOTSOCK: i32 = 38;
+pub const EOPNOTSUPP: i32 = 102;
+
 #[cfg(target_os = "macos")]
 const _: () = {
     assert!(PROX_FDTYPE_ATALK == libc::PROX_FDTYPE_ATALK as u32);
@@ -81,7 +90,58 @@ const _: () = {
     assert!(SOCK_DGRAM == libc::SOCK_DGRAM);
     assert!(IPPROTO_TCP == libc::IPPROTO_TCP);
     assert!(IPPROTO_UDP == libc::IPPROTO_UDP);
+    assert!(EPERM == libc::EPERM);
+    assert!(ESRCH == libc::ESRCH);
+    assert!(EBADF == libc::EBADF);
+    assert!(EACCES == libc::EACCES);
+    assert!(ENOTSOCK == libc::ENOTSOCK);
+    assert!(EOPNOTSUPP == libc::EOPNOTSUPP);
 };
+
+/// Why `proc_pidfdinfo` gave nothing for one FD of the table `PROC_PIDLISTFDS` listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdInfoFailure {
+    /// The FD was closed since the table was read.
+    Closed,
+    /// The FD number now names a file of another type: the file listed was closed and
+    /// the number reused. Like `Closed`, it is not counted (the census is of the table
+    /// as read, less what was closed since, as an FD opened after the read is not in
+    /// it either), and it cannot be the listener the port scan looks for.
+    Replaced,
+    /// The process is gone.
+    ProcessGone,
+    /// Another user's process.
+    Denied,
+    /// Anything else: the FD may still be what the table said, its details unknown.
+    Unknown,
+}
+
+/// What a `proc_pidfdinfo` failure with `errno` means (xnu bsd/kern/proc_info.c,
+/// `proc_pidfdinfo`):
+/// - ESRCH: `proc_find` found no process.
+/// - EPERM (EACCES kept for safety): `proc_security_policy`, another user's process.
+/// - EBADF: `fp_get_ftype` (bsd/kern/kern_descrip.c) found no open file at that FD,
+///   or one being opened or closed (`UF_RESERVED`); for the vnode, pipe and other
+///   flavours also a file of another type, which they report as EBADF too.
+/// - ENOTSOCK: for `PROC_PIDFDSOCKETINFO`, `fp_get_ftype(p, fd, DTYPE_SOCKET, ENOTSOCK)`:
+///   an open file that is not a socket (xnu-7195, macOS 11, and later).
+/// - EOPNOTSUPP: the same on earlier releases, whose `fp_getfsock` answered it for a
+///   file that is not a socket ("EOPNOTSUPP should probably be ENOTSOCK", its comment
+///   says). No current path returns it for a socket: `fill_socketinfo`
+///   (bsd/kern/socket_info.c) describes every family and kind and returns 0.
+///
+/// The table said the FD was a socket when it was read, so both mean the socket was
+/// closed and its number reused. Anything else (ENOMEM for a size this code got wrong,
+/// EFAULT, a MAC policy's answer, errno 0) is `Unknown`.
+pub fn fdinfo_failure(errno: i32) -> FdInfoFailure {
+    match errno {
+        EBADF => FdInfoFailure::Closed,
+        ENOTSOCK | EOPNOTSUPP => FdInfoFailure::Replaced,
+        ESRCH => FdInfoFailure::ProcessGone,
+        EPERM | EACCES => FdInfoFailure::Denied,
+        _ => FdInfoFailure::Unknown,
+    }
+}
 
 /// The TSI_S_* state names, as netstat and lsof print them.
 pub fn tcp_state_name(state: i32) -> Option<&'static str> {
@@ -632,6 +692,32 @@ mod tests {
         let unnamed = vnode_target(&[0u8; 1024], VREG, 0, 77);
         assert_eq!(unnamed, "anon_inode:[vnode ino 77]");
         assert_eq!(FdKind::of(&unnamed), FdKind::Other);
+    }
+
+    /// Item 8 of issue 10: ENOTSOCK and EOPNOTSUPP (an FD reused as a non-socket since
+    /// the table was read) were `Unknown`, counted as `socket:[?]`, and made the port
+    /// scan unsure.
+    #[test]
+    fn fdinfo_errnos() {
+        let table = [
+            (EBADF, FdInfoFailure::Closed),
+            (ENOTSOCK, FdInfoFailure::Replaced),
+            (EOPNOTSUPP, FdInfoFailure::Replaced),
+            (ESRCH, FdInfoFailure::ProcessGone),
+            (EPERM, FdInfoFailure::Denied),
+            (EACCES, FdInfoFailure::Denied),
+            (0, FdInfoFailure::Unknown),
+            (12, FdInfoFailure::Unknown), // ENOMEM: a buffer smaller than the flavour's
+            (14, FdInfoFailure::Unknown), // EFAULT
+            (22, FdInfoFailure::Unknown), // EINVAL: an unknown flavour
+            (45, FdInfoFailure::Unknown), // ENOTSUP (not EOPNOTSUPP on macOS)
+            (88, FdInfoFailure::Unknown), // Linux's ENOTSOCK is not macOS's
+            (95, FdInfoFailure::Unknown), // nor Linux's EOPNOTSUPP
+            (-1, FdInfoFailure::Unknown),
+        ];
+        for (errno, want) in table {
+            assert_eq!(fdinfo_failure(errno), want, "errno {errno}");
+        }
     }
 
     #[test]

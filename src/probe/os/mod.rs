@@ -16,6 +16,7 @@ use macos as platform;
 
 // Pure parts of the macOS layer, compiled everywhere so that they are tested on Linux.
 pub mod darwin_fd;
+pub mod kinfo;
 pub mod procargs;
 
 /// Why a reading of another process failed. A permission error is never turned into
