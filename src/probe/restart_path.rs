@@ -28,6 +28,49 @@ pub struct Credentials {
     pub groups: Vec<u32>,
 }
 
+impl Credentials {
+    /// The list handed to `setgroups` before `setgid`: the group first, then the
+    /// supplementary groups without it, in their order (what `initgroups(3)` builds,
+    /// on Linux and macOS alike). Never empty, and never a list without the group:
+    /// on xnu the effective gid *is* the first entry of the list (`#define cr_gid
+    /// cr_groups[0]`, bsd/sys/ucred.h); `setgroups(0, …)` stores `{0}`, group wheel
+    /// (`setgroups_internal`, bsd/kern/kern_prot.c); and the `setgid` that follows
+    /// overwrites the first entry, or swaps it with a later one equal to the new gid
+    /// (`kauth_cred_change_egid`, bsd/kern/kern_credential.c). So a list that did not
+    /// start with the gid would lose its first group, and an empty one would leave
+    /// the server in group 0, as std's `Command::gid` did (it calls `setgroups(0)`).
+    /// macOS reports a process's list with its egid first (`cr_groups`), so there the
+    /// list is the one captured; on Linux the gid is added to the supplementary groups
+    /// when it was not among them, as login and `initgroups(3)` do: it is the server's
+    /// own group, so this grants nothing it did not have.
+    pub fn group_list(&self) -> Vec<u32> {
+        let mut list = vec![self.gid];
+        for &g in &self.groups {
+            if !list.contains(&g) {
+                list.push(g);
+            }
+        }
+        list
+    }
+
+    /// `Err` when this kernel would refuse [`Credentials::group_list`] (more groups
+    /// than `NGROUPS_MAX`: 16 on macOS): found before anything is signalled, not when
+    /// the replacement starts after the old server is gone.
+    fn settable(&self, whose: &str) -> Result<(), String> {
+        // SAFETY: sysconf reads a system constant; no memory is passed.
+        let max = unsafe { libc::sysconf(libc::_SC_NGROUPS_MAX) };
+        let count = self.group_list().len();
+        match usize::try_from(max) {
+            Ok(max) if count > max => Err(format!(
+                "{whose} runs with {count} groups, and this system lets a process have at \
+                 most {max}, so its replacement could not get them back: set \
+                 restart.start_command"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How to start the server again: what it was started with, captured while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
@@ -167,6 +210,9 @@ fn start_command_ready(
         None if os::own_uid() == 0 => last_user.cloned(),
         _ => None,
     };
+    if let Some(user) = &user {
+        user.settable(&format!("the server last seen (uid {})", user.uid))?;
+    }
     // The old server's directory when it still exists; else somewhere that does, and
     // that the start's user can enter: it changes directory as that user, after the
     // old server is gone, and root's $HOME and state dir are closed to others.
@@ -312,7 +358,9 @@ fn root_restores(target: &ProcessInfo) -> Result<Credentials, String> {
              could not get them back"
         )
     })?;
-    Ok(Credentials { uid, gid, groups })
+    let credentials = Credentials { uid, gid, groups };
+    credentials.settable(&format!("PID {pid}"))?;
+    Ok(credentials)
 }
 
 /// `dir` if it is an existing directory. Linux names a deleted working directory
@@ -484,6 +532,34 @@ mod tests {
         };
         assert_eq!(user.as_ref(), Some(&last));
         assert_eq!(cwd, Path::new("/"));
+    }
+
+    /// More groups than the kernel allows a process is found before the server is
+    /// signalled, not when its replacement fails to start.
+    #[test]
+    fn more_groups_than_the_kernel_allows_are_refused_before_anything_is_done() {
+        // SAFETY: sysconf reads a system constant.
+        let max = usize::try_from(unsafe { libc::sysconf(libc::_SC_NGROUPS_MAX) }).unwrap();
+        let user = Credentials {
+            uid: 4242,
+            gid: 4242,
+            groups: (10_000..10_000 + max as u32).collect(),
+        };
+        let why = user.settable("PID 7").unwrap_err();
+        assert_eq!(
+            why,
+            format!(
+                "PID 7 runs with {} groups, and this system lets a process have at most \
+                 {max}, so its replacement could not get them back: set \
+                 restart.start_command",
+                max + 1
+            )
+        );
+        let fits = Credentials {
+            groups: user.groups[1..].to_vec(),
+            ..user
+        };
+        assert_eq!(fits.settable("PID 7"), Ok(()));
     }
 
     #[test]
