@@ -260,15 +260,21 @@ fn replay_ready(
              again: recreate it, or {set}"
         ));
     };
+    // A replay never starts with an environment it does not know: one that could not
+    // be read (macOS withholds that of restricted programs) is refused, and so is an
+    // empty one, since on macOS an empty environment and a withheld one cannot always
+    // be told apart, and a server started without PATH or HOME is not the one it was.
     let env = match known_env {
         Some(env) => env.to_vec(),
-        None => os::process_environ(pid).map_err(|e| {
-            format!(
-                "the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: \
-                 {set}"
-            )
-        })?,
+        None => os::process_environ(pid).map_err(|e| env_unreadable(pid, &e))?,
     };
+    if env.is_empty() {
+        return Err(format!(
+            "PID {pid}'s environment is empty (started with `env -i`, or hidden by the \
+             kernel), so a replay would start it without PATH, HOME or anything it was \
+             given: set restart.start_command (or restart.method, if a supervisor starts it)"
+        ));
+    }
     let Some(program) = Launch::resolve(&target.argv, &cwd, &env) else {
         return Err(not_a_program(pid, first, &cwd, &env));
     };
@@ -279,6 +285,22 @@ fn replay_ready(
         env,
         user: start_as(target)?,
     })
+}
+
+/// Why an environment that could not be read stops the replay, and what to set.
+fn env_unreadable(pid: u32, error: &os::OsError) -> String {
+    let fix = "set restart.start_command, or restart.method if a supervisor (launchd, \
+               systemd…) starts it";
+    match error {
+        os::OsError::EnvironmentHidden { .. } => format!(
+            "macOS hides the environment of PID {pid} (it does so for restricted programs, \
+             even from root), so it cannot be replayed with the environment it had: {fix}"
+        ),
+        e => format!(
+            "the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: \
+             {fix}"
+        ),
+    }
 }
 
 fn not_a_program(pid: u32, first: &str, cwd: &Path, env: &[(String, String)]) -> String {
@@ -532,6 +554,55 @@ mod tests {
         };
         assert_eq!(user.as_ref(), Some(&last));
         assert_eq!(cwd, Path::new("/"));
+    }
+
+    /// An environment the kernel withheld is not replayed, and the operator is told
+    /// that macOS hides it and what to set instead.
+    #[test]
+    fn a_hidden_environment_names_macos_and_the_fix() {
+        let why = env_unreadable(123, &os::OsError::EnvironmentHidden { pid: 123 });
+        assert_eq!(
+            why,
+            "macOS hides the environment of PID 123 (it does so for restricted programs, \
+             even from root), so it cannot be replayed with the environment it had: set \
+             restart.start_command, or restart.method if a supervisor (launchd, systemd…) \
+             starts it"
+        );
+        let why = env_unreadable(
+            123,
+            &os::OsError::PermissionDenied {
+                pid: 123,
+                what: "environ",
+            },
+        );
+        assert!(
+            why.starts_with("the environment of PID 123 cannot be read (permission denied")
+                && why.ends_with("set restart.start_command, or restart.method if a supervisor \
+                                  (launchd, systemd…) starts it"),
+            "{why}"
+        );
+    }
+
+    /// An empty environment is not replayed: the server would start without PATH or
+    /// HOME (and on macOS, empty may be the kernel hiding it).
+    #[test]
+    fn an_empty_environment_is_not_replayed() {
+        let me = os::process_info(std::process::id()).unwrap();
+        let cfg = crate::config::defaults(None);
+        let checked = check(&cfg, Some(&me), &resolution(Method::Builtin), None, Some(&[]));
+        let Some(Err(why)) = checked else {
+            panic!("replayed with an empty environment: {checked:?}");
+        };
+        assert_eq!(
+            why,
+            format!(
+                "PID {}'s environment is empty (started with `env -i`, or hidden by the \
+                 kernel), so a replay would start it without PATH, HOME or anything it was \
+                 given: set restart.start_command (or restart.method, if a supervisor \
+                 starts it)",
+                me.pid()
+            )
+        );
     }
 
     /// More groups than the kernel allows a process is found before the server is
