@@ -186,9 +186,20 @@ mod tests {
         assert_eq!(with(&[4343, 4242, 5000]).group_list(), [4242, 4343, 5000]);
     }
 
-    /// A server that ran with no supplementary groups gets its own group as the one
-    /// supplementary group, never an empty list: std's `Command::gid` (setgroups(0))
-    /// left Linux with none and xnu with group 0. Read from the kernel, not from `id`.
+    /// Kills and reaps a child a test started, also when the test fails.
+    struct Reaped(Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A server that ran with no supplementary groups gets its own group as its one
+    /// group, never an empty list: std's `Command::gid` cleared the list after
+    /// `setgid` (`setgroups(0)`), which left Linux with none and made group 0 the
+    /// effective group on xnu. Read from the kernel with the product's own reader.
     #[test]
     fn a_server_without_supplementary_groups_gets_its_own_group() {
         assert_eq!(crate::probe::os::own_uid(), 0, "this test needs root");
@@ -199,15 +210,13 @@ mod tests {
             gid: 65533,
             groups: vec![],
         };
-        let script = "grep -E '^(Gid|Groups):' /proc/self/status";
-        let mut child = shell_detached(script, Path::new("/"), &log, Some(&user)).unwrap();
-        assert!(child.wait().unwrap().success());
-        let status: Vec<String> = std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        assert_eq!(status, ["Gid: 65533 65533 65533 65533", "Groups: 65533"]);
+        // spawn returns once the exec succeeded: the credentials are set by then.
+        let child = shell_detached("exec sleep 30", Path::new("/"), &log, Some(&user));
+        let child = Reaped(child.unwrap());
+        let pid = child.0.id();
+        let info = crate::probe::os::process_info(pid).unwrap();
+        assert_eq!((info.uid, info.gid), (Some(65534), Some(65533)));
+        assert_eq!(crate::probe::os::groups(pid).unwrap(), [65533]);
     }
 
     /// launchd's job variables, in the captured environment or inherited from the

@@ -31,26 +31,24 @@ pub struct Credentials {
 impl Credentials {
     /// The list handed to `setgroups` before `setgid`: the group first, then the
     /// supplementary groups without it, in their order (what `initgroups(3)` builds,
-    /// on Linux and macOS alike). Never empty, and never a list without the group:
-    /// on xnu the effective gid *is* the first entry of the list (`#define cr_gid
-    /// cr_groups[0]`, bsd/sys/ucred.h); `setgroups(0, …)` stores `{0}`, group wheel
-    /// (`setgroups_internal`, bsd/kern/kern_prot.c); and the `setgid` that follows
-    /// overwrites the first entry, or swaps it with a later one equal to the new gid
-    /// (`kauth_cred_change_egid`, bsd/kern/kern_credential.c). So a list that did not
-    /// start with the gid would lose its first group, and an empty one would leave
-    /// the server in group 0, as std's `Command::gid` did (it calls `setgroups(0)`).
-    /// macOS reports a process's list with its egid first (`cr_groups`), so there the
-    /// list is the one captured; on Linux the gid is added to the supplementary groups
-    /// when it was not among them, as login and `initgroups(3)` do: it is the server's
-    /// own group, so this grants nothing it did not have.
+    /// on Linux and macOS alike). Never empty, and never without the group. On xnu the
+    /// effective gid *is* the first entry of the list (`#define cr_gid cr_groups[0]`,
+    /// bsd/sys/ucred.h); `setgroups(0, …)` stores `{0}`, group wheel
+    /// (`setgroups_internal`, bsd/kern/kern_prot.c); and `setgid` overwrites the first
+    /// entry, or swaps it with a later one equal to the new gid (`setgid` →
+    /// `kauth_cred_model_setresgid` → `kauth_cred_change_egid`,
+    /// bsd/kern/kern_credential.c). So a list not starting with the gid would lose its
+    /// first group to the `setgid`, and std's `Command::gid`, which calls
+    /// `setgroups(0)` *after* `setgid`, leaves the server in group 0. macOS reports a
+    /// process's list with its egid first (`cr_groups`), so there the list is the one
+    /// captured; on Linux the gid joins the supplementary groups when it was not among
+    /// them, as login and `initgroups(3)` put it there: it is the server's own group,
+    /// so this grants it nothing it did not have.
     pub fn group_list(&self) -> Vec<u32> {
-        let mut list = vec![self.gid];
-        for &g in &self.groups {
-            if !list.contains(&g) {
-                list.push(g);
-            }
-        }
-        list
+        let mut seen = std::collections::HashSet::from([self.gid]);
+        std::iter::once(self.gid)
+            .chain(self.groups.iter().copied().filter(|g| seen.insert(*g)))
+            .collect()
     }
 
     /// `Err` when this kernel would refuse [`Credentials::group_list`] (more groups
@@ -63,8 +61,8 @@ impl Credentials {
         match usize::try_from(max) {
             Ok(max) if count > max => Err(format!(
                 "{whose} runs with {count} groups, and this system lets a process have at \
-                 most {max}, so its replacement could not get them back: set \
-                 restart.start_command"
+                 most {max}, so its replacement could not get them back: give its user \
+                 fewer groups"
             )),
             _ => Ok(()),
         }
@@ -621,8 +619,8 @@ mod tests {
             why,
             format!(
                 "PID 7 runs with {} groups, and this system lets a process have at most \
-                 {max}, so its replacement could not get them back: set \
-                 restart.start_command",
+                 {max}, so its replacement could not get them back: give its user \
+                 fewer groups",
                 max + 1
             )
         );
