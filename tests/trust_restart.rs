@@ -471,7 +471,9 @@ fn environment_of_replacement(start: bool) -> Vec<String> {
     assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
     let after = environ(new_pid);
     assert!(
-        !after.iter().any(|v| v.starts_with("XPC_SERVICE_NAME=") || v.starts_with("XPC_FLAGS=")),
+        !after
+            .iter()
+            .any(|v| v.starts_with("XPC_SERVICE_NAME=") || v.starts_with("XPC_FLAGS=")),
         "launchd's job variables reached the new server: {after:?}\n{}",
         r.dump()
     );
@@ -483,14 +485,20 @@ fn a_replayed_server_gets_no_launchd_job_variables() {
     let after = environment_of_replacement(false);
     // Its own environment, less launchd's variables: none of the watchdog's.
     assert!(after.contains(&"SERVER_KEPT=kept".to_string()), "{after:?}");
-    assert!(!after.contains(&"WATCHDOG_KEPT=kept".to_string()), "{after:?}");
+    assert!(
+        !after.contains(&"WATCHDOG_KEPT=kept".to_string()),
+        "{after:?}"
+    );
 }
 
 #[test]
 fn start_command_gets_no_launchd_job_variables() {
     let after = environment_of_replacement(true);
     // The watchdog's environment, less launchd's variables.
-    assert!(after.contains(&"WATCHDOG_KEPT=kept".to_string()), "{after:?}");
+    assert!(
+        after.contains(&"WATCHDOG_KEPT=kept".to_string()),
+        "{after:?}"
+    );
 }
 
 /// A server started with an empty environment (`env -i`; on macOS an environment the

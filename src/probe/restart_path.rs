@@ -575,8 +575,10 @@ mod tests {
         );
         assert!(
             why.starts_with("the environment of PID 123 cannot be read (permission denied")
-                && why.ends_with("set restart.start_command, or restart.method if a supervisor \
-                                  (launchd, systemd…) starts it"),
+                && why.ends_with(
+                    "set restart.start_command, or restart.method if a supervisor \
+                                  (launchd, systemd…) starts it"
+                ),
             "{why}"
         );
     }
@@ -587,7 +589,13 @@ mod tests {
     fn an_empty_environment_is_not_replayed() {
         let me = os::process_info(std::process::id()).unwrap();
         let cfg = crate::config::defaults(None);
-        let checked = check(&cfg, Some(&me), &resolution(Method::Builtin), None, Some(&[]));
+        let checked = check(
+            &cfg,
+            Some(&me),
+            &resolution(Method::Builtin),
+            None,
+            Some(&[]),
+        );
         let Some(Err(why)) = checked else {
             panic!("replayed with an empty environment: {checked:?}");
         };
