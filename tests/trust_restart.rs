@@ -501,6 +501,49 @@ fn start_command_gets_no_launchd_job_variables() {
     );
 }
 
+/// `restart.command` (and so every tool run through src/command.rs: launchctl,
+/// systemctl, supervisorctl, sv) gets the watchdog's environment without launchd's
+/// job variables. The command here only records its environment; the server stays
+/// unhealthy, so the restart is reported failed.
+#[test]
+fn a_restart_command_gets_no_launchd_job_variables() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let server = server_user_server(&env, &[], &srv);
+    let seen = env.root.join("command-env");
+    let mut cfg = config_for(&env, &server);
+    cfg.set("restart.method", "command")
+        .set(
+            "restart.command",
+            format!("env > {}", seen.display()).as_str(),
+        )
+        .set("restart.verify_timeout", "1s")
+        .write(&env);
+    set_memory_mode_at(&server.base, "503");
+
+    let mut cmd = watchdog_cmd(&env, &["check", "--json"]);
+    cmd.env("XPC_SERVICE_NAME", "com.example.watchdog")
+        .env("XPC_FLAGS", "1")
+        .env("WATCHDOG_KEPT", "kept");
+    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+
+    assert_exit(&env, &r, 3);
+    let vars = fs::read_to_string(&seen).unwrap_or_default();
+    let vars: Vec<&str> = vars.lines().collect();
+    assert!(
+        vars.contains(&"WATCHDOG_KEPT=kept"),
+        "{vars:?}\n{}",
+        r.dump()
+    );
+    assert!(
+        !vars
+            .iter()
+            .any(|v| v.starts_with("XPC_SERVICE_NAME=") || v.starts_with("XPC_FLAGS=")),
+        "launchd's job variables reached restart.command: {vars:?}"
+    );
+}
+
 /// A server started with an empty environment (`env -i`; on macOS an environment the
 /// kernel hides can read as empty) is not replayed bare, without PATH or HOME: it is
 /// not killed, and the operator is told to set start_command.
