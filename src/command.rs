@@ -65,6 +65,27 @@ impl Finished {
     }
 }
 
+/// The variables launchd sets in each job it starts, naming that job: removed from
+/// every process the watchdog starts (see [`without_launchd_job`]).
+pub const LAUNCHD_JOB_VARS: [&str; 2] = ["XPC_SERVICE_NAME", "XPC_FLAGS"];
+
+/// Removes [`LAUNCHD_JOB_VARS`] from `command`'s environment, whatever it inherits or
+/// was given. Every process the watchdog starts goes through here: the server it
+/// replays or starts with `start_command` (src/act/spawn.rs), and the supervisor tools
+/// and restart commands run by [`run`]. Why: under the recommended LaunchAgent, launchd
+/// sets `XPC_SERVICE_NAME=<the watchdog's label>` in the watchdog's own environment, and
+/// a replayed server may carry a label leaked the same way. A server started with it
+/// looks, to the next run, like a process of the watchdog's own launchd job: one whose
+/// job PID is not the server (an orphan, killed), and whose "restart" is a `launchctl
+/// kickstart -k` of the watchdog itself. A server launchd really starts gets its label
+/// from launchd again, never from us.
+pub fn without_launchd_job(command: &mut Command) -> &mut Command {
+    for var in LAUNCHD_JOB_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// Runs `argv` to completion within `deadline`.
 pub fn run(
     argv: &[String],
@@ -85,6 +106,7 @@ pub fn run(
         .envs(env.iter().map(|(k, v)| (*k, v)))
         .stdin(Stdio::null())
         .process_group(0);
+    without_launchd_job(&mut command);
     match output {
         Output::Capture => {
             command.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -452,6 +474,27 @@ mod tests {
         let done = shell("echo pid=$WATCHDOG_TARGET_PID", &env, &log, long).unwrap();
         assert!(done.status.success());
         assert_eq!(fs::read_to_string(&log).unwrap(), "pid=99\n");
+    }
+
+    /// launchd's job variables never reach a command we run, even when handed to
+    /// `run` (the inherited ones go the same way: `env_remove` of the one helper); the
+    /// other variables are kept.
+    #[test]
+    fn launchd_job_variables_are_removed_from_commands() {
+        let long = Deadline::after(Duration::from_secs(20));
+        let env = [
+            ("XPC_SERVICE_NAME", "com.example.watchdog".to_string()),
+            ("XPC_FLAGS", "1".to_string()),
+            ("WATCHDOG_KEPT", "yes".to_string()),
+        ];
+        let done = run(&argv(&["/usr/bin/env"]), &env, Output::Capture, long).unwrap();
+        assert!(done.status.success());
+        let vars: Vec<&str> = done.stdout.lines().collect();
+        assert!(vars.contains(&"WATCHDOG_KEPT=yes"), "{vars:?}");
+        assert!(
+            !vars.iter().any(|v| v.starts_with("XPC_")),
+            "launchd's variables reached the command: {vars:?}"
+        );
     }
 
     #[test]

@@ -330,7 +330,240 @@ fn a_replayed_server_keeps_its_user_group_and_supplementary_groups() {
 
     let new_pid = assert_replaced(&env, &r, &server);
     assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
-    assert_eq!(credentials(new_pid), before, "{}", r.dump());
+    // Its own group joins its supplementary groups, as `initgroups(3)` puts it there
+    // (src/probe/restart_path.rs, `Credentials::group_list`: on xnu the list must start
+    // with it); nothing else is added.
+    assert_eq!(
+        credentials(new_pid),
+        [
+            "Uid: 4242 4242 4242 4242",
+            "Gid: 4242 4242 4242 4242",
+            "Groups: 4242 4343 5000"
+        ],
+        "{}",
+        r.dump()
+    );
+}
+
+/// The `Gid:` and `Groups:` numbers of `credentials`.
+fn group_ids(credentials: &[String]) -> Vec<u32> {
+    credentials
+        .iter()
+        .filter(|l| l.starts_with("Gid:") || l.starts_with("Groups:"))
+        .flat_map(|l| l.split_whitespace().skip(1))
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+/// A server of SERVER_USER started as a login would (its own group among its
+/// supplementary groups, with two more), made unhealthy under a root watchdog whose
+/// restart goes through a replay, or through `start_command` when `start` is given:
+/// the credentials before and of the replacement.
+fn restored_credentials(start: bool) -> (Vec<String>, Vec<String>) {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let (uid, gid) = SERVER_USER;
+    let reuid = format!("--reuid={uid}");
+    let regid = format!("--regid={gid}");
+    let groups = format!("--groups={gid},{},5000", ATTACKER.1);
+    let server = UserServer::start(&env, &[&reuid, &regid, &groups], &[], &srv);
+    let before = credentials(server.pid());
+    assert_eq!(
+        before,
+        [
+            "Uid: 4242 4242 4242 4242",
+            "Gid: 4242 4242 4242 4242",
+            "Groups: 4242 4343 5000"
+        ]
+    );
+    let mut cfg = config_for(&env, &server);
+    if start {
+        let command = format!(
+            "exec {} {} --port-file {} --pid-log {} --db {}",
+            user_python(),
+            testserver_script().display(),
+            srv.join("server.port").display(),
+            env.pid_log.display(),
+            srv.join("db").display()
+        );
+        cfg.set("restart.start_command", command.as_str());
+    }
+    cfg.write(&env);
+    set_memory_mode_at(&server.base, "503");
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+
+    let new_pid = assert_replaced(&env, &r, &server);
+    assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
+    (before, credentials(new_pid))
+}
+
+/// Root restarting a server of another user restores its user, group and
+/// supplementary groups exactly, by replay and by `start_command` alike, and group 0
+/// (root's, wheel on macOS) is in none of them. std's `Command::uid`/`gid` would have
+/// cleared the groups (`setgroups(0)`; on xnu that list is `{0}` and makes group 0 the
+/// effective group): the identity is set by hand (src/act/spawn.rs).
+#[test]
+fn a_replay_restores_the_servers_groups_and_never_group_0() {
+    let (before, after) = restored_credentials(false);
+    assert_eq!(after, before);
+    assert!(!group_ids(&after).contains(&0), "{after:?}");
+}
+
+/// [`a_replay_restores_the_servers_groups_and_never_group_0`], through `start_command`.
+#[test]
+fn start_command_restores_the_servers_groups_and_never_group_0() {
+    let (before, after) = restored_credentials(true);
+    assert_eq!(after, before);
+    assert!(!group_ids(&after).contains(&0), "{after:?}");
+}
+
+/// `XPC_SERVICE_NAME` and `XPC_FLAGS`, set by launchd in the watchdog's environment
+/// under a LaunchAgent, and carried by a server's own environment when leaked into it,
+/// reach no server the watchdog starts: with them, the next run would take the server
+/// for a process of the watchdog's own launchd job (src/command.rs,
+/// `without_launchd_job`). The rest of the environment is kept. `start`: through
+/// `start_command` (which inherits the watchdog's environment), else a replay (of the
+/// server's own). Returns the replacement's environment.
+fn environment_of_replacement(start: bool) -> Vec<String> {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let leaked = [
+        "env",
+        "XPC_SERVICE_NAME=com.example.leaked",
+        "XPC_FLAGS=1",
+        "SERVER_KEPT=kept",
+    ];
+    let server = server_user_server(&env, &leaked, &srv);
+    let before = environ(server.pid());
+    assert!(
+        before.contains(&"XPC_SERVICE_NAME=com.example.leaked".to_string())
+            && before.contains(&"SERVER_KEPT=kept".to_string()),
+        "{before:?}"
+    );
+    let mut cfg = config_for(&env, &server);
+    // Named, not detected: on Linux a label is no launchd job, and the start under test
+    // is the builtin one.
+    cfg.set("restart.method", "builtin");
+    if start {
+        let command = format!(
+            "exec {} {} --port-file {} --pid-log {} --db {}",
+            user_python(),
+            testserver_script().display(),
+            srv.join("server.port").display(),
+            env.pid_log.display(),
+            srv.join("db").display()
+        );
+        cfg.set("restart.start_command", command.as_str());
+    }
+    cfg.write(&env);
+    set_memory_mode_at(&server.base, "503");
+
+    let mut cmd = watchdog_cmd(&env, &["check", "--json"]);
+    cmd.env("XPC_SERVICE_NAME", "com.example.watchdog")
+        .env("XPC_FLAGS", "1")
+        .env("WATCHDOG_KEPT", "kept");
+    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+
+    let new_pid = assert_replaced(&env, &r, &server);
+    assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
+    let after = environ(new_pid);
+    assert!(
+        !after
+            .iter()
+            .any(|v| v.starts_with("XPC_SERVICE_NAME=") || v.starts_with("XPC_FLAGS=")),
+        "launchd's job variables reached the new server: {after:?}\n{}",
+        r.dump()
+    );
+    after
+}
+
+#[test]
+fn a_replayed_server_gets_no_launchd_job_variables() {
+    let after = environment_of_replacement(false);
+    // Its own environment, less launchd's variables: none of the watchdog's.
+    assert!(after.contains(&"SERVER_KEPT=kept".to_string()), "{after:?}");
+    assert!(
+        !after.contains(&"WATCHDOG_KEPT=kept".to_string()),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn start_command_gets_no_launchd_job_variables() {
+    let after = environment_of_replacement(true);
+    // The watchdog's environment, less launchd's variables.
+    assert!(
+        after.contains(&"WATCHDOG_KEPT=kept".to_string()),
+        "{after:?}"
+    );
+}
+
+/// `restart.command` (and so every tool run through src/command.rs: launchctl,
+/// systemctl, supervisorctl, sv) gets the watchdog's environment without launchd's
+/// job variables. The command here only records its environment; the server stays
+/// unhealthy, so the restart is reported failed.
+#[test]
+fn a_restart_command_gets_no_launchd_job_variables() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let server = server_user_server(&env, &[], &srv);
+    let seen = env.root.join("command-env");
+    let mut cfg = config_for(&env, &server);
+    cfg.set("restart.method", "command")
+        .set(
+            "restart.command",
+            format!("env > {}", seen.display()).as_str(),
+        )
+        .set("restart.verify_timeout", "1s")
+        .write(&env);
+    set_memory_mode_at(&server.base, "503");
+
+    let mut cmd = watchdog_cmd(&env, &["check", "--json"]);
+    cmd.env("XPC_SERVICE_NAME", "com.example.watchdog")
+        .env("XPC_FLAGS", "1")
+        .env("WATCHDOG_KEPT", "kept");
+    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+
+    assert_exit(&env, &r, 3);
+    let vars = fs::read_to_string(&seen).unwrap_or_default();
+    let vars: Vec<&str> = vars.lines().collect();
+    assert!(
+        vars.contains(&"WATCHDOG_KEPT=kept"),
+        "{vars:?}\n{}",
+        r.dump()
+    );
+    assert!(
+        !vars
+            .iter()
+            .any(|v| v.starts_with("XPC_SERVICE_NAME=") || v.starts_with("XPC_FLAGS=")),
+        "launchd's job variables reached restart.command: {vars:?}"
+    );
+}
+
+/// A server started with an empty environment (`env -i`; on macOS an environment the
+/// kernel hides can read as empty) is not replayed bare, without PATH or HOME: it is
+/// not killed, and the operator is told to set start_command.
+#[test]
+fn a_server_with_an_empty_environment_is_not_killed_for_a_bare_replay() {
+    require_root();
+    let env = TestEnv::new();
+    let srv = server_dir(&env);
+    let server = server_user_server(&env, &["env", "-i"], &srv);
+    assert_eq!(environ(server.pid()), Vec::<String>::new());
+    assert_unhealthy_but_not_killed(
+        &env,
+        &server,
+        &format!(
+            "PID {}'s environment is empty (started with `env -i`, or hidden by the \
+             kernel), so a replay would start it without PATH, HOME or anything it was \
+             given: set restart.start_command (or restart.method, if a supervisor starts it)",
+            server.pid()
+        ),
+    );
 }
 
 /// A watchdog that is not root can start a replacement only with its own groups: a

@@ -40,9 +40,15 @@ fn output_log(path: &Path) -> Result<(File, File), SpawnError> {
 ///
 /// The credentials are set by hand, not with `Command::uid`/`gid`: those clear the
 /// supplementary groups (`setgroups(0)`), which loses the server's groups and on xnu
-/// leaves group 0 in the list. The order is setgroups, setgid, setuid (after setuid
-/// neither of the others is allowed), then chdir as that user, so a directory it could
-/// not enter is an error rather than a server started where it could not have been.
+/// leaves group 0 in the list, as its effective group (`setgroups_internal`,
+/// bsd/kern/kern_prot.c). The order is setgroups (the gid first, then the others:
+/// `Credentials::group_list`), setgid, setuid (after setuid neither of the others is
+/// allowed), then chdir as that user, so a directory it could not enter is an error
+/// rather than a server started where it could not have been. Without `user` the
+/// process keeps the watchdog's own identity: nothing is set.
+///
+/// launchd's job variables are removed from its environment
+/// (`command::without_launchd_job`).
 fn detached(
     mut command: Command,
     cwd: &Path,
@@ -63,10 +69,10 @@ fn detached(
     // async-signal-safe calls on memory that already exists.
     let dir = CString::new(cwd.as_os_str().as_bytes())
         .map_err(|e| start_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
-    let ids = user.map(|c| {
-        let groups: Vec<libc::gid_t> = c.groups.clone();
-        (c.uid, c.gid, groups)
-    });
+    crate::command::without_launchd_job(&mut command);
+    // The group first, then the supplementary groups: on xnu the first entry of the
+    // list is the effective gid (see `Credentials::group_list`).
+    let ids = user.map(|c| (c.uid, c.gid, c.group_list()));
     // SAFETY: the closure runs in the child between fork and exec. It calls only
     // async-signal-safe functions (setsid, setgroups, setgid, setuid, chdir) on
     // integers and on `dir` and `groups`, which were allocated before the fork and are
@@ -162,6 +168,77 @@ mod tests {
             std::fs::read_to_string(&shell_log).unwrap(),
             "65534\n65533 4242 65532\n"
         );
+    }
+
+    /// The list given to setgroups starts with the gid, as xnu needs (its first entry is
+    /// the effective gid), and is never empty (xnu stores an empty one as `{0}`).
+    #[test]
+    fn the_group_list_starts_with_the_gid_and_is_never_empty() {
+        let with = |groups: &[u32]| Credentials {
+            uid: 4242,
+            gid: 4242,
+            groups: groups.to_vec(),
+        };
+        assert_eq!(with(&[]).group_list(), [4242]);
+        assert_eq!(with(&[4343, 5000]).group_list(), [4242, 4343, 5000]);
+        // macOS reports the egid first already: that list is kept as it is.
+        assert_eq!(with(&[4242, 4343]).group_list(), [4242, 4343]);
+        assert_eq!(with(&[4343, 4242, 5000]).group_list(), [4242, 4343, 5000]);
+    }
+
+    /// Kills and reaps a child a test started, also when the test fails.
+    struct Reaped(Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A server that ran with no supplementary groups gets its own group as its one
+    /// group, never an empty list: std's `Command::gid` cleared the list after
+    /// `setgid` (`setgroups(0)`), which left Linux with none and made group 0 the
+    /// effective group on xnu. Read from the kernel with the product's own reader.
+    #[test]
+    fn a_server_without_supplementary_groups_gets_its_own_group() {
+        assert_eq!(crate::probe::os::own_uid(), 0, "this test needs root");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let user = Credentials {
+            uid: 65534,
+            gid: 65533,
+            groups: vec![],
+        };
+        // spawn returns once the exec succeeded: the credentials are set by then.
+        let child = shell_detached("exec sleep 30", Path::new("/"), &log, Some(&user));
+        let child = Reaped(child.unwrap());
+        let pid = child.0.id();
+        let info = crate::probe::os::process_info(pid).unwrap();
+        assert_eq!((info.uid, info.gid), (Some(65534), Some(65533)));
+        assert_eq!(crate::probe::os::groups(pid).unwrap(), [65533]);
+    }
+
+    /// launchd's job variables, in the captured environment or inherited from the
+    /// watchdog, never reach the server; the rest of its environment does.
+    #[test]
+    fn a_replay_drops_launchds_job_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("server.log");
+        let start = Launch {
+            program: PathBuf::from("/usr/bin/env"),
+            argv: vec!["env".into()],
+            cwd: PathBuf::from("/"),
+            env: vec![
+                ("XPC_SERVICE_NAME".into(), "com.example.watchdog".into()),
+                ("XPC_FLAGS".into(), "1".into()),
+                ("HOME".into(), "/srv".into()),
+            ],
+            user: None,
+        };
+        let mut child = replay(&start, &log).unwrap();
+        assert!(child.wait().unwrap().success());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "HOME=/srv\n");
     }
 
     /// A working directory the user may not enter fails the start (chdir runs as the

@@ -28,6 +28,47 @@ pub struct Credentials {
     pub groups: Vec<u32>,
 }
 
+impl Credentials {
+    /// The list handed to `setgroups` before `setgid`: the group first, then the
+    /// supplementary groups without it, in their order (what `initgroups(3)` builds,
+    /// on Linux and macOS alike). Never empty, and never without the group. On xnu the
+    /// effective gid *is* the first entry of the list (`#define cr_gid cr_groups[0]`,
+    /// bsd/sys/ucred.h); `setgroups(0, …)` stores `{0}`, group wheel
+    /// (`setgroups_internal`, bsd/kern/kern_prot.c); and `setgid` overwrites the first
+    /// entry, or swaps it with a later one equal to the new gid (`setgid` →
+    /// `kauth_cred_model_setresgid` → `kauth_cred_change_egid`,
+    /// bsd/kern/kern_credential.c). So a list not starting with the gid would lose its
+    /// first group to the `setgid`, and std's `Command::gid`, which calls
+    /// `setgroups(0)` *after* `setgid`, leaves the server in group 0. macOS reports a
+    /// process's list with its egid first (`cr_groups`), so there the list is the one
+    /// captured; on Linux the gid joins the supplementary groups when it was not among
+    /// them, as login and `initgroups(3)` put it there: it is the server's own group,
+    /// so this grants it nothing it did not have.
+    pub fn group_list(&self) -> Vec<u32> {
+        let mut seen = std::collections::HashSet::from([self.gid]);
+        std::iter::once(self.gid)
+            .chain(self.groups.iter().copied().filter(|g| seen.insert(*g)))
+            .collect()
+    }
+
+    /// `Err` when this kernel would refuse [`Credentials::group_list`] (more groups
+    /// than `NGROUPS_MAX`: 16 on macOS): found before anything is signalled, not when
+    /// the replacement starts after the old server is gone.
+    fn settable(&self, whose: &str) -> Result<(), String> {
+        // SAFETY: sysconf reads a system constant; no memory is passed.
+        let max = unsafe { libc::sysconf(libc::_SC_NGROUPS_MAX) };
+        let count = self.group_list().len();
+        match usize::try_from(max) {
+            Ok(max) if count > max => Err(format!(
+                "{whose} runs with {count} groups, and this system lets a process have at \
+                 most {max}, so its replacement could not get them back: give its user \
+                 fewer groups"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How to start the server again: what it was started with, captured while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
@@ -167,6 +208,9 @@ fn start_command_ready(
         None if os::own_uid() == 0 => last_user.cloned(),
         _ => None,
     };
+    if let Some(user) = &user {
+        user.settable(&format!("the server last seen (uid {})", user.uid))?;
+    }
     // The old server's directory when it still exists; else somewhere that does, and
     // that the start's user can enter: it changes directory as that user, after the
     // old server is gone, and root's $HOME and state dir are closed to others.
@@ -214,15 +258,21 @@ fn replay_ready(
              again: recreate it, or {set}"
         ));
     };
+    // A replay never starts with an environment it does not know: one that could not
+    // be read (macOS withholds that of restricted programs) is refused, and so is an
+    // empty one, since on macOS an empty environment and a withheld one cannot always
+    // be told apart, and a server started without PATH or HOME is not the one it was.
     let env = match known_env {
         Some(env) => env.to_vec(),
-        None => os::process_environ(pid).map_err(|e| {
-            format!(
-                "the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: \
-                 {set}"
-            )
-        })?,
+        None => os::process_environ(pid).map_err(|e| env_unreadable(pid, &e))?,
     };
+    if env.is_empty() {
+        return Err(format!(
+            "PID {pid}'s environment is empty (started with `env -i`, or hidden by the \
+             kernel), so a replay would start it without PATH, HOME or anything it was \
+             given: set restart.start_command (or restart.method, if a supervisor starts it)"
+        ));
+    }
     let Some(program) = Launch::resolve(&target.argv, &cwd, &env) else {
         return Err(not_a_program(pid, first, &cwd, &env));
     };
@@ -233,6 +283,22 @@ fn replay_ready(
         env,
         user: start_as(target)?,
     })
+}
+
+/// Why an environment that could not be read stops the replay, and what to set.
+fn env_unreadable(pid: u32, error: &os::OsError) -> String {
+    let fix = "set restart.start_command, or restart.method if a supervisor (launchd, \
+               systemd…) starts it";
+    match error {
+        os::OsError::EnvironmentHidden { .. } => format!(
+            "macOS hides the environment of PID {pid} (it does so for restricted programs, \
+             even from root), so it cannot be replayed with the environment it had: {fix}"
+        ),
+        e => format!(
+            "the environment of PID {pid} cannot be read ({e}), so it cannot be replayed: \
+             {fix}"
+        ),
+    }
 }
 
 fn not_a_program(pid: u32, first: &str, cwd: &Path, env: &[(String, String)]) -> String {
@@ -312,7 +378,9 @@ fn root_restores(target: &ProcessInfo) -> Result<Credentials, String> {
              could not get them back"
         )
     })?;
-    Ok(Credentials { uid, gid, groups })
+    let credentials = Credentials { uid, gid, groups };
+    credentials.settable(&format!("PID {pid}"))?;
+    Ok(credentials)
 }
 
 /// `dir` if it is an existing directory. Linux names a deleted working directory
@@ -484,6 +552,91 @@ mod tests {
         };
         assert_eq!(user.as_ref(), Some(&last));
         assert_eq!(cwd, Path::new("/"));
+    }
+
+    /// An environment the kernel withheld is not replayed, and the operator is told
+    /// that macOS hides it and what to set instead.
+    #[test]
+    fn a_hidden_environment_names_macos_and_the_fix() {
+        let why = env_unreadable(123, &os::OsError::EnvironmentHidden { pid: 123 });
+        assert_eq!(
+            why,
+            "macOS hides the environment of PID 123 (it does so for restricted programs, \
+             even from root), so it cannot be replayed with the environment it had: set \
+             restart.start_command, or restart.method if a supervisor (launchd, systemd…) \
+             starts it"
+        );
+        let why = env_unreadable(
+            123,
+            &os::OsError::PermissionDenied {
+                pid: 123,
+                what: "environ",
+            },
+        );
+        assert!(
+            why.starts_with("the environment of PID 123 cannot be read (permission denied")
+                && why.ends_with(
+                    "set restart.start_command, or restart.method if a supervisor \
+                                  (launchd, systemd…) starts it"
+                ),
+            "{why}"
+        );
+    }
+
+    /// An empty environment is not replayed: the server would start without PATH or
+    /// HOME (and on macOS, empty may be the kernel hiding it).
+    #[test]
+    fn an_empty_environment_is_not_replayed() {
+        let me = os::process_info(std::process::id()).unwrap();
+        let cfg = crate::config::defaults(None);
+        let checked = check(
+            &cfg,
+            Some(&me),
+            &resolution(Method::Builtin),
+            None,
+            Some(&[]),
+        );
+        let Some(Err(why)) = checked else {
+            panic!("replayed with an empty environment: {checked:?}");
+        };
+        assert_eq!(
+            why,
+            format!(
+                "PID {}'s environment is empty (started with `env -i`, or hidden by the \
+                 kernel), so a replay would start it without PATH, HOME or anything it was \
+                 given: set restart.start_command (or restart.method, if a supervisor \
+                 starts it)",
+                me.pid()
+            )
+        );
+    }
+
+    /// More groups than the kernel allows a process is found before the server is
+    /// signalled, not when its replacement fails to start.
+    #[test]
+    fn more_groups_than_the_kernel_allows_are_refused_before_anything_is_done() {
+        // SAFETY: sysconf reads a system constant.
+        let max = usize::try_from(unsafe { libc::sysconf(libc::_SC_NGROUPS_MAX) }).unwrap();
+        let user = Credentials {
+            uid: 4242,
+            gid: 4242,
+            groups: (10_000..10_000 + max as u32).collect(),
+        };
+        let why = user.settable("PID 7").unwrap_err();
+        assert_eq!(
+            why,
+            format!(
+                "PID 7 runs with {} groups, and this system lets a process have at most \
+                 {max}, so its replacement could not get them back: give its user \
+                 fewer groups",
+                max + 1
+            )
+        );
+        let fits = Credentials {
+            groups: user.groups[1..].to_vec(),
+            ..user
+        };
+        assert_eq!(fits.settable("PID 7"), Ok(()));
     }
 
     #[test]
