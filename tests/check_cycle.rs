@@ -5,7 +5,9 @@
 mod common;
 
 use std::fs;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -103,6 +105,7 @@ fn healthy_check_with_heartbeat_logs_one_line() {
     assert_log_shape(&env);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn json_report_on_a_healthy_check() {
     let (env, server, cfg) = setup();
@@ -236,6 +239,7 @@ fn status_json_reports_the_run_bound() {
 // Unhealthy: restarted
 // ---------------------------------------------------------------------------------------
 
+#[cfg(target_os = "linux")]
 #[test]
 fn total_fds_over_max_restarts_the_server() {
     let (env, server, mut cfg) = setup();
@@ -262,6 +266,7 @@ fn total_fds_over_max_restarts_the_server() {
     assert_within_bound(&r, &cfg);
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn state_db_handles_over_path_max_restart_the_server() {
     let (env, server, mut cfg) = setup();
@@ -478,6 +483,7 @@ fn failing_health_within_startup_grace_is_suppressed() {
 /// be written (here a directory stands at history.json, which rename cannot replace even
 /// for root and which the watchdog does not move aside), the restart is not made, the
 /// server is left alone, and the run says why.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_restart_the_history_cannot_record_is_not_made() {
     let (env, server, mut cfg) = setup();
@@ -504,6 +510,7 @@ fn a_restart_the_history_cannot_record_is_not_made() {
 
 /// `method = "command"` with a command that returns without restarting anything: the
 /// old server still answers /health, which is not a restart.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_restart_command_that_leaves_the_old_server_running_fails() {
     let (env, server, mut cfg) = setup();
@@ -562,6 +569,7 @@ fn crash_loop_guard_stops_after_max_restarts() {
 // ---------------------------------------------------------------------------------------
 
 /// The sleeper received no signal: alive, sleeping, nothing pending.
+#[cfg(target_os = "linux")]
 #[track_caller]
 fn assert_never_signalled(sleeper: &ChildGuard) {
     let pid = sleeper.pid();
@@ -573,6 +581,7 @@ fn assert_never_signalled(sleeper: &ChildGuard) {
 
 /// A pidfile left from an old server whose PID now belongs to another program that
 /// started after the file was written (PID reuse, detected by start time vs mtime).
+#[cfg(target_os = "linux")]
 #[test]
 fn stale_pidfile_naming_a_newer_process_is_never_signalled() {
     let (env, server, cfg) = setup_with(ServerOpts {
@@ -611,6 +620,7 @@ fn stale_pidfile_naming_a_newer_process_is_never_signalled() {
 
 /// A fresh pidfile naming a live process whose command line does not match
 /// `target.match`: stale (a warning), and the healthy server found by its port is fine.
+#[cfg(target_os = "linux")]
 #[test]
 fn stale_pidfile_naming_another_program_is_a_warning() {
     let (env, server, mut cfg) = setup_with(ServerOpts {
@@ -638,6 +648,7 @@ fn stale_pidfile_naming_another_program_is_a_warning() {
 // Lock
 // ---------------------------------------------------------------------------------------
 
+#[cfg(target_os = "linux")]
 #[test]
 fn second_concurrent_run_exits_5_at_once() {
     let (env, server, mut cfg) = setup();
@@ -788,6 +799,7 @@ fn each_kind_of_bad_answer_fails_health() {
 /// A server owned by another user (root here) seen by a watchdog running as `nobody`:
 /// its FDs cannot be read, the port's owner cannot be seen, so nothing is signalled
 /// and the run says why.
+#[cfg(target_os = "linux")]
 #[test]
 fn another_users_server_is_never_signalled() {
     // SAFETY: getuid has no preconditions.
@@ -824,6 +836,7 @@ fn another_users_server_is_never_signalled() {
 /// A server kept alive by a shell loop the watchdog cannot recognise as a supervisor:
 /// after the kill the loop starts it again, and the watchdog sees that and does not
 /// start a second copy.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_parent_that_restarts_the_server_is_not_fought() {
     let env = TestEnv::new();

@@ -5,6 +5,10 @@
 //! sample times are controlled by rewriting `history.json` between runs (moving earlier
 //! samples into the past), never by waiting. See `common/mod.rs`.
 
+// Linux only: the FD counts the tests expect come from the census they read from /proc
+// (`with_stable_fds`), and one sets the server's RLIMIT_NOFILE with prlimit(2).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;
