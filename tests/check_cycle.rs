@@ -105,7 +105,6 @@ fn healthy_check_with_heartbeat_logs_one_line() {
     assert_log_shape(&env);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn json_report_on_a_healthy_check() {
     let (env, server, cfg) = setup();
@@ -239,7 +238,6 @@ fn status_json_reports_the_run_bound() {
 // Unhealthy: restarted
 // ---------------------------------------------------------------------------------------
 
-#[cfg(target_os = "linux")]
 #[test]
 fn total_fds_over_max_restarts_the_server() {
     let (env, server, mut cfg) = setup();
@@ -266,7 +264,6 @@ fn total_fds_over_max_restarts_the_server() {
     assert_within_bound(&r, &cfg);
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn state_db_handles_over_path_max_restart_the_server() {
     let (env, server, mut cfg) = setup();
@@ -483,7 +480,6 @@ fn failing_health_within_startup_grace_is_suppressed() {
 /// be written (here a directory stands at history.json, which rename cannot replace even
 /// for root and which the watchdog does not move aside), the restart is not made, the
 /// server is left alone, and the run says why.
-#[cfg(target_os = "linux")]
 #[test]
 fn a_restart_the_history_cannot_record_is_not_made() {
     let (env, server, mut cfg) = setup();
@@ -510,7 +506,6 @@ fn a_restart_the_history_cannot_record_is_not_made() {
 
 /// `method = "command"` with a command that returns without restarting anything: the
 /// old server still answers /health, which is not a restart.
-#[cfg(target_os = "linux")]
 #[test]
 fn a_restart_command_that_leaves_the_old_server_running_fails() {
     let (env, server, mut cfg) = setup();
@@ -836,7 +831,6 @@ fn another_users_server_is_never_signalled() {
 /// A server kept alive by a shell loop the watchdog cannot recognise as a supervisor:
 /// after the kill the loop starts it again, and the watchdog sees that and does not
 /// start a second copy.
-#[cfg(target_os = "linux")]
 #[test]
 fn a_parent_that_restarts_the_server_is_not_fought() {
     let env = TestEnv::new();

@@ -85,7 +85,6 @@ fn leak_opens_real_sqlite_wal_handles() {
     );
 }
 
-#[cfg(target_os = "linux")]
 #[test]
 fn plain_files_raise_the_total_but_not_state_db() {
     let env = TestEnv::new();

@@ -959,8 +959,8 @@ pub fn log_text(env: &TestEnv) -> String {
 //
 // The same commands and options on Linux (procps-ng, lsof) and macOS (BSD ps, Apple's
 // lsof), so a test that asks them runs unchanged on both; the Linux harness below reads
-// /proc instead, and on other systems its core (`proc_state`, `cmdline`, `listener_pid`)
-// is answered from here.
+// /proc instead, and on other systems its core (`proc_state`, `cmdline`, `listener_pid`,
+// `fd_count`, `count_fds_matching`, `parent_pid`) is answered from here.
 
 /// One `ps` keyword of `pid` (`ps -ww -o KEY= -p PID`), trimmed; `None` when there is no
 /// such process. `-ww`: BSD ps cuts lines at 79 columns when stdout is not a terminal.
@@ -1032,6 +1032,28 @@ pub fn proc_state(pid: u32) -> Option<char> {
 #[cfg(not(target_os = "linux"))]
 pub fn cmdline(pid: u32) -> String {
     ps_args(pid)
+}
+
+/// [`fd_count`] where there is no /proc: from `lsof`.
+#[cfg(not(target_os = "linux"))]
+pub fn fd_count(pid: u32) -> usize {
+    lsof_fd_count(pid)
+}
+
+/// [`count_fds_matching`] where there is no /proc: the FDs whose name `lsof` shows
+/// contains `pattern` (for a file, its path).
+#[cfg(not(target_os = "linux"))]
+pub fn count_fds_matching(pid: u32, pattern: &str) -> usize {
+    lsof_fds(pid)
+        .iter()
+        .filter(|f| f.name.contains(pattern))
+        .count()
+}
+
+/// [`parent_pid`] where there is no /proc: from `ps`.
+#[cfg(not(target_os = "linux"))]
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    ps_ppid(pid)
 }
 
 /// [`listener_pid`] where there is no /proc: the one holder `lsof` names (`None` when
