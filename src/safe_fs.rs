@@ -831,6 +831,7 @@ mod tests {
         assert!(!check_trusted_or_absent_with(&log, own_euid(), &mut seen).unwrap());
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn what_was_found_trusted_for_one_user_is_not_trusted_for_another() {
         // Real ownership: only root can give a directory away.
@@ -921,6 +922,7 @@ mod tests {
     /// and left a 0600 regular file of root's in its place. A device node is refused
     /// wherever it is (a real one, made here with mknod: root only), and anything in
     /// `/dev` is the system's (only looked at here, never opened).
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_device_or_anything_in_dev_is_refused_never_moved_aside() {
         use std::os::unix::fs::FileTypeExt;
@@ -979,6 +981,7 @@ mod tests {
         assert!(err.to_string().contains("is owned by uid"), "{err}");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_chain_is_trusted_only_when_owned_by_root_or_the_trusted_users() {
         // Real ownership: only root can give a directory away.
@@ -1006,6 +1009,7 @@ mod tests {
     /// group. Refusing it stopped every run (exit 2) on such a box. A group with anyone
     /// else in it, or one that is not the owner's, is still refused. Real ownership:
     /// root's private group `root` (gid 0, no members) and groups that are not it.
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_dir_writable_only_by_its_owners_private_group_is_trusted() {
         use std::os::unix::fs::chown;

@@ -5,7 +5,9 @@
 mod common;
 
 use std::fs;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+#[cfg(target_os = "linux")]
+use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -562,6 +564,8 @@ fn crash_loop_guard_stops_after_max_restarts() {
 // ---------------------------------------------------------------------------------------
 
 /// The sleeper received no signal: alive, sleeping, nothing pending.
+// Linux only: signals pending for a process are read from /proc/PID/status.
+#[cfg(target_os = "linux")]
 #[track_caller]
 fn assert_never_signalled(sleeper: &ChildGuard) {
     let pid = sleeper.pid();
@@ -573,6 +577,8 @@ fn assert_never_signalled(sleeper: &ChildGuard) {
 
 /// A pidfile left from an old server whose PID now belongs to another program that
 /// started after the file was written (PID reuse, detected by start time vs mtime).
+// Linux only: assert_never_signalled reads /proc/PID/status.
+#[cfg(target_os = "linux")]
 #[test]
 fn stale_pidfile_naming_a_newer_process_is_never_signalled() {
     let (env, server, cfg) = setup_with(ServerOpts {
@@ -611,6 +617,8 @@ fn stale_pidfile_naming_a_newer_process_is_never_signalled() {
 
 /// A fresh pidfile naming a live process whose command line does not match
 /// `target.match`: stale (a warning), and the healthy server found by its port is fine.
+// Linux only: assert_never_signalled reads /proc/PID/status.
+#[cfg(target_os = "linux")]
 #[test]
 fn stale_pidfile_naming_another_program_is_a_warning() {
     let (env, server, mut cfg) = setup_with(ServerOpts {
@@ -638,6 +646,8 @@ fn stale_pidfile_naming_another_program_is_a_warning() {
 // Lock
 // ---------------------------------------------------------------------------------------
 
+// Linux only: the held lock is seen in /proc/locks.
+#[cfg(target_os = "linux")]
 #[test]
 fn second_concurrent_run_exits_5_at_once() {
     let (env, server, mut cfg) = setup();
@@ -788,6 +798,8 @@ fn each_kind_of_bad_answer_fails_health() {
 /// A server owned by another user (root here) seen by a watchdog running as `nobody`:
 /// its FDs cannot be read, the port's owner cannot be seen, so nothing is signalled
 /// and the run says why.
+// Linux only: another user through setpriv (util-linux), as root.
+#[cfg(target_os = "linux")]
 #[test]
 fn another_users_server_is_never_signalled() {
     // SAFETY: getuid has no preconditions.

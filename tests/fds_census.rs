@@ -4,6 +4,10 @@
 //! itself (`ProcCensus`) and against `lsof`. Every test has its own temp dir, server and
 //! config; see `common/mod.rs`.
 
+// Linux only: its oracle is the census the test reads from /proc itself (`ProcCensus`);
+// tests/portable.rs checks the census on every Unix against lsof.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -42,6 +42,8 @@ fn health_answers_200_with_hermes_json() {
 /// FDs, the -shm also mmapped); every further connection in the same process opens its
 /// own state.db and state.db-wal (2 FDs) and shares the process's one -shm FD.
 /// N connections therefore hold 2N + 1 FDs whose path contains "state.db".
+// Linux only: the -shm mapping is read from /proc/PID/maps.
+#[cfg(target_os = "linux")]
 #[test]
 fn leak_opens_real_sqlite_wal_handles() {
     let env = TestEnv::new();
@@ -210,6 +212,8 @@ fn memory_mode_wins_over_the_file_and_does_not_persist() {
     assert!(healthy(&second.url));
 }
 
+// Linux only: signals pending are read from /proc/PID/status.
+#[cfg(target_os = "linux")]
 #[test]
 fn sigstopped_server_accepts_but_never_answers() {
     let env = TestEnv::new();
@@ -447,6 +451,8 @@ fn a_timeout_and_a_dropped_guard_kill_the_whole_process_group() {
     );
 }
 
+// Linux only: is_locked reads /proc/locks.
+#[cfg(target_os = "linux")]
 #[test]
 fn is_locked_sees_a_held_flock() {
     let env = TestEnv::new();

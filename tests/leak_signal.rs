@@ -8,6 +8,7 @@
 mod common;
 
 use std::fs;
+#[cfg(target_os = "linux")]
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,8 +35,23 @@ fn check(env: &TestEnv, code: i32) -> Value {
 
 /// The server's FD count once two readings in a row agree (a control request's socket
 /// may still be closing).
+#[cfg(target_os = "linux")]
 fn settled_fd_count(pid: u32) -> u64 {
     with_stable_fds(pid, || ()).0.total()
+}
+
+/// [`settled_fd_count`] where there is no /proc: `lsof`'s count once two readings in a
+/// row agree.
+#[cfg(not(target_os = "linux"))]
+fn settled_fd_count(pid: u32) -> u64 {
+    for _ in 0..20 {
+        let first = fd_count(pid);
+        if fd_count(pid) == first {
+            return first as u64;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the FD count of PID {pid} never held still across two readings");
 }
 
 /// The reason with `code`, if the report has it.
@@ -556,6 +572,8 @@ fn samples_outside_the_window_do_not_count() {
 
 /// The limit the projection aims at is the one a restart would happen at: the lower of
 /// `fds.max` and `max_percent` of the server's soft RLIMIT_NOFILE.
+// Linux only: prlimit(2) on the server, its hard limit from /proc/PID/limits.
+#[cfg(target_os = "linux")]
 #[test]
 fn projection_aims_at_the_lower_of_max_and_max_percent() {
     let (env, server, mut cfg) = setup();
@@ -593,6 +611,7 @@ fn projection_aims_at_the_lower_of_max_and_max_percent() {
 }
 
 /// The hard "Max open files" limit of `pid`.
+#[cfg(target_os = "linux")]
 fn fd_hard_limit(pid: u32) -> u64 {
     let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits
@@ -877,6 +896,8 @@ fn budget_is_off_by_default() {
 // 8. Incident snapshots
 // ---------------------------------------------------------------------------------------
 
+// Linux only: the old server's argv is read from /proc/PID/cmdline (`cmdline_args`).
+#[cfg(target_os = "linux")]
 #[test]
 fn incident_is_written_before_the_kill_pruned_to_20_and_listed_by_status() {
     let (env, server, mut cfg) = setup();

@@ -18,17 +18,23 @@
 
 mod common;
 
-use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+
+// The failsafe and RLIMIT_NPROC tests need Linux (ptrace, prlimit, setpriv).
+#[cfg(target_os = "linux")]
+use std::{
+    fs,
+    os::unix::process::CommandExt,
+    process::{Child, Command, Stdio},
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
 
 use common::*;
 
 /// Health, stop, command and verify timeouts of 1 s: a run bound of 10 s (+ 2 s of
 /// failsafe grace), so that the runs left to the failsafe end soon.
+#[cfg(target_os = "linux")]
 fn short_bound(env: &TestEnv, port: u16) -> ConfigToml {
     let mut cfg = ConfigToml::for_port(env, port);
     cfg.set("health.attempts", 1)
@@ -86,6 +92,7 @@ fn a_fifo_at_the_config_path_is_refused_at_once() {
 
 /// `struct ptrace_syscall_info` (linux/ptrace.h) as PTRACE_GET_SYSCALL_INFO fills it for
 /// a syscall-entry stop; the tail covers the larger seccomp variant.
+#[cfg(target_os = "linux")]
 #[repr(C)]
 #[derive(Default)]
 struct SyscallInfo {
@@ -99,12 +106,15 @@ struct SyscallInfo {
     tail: [u64; 2],
 }
 
+#[cfg(target_os = "linux")]
 const PTRACE_GET_SYSCALL_INFO: libc::c_uint = 0x420e;
+#[cfg(target_os = "linux")]
 const PTRACE_SYSCALL_INFO_ENTRY: u8 = 1;
 
 /// A watchdog run traced by this test thread: only its main thread (no
 /// PTRACE_O_TRACECLONE, so the threads it starts run freely) and killed with the test
 /// (PTRACE_O_EXITKILL) or on drop.
+#[cfg(target_os = "linux")]
 struct Traced {
     child: Option<Child>,
     pid: libc::pid_t,
@@ -114,12 +124,14 @@ struct Traced {
 }
 
 /// How a traced run went.
+#[cfg(target_os = "linux")]
 struct Stopped {
     /// The path of the `openat` where the main thread was left.
     frozen_at: String,
     result: RunResult,
 }
 
+#[cfg(target_os = "linux")]
 impl Traced {
     fn spawn(mut cmd: Command) -> Traced {
         cmd.stdin(Stdio::null())
@@ -262,6 +274,7 @@ impl Traced {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for Traced {
     fn drop(&mut self) {
         if self.child.take().is_some() {
@@ -275,14 +288,17 @@ impl Drop for Traced {
 }
 
 /// Generous: the runs below end at 10 s (loading) or 12 s (their bound + grace).
+#[cfg(target_os = "linux")]
 const FROZEN_LIMIT: Duration = Duration::from_secs(90);
 
 /// Runs `watchdog ARGS` for `env`, leaves its main thread stopped at the first
 /// `openat` whose path `at` accepts, and returns how the run ended.
+#[cfg(target_os = "linux")]
 fn frozen_run(env: &TestEnv, args: &[&str], at: impl Fn(&str) -> bool) -> Stopped {
     Traced::spawn(watchdog_cmd(env, args)).freeze_at(at, FROZEN_LIMIT)
 }
 
+#[cfg(target_os = "linux")]
 #[track_caller]
 fn assert_stopped(env: &TestEnv, stopped: &Stopped, code: i32, doing: &str) {
     let r = &stopped.result;
@@ -300,6 +316,7 @@ fn assert_stopped(env: &TestEnv, stopped: &Stopped, code: i32, doing: &str) {
 
 /// Stopped while reading the configuration: exit 2 at the fixed loading bound (the
 /// failsafe is armed before the file is opened).
+#[cfg(target_os = "linux")]
 #[test]
 fn a_run_stuck_reading_its_config_ends_with_exit_2() {
     let env = TestEnv::new();
@@ -315,6 +332,7 @@ fn a_run_stuck_reading_its_config_ends_with_exit_2() {
 /// Stopped reading the server's command line, as a read under its mmap lock would be:
 /// `check` before acting, `status` and `fds` exit 4 (not acted on), never 3, and the
 /// server is untouched.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_run_stuck_reading_proc_ends_at_its_bound_with_the_code_of_its_subcommand() {
     let env = TestEnv::new();
@@ -343,6 +361,7 @@ fn a_run_stuck_reading_proc_ends_at_its_bound_with_the_code_of_its_subcommand() 
 
 /// Stopped once `check` has begun a restart (at the incident snapshot it takes before
 /// any signal): exit 3, the one case where "restart failed" is the truth.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_check_stuck_while_acting_says_restart_failed() {
     let env = TestEnv::new();
@@ -361,6 +380,7 @@ fn a_check_stuck_while_acting_says_restart_failed() {
 /// already runs at least the test server and this process, so no thread or process
 /// can be created (RLIMIT_NPROC counts every task of the real uid; it binds because the
 /// uid is not root).
+#[cfg(target_os = "linux")]
 fn under_exhausted_nproc(env: &TestEnv, argv: &[&str]) -> Command {
     let (uid, gid) = SERVER_USER;
     let mut cmd = Command::new("setpriv");
@@ -372,6 +392,7 @@ fn under_exhausted_nproc(env: &TestEnv, argv: &[&str]) -> Command {
     in_test_home(cmd, env)
 }
 
+#[cfg(target_os = "linux")]
 fn watchdog_under_exhausted_nproc(env: &TestEnv, args: &[&str]) -> RunResult {
     let bin = watchdog_bin();
     let config = env.config_path.display().to_string();
@@ -382,11 +403,13 @@ fn watchdog_under_exhausted_nproc(env: &TestEnv, args: &[&str]) -> RunResult {
 }
 
 /// A test server run by SERVER_USER, who owns the whole env (a state dir of its own).
+#[cfg(target_os = "linux")]
 struct UserServer {
     _guard: ChildGuard,
     port: u16,
 }
 
+#[cfg(target_os = "linux")]
 fn start_user_server(env: &TestEnv) -> UserServer {
     chown_tree(&env.root, SERVER_USER.0, SERVER_USER.1);
     let log = env.root.join("user-server.log");
@@ -428,6 +451,7 @@ fn start_user_server(env: &TestEnv) -> UserServer {
 }
 
 /// The config of a run as SERVER_USER against `server`, written and handed to that user.
+#[cfg(target_os = "linux")]
 fn user_config(env: &TestEnv, server: &UserServer, cfg: &mut ConfigToml) {
     cfg.set("target.port", i64::from(server.port)).set(
         "health.url",
@@ -437,6 +461,7 @@ fn user_config(env: &TestEnv, server: &UserServer, cfg: &mut ConfigToml) {
     chown_tree(&env.root, SERVER_USER.0, SERVER_USER.1);
 }
 
+#[cfg(target_os = "linux")]
 #[track_caller]
 fn assert_no_abort(r: &RunResult) {
     assert!(
@@ -449,6 +474,7 @@ fn assert_no_abort(r: &RunResult) {
     );
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn with_no_process_left_check_and_fds_still_finish_with_their_codes() {
     require_root();

@@ -13,6 +13,10 @@
 //! stopped on drop by SIGTERM (then SIGKILL); every server logs its PID, so the ones the
 //! supervisors respawned are killed by `TestEnv`'s drop, which runs last.
 
+// Linux only: runit, /proc/PID/cgroup, and stand-in `launchctl`/`systemctl` that on a Mac
+// would compete with the real launchd (PID 1 there).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

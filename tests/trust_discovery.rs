@@ -7,6 +7,10 @@
 //! (its PID and start time unchanged, no signal pending), the exit code, and the reason
 //! and message the operator sees.
 
+// Linux only: root against other users' processes through `setpriv` (util-linux),
+// /proc/net/tcp and /proc/PID/fd, and a root-run test (the macOS CI job is not root).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

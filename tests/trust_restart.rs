@@ -3,6 +3,10 @@
 //! group and supplementary groups. Each test runs the watchdog as root against a test
 //! server of `SERVER_USER`.
 
+// Linux only: root against other users' processes through `setpriv` (util-linux) and
+// /proc/PID/status, and a root-run test (the macOS CI job is not root).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

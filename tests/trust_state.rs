@@ -7,6 +7,10 @@
 //! Every test runs the watchdog binary as root (CI does), against a real test server,
 //! with real symlinks, FIFOs and ownership.
 
+// Linux only: root-run (the macOS CI job is not root), with `prlimit` and /proc for
+// process facts.
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

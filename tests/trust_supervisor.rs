@@ -11,6 +11,10 @@
 //! The other users' processes run the system's `/usr/bin/python3` (the test's own
 //! interpreter may live under root's home, which they cannot enter).
 
+// Linux only: a root supervisord and runit running other users' programs through
+// `setpriv` (util-linux), and a root-run test (the macOS CI job is not root).
+#![cfg(target_os = "linux")]
+
 mod common;
 
 use std::fs;

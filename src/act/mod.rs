@@ -508,6 +508,7 @@ mod tests {
     }
 }
 
+#[cfg(target_os = "linux")]
 #[cfg(test)]
 mod respawn_tests {
     use super::*;

@@ -125,6 +125,7 @@ pub fn shell_detached(
     detached(command, cwd, log, user)
 }
 
+#[cfg(target_os = "linux")]
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1165,6 +1165,7 @@ fn fd_budget_and_trend_keys() {
 /// can write (a config in the server user's home named by root's crontab) would let that
 /// user run anything as root; it is refused (exit 2) like a state dir they could change.
 /// Real ownership: run as root.
+#[cfg(target_os = "linux")]
 #[test]
 fn a_config_another_user_could_write_is_refused() {
     use std::os::unix::fs::{PermissionsExt, chown};

@@ -531,6 +531,7 @@ mod tests {
     /// A start as another user enters its directory as that user: root's `$HOME`
     /// (/root, 0700) or the state dir (0700) would fail that chdir after the server was
     /// killed (a deleted cwd) or leave a down server down. Such a start runs in `/`.
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_start_as_another_user_never_falls_back_to_roots_directories() {
         assert_eq!(

@@ -1137,6 +1137,7 @@ mod tests {
     }
 
     /// A directory like /tmp: anyone may create files, nobody may replace another's.
+    #[cfg(target_os = "linux")]
     fn sticky_dir() -> tempfile::TempDir {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
@@ -1144,6 +1145,7 @@ mod tests {
         dir
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_pidfile_another_user_wrote_naming_roots_process_is_untrusted() {
         assert_eq!(
@@ -1216,6 +1218,7 @@ mod tests {
         port_holder("python3", &["-c", &script])
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn port_holders_that_are_not_one_tree_are_unclear_and_all_shown() {
         let (_server, port, server_pid) = listener("127.0.0.1", 0, false);

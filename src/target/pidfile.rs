@@ -188,6 +188,7 @@ pub(super) fn shorten(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(target_os = "linux")]
     use std::path::PathBuf;
 
     #[test]
@@ -231,6 +232,7 @@ mod tests {
 
     /// The trust rule on real files with real owners and real directory modes (root
     /// only: only root can give a file away).
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_pidfile_is_trusted_only_if_its_writers_could_signal_the_process_anyway() {
         use std::os::unix::fs::{PermissionsExt, chown};

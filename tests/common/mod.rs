@@ -458,6 +458,11 @@ pub fn testserver_command(env: &TestEnv) -> Command {
         .arg(&env.pid_log)
         .arg("--db")
         .arg(&env.db_dir);
+    // On a Mac the test inherits XPC_SERVICE_NAME from whatever launchd job started it
+    // (a CI runner's agent, say), and the watchdog would take the server for that job
+    // (src/probe/supervisor/mod.rs, `detect`): a test server is a plain process.
+    #[cfg(not(target_os = "linux"))]
+    cmd.env_remove("XPC_SERVICE_NAME");
     cmd
 }
 
@@ -949,10 +954,124 @@ pub fn log_text(env: &TestEnv) -> String {
 }
 
 // ---------------------------------------------------------------------------------------
+// Process facts on any Unix: ps(1) and lsof(8)
+// ---------------------------------------------------------------------------------------
+//
+// The same commands and options on Linux (procps-ng, lsof) and macOS (BSD ps, Apple's
+// lsof), so a test that asks them runs unchanged on both; the Linux harness below reads
+// /proc instead, and on other systems its core (`proc_state`, `cmdline`, `listener_pid`,
+// `fd_count`, `count_fds_matching`, `parent_pid`) is answered from here.
+
+/// One `ps` keyword of `pid` (`ps -ww -o KEY= -p PID`), trimmed; `None` when there is no
+/// such process. `-ww`: BSD ps cuts lines at 79 columns when stdout is not a terminal.
+pub fn ps_field(pid: u32, keyword: &str) -> Option<String> {
+    let out = Command::new("ps")
+        .args(["-ww", "-o", &format!("{keyword}="), "-p", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("run ps");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// The state letter `ps` shows for `pid` (R, S, D, T, Z, and on macOS also I, U).
+pub fn ps_state(pid: u32) -> Option<char> {
+    ps_field(pid, "stat")?.chars().next()
+}
+
+/// Alive by `ps`: exists and is not a zombie.
+pub fn ps_alive(pid: u32) -> bool {
+    matches!(ps_state(pid), Some(s) if s != 'Z')
+}
+
+/// The command line `ps` shows for `pid` (arguments joined by spaces), empty if gone.
+pub fn ps_args(pid: u32) -> String {
+    ps_field(pid, "args").unwrap_or_default()
+}
+
+/// The parent PID `ps` shows for `pid`.
+pub fn ps_ppid(pid: u32) -> Option<u32> {
+    ps_field(pid, "ppid")?.parse().ok()
+}
+
+/// The PIDs with a TCP socket LISTENing on `port` (`lsof -t`), sorted. As root, every
+/// user's; otherwise this user's.
+pub fn lsof_listeners(port: u16) -> Vec<u32> {
+    let mut cmd = Command::new(require_lsof());
+    cmd.args(["-nP", "-t", &format!("-iTCP:{port}"), "-sTCP:LISTEN"]);
+    let r = run_with_timeout(cmd, Duration::from_secs(60));
+    // lsof exits 1 when it finds nothing.
+    assert!(
+        !r.timed_out && matches!(r.status, Some(0) | Some(1)),
+        "lsof -iTCP:{port} failed\n{}",
+        r.dump()
+    );
+    let mut pids: Vec<u32> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// The number of open FDs of `pid` as `lsof` counts them (numeric FDs only).
+pub fn lsof_fd_count(pid: u32) -> usize {
+    lsof_fds(pid).len()
+}
+
+/// [`proc_state`] where there is no /proc: from `ps`.
+#[cfg(not(target_os = "linux"))]
+pub fn proc_state(pid: u32) -> Option<char> {
+    ps_state(pid)
+}
+
+/// [`cmdline`] where there is no /proc: from `ps`.
+#[cfg(not(target_os = "linux"))]
+pub fn cmdline(pid: u32) -> String {
+    ps_args(pid)
+}
+
+/// [`fd_count`] where there is no /proc: from `lsof`.
+#[cfg(not(target_os = "linux"))]
+pub fn fd_count(pid: u32) -> usize {
+    lsof_fd_count(pid)
+}
+
+/// [`count_fds_matching`] where there is no /proc: the FDs whose name `lsof` shows
+/// contains `pattern` (for a file, its path).
+#[cfg(not(target_os = "linux"))]
+pub fn count_fds_matching(pid: u32, pattern: &str) -> usize {
+    lsof_fds(pid)
+        .iter()
+        .filter(|f| f.name.contains(pattern))
+        .count()
+}
+
+/// [`parent_pid`] where there is no /proc: from `ps`.
+#[cfg(not(target_os = "linux"))]
+pub fn parent_pid(pid: u32) -> Option<u32> {
+    ps_ppid(pid)
+}
+
+/// [`listener_pid`] where there is no /proc: the one holder `lsof` names (`None` when
+/// there is none or several).
+#[cfg(not(target_os = "linux"))]
+pub fn listener_pid(port: u16) -> Option<u32> {
+    match lsof_listeners(port)[..] {
+        [pid] => Some(pid),
+        _ => None,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // /proc
 // ---------------------------------------------------------------------------------------
 
 /// The number of open FDs of `pid`.
+#[cfg(target_os = "linux")]
 pub fn fd_count(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
@@ -960,6 +1079,7 @@ pub fn fd_count(pid: u32) -> usize {
 }
 
 /// The FD link targets of `pid`.
+#[cfg(target_os = "linux")]
 pub fn fd_targets(pid: u32) -> Vec<String> {
     fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
@@ -969,6 +1089,7 @@ pub fn fd_targets(pid: u32) -> Vec<String> {
 }
 
 /// The number of FDs of `pid` whose link target contains `pattern`.
+#[cfg(target_os = "linux")]
 pub fn count_fds_matching(pid: u32, pattern: &str) -> usize {
     fd_targets(pid)
         .iter()
@@ -977,6 +1098,7 @@ pub fn count_fds_matching(pid: u32, pattern: &str) -> usize {
 }
 
 /// The state letter of `/proc/PID/stat` (R, S, D, T, t, Z, X, ...).
+#[cfg(target_os = "linux")]
 pub fn proc_state(pid: u32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses: the state follows the last ')'.
@@ -994,6 +1116,7 @@ pub fn is_stopped(pid: u32) -> bool {
 }
 
 /// The command line of `pid`, arguments joined by spaces (see [`cmdline_args`]).
+#[cfg(target_os = "linux")]
 pub fn cmdline(pid: u32) -> String {
     cmdline_args(pid).join(" ")
 }
@@ -1023,6 +1146,7 @@ pub fn kill_if_testserver(pid_log: &Path, pid: u32, sig: i32) -> bool {
 }
 
 /// Signals pending for `pid` (SigPnd | ShdPnd of /proc/PID/status).
+#[cfg(target_os = "linux")]
 pub fn pending_signals(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -1033,6 +1157,7 @@ pub fn pending_signals(pid: u32) -> u64 {
 }
 
 /// The PID of the process LISTENing on 127.0.0.1:`port` (this user's processes only).
+#[cfg(target_os = "linux")]
 pub fn listener_pid(port: u16) -> Option<u32> {
     let inode = listening_inode(port)?;
     let needle = format!("socket:[{inode}]");
@@ -1052,6 +1177,7 @@ pub fn listener_pid(port: u16) -> Option<u32> {
     None
 }
 
+#[cfg(target_os = "linux")]
 fn listening_inode(port: u16) -> Option<u64> {
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let text = fs::read_to_string(table).unwrap_or_default();
@@ -1074,6 +1200,7 @@ fn listening_inode(port: u16) -> Option<u64> {
 
 /// True when some process holds a lock on `path` (from /proc/locks; `flock` as SPEC §7
 /// says, but POSIX and OFD locks count too: tests use this to synchronise, not to judge).
+#[cfg(target_os = "linux")]
 pub fn is_locked(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = fs::metadata(path) else {
@@ -1377,6 +1504,7 @@ fn parse_proc_addr(s: &str) -> SocketAddr {
 }
 
 /// Socket inode → (kind, TCP endpoints and state) from the process's network namespace.
+#[cfg(target_os = "linux")]
 fn socket_table(pid: u32) -> std::collections::HashMap<u64, (String, Option<TcpSock>)> {
     let mut map = std::collections::HashMap::new();
     for (table, kind) in [
@@ -1435,6 +1563,7 @@ fn socket_table(pid: u32) -> std::collections::HashMap<u64, (String, Option<TcpS
     map
 }
 
+#[cfg(target_os = "linux")]
 impl ProcCensus {
     /// Reads `pid`'s FDs now. FDs that vanish while being read are skipped.
     pub fn read(pid: u32) -> ProcCensus {
@@ -1606,6 +1735,7 @@ impl ProcCensus {
 /// Runs `f` between two readings of `pid`'s FD table and returns the reading and `f`'s
 /// result once both readings agree (the test server closes a control request's socket
 /// just after answering, so a reading can race it). Panics after 20 tries.
+#[cfg(target_os = "linux")]
 pub fn with_stable_fds<T>(pid: u32, mut f: impl FnMut() -> T) -> (ProcCensus, T) {
     let mut last = String::new();
     for _ in 0..20 {
@@ -1812,6 +1942,7 @@ pub fn epoch_now() -> u64 {
 
 /// The watchdog command of [`watchdog_cmd`], run through `setpriv` as `uid`:`gid` with no
 /// supplementary groups. The caller makes the temp dir usable by that user.
+#[cfg(target_os = "linux")]
 pub fn watchdog_cmd_as(env: &TestEnv, uid: u32, gid: u32, args: &[&str]) -> Command {
     let mut cmd = Command::new("setpriv");
     cmd.arg(format!("--reuid={uid}"))
@@ -1889,6 +2020,7 @@ pub fn wait_for_server(env: &TestEnv, timeout: Duration, not: Option<u32>) -> (u
 }
 
 /// The environment of `pid` (`/proc/PID/environ`) as `KEY=VALUE` strings.
+#[cfg(target_os = "linux")]
 pub fn environ(pid: u32) -> Vec<String> {
     fs::read(format!("/proc/{pid}/environ"))
         .unwrap_or_default()
@@ -1899,12 +2031,14 @@ pub fn environ(pid: u32) -> Vec<String> {
 }
 
 /// The parent PID of `pid` (field 4 of `/proc/PID/stat`).
+#[cfg(target_os = "linux")]
 pub fn parent_pid(pid: u32) -> Option<u32> {
     stat_field(pid, 4)
 }
 
 /// Field `n` (counted from 1, as in proc(5)) of `/proc/PID/stat`, read after the command
 /// name, which may hold spaces and parentheses.
+#[cfg(target_os = "linux")]
 pub fn stat_field<T: std::str::FromStr>(pid: u32, n: usize) -> Option<T> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 1..]
@@ -2000,6 +2134,7 @@ pub fn sh_quote(text: &str) -> String {
 /// (a test's unique temp dir) and one of `names` (e.g. "testserver.py"): what a
 /// supervisor started for this test and may have left behind, found by what it was
 /// given, never by a broad name. Returns how many were signalled.
+#[cfg(target_os = "linux")]
 pub fn kill_strays(root: &Path, names: &[&str]) -> usize {
     let root = root.to_string_lossy();
     let me = std::process::id();
@@ -2158,6 +2293,7 @@ pub fn assert_restarted(env: &TestEnv, server: &TestServer) -> u32 {
 
 /// The arguments of `pid` (`/proc/PID/cmdline`, split at NULs; empty arguments and a
 /// process that is gone or unreadable give none).
+#[cfg(target_os = "linux")]
 pub fn cmdline_args(pid: u32) -> Vec<String> {
     fs::read(format!("/proc/{pid}/cmdline"))
         .unwrap_or_default()
@@ -2192,6 +2328,7 @@ pub fn require_root() {
 
 /// `cmd` run through `setpriv` as `uid`:`gid` with no supplementary groups, in a process
 /// group of its own (killed on drop).
+#[cfg(target_os = "linux")]
 pub fn spawn_as(uid: u32, gid: u32, cmd: &Command) -> ChildGuard {
     let mut wrapped = Command::new("setpriv");
     wrapped
@@ -2215,18 +2352,21 @@ pub fn spawn_as(uid: u32, gid: u32, cmd: &Command) -> ChildGuard {
 }
 
 /// The start time of `pid` in clock ticks since boot (field 22 of `/proc/PID/stat`).
+#[cfg(target_os = "linux")]
 pub fn start_ticks(pid: u32) -> Option<u64> {
     stat_field(pid, 22)
 }
 
 /// A process that must come through a run untouched: its PID and start time, taken
 /// before the run.
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone, Copy)]
 pub struct Witness {
     pub pid: u32,
     pub start: u64,
 }
 
+#[cfg(target_os = "linux")]
 impl Witness {
     #[track_caller]
     pub fn of(pid: u32) -> Witness {
@@ -2445,6 +2585,7 @@ pub fn require_supervisor() {
 /// A real supervisord (`python3 -m supervisor.supervisord -n`), the test's child, with its
 /// config, unix socket and logs in the temp dir; stopped by SIGTERM on drop, which stops
 /// its programs too.
+#[cfg(target_os = "linux")]
 pub struct Supervisord {
     pub daemon: GracefulChild,
     root: PathBuf,
@@ -2453,6 +2594,7 @@ pub struct Supervisord {
     pub log: PathBuf,
 }
 
+#[cfg(target_os = "linux")]
 impl Supervisord {
     /// Starts supervisord with `settings` (lines added to its `[supervisord]` section)
     /// and `programs` (config sections, one of them in `[group:hermes]`), and waits until
@@ -2571,6 +2713,7 @@ impl Supervisord {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for Supervisord {
     /// supervisord stops its programs on SIGTERM; what they started outside it (the
     /// double fork's servers, one perhaps still starting up and not yet in the PID log)
@@ -2612,6 +2755,7 @@ pub fn require_runit() -> (PathBuf, PathBuf) {
 /// A real `runsv DIR`, the test's child. Dropping it sends SIGTERM (runsv stops the
 /// service and exits), then kills the service's last PID if it is still this env's test
 /// server.
+#[cfg(target_os = "linux")]
 pub struct Runsv {
     pub daemon: GracefulChild,
     /// The service directory, canonical.
@@ -2621,6 +2765,7 @@ pub struct Runsv {
     pid_log: PathBuf,
 }
 
+#[cfg(target_os = "linux")]
 impl Runsv {
     /// Starts runsv on the service `service/NAME` in the temp dir, whose `run` script is
     /// `run`.
@@ -2660,6 +2805,7 @@ impl Runsv {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for Runsv {
     fn drop(&mut self) {
         let last = fs::read_to_string(self.dir.join("supervise/pid"))

@@ -83,8 +83,15 @@ def log(msg):
     sys.stderr.flush()
 
 
+# Where this process's open FDs are listed: /proc/self/fd on Linux; /dev/fd on macOS,
+# which has no /proc and whose /dev/fd lists every open FD of the process reading it
+# (xnu bsd/miscfs/devfs/devfs_fdesc_support.c, devfs_devfd_readdir). Both listings
+# include the FD listdir itself holds.
+FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
 def fd_count():
-    return len(os.listdir("/proc/self/fd"))
+    return len(os.listdir(FD_DIR))
 
 
 def current_mode():
