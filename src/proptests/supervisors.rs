@@ -26,6 +26,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         server_url: None,
         evidence: "test".to_string(),
         trust: Default::default(),
+        domain: None,
     }
 }
 

@@ -1,14 +1,16 @@
 //! launchd, as `launchctl` shows it: the job a process belongs to (its
-//! `XPC_SERVICE_NAME`), the domain target to address it, and a parser of
-//! `launchctl print <domain-target>`. Pure text handling, compiled and tested
-//! everywhere; running `launchctl` is the caller's business.
+//! `XPC_SERVICE_NAME`), the domains that can hold it, and parsers of `launchctl print
+//! <domain-target>` (one job), `launchctl print <domain>` (its `services` listing) and
+//! `launchctl list`. Pure text handling, compiled and tested everywhere; running
+//! `launchctl` is the caller's business.
 //!
 //! `launchctl print` output is meant for people and Apple changes it between
 //! releases. Only the job's own top-level `key = value` lines are read (`pid`,
-//! `state`, `last exit code`, `last terminating signal`, `program`) plus the
-//! `arguments = { ... }` block; nested blocks (`environment`, `endpoints`, coalitions,
-//! `event triggers`, ...) are skipped whatever they hold, so their own `state = active`
-//! lines never count. Unknown lines are ignored.
+//! `state`, `last exit code`, `last terminating signal`, `program`, `path`, `type`)
+//! plus the `arguments = { ... }` block; nested blocks (`environment`, `endpoints`,
+//! coalitions, `event triggers`, ...) are skipped whatever they hold, so their own
+//! `state = active` lines never count. Unknown lines are ignored; a layout that does
+//! not add up is an error (see [`parse_print`]).
 
 /// What `launchctl print` says about one job.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -25,6 +27,11 @@ pub struct LaunchdJob {
     pub last_signal: Option<String>,
     pub program: Option<String>,
     pub arguments: Vec<String>,
+    /// The plist the job was loaded from (`path = ...`); absent for jobs launchd made
+    /// up itself, such as an IDE terminal's `com.apple.xpc.launchd.oneshot.0x…`.
+    pub path: Option<String>,
+    /// `type = LaunchAgent`, `LaunchDaemon`, `XPCService`, ... as printed.
+    pub kind: Option<String>,
 }
 
 /// The `last exit code` line.
@@ -74,24 +81,55 @@ pub enum LaunchctlParseError {
     /// the job's environment, which its owner writes, comes before its `pid` line).
     #[error("launchctl output ends inside the job's block (cut short); its PID cannot be read")]
     CutShort,
+    /// The layout does not add up: a line is indented for another depth than its
+    /// braces say, or a key the job has once is printed twice. The job's owner writes
+    /// its environment and arguments, and a value with a newline and braces in it could
+    /// otherwise pose as the job's own `pid` or `path` line; such output is not believed.
+    #[error("launchctl output is ambiguous ({0}); it is not believed")]
+    Ambiguous(String),
 }
 
-/// The domain target that names a job: `gui/<uid>/<label>` for a user's agent,
-/// `system/<label>` for root's daemons.
-pub fn domain_target(uid: u32, label: &str) -> String {
+/// The domains that can hold a job of a process running as `uid`, in the order they
+/// are asked: a user's agents are in `gui/<uid>` while that user is logged in at the
+/// screen and in `user/<uid>` for background sessions (SSH, a headless Mac); daemons,
+/// including those with `UserName` (which run as that user), are in `system`. Root
+/// has no GUI login of its own; its daemons are in `system` first.
+pub fn candidate_domains(uid: u32) -> Vec<String> {
     if uid == 0 {
-        format!("system/{label}")
+        vec!["system".into(), "user/0".into()]
     } else {
-        format!("gui/{uid}/{label}")
+        vec![format!("gui/{uid}"), format!("user/{uid}"), "system".into()]
     }
 }
 
+/// The domain assumed for a job whose domain is not known yet (the first candidate):
+/// what messages name before launchd was asked.
+pub fn default_domain(uid: u32) -> String {
+    candidate_domains(uid).swap_remove(0)
+}
+
+/// The target that names a job in a domain: `gui/501/<label>`, `system/<label>`.
+pub fn domain_target(domain: &str, label: &str) -> String {
+    format!("{domain}/{label}")
+}
+
+/// The prefix launchd gives the job it makes up for a process started outside any
+/// plist, e.g. an IDE's terminal (`com.apple.xpc.launchd.oneshot.0x10000001.Code`):
+/// `kickstart -k` of it would restart the IDE's helper, not the server.
+const ONESHOT_PREFIX: &str = "com.apple.xpc.launchd.oneshot.";
+
+/// Whether a label is one of launchd's made-up one-shot jobs.
+pub fn is_oneshot(label: &str) -> bool {
+    label.trim().starts_with(ONESHOT_PREFIX)
+}
+
 /// Whether an `XPC_SERVICE_NAME` value names a launchd job. launchd sets `0` in
-/// processes started from a terminal, and `application.<bundle id>.<n>` in apps and
-/// what they start; neither is a job `launchctl` could restart.
+/// processes started from a terminal, `application.<bundle id>.<n>` in apps and what
+/// they start, and `com.apple.xpc.launchd.oneshot.0x…` in what an IDE's terminal
+/// starts; none is a job `launchctl` could restart for the server.
 pub fn is_launchd_label(xpc_service_name: &str) -> bool {
     let name = xpc_service_name.trim();
-    !name.is_empty() && name != "0" && !name.starts_with("application.")
+    !name.is_empty() && name != "0" && !name.starts_with("application.") && !is_oneshot(name)
 }
 
 /// Whether a `launchctl print` state is launchd (re)spawning the job: `spawn
@@ -102,14 +140,41 @@ pub fn is_starting(state: &str) -> bool {
     matches!(state.trim(), "spawn scheduled" | "spawning" | "xpcproxy")
 }
 
+/// The number of tabs a line starts with: launchctl indents each level of its output
+/// with one tab (see the captures in tests/fixtures/launchctl/).
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start_matches('\t').len()
+}
+
+/// The key of a block opener `key = {` or `key => {`, if the line is one.
+fn opener(trimmed: &str) -> Option<&str> {
+    let head = trimmed.strip_suffix('{')?.trim_end();
+    head.strip_suffix("=>")
+        .or_else(|| head.strip_suffix('='))
+        .map(str::trim)
+}
+
+/// Lines of launchctl output, without a trailing CR.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l))
+}
+
 /// Parses the output of `launchctl print <domain-target>` for one job.
+///
+/// Only the job's own top-level lines count, and only where braces and indentation
+/// agree: each level is one tab deeper, a block's `}` sits at its opener's depth, and
+/// `pid`, `path`, `type`, `state`, `program` and the `arguments` block appear at most
+/// once. Output where they disagree is an error, not a guess: values inside blocks
+/// (the environment, the arguments) are the job owner's text, and a value holding a
+/// newline, a tab and a brace could otherwise end a block early and plant a `pid`.
 pub fn parse_print(text: &str) -> Result<LaunchdJob, LaunchctlParseError> {
-    let mut lines = text.lines().map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let ambiguous = |what: String| Err(LaunchctlParseError::Ambiguous(what));
+    let mut lines = lines(text);
     // Anything before the header (a warning, say) is not part of the job.
     let target = lines
         .by_ref()
-        .find_map(|l| l.trim().strip_suffix('{')?.trim_end().strip_suffix('='))
-        .map(|t| t.trim().to_owned())
+        .find_map(|l| (indent(l) == 0).then(|| opener(l.trim()))?)
+        .map(str::to_owned)
         .ok_or(LaunchctlParseError::NoJob)?;
 
     let mut job = LaunchdJob {
@@ -119,27 +184,44 @@ pub fn parse_print(text: &str) -> Result<LaunchdJob, LaunchctlParseError> {
     // Depth 1 is the job's own block; `in_arguments` is the arguments block in it.
     let mut depth = 1usize;
     let mut in_arguments = false;
+    let mut seen_arguments = false;
+    let mut pid_seen = false;
     for line in lines {
         let trimmed = line.trim();
+        let level = indent(line);
         if in_arguments {
-            if trimmed == "}" {
+            if trimmed == "}" && level == 1 {
                 in_arguments = false;
                 depth -= 1;
-            } else {
+            } else if level >= 2 {
                 job.arguments.push(line.trim_start().to_owned());
+            } else {
+                return ambiguous(format!("an argument line indented {level} deep"));
             }
             continue;
         }
+        if trimmed.is_empty() {
+            continue;
+        }
         if trimmed == "}" {
+            if level + 1 != depth {
+                return ambiguous(format!("a `}}` indented {level} deep closes depth {depth}"));
+            }
             depth -= 1;
             if depth == 0 {
                 break;
             }
             continue;
         }
-        if let Some(opener) = trimmed.strip_suffix('{') {
-            if depth == 1 && opener.trim_end().strip_suffix('=').map(str::trim) == Some("arguments")
-            {
+        if level != depth {
+            return ambiguous(format!("a line indented {level} deep at depth {depth}"));
+        }
+        if let Some(key) = opener(trimmed) {
+            if depth == 1 && key == "arguments" {
+                if seen_arguments {
+                    return ambiguous("two `arguments` blocks".into());
+                }
+                seen_arguments = true;
                 in_arguments = true;
             }
             depth += 1;
@@ -152,19 +234,162 @@ pub fn parse_print(text: &str) -> Result<LaunchdJob, LaunchctlParseError> {
             continue;
         };
         let value = value.trim();
-        match key.trim() {
-            "pid" => job.pid = value.parse::<u32>().ok().filter(|&p| p != 0),
-            "state" => job.state = Some(value.to_owned()),
-            "last exit code" => job.last_exit = Some(LastExit::parse(value)),
-            "last terminating signal" => job.last_signal = Some(value.to_owned()),
-            "program" => job.program = Some(value.to_owned()),
-            _ => {}
+        let slot = match key.trim() {
+            "pid" => {
+                if pid_seen {
+                    return ambiguous("two `pid` lines".into());
+                }
+                pid_seen = true;
+                job.pid = value.parse::<u32>().ok().filter(|&p| p != 0);
+                continue;
+            }
+            "state" => &mut job.state,
+            "last terminating signal" => &mut job.last_signal,
+            "program" => &mut job.program,
+            "path" => &mut job.path,
+            "type" => &mut job.kind,
+            "last exit code" => {
+                job.last_exit = Some(LastExit::parse(value));
+                continue;
+            }
+            _ => continue,
+        };
+        if slot.is_some() {
+            return ambiguous(format!("two `{}` lines", key.trim()));
         }
+        *slot = Some(value.to_owned());
     }
     if depth != 0 {
         return Err(LaunchctlParseError::CutShort);
     }
     Ok(job)
+}
+
+/// One line of a domain's `services` block (`launchctl print <domain>`) or of
+/// `launchctl list`: the job's label and, when it runs, its PID, as launchd pairs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub pid: Option<u32>,
+    pub label: String,
+}
+
+/// A PID column: `0` or `-` is "not running".
+fn listed_pid(column: &str) -> Result<Option<u32>, ()> {
+    if column == "-" {
+        return Ok(None);
+    }
+    column
+        .parse::<u32>()
+        .map(|p| (p != 0).then_some(p))
+        .map_err(|_| ())
+}
+
+/// `PID STATUS LABEL`, split on blanks (the label is the rest of the line, where launchd
+/// would keep anything after the second column).
+fn listed_line(line: &str) -> Option<Listed> {
+    let line = line.trim();
+    let (pid, rest) = line.split_once(|c: char| c.is_ascii_whitespace())?;
+    let (status, label) = rest
+        .trim_start()
+        .split_once(|c: char| c.is_ascii_whitespace())?;
+    let label = label.trim();
+    if status.is_empty() || label.is_empty() {
+        return None;
+    }
+    Some(Listed {
+        pid: listed_pid(pid).ok()?,
+        label: label.to_owned(),
+    })
+}
+
+/// Parses the `services = { ... }` block of `launchctl print <domain>` (`gui/501`,
+/// `user/501`, `system`): one `PID STATUS LABEL` line per job, PID `0` when it does
+/// not run. Only the block at the domain's top level counts (indented one tab, its
+/// lines two); a line in it that is not of that form, or a second block, makes the
+/// listing ambiguous: a label is its plist owner's text.
+pub fn parse_domain_services(text: &str) -> Result<Vec<Listed>, LaunchctlParseError> {
+    let ambiguous = |what: &str| Err(LaunchctlParseError::Ambiguous(what.to_string()));
+    let mut lines = lines(text);
+    lines
+        .by_ref()
+        .find(|l| indent(l) == 0 && opener(l.trim()).is_some())
+        .ok_or(LaunchctlParseError::NoJob)?;
+    let mut found: Option<Vec<Listed>> = None;
+    let mut in_services = false;
+    let mut depth = 1usize;
+    for line in lines {
+        let trimmed = line.trim();
+        let level = indent(line);
+        if in_services {
+            if trimmed == "}" && level == 1 {
+                in_services = false;
+                depth -= 1;
+            } else if level == 2 {
+                match listed_line(trimmed) {
+                    Some(listed) => found.get_or_insert_with(Vec::new).push(listed),
+                    None => return ambiguous("a services line that is not `PID STATUS LABEL`"),
+                }
+            } else {
+                return ambiguous("a services line at another depth");
+            }
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed == "}" {
+            depth = depth.saturating_sub(1);
+            if depth == 0 {
+                break;
+            }
+            continue;
+        }
+        if let Some(key) = opener(trimmed) {
+            if depth == 1 && level == 1 && key == "services" {
+                if found.is_some() {
+                    return ambiguous("two services blocks");
+                }
+                found = Some(Vec::new());
+                in_services = true;
+            }
+            depth += 1;
+        }
+    }
+    if depth != 0 || in_services {
+        return Err(LaunchctlParseError::CutShort);
+    }
+    found.ok_or_else(|| LaunchctlParseError::Ambiguous("no services block".into()))
+}
+
+/// Parses `launchctl list`: a `PID Status Label` header, then one tab-separated line per
+/// job of the caller's domain, PID `-` when it does not run.
+pub fn parse_list(text: &str) -> Result<Vec<Listed>, LaunchctlParseError> {
+    let mut lines = lines(text).filter(|l| !l.trim().is_empty());
+    let header = lines.next().ok_or(LaunchctlParseError::NoJob)?;
+    if !header.split_whitespace().eq(["PID", "Status", "Label"]) {
+        return Err(LaunchctlParseError::NoJob);
+    }
+    lines
+        .map(|l| {
+            listed_line(l).ok_or_else(|| {
+                LaunchctlParseError::Ambiguous("a line that is not `PID STATUS LABEL`".into())
+            })
+        })
+        .collect()
+}
+
+/// The one label a listing gives `pid`; `None` if none does, an error if several do
+/// (launchd pairs one job with one PID: two lines claiming it mean a label shifted
+/// the listing).
+pub fn label_of(listing: &[Listed], pid: u32) -> Result<Option<&str>, LaunchctlParseError> {
+    let mut labels = listing.iter().filter(|l| l.pid == Some(pid));
+    let first = labels.next();
+    if labels.next().is_some() {
+        return Err(LaunchctlParseError::Ambiguous(format!(
+            "PID {pid} is listed for two jobs"
+        )));
+    }
+    Ok(first.map(|l| l.label.as_str()))
 }
 
 #[cfg(test)]
@@ -356,13 +581,19 @@ mod tests {
     #[test]
     fn domain_targets() {
         assert_eq!(
-            domain_target(501, "com.example.hermes-webui"),
-            "gui/501/com.example.hermes-webui"
+            domain_target("user/501", "com.example.hermes-webui"),
+            "user/501/com.example.hermes-webui"
         );
-        assert_eq!(
-            domain_target(0, "com.example.hermes-webui"),
-            "system/com.example.hermes-webui"
-        );
+        assert_eq!(default_domain(501), "gui/501");
+        assert_eq!(default_domain(0), "system");
+    }
+
+    /// A user's agent is in gui/<uid> while that user is at the screen, in user/<uid>
+    /// otherwise; a daemon, even one with UserName running as that user, in system.
+    #[test]
+    fn candidate_domains_cover_gui_user_and_system() {
+        assert_eq!(candidate_domains(501), ["gui/501", "user/501", "system"]);
+        assert_eq!(candidate_domains(0), ["system", "user/0"]);
     }
 
     #[test]

@@ -105,6 +105,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         server_url: None,
         evidence: "test".into(),
         trust: Trust::Unverified,
+        domain: None,
     }
 }
 
