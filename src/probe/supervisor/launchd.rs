@@ -195,7 +195,7 @@ pub fn parse_print(text: &str) -> Result<LaunchdJob, LaunchctlParseError> {
     let mut in_arguments = false;
     let mut seen_arguments = false;
     let mut pid_seen = false;
-    for line in lines {
+    for line in lines.by_ref() {
         let trimmed = line.trim();
         let level = indent(line);
         if in_arguments {
@@ -271,6 +271,11 @@ pub fn parse_print(text: &str) -> Result<LaunchdJob, LaunchctlParseError> {
     if depth != 0 {
         return Err(LaunchctlParseError::CutShort);
     }
+    // launchctl prints one job and ends: text after its `}` means a value closed the
+    // job's block early, and the job's own later lines (its `pid`) were left outside.
+    if lines.any(|l| !l.trim().is_empty()) {
+        return ambiguous("text after the job's closing `}`".into());
+    }
     Ok(job)
 }
 
@@ -326,7 +331,7 @@ pub fn parse_domain_services(text: &str) -> Result<Vec<Listed>, LaunchctlParseEr
     let mut found: Option<Vec<Listed>> = None;
     let mut in_services = false;
     let mut depth = 1usize;
-    for line in lines {
+    for line in lines.by_ref() {
         let trimmed = line.trim();
         let level = indent(line);
         if in_services {
@@ -366,6 +371,9 @@ pub fn parse_domain_services(text: &str) -> Result<Vec<Listed>, LaunchctlParseEr
     }
     if depth != 0 || in_services {
         return Err(LaunchctlParseError::CutShort);
+    }
+    if lines.any(|l| !l.trim().is_empty()) {
+        return ambiguous("text after the domain's closing `}`");
     }
     found.ok_or_else(|| LaunchctlParseError::Ambiguous("no services block".into()))
 }
@@ -515,14 +523,16 @@ mod tests {
 
     #[test]
     fn nested_blocks_never_leak_into_the_job() {
-        let text = "gui/501/x = {\n\tendpoints = {\n\t\t\"x.port\" = {\n\t\t\tpid = 7\n\t\t\tstate = active\n\t\t\tprogram = /bad\n\t\t}\n\t}\n\tevent triggers = {\n\t\tx.1 => {\n\t\t\tdescriptor = {\n\t\t\t\tpid = 8\n\t\t\t}\n\t\t}\n\t}\n\tstate = waiting\n}\n\tpid = 9\n";
+        let text = "gui/501/x = {\n\tendpoints = {\n\t\t\"x.port\" = {\n\t\t\tpid = 7\n\t\t\tstate = active\n\t\t\tprogram = /bad\n\t\t}\n\t}\n\tevent triggers = {\n\t\tx.1 => {\n\t\t\tdescriptor = {\n\t\t\t\tpid = 8\n\t\t\t}\n\t\t}\n\t}\n\tstate = waiting\n}\n";
         let job = parse_print(text).unwrap();
-        assert_eq!(
-            job.pid, None,
-            "pids inside blocks or after the job's end are not the job's"
-        );
+        assert_eq!(job.pid, None, "pids inside blocks are not the job's");
         assert_eq!(job.state.as_deref(), Some("waiting"));
         assert_eq!(job.program, None);
+        // A line after the job's end: the job's block was closed early.
+        assert!(matches!(
+            parse_print(&format!("{text}\tpid = 9\n")),
+            Err(LaunchctlParseError::Ambiguous(_))
+        ));
     }
 
     #[test]

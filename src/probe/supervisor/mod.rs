@@ -589,8 +589,11 @@ struct Context<'a> {
     own_label: Option<String>,
     /// [`os::LAUNCHD_IS_INIT`]: auto-detection asks launchd's listings by PID.
     launchd_is_init: bool,
-    launchctl: &'a dyn Fn(&[String], Deadline) -> Result<Finished, String>,
+    launchctl: &'a AskLaunchctl<'a>,
 }
+
+/// Runs `launchctl` with these arguments, bounded by the deadline.
+type AskLaunchctl<'a> = dyn Fn(&[String], Deadline) -> Result<Finished, String> + 'a;
 
 impl Context<'static> {
     fn of_this_process() -> Context<'static> {
