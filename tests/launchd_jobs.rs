@@ -10,6 +10,10 @@
 //! tests/fixtures/launchctl/, so "never kickstarted" is proven by what the watchdog ran.
 //! The stand-in's job runs the real test server; every server logs its PID, and
 //! `TestEnv`'s drop kills the ones left.
+//!
+//! Linux only: the stand-in reads /proc and the daemon's server is started through
+//! `setpriv`; on a Mac the real launchctl would answer instead.
+#![cfg(target_os = "linux")]
 
 mod common;
 
