@@ -209,6 +209,52 @@ fn a_target_carrying_the_watchdogs_own_label_is_not_kickstarted() {
     assert_eq!(fake.take_calls(), Vec::<String>::new(), "launchctl was run");
 }
 
+/// The job the server names is run by an ancestor of the watchdog (here the test
+/// itself, which runs the watchdog; in production the job that runs the watchdog).
+/// `kickstart -k` of it would kill the watchdog: refused, exit 4 with the reason, and
+/// nothing else is done either (before: the server was taken for an orphan of that
+/// job and the job kickstarted).
+#[test]
+fn a_job_run_by_an_ancestor_of_the_watchdog_is_never_kickstarted() {
+    require_root();
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    let fake = FakeLaunchd::new(
+        &env,
+        &tools,
+        serde_json::json!({ "label": LABEL, "pid_of": std::process::id() }),
+        serde_json::json!({ "XPC_SERVICE_NAME": LABEL }),
+    );
+    let pid = fake.start_job();
+    let (_, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    config(&env, port, "auto").write(&env);
+    let witness = Witness::of(pid);
+
+    make_unhealthy(port);
+    let r = watchdog(&env, &tools, &["check", "--json"], &[]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    for words in [
+        format!(
+            "its PID {} is the watchdog or an ancestor of it",
+            std::process::id()
+        ),
+        "kickstart -k would kill the watchdog".to_string(),
+        format!("launchd job system/{LABEL}"),
+    ] {
+        assert!(detail.contains(&words), "{words:?} not in: {rep:#}");
+    }
+    let calls = fake.take_calls();
+    assert!(
+        calls.iter().all(|c| c.starts_with("print ")),
+        "only status queries: {calls:#?}"
+    );
+    assert_nothing_acted(&env);
+    witness.assert_untouched(&r);
+}
+
 /// `restart.method = "launchd"` with no label, and a server whose environment names no
 /// job: the watchdog finds the job by the server's PID in launchd's listings of the
 /// domains that can hold it. Here it is only in `user/0` (an agent of a user who is not
