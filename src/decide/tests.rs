@@ -150,6 +150,7 @@ fn supervised(o: &mut Observation, orphan: bool) {
                 server_url: None,
                 evidence: "SUPERVISOR_PROCESS_NAME".into(),
                 trust: Trust::Confirmed,
+                domain: None,
             },
             job: Ok(JobStatus {
                 pid: if orphan { Some(5000) } else { Some(holder) },

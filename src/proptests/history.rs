@@ -45,9 +45,10 @@ fn supervisor() -> impl Strategy<Value = Supervisor> {
             Trust::Configured,
             Trust::SameUser,
         ]),
+        proptest::option::of(any::<String>()),
     )
         .prop_map(
-            |(kind, name, user, uid, server_url, evidence, trust)| Supervisor {
+            |(kind, name, user, uid, server_url, evidence, trust, domain)| Supervisor {
                 kind,
                 name,
                 user,
@@ -55,6 +56,7 @@ fn supervisor() -> impl Strategy<Value = Supervisor> {
                 server_url,
                 evidence,
                 trust,
+                domain,
             },
         )
 }

@@ -26,6 +26,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         server_url: None,
         evidence: "test".to_string(),
         trust: Default::default(),
+        domain: None,
     }
 }
 
@@ -126,7 +127,19 @@ fn job() -> impl Strategy<Value = Job> {
 /// The job as `launchctl print` lays it out: tab-indented `key = value` lines, nested
 /// blocks for the environment and the endpoints, and the decoys inside them.
 fn print_text(job: &Job) -> String {
-    let mut lines = vec![format!("{} = {{", job.target), "\tactive count = 1".into()];
+    print_text_with(job, "x")
+}
+
+const PLIST: &str = "/Users/me/Library/LaunchAgents/x.plist";
+
+/// [`print_text`] with `value` as an environment value, which the job's owner writes.
+fn print_text_with(job: &Job, value: &str) -> String {
+    let mut lines = vec![
+        format!("{} = {{", job.target),
+        "\tactive count = 1".into(),
+        format!("\tpath = {PLIST}"),
+        "\ttype = LaunchAgent".into(),
+    ];
     let mut add = |key: &str, value: &Option<String>| {
         if let Some(value) = value {
             lines.push(format!("\t{key} = {value}"));
@@ -139,7 +152,7 @@ fn print_text(job: &Job) -> String {
     lines.push("\t}".into());
     lines.push(String::new());
     lines.push("\tenvironment = {".into());
-    lines.push("\t\tXPC_SERVICE_NAME => x".into());
+    lines.push(format!("\t\tXPC_SERVICE_NAME => {value}"));
     lines.extend(job.decoys.iter().map(|(k, v)| format!("\t\t{k} = {v}")));
     lines.push("\t}".into());
     lines.push("\tendpoints = {".into());
@@ -160,9 +173,33 @@ fn print_text(job: &Job) -> String {
     );
     add("last terminating signal", &job.last_signal);
     lines.push("}".into());
-    // After the job's block: not part of it.
-    lines.extend(job.decoys.iter().map(|(k, v)| format!("{k} = {v}")));
     lines.join("\n") + "\n"
+}
+
+/// What an owner may put in an environment value to shift the layout: newlines,
+/// tabs, braces and the keys the watchdog believes.
+fn shifting_value() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "\n",
+            "\t",
+            "{",
+            "}",
+            " = ",
+            " => ",
+            "pid",
+            "path",
+            "type",
+            "1",
+            "4242",
+            "/x.plist",
+            "LaunchDaemon",
+            "arguments",
+            "x",
+        ]),
+        0..24,
+    )
+    .prop_map(|pieces| pieces.concat())
 }
 
 proptest! {
@@ -203,6 +240,31 @@ proptest! {
         prop_assert_eq!(parsed.last_signal, job.last_signal);
         prop_assert_eq!(parsed.program, job.program);
         prop_assert_eq!(parsed.arguments, job.arguments);
+        prop_assert_eq!(parsed.path.as_deref(), Some(PLIST));
+        prop_assert_eq!(parsed.kind.as_deref(), Some("LaunchAgent"));
+    }
+
+    /// Whatever an environment value holds (newlines, tabs, braces, `pid = 1`), the
+    /// job's `pid`, `path` and `type` are the ones launchctl printed for it, or the
+    /// output is refused: a value never shifts what is believed (src/probe/supervisor/
+    /// launchd.rs, parse_print; the job here runs, so it has a `pid` line of its own).
+    #[test]
+    fn an_environment_value_never_shifts_the_job(job in job(), value in shifting_value()) {
+        let job = Job { pid: Some(job.pid.unwrap_or(77)), ..job };
+        let text = print_text_with(&job, &value);
+        if let Ok(parsed) = parse_print(&text) {
+            prop_assert_eq!(parsed.pid, job.pid, "{:?}", text);
+            prop_assert_eq!(parsed.path.as_deref(), Some(PLIST), "{:?}", text);
+            prop_assert_eq!(parsed.kind.as_deref(), Some("LaunchAgent"), "{:?}", text);
+            prop_assert_eq!(parsed.arguments, job.arguments, "{:?}", text);
+        }
+    }
+
+    /// Lines after the job's closing `}` (the job's block closed early) are an error.
+    #[test]
+    fn text_after_the_job_is_an_error(job in job(), trailing in "[a-z]{1,5} = [0-9]{1,4}") {
+        let text = format!("{}{trailing}\n", print_text(&job));
+        prop_assert!(parse_print(&text).is_err());
     }
 
     /// However it is cut before the job's closing `}`, the output is an error, never

@@ -10,7 +10,11 @@ The test installs two tiny wrappers named `launchctl` and `systemctl` in a bin d
 prepended to PATH, each exec'ing this script with its state directory. DIR holds:
 
   job.json    written by the test: {"label" or "unit": NAME, "argv": [...], "env": {...},
-              "cwd": DIR, "log": FILE, "fixture": launchctl print fixture (launchd)}
+              "cwd": DIR, "log": FILE, "fixture": launchctl print fixture (launchd),
+              "domain": optional launchd domain holding the job ("user/0", "system";
+              without it the job answers in system and in any gui/<uid>),
+              "pid_of": optional PID launchd lists and prints for the job instead of
+              the server's (a job whose process is another, e.g. the watchdog's)}
   job.pid     the PID of the server the "supervisor" runs now (written here)
   calls.log   one line per launchctl/systemctl call: the tool and its arguments, joined
               by single spaces (appended here)
@@ -23,6 +27,8 @@ Supported calls (anything else exits 64 with a usage message, so a wrong argv fa
 test loudly):
   launchctl print <domain>/<label>        the fixture's text for the job: header, pid
                                           (when running), state, program, arguments
+  launchctl print <domain>                the domain's `services` listing: the job's line
+                                          in its domain, and one job of Apple's
   launchctl kickstart -k <domain>/<label> kill the running server, start it again
   systemctl show -p P1,P2,... UNIT        the requested properties, one KEY=VALUE a line
                                           (another unit: LoadState=not-found, inactive,
@@ -140,8 +146,43 @@ def usage(tool, args):
 # --- launchctl -----------------------------------------------------------------------
 
 
+def holds(state, domain):
+    """Whether the job is in `domain`."""
+    wanted = state.job.get("domain")
+    if wanted is not None:
+        return domain == wanted
+    return domain == "system" or domain.startswith("gui/")
+
+
+def is_domain(target):
+    """`system`, `gui/501`, `user/0`: a domain, not a service in one."""
+    parts = target.split("/")
+    return parts == ["system"] or (len(parts) == 2 and parts[0] in ("gui", "user"))
+
+
+def job_pid(state):
+    """The PID launchd shows for the job."""
+    if "pid_of" in state.job:
+        return state.job["pid_of"]
+    return state.running_pid()
+
+
+def listing(state, domain):
+    """`launchctl print <domain>`, with only what the watchdog reads: the services block
+    (PID, last exit status, label), laid out as tests/fixtures/launchctl/domain-*.txt."""
+    lines = ["%s = {" % domain, "\ttype = %s" % domain.split("/")[0], "", "\tservices = {"]
+    if holds(state, domain):
+        lines.append("\t\t%8d      - \t%s" % (job_pid(state) or 0, state.job["label"]))
+    lines.append("\t\t       0      0 \tcom.apple.cloudd")
+    lines += ["\t}", "", "\tunmanaged processes = {", "\t}", "}"]
+    return "\n".join(lines) + "\n"
+
+
 def launchctl(state, args):
     label = state.job["label"]
+    if len(args) == 2 and args[0] == "print" and is_domain(args[1]):
+        sys.stdout.write(listing(state, args[1]))
+        return 0
     if len(args) == 2 and args[0] == "print":
         target = args[1]
     elif len(args) == 3 and args[:2] == ["kickstart", "-k"]:
@@ -149,7 +190,7 @@ def launchctl(state, args):
     else:
         return usage("launchctl", args)
     domain, _, name = target.rpartition("/")
-    if name != label or not (domain == "system" or domain.startswith("gui/")):
+    if name != label or not holds(state, domain):
         sys.stderr.write(
             'Could not find service "%s" in domain for port\n' % name
         )
@@ -167,12 +208,14 @@ def print_job(state, target):
     state, its program and arguments."""
     with open(state.job["fixture"], encoding="utf-8") as f:
         lines = f.read().splitlines()
-    pid = state.running_pid()
+    pid = job_pid(state)
     argv = state.job["argv"]
     out = []
     in_arguments = False
     for line in lines:
         stripped = line.strip()
+        if line.startswith("#"):
+            continue
         if not out:
             out.append("%s = {" % target)
             continue

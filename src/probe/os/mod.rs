@@ -316,6 +316,11 @@ pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
     platform::parent_pid(pid)
 }
 
+/// Whether launchd is PID 1 here (macOS), so that any process may be a launchd job
+/// whatever its environment says: auto-detection then asks launchd's own listings
+/// for the target's PID when its environment names no job or cannot be read.
+pub const LAUNCHD_IS_INIT: bool = cfg!(target_os = "macos");
+
 /// Bounds every walk up a process tree: real trees are a few dozen deep at most.
 pub const MAX_TREE_DEPTH: usize = 256;
 

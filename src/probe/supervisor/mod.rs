@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{self, Output};
+use crate::command::{self, Finished, Output};
 use crate::config::{Method, RestartConfig};
 use crate::deadline::Deadline;
 use crate::probe::os::{self, ProcessInfo};
@@ -138,6 +138,11 @@ pub struct Supervisor {
     /// only if it was vouched for when it was recorded.
     #[serde(default)]
     pub trust: Trust,
+    /// launchd: the domain that answered for the job (`gui/501`, `user/501`, `system`),
+    /// so that status and `kickstart` address the same job; `None` until launchd was
+    /// asked (and in history written before domains were looked up).
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// What the supervisor says about its job.
@@ -185,9 +190,14 @@ impl Supervisor {
         }
     }
 
-    /// launchd's domain target for the job.
+    /// launchd's domain target for the job: in the domain that answered for it, or
+    /// the first candidate for its user before launchd was asked.
     fn target(&self) -> String {
-        launchd::domain_target(self.uid, &self.name)
+        let domain = self
+            .domain
+            .clone()
+            .unwrap_or_else(|| launchd::default_domain(self.uid));
+        launchd::domain_target(&domain, &self.name)
     }
 
     fn tool(&self) -> Vec<String> {
@@ -439,6 +449,13 @@ fn runsv_ancestor(from: u32) -> Option<PathBuf> {
 /// restarting that unit would restart every program they run). A systemd candidate
 /// still has to be confirmed by its MainPID (see `resolve`).
 pub fn detect(clues: &Clues) -> Option<Supervisor> {
+    detect_except(clues, None)
+}
+
+/// [`detect`], where an `XPC_SERVICE_NAME` equal to `own_label` (the watchdog's own
+/// job's label, which everything the watchdog starts inherits) names no job: the
+/// server carrying it is not run by the watchdog's job, whose PID is the watchdog.
+fn detect_except(clues: &Clues, own_label: Option<&str>) -> Option<Supervisor> {
     let found = |kind, name: String, evidence: &str| Supervisor {
         kind,
         name,
@@ -447,10 +464,11 @@ pub fn detect(clues: &Clues) -> Option<Supervisor> {
         server_url: None,
         evidence: evidence.to_string(),
         trust: Trust::Unverified,
+        domain: None,
     };
     if let Some(label) = clues
         .var("XPC_SERVICE_NAME")
-        .filter(|l| launchd::is_launchd_label(l))
+        .filter(|l| launchd::is_launchd_label(l) && Some(l.trim()) != own_label)
     {
         return Some(found(Kind::Launchd, label.to_string(), "XPC_SERVICE_NAME"));
     }
@@ -511,6 +529,7 @@ fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues, own_uid: u32) -> O
         server_url,
         evidence: "configured".into(),
         trust: Trust::Configured,
+        domain: None,
     })
 }
 
@@ -554,9 +573,54 @@ pub fn resolve(
     remembered: Option<&Supervisor>,
     deadline: Deadline,
 ) -> Resolution {
-    resolve_with(cfg, target, clues, remembered, os::own_uid(), deadline)
+    let context = Context {
+        own_uid: os::own_uid(),
+        ..Context::of_this_process()
+    };
+    resolve_in(cfg, target, clues, remembered, &context, deadline)
 }
 
+/// What resolving needs to know of the watchdog itself and of the platform, and how it
+/// asks launchctl (a stand-in in unit tests).
+struct Context<'a> {
+    own_uid: u32,
+    own_pid: u32,
+    /// The watchdog's own `XPC_SERVICE_NAME`, when it runs as a launchd job.
+    own_label: Option<String>,
+    /// [`os::LAUNCHD_IS_INIT`]: auto-detection asks launchd's listings by PID.
+    launchd_is_init: bool,
+    launchctl: &'a AskLaunchctl<'a>,
+}
+
+/// Runs `launchctl` with these arguments, bounded by the deadline.
+type AskLaunchctl<'a> = dyn Fn(&[String], Deadline) -> Result<Finished, String> + 'a;
+
+impl Context<'static> {
+    fn of_this_process() -> Context<'static> {
+        Context {
+            own_uid: os::own_uid(),
+            own_pid: std::process::id(),
+            // Read from the watchdog's own environment: under a LaunchAgent, launchd
+            // sets it to the watchdog's label, and every child inherits it.
+            own_label: std::env::var("XPC_SERVICE_NAME")
+                .ok()
+                .filter(|l| launchd::is_launchd_label(l))
+                .map(|l| l.trim().to_string()),
+            launchd_is_init: os::LAUNCHD_IS_INIT,
+            launchctl: &launchctl,
+        }
+    }
+}
+
+/// One read-only `launchctl` call, within [`QUERY_TIMEOUT`] and the run's deadline.
+fn launchctl(args: &[String], deadline: Deadline) -> Result<Finished, String> {
+    let mut argv = vec!["launchctl".to_string()];
+    argv.extend_from_slice(args);
+    command::run(&argv, &[], Output::Capture, deadline.sub(QUERY_TIMEOUT))
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
 fn resolve_with(
     cfg: &RestartConfig,
     target: Option<&ProcessInfo>,
@@ -565,6 +629,31 @@ fn resolve_with(
     own_uid: u32,
     deadline: Deadline,
 ) -> Resolution {
+    let context = Context {
+        own_uid,
+        own_label: None,
+        launchd_is_init: false,
+        ..Context::of_this_process()
+    };
+    resolve_in(cfg, target, clues, remembered, &context, deadline)
+}
+
+fn resolve_in(
+    cfg: &RestartConfig,
+    target: Option<&ProcessInfo>,
+    clues: &Clues,
+    remembered: Option<&Supervisor>,
+    ctx: &Context,
+    deadline: Deadline,
+) -> Resolution {
+    let own_uid = ctx.own_uid;
+    let own_label = ctx.own_label.as_deref();
+    // launchd's own listings, asked for the target's PID when its environment names no
+    // job (or cannot be read): on macOS for auto-detection, anywhere for "launchd".
+    let by_pid = |asked: bool| {
+        let target = target.filter(|_| asked)?;
+        find_by_pid(target, ctx, deadline)
+    };
     // The remembered job is worth a word only where it would have been used: with the
     // server down, and a method it could serve (with the server up the target itself
     // is read, and the history is rewritten from it).
@@ -582,13 +671,15 @@ fn resolve_with(
     };
     let candidate = match cfg.method {
         Method::Auto => target
-            .and_then(|_| detect(clues))
+            .and_then(|_| detect_except(clues, own_label))
+            .or_else(|| by_pid(ctx.launchd_is_init))
             .or_else(|| target.is_none().then(|| remembered.cloned()).flatten()),
         method => match Kind::of(method) {
             None => return plain(method),
             Some(kind) => {
                 let found = configured(kind, cfg, clues, own_uid)
-                    .or_else(|| detect(clues).filter(|s| s.kind == kind))
+                    .or_else(|| detect_except(clues, own_label).filter(|s| s.kind == kind))
+                    .or_else(|| by_pid(kind == Kind::Launchd))
                     .or_else(|| remembered.filter(|s| s.kind == kind).cloned());
                 if found.is_none() {
                     return Resolution {
@@ -630,7 +721,32 @@ fn resolve_with(
     if claim == Claim::SameUser {
         supervisor.trust = Trust::SameUser;
     }
-    let job = wait_while_starting(&supervisor, query(&supervisor, deadline), deadline);
+    // With the server down the job's user is unknown; a named label is looked for in
+    // the watchdog's own user's domains (and `system`).
+    if supervisor.kind == Kind::Launchd && target.is_none() && supervisor.domain.is_none() {
+        supervisor.uid = own_uid;
+    }
+    let first = if supervisor.kind == Kind::Launchd {
+        match launchd_status(&mut supervisor, target, ctx, deadline) {
+            Ok(status) => Ok(status),
+            Err(Refused::Unanswered(why)) => Err(why),
+            Err(Refused::NotRestartable(why)) => {
+                return Resolution {
+                    unverified: Some(format!(
+                        "{} ({}) is not restarted: {why}; nothing is restarted this run, \
+                         neither through launchd nor by a builtin restart that could fight \
+                         it; if the server is not that job, set restart.method = \"builtin\"",
+                        supervisor.describe(),
+                        supervisor.evidence
+                    )),
+                    ..plain(Method::None)
+                };
+            }
+        }
+    } else {
+        query(&supervisor, deadline)
+    };
+    let job = wait_while_starting(&supervisor, first, deadline);
     if let Some(target) = target {
         match &claim {
             Claim::Vouched | Claim::SameUser => {}
@@ -864,6 +980,238 @@ fn names_this_host(host: &str, bound: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+/// Why a launchd job is not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refused {
+    /// No domain answered for it: the status is unknown (reported as the job's error).
+    Unanswered(String),
+    /// launchd answered, but the job is none the watchdog may `kickstart -k`.
+    NotRestartable(String),
+}
+
+/// The target and its ancestors below PID 1, nearest first, as the kernel links them.
+fn lineage(target: &ProcessInfo) -> Vec<u32> {
+    let mut chain = vec![target.pid()];
+    let mut pid = target.ppid;
+    while pid > 1 && chain.len() < os::MAX_TREE_DEPTH {
+        chain.push(pid);
+        match os::parent_pid(pid) {
+            Ok(parent) => pid = parent,
+            Err(_) => break,
+        }
+    }
+    chain
+}
+
+/// Whether `pid` is the watchdog itself or one of its ancestors (the job that runs the
+/// watchdog, a shell it was started from): `kickstart -k` of its job would kill the
+/// watchdog mid-run.
+fn is_own_lineage(pid: u32, ctx: &Context) -> bool {
+    pid == ctx.own_pid || os::descends_from(ctx.own_pid, pid)
+}
+
+/// The launchd job whose process is the target or its nearest ancestor, as launchd's
+/// own listings (`launchctl print <domain>`, the `services` block) pair PIDs and labels,
+/// in the domains that can hold a job of the target's user.
+///
+/// Why its word is `Trust::Confirmed` (docs/SECURITY.md): the listing is launchd's (it
+/// runs as root), and the PID in it is the one launchd started, not anything the target
+/// says. The domains asked are the target's own user's (`gui/<uid>`, `user/<uid>`, into
+/// which only that user or root can load a job) and `system` (root's plists, including
+/// daemons with `UserName`): a `kickstart -k` of such a job restarts what its own user,
+/// or root, wrote, as launchd would after a crash. A job found nearer than any other
+/// that may not be restarted (an IDE terminal's one-shot job, an app, the watchdog's
+/// own job) ends the search: the server belongs to it, not to a job further up.
+fn find_by_pid(target: &ProcessInfo, ctx: &Context, deadline: Deadline) -> Option<Supervisor> {
+    let uid = target.uid?;
+    let chain = lineage(target);
+    let mut listings = Vec::new();
+    for domain in launchd::candidate_domains(uid) {
+        if deadline.passed() {
+            break;
+        }
+        let Ok(done) = (ctx.launchctl)(&["print".into(), domain.clone()], deadline) else {
+            continue;
+        };
+        // An ambiguous or cut listing is no evidence either way.
+        if let Ok(listing) = launchd::parse_domain_services(&done.stdout) {
+            listings.push((domain, listing));
+        }
+    }
+    for &pid in &chain {
+        if is_own_lineage(pid, ctx) {
+            return None;
+        }
+        let mut found = None;
+        for (domain, listing) in &listings {
+            match launchd::label_of(listing, pid) {
+                Ok(Some(label)) if found.is_none() => found = Some((domain, label)),
+                // Two domains claiming one PID, or a PID listed twice: not believed.
+                Ok(Some(_)) | Err(_) => return None,
+                Ok(None) => {}
+            }
+        }
+        let Some((domain, label)) = found else {
+            continue;
+        };
+        if !launchd::is_launchd_label(label) || Some(label) == ctx.own_label.as_deref() {
+            return None;
+        }
+        let whose = if pid == target.pid() {
+            "its PID".to_string()
+        } else {
+            format!("its ancestor PID {pid}")
+        };
+        return Some(Supervisor {
+            kind: Kind::Launchd,
+            name: label.to_string(),
+            user: false,
+            uid,
+            server_url: None,
+            evidence: format!("launchd lists {whose} as a job of {domain}"),
+            trust: Trust::Confirmed,
+            domain: Some(domain.clone()),
+        });
+    }
+    None
+}
+
+/// Asks launchd about the job in its domain, or, with none known yet, in each domain
+/// that can hold it (see [`launchd::candidate_domains`]) until one answers: the one
+/// whose job runs the target or an ancestor of it, else the first that knows the
+/// label. Records that domain in `supervisor`, so that status and `kickstart` address
+/// the same job, then checks the job may be restarted at all ([`restartable`]).
+fn launchd_status(
+    supervisor: &mut Supervisor,
+    target: Option<&ProcessInfo>,
+    ctx: &Context,
+    deadline: Deadline,
+) -> Result<JobStatus, Refused> {
+    let domains = match &supervisor.domain {
+        Some(domain) => vec![domain.clone()],
+        None => launchd::candidate_domains(supervisor.uid),
+    };
+    let mut answered: Option<(String, launchd::LaunchdJob)> = None;
+    let mut failures = Vec::new();
+    for domain in domains {
+        if deadline.passed() {
+            failures.push("the run's deadline passed".to_string());
+            break;
+        }
+        let service = launchd::domain_target(&domain, &supervisor.name);
+        let argv = ["print".to_string(), service.clone()];
+        let done = match (ctx.launchctl)(&argv, deadline) {
+            Ok(done) => done,
+            Err(e) => {
+                failures.push(format!("`launchctl print {service}`: {e}"));
+                continue;
+            }
+        };
+        match launchd::parse_print(&done.stdout) {
+            Ok(job) => {
+                let runs_target =
+                    target.is_some_and(|t| job.pid.is_some_and(|pid| is_self_or_ancestor(pid, t)));
+                if runs_target || target.is_none() {
+                    answered = Some((domain, job));
+                    break;
+                }
+                answered.get_or_insert((domain, job));
+            }
+            Err(why) => failures.push(format!(
+                "`launchctl print {service}` ({}): {why}; it said: {}",
+                done.status,
+                first_line(&done.text())
+            )),
+        }
+    }
+    let Some((domain, job)) = answered else {
+        return Err(Refused::Unanswered(failures.join("; ")));
+    };
+    supervisor.domain = Some(domain);
+    restartable(supervisor, &job, target, ctx).map_err(Refused::NotRestartable)?;
+    let state = job.state.unwrap_or_else(|| "unknown".into());
+    Ok(JobStatus {
+        pid: job.pid,
+        starting: launchd::is_starting(&state),
+        state,
+        start_limit_hit: false,
+        program: job.program.or_else(|| job.arguments.first().cloned()),
+    })
+}
+
+/// Whether launchd's job may be `kickstart -k`ed for this target; `Err` says why not.
+/// It must be a job loaded from a plist (a `path`, and the type of a LaunchAgent or a
+/// LaunchDaemon), not one of launchd's made-up one-shot jobs, not the watchdog's own
+/// job, and its process must not be the watchdog or an ancestor of it. Unless the
+/// operator named it, it must also run the target (its PID is the target or an
+/// ancestor) or the target's program (the same arguments: an orphan of the job).
+fn restartable(
+    supervisor: &Supervisor,
+    job: &launchd::LaunchdJob,
+    target: Option<&ProcessInfo>,
+    ctx: &Context,
+) -> Result<(), String> {
+    if launchd::is_oneshot(&supervisor.name) {
+        return Err(
+            "it is launchd's one-shot job for a process started outside any plist (a \
+             terminal inside an IDE, say): kickstart -k would restart that, not the server"
+                .into(),
+        );
+    }
+    if Some(supervisor.name.as_str()) == ctx.own_label.as_deref() {
+        return Err("it is the watchdog's own job".into());
+    }
+    if job.path.is_none() {
+        return Err("launchctl print shows no plist path for it".into());
+    }
+    match job.kind.as_deref() {
+        Some("LaunchAgent" | "LaunchDaemon") => {}
+        Some(other) => {
+            return Err(format!(
+                "its type is {other}, not a LaunchAgent or a LaunchDaemon"
+            ));
+        }
+        None => return Err("launchctl print shows no type for it".into()),
+    }
+    if let Some(pid) = job.pid
+        && is_own_lineage(pid, ctx)
+    {
+        return Err(format!(
+            "its PID {pid} is the watchdog or an ancestor of it: kickstart -k would kill \
+             the watchdog"
+        ));
+    }
+    let Some(target) = target else {
+        return Ok(());
+    };
+    if supervisor.trust == Trust::Configured
+        || job.pid.is_some_and(|pid| is_self_or_ancestor(pid, target))
+        || runs_program_of(job, target)
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "launchd runs {} for it, neither PID {} nor an ancestor, and its program is not \
+         the one PID {} runs",
+        job.pid
+            .map_or_else(|| "nothing".to_string(), |p| format!("PID {p}")),
+        target.pid(),
+        target.pid()
+    ))
+}
+
+/// Whether the job's program and arguments are the target's command line.
+fn runs_program_of(job: &launchd::LaunchdJob, target: &ProcessInfo) -> bool {
+    if target.argv.is_empty() {
+        return false;
+    }
+    if job.arguments.is_empty() {
+        return job.program.as_deref() == target.argv.first().map(String::as_str)
+            && target.argv.len() == 1;
+    }
+    job.arguments == target.argv
 }
 
 /// Auto-detection found no supervisor, but without the environment it could not look:

@@ -105,6 +105,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         server_url: None,
         evidence: "test".into(),
         trust: Trust::Unverified,
+        domain: None,
     }
 }
 
@@ -509,4 +510,383 @@ fn a_starting_job_has_no_orphan() {
         ..job(Some(4000))
     };
     assert_eq!(orphan_of(&backoff_elsewhere, &process(4242, 1)), None);
+}
+
+// --- launchd: domains, the job found by PID, and what may be kickstarted -------------
+
+/// A stand-in `launchctl`: `print X` answers with `answers[X]`, anything else as the
+/// real one does for an unknown service (exit 113); every call is recorded.
+struct Launchctl {
+    answers: Vec<(String, String)>,
+    calls: std::cell::RefCell<Vec<String>>,
+}
+
+impl Launchctl {
+    fn new(answers: &[(&str, String)]) -> Launchctl {
+        Launchctl {
+            answers: answers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+            calls: Default::default(),
+        }
+    }
+
+    fn ask(&self, args: &[String], _deadline: Deadline) -> Result<Finished, String> {
+        use std::os::unix::process::ExitStatusExt;
+        let call = args.join(" ");
+        self.calls.borrow_mut().push(call.clone());
+        let found = args
+            .strip_prefix(&["print".to_string()])
+            .and_then(|rest| self.answers.iter().find(|(k, _)| [k.clone()] == rest));
+        Ok(match found {
+            Some((_, text)) => Finished {
+                status: std::process::ExitStatus::from_raw(0),
+                stdout: text.clone(),
+                stderr: String::new(),
+            },
+            None => Finished {
+                status: std::process::ExitStatus::from_raw(113 << 8),
+                stdout: String::new(),
+                stderr: format!("Could not find service for {call}\n"),
+            },
+        })
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.borrow().clone()
+    }
+}
+
+/// A `launchctl print <domain>/<label>` of the `fixture` job, as `domain` would print
+/// it, running `pid` (none: the fixture's `pid` line is dropped).
+fn printed(fixture_name: &str, domain: &str, label: &str, pid: Option<u32>) -> String {
+    let text = fixture(&format!("launchctl/{fixture_name}"));
+    let mut out = String::new();
+    let mut header = false;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        if !header {
+            out.push_str(&format!("{domain}/{label} = {{\n"));
+            header = true;
+        } else if line.starts_with("\tpid = ") {
+            if let Some(pid) = pid {
+                out.push_str(&format!("\tpid = {pid}\n"));
+            }
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A domain listing whose services block pairs `pid` with `label`.
+fn listing(domain: &str, jobs: &[(u32, &str)]) -> String {
+    let mut out = format!("{domain} = {{\n\ttype = x\n\n\tservices = {{\n");
+    for (pid, label) in jobs {
+        out.push_str(&format!("\t\t{pid:>8}      - \t{label}\n"));
+    }
+    out.push_str("\t\t       0      0 \tcom.apple.cloudd\n\t}\n}\n");
+    out
+}
+
+/// A PID no process has here, so that walks up the tree end at it.
+const GONE: u32 = 999_999_000;
+
+fn run_resolve(
+    cfg: &RestartConfig,
+    target: Option<&ProcessInfo>,
+    clues: &Clues,
+    launchctl: &Launchctl,
+    own_label: Option<&str>,
+    launchd_is_init: bool,
+    own_pid: u32,
+) -> Resolution {
+    let ask = |args: &[String], deadline| launchctl.ask(args, deadline);
+    let ctx = Context {
+        own_uid: 501,
+        own_pid,
+        own_label: own_label.map(str::to_string),
+        launchd_is_init,
+        launchctl: &ask,
+    };
+    resolve_in(
+        cfg,
+        target,
+        clues,
+        None,
+        &ctx,
+        Deadline::after(Duration::from_secs(30)),
+    )
+}
+
+const LABEL: &str = "com.example.hermes-webui";
+
+fn auto() -> RestartConfig {
+    crate::config::defaults(None).restart
+}
+
+fn blind() -> Clues {
+    Clues {
+        env_error: Some("the kernel withholds the environment of PID 4242".into()),
+        ..clues(&[])
+    }
+}
+
+/// A `start.sh` run by /bin/bash under launchd: the server is bash's child, and the
+/// kernel hides the environment of both. On a Mac (launchd is init) auto-detection
+/// finds the job by the ancestor's PID in launchd's listing of user/501, trusts it
+/// (launchd's own pairing), and addresses status and kickstart to that domain.
+#[test]
+fn with_the_environment_hidden_the_job_is_found_by_an_ancestors_pid() {
+    let bash = GONE + 1;
+    let server = ProcessInfo {
+        argv: vec!["/usr/bin/python3".into(), "server.py".into()],
+        ..process(GONE + 2, bash)
+    };
+    let launchctl = Launchctl::new(&[
+        ("gui/501", listing("gui/501", &[(77, "com.apple.Finder")])),
+        ("user/501", listing("user/501", &[(bash, LABEL)])),
+        ("system", listing("system", &[])),
+        (
+            "user/501/com.example.hermes-webui",
+            printed("user-agent.txt", "user/501", LABEL, Some(bash)),
+        ),
+    ]);
+    let r = run_resolve(
+        &auto(),
+        Some(&server),
+        &blind(),
+        &launchctl,
+        None,
+        true,
+        GONE,
+    );
+    assert_eq!(r.method, Method::Launchd, "{r:#?}");
+    assert_eq!(r.problem, None);
+    let s = r.supervision.unwrap();
+    assert_eq!(s.supervisor.name, LABEL);
+    assert_eq!(s.supervisor.domain.as_deref(), Some("user/501"));
+    assert_eq!(s.supervisor.trust, Trust::Confirmed);
+    assert!(
+        s.supervisor
+            .evidence
+            .contains(&format!("ancestor PID {bash}"))
+    );
+    assert_eq!(s.job.unwrap().pid, Some(bash));
+    assert_eq!(s.orphan, None);
+    assert_eq!(
+        s.supervisor.restart_argv().join(" "),
+        "launchctl kickstart -k user/501/com.example.hermes-webui"
+    );
+    assert_eq!(
+        launchctl.calls(),
+        [
+            "print gui/501",
+            "print user/501",
+            "print system",
+            "print user/501/com.example.hermes-webui"
+        ]
+    );
+
+    // Where launchd is not init, auto-detection does not ask it: the supervisor stays
+    // unknown and the restart is held back.
+    let quiet = Launchctl::new(&[]);
+    let r = run_resolve(&auto(), Some(&server), &blind(), &quiet, None, false, GONE);
+    assert_eq!(r.method, Method::Builtin);
+    assert!(r.problem.unwrap().contains("set restart.method"));
+    assert!(quiet.calls().is_empty());
+}
+
+/// A server started from an IDE's terminal is in launchd's one-shot job; neither its
+/// XPC_SERVICE_NAME nor the listing makes it a job to kickstart.
+#[test]
+fn an_ide_terminal_is_no_launchd_job() {
+    let oneshot = "com.apple.xpc.launchd.oneshot.0x10000003.Code";
+    let ide = clues(&[("XPC_SERVICE_NAME", oneshot)]);
+    assert_eq!(detect(&ide), None);
+    let server = process(GONE + 2, GONE + 1);
+    let launchctl = Launchctl::new(&[
+        ("gui/501", listing("gui/501", &[(GONE + 1, oneshot)])),
+        ("user/501", listing("user/501", &[])),
+        ("system", listing("system", &[])),
+        (
+            "gui/501/com.apple.xpc.launchd.oneshot.0x10000003.Code",
+            printed("ide-oneshot.txt", "gui/501", oneshot, Some(GONE + 1)),
+        ),
+    ]);
+    let r = run_resolve(&auto(), Some(&server), &ide, &launchctl, None, true, GONE);
+    assert_eq!((r.method, r.supervision), (Method::Builtin, None));
+    assert!(
+        !launchctl
+            .calls()
+            .iter()
+            .any(|c| c.contains("/com.apple.xpc")),
+        "{:?}",
+        launchctl.calls()
+    );
+    // Named by the operator, it is still refused before any kickstart.
+    let named = RestartConfig {
+        method: Method::Launchd,
+        label: Some(oneshot.into()),
+        ..auto()
+    };
+    let r = run_resolve(&named, Some(&server), &ide, &launchctl, None, true, GONE);
+    assert_eq!((r.method, r.supervision), (Method::None, None));
+    assert!(r.unverified.unwrap().contains("one-shot job"));
+}
+
+/// The watchdog runs as a LaunchAgent, and its label leaked into the server it
+/// started: that label names no job of the server's.
+#[test]
+fn the_watchdogs_own_label_is_not_the_servers_job() {
+    let own = "io.github.watchdog.check";
+    let leaked = clues(&[("XPC_SERVICE_NAME", own)]);
+    let server = process(GONE + 2, 1);
+    let launchctl = Launchctl::new(&[]);
+    let r = run_resolve(
+        &auto(),
+        Some(&server),
+        &leaked,
+        &launchctl,
+        Some(own),
+        false,
+        GONE,
+    );
+    assert_eq!((r.method, r.supervision), (Method::Builtin, None));
+    assert!(launchctl.calls().is_empty(), "{:?}", launchctl.calls());
+    // Without the watchdog's label the same clue is a job, as before.
+    assert_eq!(detect(&leaked).map(|s| s.name), Some(own.to_string()));
+}
+
+/// A job whose PID is the watchdog (or an ancestor of it) is never kickstarted:
+/// `kickstart -k` would kill the watchdog mid-run.
+#[test]
+fn a_job_run_by_the_watchdog_itself_is_not_restarted() {
+    let me = std::process::id();
+    let server = process(GONE + 2, 1);
+    let labelled = clues(&[("XPC_SERVICE_NAME", LABEL)]);
+    for pid in [me, std::os::unix::process::parent_id()] {
+        let launchctl = Launchctl::new(&[(
+            "gui/501/com.example.hermes-webui",
+            printed("running.txt", "gui/501", LABEL, Some(pid)),
+        )]);
+        let r = run_resolve(
+            &auto(),
+            Some(&server),
+            &labelled,
+            &launchctl,
+            None,
+            false,
+            me,
+        );
+        assert_eq!((r.method, &r.supervision), (Method::None, &None), "{pid}");
+        let why = r.unverified.unwrap();
+        assert!(why.contains("would kill the watchdog"), "{why}");
+    }
+}
+
+/// The domain that answers is the one used: an agent only in user/501, a daemon with
+/// UserName (running as 501) only in system.
+#[test]
+fn the_domain_that_answers_is_used_for_status_and_kickstart() {
+    let labelled = clues(&[("XPC_SERVICE_NAME", LABEL)]);
+    let server = ProcessInfo {
+        argv: vec![
+            "/opt/homebrew/bin/python3".into(),
+            "/Users/me/hermes-webui/server.py".into(),
+            "--port".into(),
+            "8787".into(),
+        ],
+        ..process(GONE + 2, 1)
+    };
+    for (domain, fixture_name, calls) in [
+        ("user/501", "user-agent.txt", 2),
+        ("system", "system-daemon-username.txt", 3),
+    ] {
+        let service = format!("{domain}/{LABEL}");
+        let launchctl = Launchctl::new(&[(
+            service.as_str(),
+            printed(fixture_name, domain, LABEL, Some(GONE + 2)),
+        )]);
+        let r = run_resolve(
+            &auto(),
+            Some(&server),
+            &labelled,
+            &launchctl,
+            None,
+            false,
+            GONE,
+        );
+        let s = r.supervision.expect("supervised");
+        assert_eq!(s.supervisor.domain.as_deref(), Some(domain));
+        assert_eq!(s.supervisor.trust, Trust::SameUser);
+        assert_eq!(
+            s.supervisor.status_argv().join(" "),
+            format!("launchctl print {service}")
+        );
+        assert_eq!(
+            s.supervisor.restart_argv().join(" "),
+            format!("launchctl kickstart -k {service}")
+        );
+        assert_eq!(launchctl.calls().len(), calls, "{:?}", launchctl.calls());
+        assert_eq!(launchctl.calls().last(), Some(&format!("print {service}")));
+    }
+}
+
+/// launchd answered, but the job is not one loaded from a plist, or it runs neither
+/// the target nor its program: nothing is restarted through it.
+#[test]
+fn a_job_without_a_plist_or_unrelated_to_the_target_is_refused() {
+    let labelled = clues(&[("XPC_SERVICE_NAME", LABEL)]);
+    let server = process(GONE + 2, 1);
+    let running = printed("running.txt", "gui/501", LABEL, Some(GONE + 2));
+    for (text, words) in [
+        (
+            running.replacen(
+                "\tpath = /Users/me/Library/LaunchAgents/com.example.hermes-webui.plist\n",
+                "",
+                1,
+            ),
+            "no plist path",
+        ),
+        (
+            running.replacen("type = LaunchAgent", "type = XPCService", 1),
+            "its type is XPCService",
+        ),
+        (
+            printed("running.txt", "gui/501", LABEL, Some(GONE + 7)),
+            "runs PID 999999007 for it",
+        ),
+    ] {
+        let launchctl = Launchctl::new(&[("gui/501/com.example.hermes-webui", text)]);
+        let r = run_resolve(
+            &auto(),
+            Some(&server),
+            &labelled,
+            &launchctl,
+            None,
+            false,
+            GONE,
+        );
+        assert_eq!(r.method, Method::None, "{words}");
+        let why = r.unverified.unwrap();
+        assert!(why.contains(words), "{words:?} not in {why}");
+        assert!(
+            why.contains("launchd job gui/501/com.example.hermes-webui"),
+            "{why}"
+        );
+    }
+}
+
+/// A history entry written before domains were recorded still reads.
+#[test]
+fn a_supervisor_without_a_domain_still_reads() {
+    let old: Supervisor = serde_json::from_str(
+        r#"{"kind":"launchd","name":"com.x","user":false,"uid":501,
+            "server_url":null,"evidence":"XPC_SERVICE_NAME","trust":"same_user"}"#,
+    )
+    .unwrap();
+    assert_eq!(old.domain, None);
+    assert_eq!(old.status_argv().join(" "), "launchctl print gui/501/com.x");
 }
