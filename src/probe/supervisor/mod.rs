@@ -708,12 +708,22 @@ fn resolve_in(
         Some(target) if supervisor.trust == Trust::Unverified => {
             match precheck(&supervisor, clues, target, own_uid) {
                 Ok(claim) => claim,
-                Err(why) => {
-                    return Resolution {
-                        unverified: Some(why),
-                        ..plain(Method::None)
-                    };
-                }
+                // Another user's `XPC_SERVICE_NAME` is only that user's word; where
+                // launchd is init its own listing may still vouch for the process (a
+                // root watchdog watching a user's LaunchAgent), and then it is launchd's
+                // pairing that is used, whatever label the environment named.
+                Err(why) => match by_pid(supervisor.kind == Kind::Launchd && ctx.launchd_is_init) {
+                    Some(found) => {
+                        supervisor = found;
+                        Claim::Vouched
+                    }
+                    None => {
+                        return Resolution {
+                            unverified: Some(why),
+                            ..plain(Method::None)
+                        };
+                    }
+                },
             }
         }
         _ => Claim::Vouched,
@@ -1044,11 +1054,15 @@ fn find_by_pid(target: &ProcessInfo, ctx: &Context, deadline: Deadline) -> Optio
         if is_own_lineage(pid, ctx) {
             return None;
         }
-        let mut found = None;
+        let mut found: Option<(&String, &str)> = None;
         for (domain, listing) in &listings {
             match launchd::label_of(listing, pid) {
                 Ok(Some(label)) if found.is_none() => found = Some((domain, label)),
-                // Two domains claiming one PID, or a PID listed twice: not believed.
+                // The same job seen from two domains (whether `user/<uid>` lists what
+                // `gui/<uid>` runs while the user is logged in is not known without a
+                // Mac): the first domain asked, the more specific one, is kept.
+                Ok(Some(label)) if found.is_some_and(|(_, first)| first == label) => {}
+                // Two jobs claiming one PID, or a PID listed twice: not believed.
                 Ok(Some(_)) | Err(_) => return None,
                 Ok(None) => {}
             }

@@ -890,3 +890,58 @@ fn a_supervisor_without_a_domain_still_reads() {
     assert_eq!(old.domain, None);
     assert_eq!(old.status_argv().join(" "), "launchctl print gui/501/com.x");
 }
+
+/// A root watchdog (or any other user) watching a user's LaunchAgent: the label in the
+/// target's environment is only that user's word, but on a Mac launchd's own listing
+/// pairs the target's PID with its job, and that is what is used. Where launchd is not
+/// init, or lists nothing for the PID, the claim is refused as before.
+#[test]
+fn another_users_label_is_used_only_as_launchd_lists_it() {
+    let server = ProcessInfo {
+        uid: Some(502),
+        ..process(GONE + 2, GONE)
+    };
+    let env = clues(&[("XPC_SERVICE_NAME", "com.example.claimed")]);
+    let launchctl = Launchctl::new(&[
+        ("gui/502", listing("gui/502", &[(GONE + 2, LABEL)])),
+        // The same job seen again from the user domain is the same job.
+        ("user/502", listing("user/502", &[(GONE + 2, LABEL)])),
+        ("system", listing("system", &[])),
+        (
+            "gui/502/com.example.hermes-webui",
+            printed("running.txt", "gui/502", LABEL, Some(GONE + 2)),
+        ),
+    ]);
+    let r = run_resolve(&auto(), Some(&server), &env, &launchctl, None, true, GONE);
+    assert_eq!(r.method, Method::Launchd, "{r:#?}");
+    assert_eq!(r.unverified, None);
+    let s = r.supervision.unwrap();
+    assert_eq!(
+        s.supervisor.name, LABEL,
+        "launchd's label, not the claimed one"
+    );
+    assert_eq!(s.supervisor.trust, Trust::Confirmed);
+    assert_eq!(s.supervisor.domain.as_deref(), Some("gui/502"));
+    assert!(s.supervisor.evidence.contains("launchd lists its PID"));
+
+    // Two different jobs for one PID across domains: not believed, the claim refused.
+    let split = Launchctl::new(&[
+        ("gui/502", listing("gui/502", &[(GONE + 2, LABEL)])),
+        (
+            "user/502",
+            listing("user/502", &[(GONE + 2, "com.example.other")]),
+        ),
+        ("system", listing("system", &[])),
+    ]);
+    let r = run_resolve(&auto(), Some(&server), &env, &split, None, true, GONE);
+    assert_eq!(r.method, Method::None, "{r:#?}");
+    assert!(r.unverified.unwrap().contains("com.example.claimed"));
+    assert!(!split.calls().iter().any(|c| c.contains("com.example")));
+
+    // Where launchd is not init nothing is asked.
+    let quiet = Launchctl::new(&[]);
+    let r = run_resolve(&auto(), Some(&server), &env, &quiet, None, false, GONE);
+    assert_eq!(r.method, Method::None);
+    assert!(r.unverified.is_some());
+    assert!(quiet.calls().is_empty());
+}
