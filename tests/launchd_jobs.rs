@@ -18,9 +18,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -34,81 +32,40 @@ const LABEL: &str = "com.example.hermes-webui";
 const OWN_LABEL: &str = "io.github.watchdog.check";
 const ONESHOT: &str = "com.apple.xpc.launchd.oneshot.0x10000003.Code";
 
-/// The stand-in's state directory and its `launchctl` on the watchdog's PATH.
-struct FakeLaunchd {
-    state: PathBuf,
-}
+/// The stand-in (common's [`FakeSupervisor`]) as `launchctl` alone.
+struct FakeLaunchd(FakeSupervisor);
 
 impl FakeLaunchd {
     /// `job` holds the label (and optionally `domain`, `argv`, `fixture`); the server
     /// is the test server with `server_env` added to its environment.
-    fn new(env: &TestEnv, tools: &Tools, mut job: Value, server_env: Value) -> FakeLaunchd {
-        let state = env.root.join("fake-launchd");
-        fs::create_dir_all(&state).unwrap();
-        if job.get("argv").is_none() {
-            job["argv"] = serde_json::json!(testserver_argv(env));
-        }
-        job["env"] = server_env;
-        job["cwd"] = env.root.display().to_string().into();
-        job["log"] = env.root.join("job.log").display().to_string().into();
-        if job.get("fixture").is_none() {
-            job["fixture"] = fixture("running.txt").into();
-        }
-        fs::write(state.join("job.json"), job.to_string()).unwrap();
-        tools.install(
-            "launchctl",
-            &format!(
-                "#!/bin/sh\nexec {} {} --state {} launchctl \"$@\"\n",
-                sh_quote(python()),
-                sh_quote(&script().display().to_string()),
-                sh_quote(&state.display().to_string()),
-            ),
-        );
-        FakeLaunchd { state }
+    fn new(env: &TestEnv, tools: &Tools, job: Value, server_env: Value) -> FakeLaunchd {
+        FakeLaunchd(FakeSupervisor::new(
+            env,
+            tools,
+            &["launchctl"],
+            job,
+            server_env,
+        ))
     }
 
     /// Starts the job's server as launchd would; returns its PID.
     fn start_job(&self) -> u32 {
-        let mut cmd = Command::new(python());
-        cmd.arg(script())
-            .arg("--state")
-            .arg(&self.state)
-            .arg("start");
-        let r = run_with_timeout(cmd, Duration::from_secs(20));
-        assert_eq!(r.status, Some(0), "{}", r.dump());
-        r.stdout.trim().parse().expect("started PID")
+        self.0.start_job()
     }
 
     /// Every recorded `launchctl` call (its arguments), one per line; then cleared.
     fn take_calls(&self) -> Vec<String> {
-        let path = self.state.join("calls.log");
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let _ = fs::remove_file(&path);
-        text.lines()
-            .map(|l| l.strip_prefix("launchctl ").unwrap_or(l).to_string())
+        self.0
+            .take_calls()
+            .into_iter()
+            .map(|l| l.strip_prefix("launchctl ").unwrap_or(&l).to_string())
             .collect()
     }
 
     /// The PID the stand-in's job runs now.
     fn job_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.state.join("job.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.0.job_pid()
     }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_supervisor.py")
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/launchctl")
-        .join(name)
-        .display()
-        .to_string()
 }
 
 /// Runs the watchdog with the stand-in on PATH and `extra` in its environment.
@@ -146,6 +103,31 @@ fn assert_restarted(env: &TestEnv, r: &RunResult, method: &str) -> u32 {
         .unwrap_or_else(|| panic!("no action.new_pid: {rep:#}")) as u32
 }
 
+/// The server `pid` on `port` is no launchd job to the watchdog (run with `extra` in its
+/// environment): `status` names no supervisor and a builtin restart, and once the
+/// server is unhealthy `check` restarts it itself, to a new PID, without ever running
+/// `launchctl`.
+#[track_caller]
+fn assert_no_job_and_restarted_builtin(
+    env: &TestEnv,
+    tools: &Tools,
+    fake: &FakeLaunchd,
+    (pid, port): (u32, u16),
+    extra: &[(&str, &str)],
+) {
+    let r = watchdog(env, tools, &["status", "--json"], extra);
+    assert_exit(env, &r, 0);
+    let rep = report(&r);
+    assert_eq!(rep["restart_method"], "builtin", "{rep:#}");
+    assert!(rep["target"]["supervisor"].is_null(), "{rep:#}");
+
+    make_unhealthy(port);
+    let r = watchdog(env, tools, &["check", "--json"], extra);
+    let new_pid = assert_restarted(env, &r, "builtin");
+    assert_ne!(new_pid, pid);
+    assert_eq!(fake.take_calls(), Vec::<String>::new(), "launchctl was run");
+}
+
 /// A server started from a terminal inside an IDE carries launchd's one-shot label.
 /// It is not a launchd job: the watchdog restarts it itself and never runs
 /// `launchctl kickstart -k` of the IDE's job (before, it did).
@@ -156,7 +138,7 @@ fn an_ide_oneshot_target_is_never_kickstarted() {
     let fake = FakeLaunchd::new(
         &env,
         &tools,
-        serde_json::json!({ "label": ONESHOT, "fixture": fixture("ide-oneshot.txt") }),
+        serde_json::json!({ "label": ONESHOT, "fixture": launchctl_fixture("ide-oneshot.txt") }),
         serde_json::json!({ "XPC_SERVICE_NAME": ONESHOT }),
     );
     let pid = fake.start_job();
@@ -164,17 +146,7 @@ fn an_ide_oneshot_target_is_never_kickstarted() {
     assert_eq!(found, pid);
     config(&env, port, "auto").write(&env);
 
-    let r = watchdog(&env, &tools, &["status", "--json"], &[]);
-    assert_exit(&env, &r, 0);
-    let rep = report(&r);
-    assert_eq!(rep["restart_method"], "builtin", "{rep:#}");
-    assert!(rep["target"]["supervisor"].is_null(), "{rep:#}");
-
-    make_unhealthy(port);
-    let r = watchdog(&env, &tools, &["check", "--json"], &[]);
-    let new_pid = assert_restarted(&env, &r, "builtin");
-    assert_ne!(new_pid, pid);
-    assert_eq!(fake.take_calls(), Vec::<String>::new(), "launchctl was run");
+    assert_no_job_and_restarted_builtin(&env, &tools, &fake, (pid, port), &[]);
 }
 
 /// The watchdog runs as a LaunchAgent (`XPC_SERVICE_NAME` is its own label) and the
@@ -196,17 +168,7 @@ fn a_target_carrying_the_watchdogs_own_label_is_not_kickstarted() {
     config(&env, port, "auto").write(&env);
     let own = [("XPC_SERVICE_NAME", OWN_LABEL)];
 
-    let r = watchdog(&env, &tools, &["status", "--json"], &own);
-    assert_exit(&env, &r, 0);
-    let rep = report(&r);
-    assert_eq!(rep["restart_method"], "builtin", "{rep:#}");
-    assert!(rep["target"]["supervisor"].is_null(), "{rep:#}");
-
-    make_unhealthy(port);
-    let r = watchdog(&env, &tools, &["check", "--json"], &own);
-    let new_pid = assert_restarted(&env, &r, "builtin");
-    assert_ne!(new_pid, pid);
-    assert_eq!(fake.take_calls(), Vec::<String>::new(), "launchctl was run");
+    assert_no_job_and_restarted_builtin(&env, &tools, &fake, (pid, port), &own);
 }
 
 /// The job the server names is run by an ancestor of the watchdog (here the test
@@ -269,7 +231,7 @@ fn a_job_found_by_pid_only_in_the_user_domain_is_kickstarted_there() {
         &env,
         &tools,
         serde_json::json!({ "label": LABEL, "domain": "user/0",
-                            "fixture": fixture("user-agent.txt") }),
+                            "fixture": launchctl_fixture("user-agent.txt") }),
         serde_json::json!({}),
     );
     let pid = fake.start_job();
@@ -358,7 +320,7 @@ fn a_system_daemon_with_user_name_is_kickstarted_in_system() {
         &env,
         &tools,
         serde_json::json!({ "label": LABEL, "domain": "system", "argv": argv,
-                            "fixture": fixture("system-daemon-username.txt") }),
+                            "fixture": launchctl_fixture("system-daemon-username.txt") }),
         serde_json::json!({ "XPC_SERVICE_NAME": LABEL }),
     );
     let pid = fake.start_job();
@@ -394,21 +356,10 @@ fn a_system_daemon_with_user_name_is_kickstarted_in_system() {
     assert!(wait_until(Duration::from_secs(10), || !is_alive(pid)));
 }
 
-/// An interpreter every user may run (the tests' own may live under root's home).
-fn user_python() -> &'static str {
-    const SYSTEM: &str = "/usr/bin/python3";
-    if Path::new(SYSTEM).exists() {
-        SYSTEM
-    } else {
-        python()
-    }
-}
-
 /// `env.root/srv`, owned by `SERVER_USER`, with the env's PID log handed to that user;
 /// `env.root` stays root's and is opened for traversal only.
 fn user_dir(env: &TestEnv) -> PathBuf {
-    fs::set_permissions(&env.root, fs::Permissions::from_mode(0o755)).unwrap();
-    let srv = env.root.join("srv");
+    let srv = server_user_dir(env);
     fs::create_dir_all(srv.join("db")).unwrap();
     fs::write(&env.pid_log, "").unwrap();
     chown_tree(&srv, SERVER_USER.0, SERVER_USER.1);

@@ -21,7 +21,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -604,74 +603,18 @@ fn runit_service_is_detected_and_restarted_through_sv() {
 // launchd and systemd stand-ins
 // ---------------------------------------------------------------------------------------
 
-/// The stand-ins' state directory and their wrappers on the watchdog's PATH.
-struct FakeSupervisor {
-    state: PathBuf,
+/// The stand-in (common's [`FakeSupervisor`]) as `launchctl` and `systemctl`; `job`
+/// names the label or unit (`{"label": ...}` / `{"unit": ...}`).
+fn fake_supervisor(env: &TestEnv, tools: &Tools, job: Value, server_env: Value) -> FakeSupervisor {
+    FakeSupervisor::new(env, tools, &["launchctl", "systemctl"], job, server_env)
 }
 
-impl FakeSupervisor {
-    /// `job` names the label or unit (`{"label": ...}` / `{"unit": ...}`); the server is
-    /// the test server with `server_env` added to its environment.
-    fn new(env: &TestEnv, tools: &Tools, job: Value, server_env: Value) -> FakeSupervisor {
-        let state = env.root.join("fake-supervisor");
-        fs::create_dir_all(&state).unwrap();
-        let mut job = job;
-        job["argv"] = serde_json::json!(testserver_argv(env));
-        job["env"] = server_env;
-        job["cwd"] = env.root.display().to_string().into();
-        job["log"] = env.root.join("job.log").display().to_string().into();
-        job["fixture"] = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/launchctl/running.txt")
-            .display()
-            .to_string()
-            .into();
-        fs::write(state.join("job.json"), job.to_string()).unwrap();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_supervisor.py");
-        for tool in ["launchctl", "systemctl"] {
-            tools.install(
-                tool,
-                &format!(
-                    "#!/bin/sh\nexec {} {} --state {} {tool} \"$@\"\n",
-                    sh_quote(python()),
-                    sh_quote(&script.display().to_string()),
-                    sh_quote(&state.display().to_string()),
-                ),
-            );
-        }
-        FakeSupervisor { state }
-    }
-
-    /// Starts the job's server as the supervisor would; waits until it serves.
-    fn start_job(&self, env: &TestEnv) -> (u32, u16) {
-        let mut cmd = Command::new(python());
-        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_supervisor.py"))
-            .arg("--state")
-            .arg(&self.state)
-            .arg("start");
-        let r = run_with_timeout(cmd, Duration::from_secs(20));
-        assert_eq!(r.status, Some(0), "{}", r.dump());
-        let started: u32 = r.stdout.trim().parse().expect("started PID");
-        let (pid, port) = wait_for_server(env, UP_TIMEOUT, None);
-        assert_eq!(pid, started);
-        (pid, port)
-    }
-
-    /// The PID the stand-in runs now.
-    fn job_pid(&self) -> Option<u32> {
-        fs::read_to_string(self.state.join("job.pid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Every recorded call, one per line; the record is then cleared.
-    fn take_calls(&self) -> Vec<String> {
-        let path = self.state.join("calls.log");
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let _ = fs::remove_file(&path);
-        text.lines().map(String::from).collect()
-    }
+/// Starts the job's server as the supervisor would; waits until it serves.
+fn start_job(fake: &FakeSupervisor, env: &TestEnv) -> (u32, u16) {
+    let started = fake.start_job();
+    let (pid, port) = wait_for_server(env, UP_TIMEOUT, None);
+    assert_eq!(pid, started);
+    (pid, port)
 }
 
 fn own_uid() -> u32 {
@@ -683,13 +626,13 @@ fn own_uid() -> u32 {
 fn launchd_job_is_detected_from_xpc_service_name_and_kickstarted() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
-    let fake = FakeSupervisor::new(
+    let fake = fake_supervisor(
         &env,
         &tools,
         serde_json::json!({ "label": LABEL }),
         serde_json::json!({ "XPC_SERVICE_NAME": LABEL }),
     );
-    let (pid, port) = fake.start_job(&env);
+    let (pid, port) = start_job(&fake, &env);
     let mut cfg = auto_config(&env, port);
     cfg.set("fds.max", 150);
     cfg.write(&env);
@@ -769,13 +712,13 @@ fn cgroup_says_user_unit(pid: u32) -> bool {
 /// here). Returns the env's pieces, the server, and `systemctl` (plus `--user` if the
 /// cgroup says so).
 fn systemd_setup(env: &TestEnv, tools: &Tools) -> (FakeSupervisor, u32, u16, String) {
-    let fake = FakeSupervisor::new(
+    let fake = fake_supervisor(
         env,
         tools,
         serde_json::json!({ "unit": UNIT }),
         serde_json::json!({ "INVOCATION_ID": "0123456789abcdef0123456789abcdef" }),
     );
-    let (pid, port) = fake.start_job(env);
+    let (pid, port) = start_job(&fake, env);
     let mut cfg = ConfigToml::for_port(env, port);
     cfg.set("restart.method", "systemd");
     cfg.set("restart.unit", UNIT);

@@ -10,7 +10,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -33,7 +32,7 @@ impl UserServer {
     }
 
     fn start(env: &TestEnv, setpriv: &[&str], wrap: &[&str], cwd: &Path) -> UserServer {
-        let srv = server_dir(env);
+        let srv = server_user_dir(env);
         let port_file = srv.join("server.port");
         let db = srv.join("db");
         fs::create_dir_all(&db).unwrap();
@@ -82,26 +81,6 @@ impl UserServer {
     }
 }
 
-/// A Python that `SERVER_USER` may run: the suite's own may sit under root's 0700 home
-/// (pyenv), so the system's is preferred.
-fn user_python() -> &'static str {
-    const SYSTEM: &str = "/usr/bin/python3";
-    if Path::new(SYSTEM).exists() {
-        SYSTEM
-    } else {
-        python()
-    }
-}
-
-/// `env.root/srv`: the server's own files, owned by `SERVER_USER`. `env.root` stays
-/// root's (the watchdog's state and log live there) and is opened for traversal only.
-fn server_dir(env: &TestEnv) -> PathBuf {
-    fs::set_permissions(&env.root, fs::Permissions::from_mode(0o755)).unwrap();
-    let srv = env.root.join("srv");
-    fs::create_dir_all(&srv).unwrap();
-    srv
-}
-
 fn as_server_user() -> [String; 3] {
     [
         format!("--reuid={}", SERVER_USER.0),
@@ -120,7 +99,7 @@ fn server_user_server(env: &TestEnv, wrap: &[&str], cwd: &Path) -> UserServer {
 /// A [`server_user_server`] whose working directory (`srv/release-41`) was deleted
 /// under it: the server, `srv` and the deleted directory.
 fn server_in_deleted_cwd(env: &TestEnv) -> (UserServer, PathBuf, PathBuf) {
-    let srv = server_dir(env);
+    let srv = server_user_dir(env);
     let work = srv.join("release-41");
     fs::create_dir(&work).unwrap();
     let server = server_user_server(env, &[], &work);
@@ -135,6 +114,19 @@ fn assert_replaced(env: &TestEnv, r: &RunResult, server: &UserServer) -> u32 {
     let new_pid = listener_pid(server.port).expect("a new server holds the port");
     assert_ne!(new_pid, server.pid());
     new_pid
+}
+
+/// A `restart.start_command` that starts the test server again with the files in
+/// `srv` (its port file, database) and the env's PID log.
+fn start_command(env: &TestEnv, srv: &Path) -> String {
+    format!(
+        "exec {} {} --port-file {} --pid-log {} --db {}",
+        user_python(),
+        testserver_script().display(),
+        srv.join("server.port").display(),
+        env.pid_log.display(),
+        srv.join("db").display()
+    )
 }
 
 fn config_for(env: &TestEnv, server: &UserServer) -> ConfigToml {
@@ -200,7 +192,7 @@ fn assert_unhealthy_but_not_killed(env: &TestEnv, server: &UserServer, why: &str
 fn a_process_title_is_not_killed_for_a_replay_that_cannot_start() {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
+    let srv = server_user_dir(&env);
     let server = server_user_server(
         &env,
         &["bash", "-c", "exec -a 'hermes: webui' \"$0\" \"$@\""],
@@ -241,14 +233,7 @@ fn start_command_restarts_a_server_whose_cwd_was_deleted() {
     require_root();
     let env = TestEnv::new();
     let (server, srv, _) = server_in_deleted_cwd(&env);
-    let start = format!(
-        "exec {} {} --port-file {} --pid-log {} --db {}",
-        user_python(),
-        testserver_script().display(),
-        srv.join("server.port").display(),
-        env.pid_log.display(),
-        srv.join("db").display()
-    );
+    let start = start_command(&env, &srv);
     let mut cfg = config_for(&env, &server);
     cfg.set("restart.start_command", start.as_str()).write(&env);
     set_memory_mode_at(&server.base, "503");
@@ -268,18 +253,9 @@ fn start_command_restarts_a_server_whose_cwd_was_deleted() {
 fn start_command_starts_a_server_that_is_down_as_the_user_it_last_ran_as() {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
-    let user = as_server_user();
-    let setpriv: Vec<&str> = user.iter().map(String::as_str).collect();
-    let server = UserServer::start(&env, &setpriv, &[], &srv);
-    let start = format!(
-        "exec {} {} --port-file {} --pid-log {} --db {}",
-        user_python(),
-        testserver_script().display(),
-        srv.join("server.port").display(),
-        env.pid_log.display(),
-        srv.join("db").display()
-    );
+    let srv = server_user_dir(&env);
+    let server = server_user_server(&env, &[], &srv);
+    let start = start_command(&env, &srv);
     let mut cfg = config_for(&env, &server);
     cfg.set("restart.start_command", start.as_str()).write(&env);
     let r = run_watchdog(&env, &["check", "--json"]);
@@ -310,35 +286,20 @@ fn start_command_starts_a_server_that_is_down_as_the_user_it_last_ran_as() {
 /// replacement has the same uid, gid and groups, and no group of root's.
 #[test]
 fn a_replayed_server_keeps_its_user_group_and_supplementary_groups() {
-    require_root();
-    let env = TestEnv::new();
-    let srv = server_dir(&env);
-    let (uid, gid) = SERVER_USER;
-    let reuid = format!("--reuid={uid}");
-    let regid = format!("--regid={gid}");
-    let groups = format!("--groups={},5000", ATTACKER.1);
-    let server = UserServer::start(&env, &[&reuid, &regid, &groups], &[], &srv);
-    let before = credentials(server.pid());
-    assert_eq!(
-        before,
+    let (_, after, r) = credentials_across_restart(
+        &format!("{},5000", ATTACKER.1),
         [
             "Uid: 4242 4242 4242 4242",
             "Gid: 4242 4242 4242 4242",
-            "Groups: 4343 5000"
-        ]
+            "Groups: 4343 5000",
+        ],
+        false,
     );
-    config_for(&env, &server).write(&env);
-    set_memory_mode_at(&server.base, "503");
-
-    let r = run_watchdog(&env, &["check", "--json"]);
-
-    let new_pid = assert_replaced(&env, &r, &server);
-    assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
     // Its own group joins its supplementary groups, as `initgroups(3)` puts it there
     // (src/probe/restart_path.rs, `Credentials::group_list`: on xnu the list must start
     // with it); nothing else is added.
     assert_eq!(
-        credentials(new_pid),
+        after,
         [
             "Uid: 4242 4242 4242 4242",
             "Gid: 4242 4242 4242 4242",
@@ -359,39 +320,29 @@ fn group_ids(credentials: &[String]) -> Vec<u32> {
         .collect()
 }
 
-/// A server of SERVER_USER started as a login would (its own group among its
-/// supplementary groups, with two more), made unhealthy under a root watchdog whose
-/// restart goes through a replay, or through `start_command` when `start` is given:
-/// the credentials before and of the replacement.
-fn restored_credentials(start: bool) -> (Vec<String>, Vec<String>) {
+/// A server of SERVER_USER started with the supplementary `groups` (setpriv's
+/// `--groups` list), whose credentials are checked to be `expected`, made unhealthy
+/// under a root watchdog whose restart goes through a replay, or through
+/// `start_command` when `start` is given: the credentials before, those of the
+/// replacement, and the run.
+fn credentials_across_restart(
+    groups: &str,
+    expected: [&str; 3],
+    start: bool,
+) -> (Vec<String>, Vec<String>, RunResult) {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
+    let srv = server_user_dir(&env);
     let (uid, gid) = SERVER_USER;
     let reuid = format!("--reuid={uid}");
     let regid = format!("--regid={gid}");
-    let groups = format!("--groups={gid},{},5000", ATTACKER.1);
+    let groups = format!("--groups={groups}");
     let server = UserServer::start(&env, &[&reuid, &regid, &groups], &[], &srv);
     let before = credentials(server.pid());
-    assert_eq!(
-        before,
-        [
-            "Uid: 4242 4242 4242 4242",
-            "Gid: 4242 4242 4242 4242",
-            "Groups: 4242 4343 5000"
-        ]
-    );
+    assert_eq!(before, expected);
     let mut cfg = config_for(&env, &server);
     if start {
-        let command = format!(
-            "exec {} {} --port-file {} --pid-log {} --db {}",
-            user_python(),
-            testserver_script().display(),
-            srv.join("server.port").display(),
-            env.pid_log.display(),
-            srv.join("db").display()
-        );
-        cfg.set("restart.start_command", command.as_str());
+        cfg.set("restart.start_command", start_command(&env, &srv).as_str());
     }
     cfg.write(&env);
     set_memory_mode_at(&server.base, "503");
@@ -400,7 +351,23 @@ fn restored_credentials(start: bool) -> (Vec<String>, Vec<String>) {
 
     let new_pid = assert_replaced(&env, &r, &server);
     assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
-    (before, credentials(new_pid))
+    (before, credentials(new_pid), r)
+}
+
+/// [`credentials_across_restart`] of a server started as a login would (its own group
+/// among its supplementary groups, with two more): the credentials before and of the
+/// replacement.
+fn restored_credentials(start: bool) -> (Vec<String>, Vec<String>) {
+    let (before, after, _) = credentials_across_restart(
+        &format!("{},{},5000", SERVER_USER.1, ATTACKER.1),
+        [
+            "Uid: 4242 4242 4242 4242",
+            "Gid: 4242 4242 4242 4242",
+            "Groups: 4242 4343 5000",
+        ],
+        start,
+    );
+    (before, after)
 }
 
 /// Root restarting a server of another user restores its user, group and
@@ -433,7 +400,7 @@ fn start_command_restores_the_servers_groups_and_never_group_0() {
 fn environment_of_replacement(start: bool) -> Vec<String> {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
+    let srv = server_user_dir(&env);
     let leaked = [
         "env",
         "XPC_SERVICE_NAME=com.example.leaked",
@@ -452,24 +419,12 @@ fn environment_of_replacement(start: bool) -> Vec<String> {
     // is the builtin one.
     cfg.set("restart.method", "builtin");
     if start {
-        let command = format!(
-            "exec {} {} --port-file {} --pid-log {} --db {}",
-            user_python(),
-            testserver_script().display(),
-            srv.join("server.port").display(),
-            env.pid_log.display(),
-            srv.join("db").display()
-        );
-        cfg.set("restart.start_command", command.as_str());
+        cfg.set("restart.start_command", start_command(&env, &srv).as_str());
     }
     cfg.write(&env);
     set_memory_mode_at(&server.base, "503");
 
-    let mut cmd = watchdog_cmd(&env, &["check", "--json"]);
-    cmd.env("XPC_SERVICE_NAME", "com.example.watchdog")
-        .env("XPC_FLAGS", "1")
-        .env("WATCHDOG_KEPT", "kept");
-    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+    let r = check_as_launch_agent(&env);
 
     let new_pid = assert_replaced(&env, &r, &server);
     assert!(is_testserver(new_pid), "{}", cmdline(new_pid));
@@ -482,6 +437,17 @@ fn environment_of_replacement(start: bool) -> Vec<String> {
         r.dump()
     );
     after
+}
+
+/// `watchdog check --json` as under a LaunchAgent: launchd's job variables
+/// (`XPC_SERVICE_NAME`, `XPC_FLAGS`) in its environment, and `WATCHDOG_KEPT=kept`, a
+/// variable of its own to look for where it starts something.
+fn check_as_launch_agent(env: &TestEnv) -> RunResult {
+    let mut cmd = watchdog_cmd(env, &["check", "--json"]);
+    cmd.env("XPC_SERVICE_NAME", "com.example.watchdog")
+        .env("XPC_FLAGS", "1")
+        .env("WATCHDOG_KEPT", "kept");
+    run_with_timeout(cmd, WATCHDOG_TIMEOUT)
 }
 
 #[test]
@@ -513,7 +479,7 @@ fn start_command_gets_no_launchd_job_variables() {
 fn a_restart_command_gets_no_launchd_job_variables() {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
+    let srv = server_user_dir(&env);
     let server = server_user_server(&env, &[], &srv);
     let seen = env.root.join("command-env");
     let mut cfg = config_for(&env, &server);
@@ -526,11 +492,7 @@ fn a_restart_command_gets_no_launchd_job_variables() {
         .write(&env);
     set_memory_mode_at(&server.base, "503");
 
-    let mut cmd = watchdog_cmd(&env, &["check", "--json"]);
-    cmd.env("XPC_SERVICE_NAME", "com.example.watchdog")
-        .env("XPC_FLAGS", "1")
-        .env("WATCHDOG_KEPT", "kept");
-    let r = run_with_timeout(cmd, WATCHDOG_TIMEOUT);
+    let r = check_as_launch_agent(&env);
 
     assert_exit(&env, &r, 3);
     let vars = fs::read_to_string(&seen).unwrap_or_default();
@@ -555,7 +517,7 @@ fn a_restart_command_gets_no_launchd_job_variables() {
 fn a_server_with_an_empty_environment_is_not_killed_for_a_bare_replay() {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
+    let srv = server_user_dir(&env);
     let server = server_user_server(&env, &["env", "-i"], &srv);
     assert_eq!(environ(server.pid()), Vec::<String>::new());
     assert_unhealthy_but_not_killed(
@@ -577,7 +539,7 @@ fn a_server_with_an_empty_environment_is_not_killed_for_a_bare_replay() {
 fn a_watchdog_without_root_does_not_replay_groups_it_lacks() {
     require_root();
     let env = TestEnv::new();
-    let srv = server_dir(&env);
+    let srv = server_user_dir(&env);
     let (uid, gid) = SERVER_USER;
     let reuid = format!("--reuid={uid}");
     let regid = format!("--regid={gid}");

@@ -317,6 +317,31 @@ fn errno() -> c_int {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// Reads the sysctl named by `mib` into `buf`: the count of bytes the kernel wrote, or
+/// the `errno` it failed with. One call for `kinfo` and `proc_args`, which read
+/// byte buffers the same way.
+fn sysctl_read(mib: &mut [c_int], buf: &mut [u8]) -> Result<usize, c_int> {
+    let names = libc::c_uint::try_from(mib.len()).map_err(|_| libc::EINVAL)?;
+    let mut len: libc::size_t = buf.len();
+    // SAFETY: `mib` holds the `names` names passed; `buf` is writable for `len` bytes,
+    // the kernel writes at most `len` bytes and stores the count written in `len`; no
+    // new value is set.
+    let ret = unsafe {
+        libc::sysctl(
+            mib.as_mut_ptr(),
+            names,
+            buf.as_mut_ptr().cast::<c_void>(),
+            &mut len,
+            ptr::null_mut(),
+            0,
+        )
+    };
+    if ret != 0 {
+        return Err(errno());
+    }
+    Ok(len)
+}
+
 fn c_pid(pid: u32) -> Result<c_int, OsError> {
     c_int::try_from(pid).map_err(|_| OsError::NoSuchProcess(pid))
 }
@@ -392,24 +417,8 @@ fn kinfo(pid: u32) -> Result<KinfoProc, OsError> {
     let what = "process info";
     let cpid = c_pid(pid)?;
     let mut buf = [0u8; kinfo::KINFO_PROC_SIZE];
-    let mut len: libc::size_t = buf.len();
     let mut mib = [libc::CTL_KERN, libc::KERN_PROC, libc::KERN_PROC_PID, cpid];
-    // SAFETY: `mib` holds the 4 names passed; `buf` is writable for `len` bytes, the
-    // kernel writes at most `len` bytes and stores the count written in `len`; no new
-    // value is set.
-    let ret = unsafe {
-        libc::sysctl(
-            mib.as_mut_ptr(),
-            4,
-            buf.as_mut_ptr().cast::<c_void>(),
-            &mut len,
-            ptr::null_mut(),
-            0,
-        )
-    };
-    if ret != 0 {
-        return Err(os_error(pid, what, errno()));
-    }
+    let len = sysctl_read(&mut mib, &mut buf).map_err(|e| os_error(pid, what, e))?;
     // No process with that PID: the sysctl succeeds and writes nothing.
     if len == 0 {
         return Err(OsError::NoSuchProcess(pid));
@@ -627,34 +636,20 @@ fn proc_args(pid: u32) -> Result<ProcArgs, OsError> {
     let what = "arguments and environment";
     let cpid = c_pid(pid)?;
     let mut buf = vec![0u8; argmax()?];
-    let mut len: libc::size_t = buf.len();
     let mut mib = [libc::CTL_KERN, libc::KERN_PROCARGS2, cpid];
-    // SAFETY: `mib` holds the 3 names passed; `buf` is writable for `len` bytes, the
-    // kernel writes at most `len` bytes and stores the count written in `len`; no new
-    // value is set.
-    let ret = unsafe {
-        libc::sysctl(
-            mib.as_mut_ptr(),
-            3,
-            buf.as_mut_ptr().cast::<c_void>(),
-            &mut len,
-            ptr::null_mut(),
-            0,
-        )
-    };
-    if ret != 0 {
-        let e = errno();
-        if e == libc::EINVAL {
-            // xnu answers EINVAL both for a process that is gone (or a zombie) and for
-            // another user's process: tell them apart the way psutil does.
+    let len = match sysctl_read(&mut mib, &mut buf) {
+        Ok(len) => len,
+        // xnu answers EINVAL both for a process that is gone (or a zombie) and for
+        // another user's process: tell them apart the way psutil does.
+        Err(libc::EINVAL) => {
             return Err(match identity(pid) {
                 Ok(None) => OsError::NoSuchProcess(pid),
                 Ok(Some(_)) => OsError::PermissionDenied { pid, what },
                 Err(err) => err,
             });
         }
-        return Err(os_error(pid, what, e));
-    }
+        Err(e) => return Err(os_error(pid, what, e)),
+    };
     // A strings area larger than the buffer is not cut at its end but copied from its
     // END (`sysctl_procargsx`: `data = copy_end - buflen`), and argc is put before it:
     // a full buffer may start in the middle of argv. Only a strings area of exactly the

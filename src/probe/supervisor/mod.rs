@@ -284,14 +284,7 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
     match supervisor.kind {
         Kind::Launchd => {
             let job = launchd::parse_print(stdout).map_err(|e| e.to_string())?;
-            let state = job.state.unwrap_or_else(|| "unknown".into());
-            Ok(JobStatus {
-                pid: job.pid,
-                starting: launchd::is_starting(&state),
-                state,
-                start_limit_hit: false,
-                program: job.program.or_else(|| job.arguments.first().cloned()),
-            })
+            Ok(launchd_job_status(job))
         }
         Kind::Systemd => {
             let unit = systemd::parse_show(stdout);
@@ -335,6 +328,19 @@ pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, 
                 program: None,
             })
         }
+    }
+}
+
+/// The status of a job `launchctl print` described: one reading for the status query
+/// and for the job found while resolving ([`launchd_status`]).
+fn launchd_job_status(job: launchd::LaunchdJob) -> JobStatus {
+    let state = job.state.unwrap_or_else(|| "unknown".into());
+    JobStatus {
+        pid: job.pid,
+        starting: launchd::is_starting(&state),
+        state,
+        start_limit_hit: false,
+        program: job.program.or_else(|| job.arguments.first().cloned()),
     }
 }
 
@@ -1145,14 +1151,7 @@ fn launchd_status(
     };
     supervisor.domain = Some(domain);
     restartable(supervisor, &job, target, ctx).map_err(Refused::NotRestartable)?;
-    let state = job.state.unwrap_or_else(|| "unknown".into());
-    Ok(JobStatus {
-        pid: job.pid,
-        starting: launchd::is_starting(&state),
-        state,
-        start_limit_hit: false,
-        program: job.program.or_else(|| job.arguments.first().cloned()),
-    })
+    Ok(launchd_job_status(job))
 }
 
 /// Whether launchd's job may be `kickstart -k`ed for this target; `Err` says why not.

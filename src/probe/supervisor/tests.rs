@@ -620,6 +620,25 @@ fn run_resolve(
     )
 }
 
+/// [`run_resolve`] as most tests call it: `restart.method = "auto"`, the watchdog has no
+/// label of its own and is PID `GONE`.
+fn resolve_auto(
+    server: &ProcessInfo,
+    clues: &Clues,
+    launchctl: &Launchctl,
+    launchd_is_init: bool,
+) -> Resolution {
+    run_resolve(
+        &auto(),
+        Some(server),
+        clues,
+        launchctl,
+        None,
+        launchd_is_init,
+        GONE,
+    )
+}
+
 const LABEL: &str = "com.example.hermes-webui";
 
 fn auto() -> RestartConfig {
@@ -653,15 +672,7 @@ fn with_the_environment_hidden_the_job_is_found_by_an_ancestors_pid() {
             printed("user-agent.txt", "user/501", LABEL, Some(bash)),
         ),
     ]);
-    let r = run_resolve(
-        &auto(),
-        Some(&server),
-        &blind(),
-        &launchctl,
-        None,
-        true,
-        GONE,
-    );
+    let r = resolve_auto(&server, &blind(), &launchctl, true);
     assert_eq!(r.method, Method::Launchd, "{r:#?}");
     assert_eq!(r.problem, None);
     let s = r.supervision.unwrap();
@@ -692,7 +703,7 @@ fn with_the_environment_hidden_the_job_is_found_by_an_ancestors_pid() {
     // Where launchd is not init, auto-detection does not ask it: the supervisor stays
     // unknown and the restart is held back.
     let quiet = Launchctl::new(&[]);
-    let r = run_resolve(&auto(), Some(&server), &blind(), &quiet, None, false, GONE);
+    let r = resolve_auto(&server, &blind(), &quiet, false);
     assert_eq!(r.method, Method::Builtin);
     assert!(r.problem.unwrap().contains("set restart.method"));
     assert!(quiet.calls().is_empty());
@@ -715,7 +726,7 @@ fn an_ide_terminal_is_no_launchd_job() {
             printed("ide-oneshot.txt", "gui/501", oneshot, Some(GONE + 1)),
         ),
     ]);
-    let r = run_resolve(&auto(), Some(&server), &ide, &launchctl, None, true, GONE);
+    let r = resolve_auto(&server, &ide, &launchctl, true);
     assert_eq!((r.method, r.supervision), (Method::Builtin, None));
     assert!(
         !launchctl
@@ -809,15 +820,7 @@ fn the_domain_that_answers_is_used_for_status_and_kickstart() {
             service.as_str(),
             printed(fixture_name, domain, LABEL, Some(GONE + 2)),
         )]);
-        let r = run_resolve(
-            &auto(),
-            Some(&server),
-            &labelled,
-            &launchctl,
-            None,
-            false,
-            GONE,
-        );
+        let r = resolve_auto(&server, &labelled, &launchctl, false);
         let s = r.supervision.expect("supervised");
         assert_eq!(s.supervisor.domain.as_deref(), Some(domain));
         assert_eq!(s.supervisor.trust, Trust::SameUser);
@@ -860,15 +863,7 @@ fn a_job_without_a_plist_or_unrelated_to_the_target_is_refused() {
         ),
     ] {
         let launchctl = Launchctl::new(&[("gui/501/com.example.hermes-webui", text)]);
-        let r = run_resolve(
-            &auto(),
-            Some(&server),
-            &labelled,
-            &launchctl,
-            None,
-            false,
-            GONE,
-        );
+        let r = resolve_auto(&server, &labelled, &launchctl, false);
         assert_eq!(r.method, Method::None, "{words}");
         let why = r.unverified.unwrap();
         assert!(why.contains(words), "{words:?} not in {why}");
@@ -912,7 +907,7 @@ fn another_users_label_is_used_only_as_launchd_lists_it() {
             printed("running.txt", "gui/502", LABEL, Some(GONE + 2)),
         ),
     ]);
-    let r = run_resolve(&auto(), Some(&server), &env, &launchctl, None, true, GONE);
+    let r = resolve_auto(&server, &env, &launchctl, true);
     assert_eq!(r.method, Method::Launchd, "{r:#?}");
     assert_eq!(r.unverified, None);
     let s = r.supervision.unwrap();
@@ -933,14 +928,14 @@ fn another_users_label_is_used_only_as_launchd_lists_it() {
         ),
         ("system", listing("system", &[])),
     ]);
-    let r = run_resolve(&auto(), Some(&server), &env, &split, None, true, GONE);
+    let r = resolve_auto(&server, &env, &split, true);
     assert_eq!(r.method, Method::None, "{r:#?}");
     assert!(r.unverified.unwrap().contains("com.example.claimed"));
     assert!(!split.calls().iter().any(|c| c.contains("com.example")));
 
     // Where launchd is not init nothing is asked.
     let quiet = Launchctl::new(&[]);
-    let r = run_resolve(&auto(), Some(&server), &env, &quiet, None, false, GONE);
+    let r = resolve_auto(&server, &env, &quiet, false);
     assert_eq!(r.method, Method::None);
     assert!(r.unverified.is_some());
     assert!(quiet.calls().is_empty());
