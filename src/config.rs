@@ -88,6 +88,8 @@ pub struct HealthConfig {
     /// `None` when configured as "".
     pub expect_body: Option<String>,
     pub insecure_tls: bool,
+    /// Always false: the loader refuses `true` while the probe has no HTTPS
+    /// (docs/CONFIG.md, "[health]"); kept so that `watchdog config` prints the key.
     /// Numeric fields of the /health JSON that say the server is busy (an agent run in
     /// flight): a restart for a predictive reason waits while any is non-zero.
     pub busy_fields: Vec<String>,

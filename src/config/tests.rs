@@ -32,7 +32,7 @@ attempts = 3                  # unhealthy only when every attempt fails
 interval = "2s"               # pause between attempts
 expect_status = [200]
 expect_body = ""              # substring the body must contain, e.g. "\"status\": \"ok\""
-insecure_tls = false          # accept a self-signed certificate on https URLs
+insecure_tls = false          # only false: this build has no HTTPS
 
 [fds]
 max = 1000                    # restart at or above this many open FDs
@@ -559,6 +559,13 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
         "health.attempts",
     ),
 ];
+    // No TLS in this build: a promise to skip certificate checks is refused, not ignored.
+    (
+        "[health]\nurl = \"http://127.0.0.1:8787/health\"\ninsecure_tls = true",
+        3,
+        16,
+        "health.insecure_tls = true: this build has no HTTPS",
+    ),
 
 #[test]
 fn bad_values_are_rejected_at_their_position() {
@@ -592,6 +599,19 @@ fn invalid_displays_as_path_line_column_message() {
 }
 
 #[test]
+#[test]
+fn insecure_tls_true_is_refused_with_the_fix_and_false_is_accepted() {
+    let err = parse("[health]\ninsecure_tls = true").expect_err("insecure_tls = true");
+    assert_eq!(
+        err.to_string(),
+        "/etc/watchdog/watchdog.toml:2:16: health.insecure_tls = true: this build has no \
+         HTTPS (health.url must be http://), so there is no certificate check to skip: \
+         remove the line or write insecure_tls = false"
+    );
+    assert_eq!(parsed("[health]\ninsecure_tls = false"), defaults(home()));
+    assert!(!parsed("[health]\ninsecure_tls = false").health.insecure_tls);
+}
+
 fn edge_values_are_accepted() {
     type Check = fn(&Config) -> bool;
     let cases: &[(&str, Check)] = &[
@@ -746,7 +766,7 @@ attempts = 1
 interval = "0s"
 expect_status = [200, 204]
 expect_body = "\"status\": \"ok\"\n"
-insecure_tls = true
+insecure_tls = false
 [fds]
 max = 4000
 max_percent = 80
