@@ -1,5 +1,5 @@
-//! The command line (SPEC §3). Every option shared by the subcommands overrides the
-//! config file; `watchdog` alone is `watchdog check`.
+//! The command line (docs/DESIGN.md, "Command line"). Every option shared by the
+//! subcommands overrides the config file; `watchdog` alone is `watchdog check`.
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! The configuration file (SPEC §4): lookup order, defaults, validation with
+//! The configuration file (docs/CONFIG.md): lookup order, defaults, validation with
 //! file:line:column, and the effective configuration printed back as TOML.
 //!
 //! Every value is checked while it is deserialized, so an error carries the span of
@@ -27,7 +27,7 @@ pub mod url;
 pub use lookup::{Loaded, Lookup, SYSTEM_CONFIG, load, load_from, lookup_path};
 pub use url::HttpUrl;
 
-/// How a restart is carried out (SPEC §5.5).
+/// How a restart is carried out (docs/DESIGN.md, "Acting").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     Auto,
@@ -40,7 +40,8 @@ pub enum Method {
     None,
 }
 
-/// What a `[[files]]` rule does when the file is over `max_size` (SPEC §5.3).
+/// What a `[[files]]` rule does when the file is over `max_size` (docs/DESIGN.md,
+/// "Decision rules").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileAction {
     Warn,
@@ -87,6 +88,8 @@ pub struct HealthConfig {
     pub expect_status: Vec<u16>,
     /// `None` when configured as "".
     pub expect_body: Option<String>,
+    /// Always false: the loader refuses `true` while the probe has no HTTPS
+    /// (docs/CONFIG.md, "[health]"); kept so that `watchdog config` prints the key.
     pub insecure_tls: bool,
     /// Numeric fields of the /health JSON that say the server is busy (an agent run in
     /// flight): a restart for a predictive reason waits while any is non-zero.
@@ -175,7 +178,7 @@ pub struct StateConfig {
 }
 
 impl Method {
-    /// Every method, in the order the SPEC lists them.
+    /// Every method, in the order docs/CONFIG.md lists them.
     pub const ALL: [Method; 8] = [
         Method::Auto,
         Method::Builtin,
@@ -270,9 +273,9 @@ pub enum ConfigError {
     NoHome { key: &'static str },
 }
 
-/// Command-line values that override the file (SPEC §3). Empty `pidfile` or `match_`
-/// switch that source off, as "" does in the file; `pidfile` is used as given (the
-/// shell has expanded any `~`).
+/// Command-line values that override the file (docs/CONFIG.md, "Validation"). Empty
+/// `pidfile` or `match_` switch that source off, as "" does in the file; `pidfile` is used
+/// as given (the shell has expanded any `~`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub url: Option<String>,
@@ -282,8 +285,8 @@ pub struct Overrides {
     pub max_fds: Option<u64>,
 }
 
-/// The SPEC §4 defaults, which watch a Hermes WebUI on 127.0.0.1:8787. `home` expands
-/// `~`; with `None` those paths keep their literal `~` (see the module docs).
+/// The defaults (docs/CONFIG.md), which watch a Hermes WebUI on 127.0.0.1:8787. `home`
+/// expands `~`; with `None` those paths keep their literal `~` (see the module docs).
 pub fn defaults(home: Option<&Path>) -> Config {
     let path = |p: &str| raw::expand_tilde(p, home);
     Config {

@@ -1,6 +1,6 @@
-//! The bound on one run (SPEC §8). Every wait in the run takes the smaller of its own
-//! timeout and what is left of the run's bound, so a server that accepts and never
-//! answers, or a command that hangs, cannot stretch a run.
+//! The bound on one run (docs/DESIGN.md, "Invariants"). Every wait in the run takes the
+//! smaller of its own timeout and what is left of the run's bound, so a server that accepts
+//! and never answers, or a command that hangs, cannot stretch a run.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,6 @@
-//! The decision (SPEC §5.3–§5.4): a pure function of what was observed, the policy,
-//! the history and the clock. No I/O here, so every rule is a row in a table test.
+//! The decision (docs/DESIGN.md, "Decision rules"): a pure function of what was observed,
+//! the policy, the history and the clock. No I/O here, so every rule is a row in a table
+//! test.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,5 +1,5 @@
-//! The process exit codes of SPEC §6, as one typed enum so that no code path invents
-//! a number of its own.
+//! The process exit codes (docs/DESIGN.md, "Exit codes"), as one typed enum so that no code
+//! path invents a number of its own.
 
 use std::process::ExitCode as StdExitCode;
 

@@ -1,10 +1,10 @@
-//! The small history file (SPEC §7): recent restarts for the crash-loop guard, recent
-//! FD samples for the trend, and the last PID seen (searched first next run). Bounded
-//! in size, written atomically through `safe_fs`, and it fails safe
-//! (docs/SECURITY.md): a file that cannot be used (corrupt, over `MAX_BYTES`, a FIFO or
-//! a symlink) is moved aside for the operator, the crash-loop guard's count is rebuilt
-//! from the log's restart events, and when neither can be read the guard holds for one
-//! window. Records dated after now (clock skew) are dropped, not obeyed for years.
+//! The small history file (docs/DESIGN.md, "State between runs"): recent restarts for the
+//! crash-loop guard, recent FD samples for the trend, and the last PID seen (searched first
+//! next run). Bounded in size, written atomically through `safe_fs`, and it fails safe
+//! (docs/SECURITY.md): a file that cannot be used (corrupt, over `MAX_BYTES`, a FIFO or a
+//! symlink) is moved aside for the operator, the crash-loop guard's count is rebuilt from
+//! the log's restart events, and when neither can be read the guard holds for one window.
+//! Records dated after now (clock skew) are dropped, not obeyed for years.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,6 +1,6 @@
-//! Incident snapshots (SPEC §7): before every kill, the evidence of what the server
-//! looked like — its FDs, health, reasons and process info — goes to
-//! `state.dir/incidents/`. The leak the restart papers over stays diagnosable.
+//! Incident snapshots (docs/DESIGN.md, "State between runs"): before every kill, the
+//! evidence of what the server looked like — its FDs, health, reasons and process info —
+//! goes to `state.dir/incidents/`. The leak the restart papers over stays diagnosable.
 
 use std::fs;
 use std::path::{Path, PathBuf};

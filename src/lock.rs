@@ -1,6 +1,6 @@
-//! The run lock (SPEC §7): one cycle at a time per state directory. The kernel drops
-//! an `flock` when its holder dies, even by SIGKILL, so a crashed run never wedges the
-//! next one.
+//! The run lock (docs/DESIGN.md, "State between runs"): one cycle at a time per state
+//! directory. The kernel drops an `flock` when its holder dies, even by SIGKILL, so a
+//! crashed run never wedges the next one.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};

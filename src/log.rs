@@ -1,7 +1,7 @@
-//! Log events (SPEC §6): one JSON object per line in the log file (rotated past
-//! `max_size`), one readable line on stderr and in syslog. A log that cannot be written
-//! is reported once on stderr and never stops the cycle: the watchdog's job is the
-//! server, not its own log.
+//! Log events (docs/REPORT.md, "Log events"): one JSON object per line in the log file
+//! (rotated past `max_size`), one readable line on stderr and in syslog. A log that cannot
+//! be written is reported once on stderr and never stops the cycle: the watchdog's job is
+//! the server, not its own log.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};

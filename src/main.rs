@@ -17,7 +17,7 @@ fn main() -> StdExitCode {
         ExitCode::Usage,
         "reading the configuration",
     );
-    // clap prints usage errors itself and exits 2, as SPEC §6 asks.
+    // clap prints usage errors itself and exits 2 (docs/DESIGN.md, "Exit codes").
     let cli = Cli::parse();
     run(cli).into()
 }

@@ -1,5 +1,5 @@
-//! The report of one run (SPEC §6): the `--json` document and the readable `status`
-//! page, both built from the same observation, decision and outcome.
+//! The report of one run (docs/REPORT.md, "The report"): the `--json` document and the
+//! readable `status` page, both built from the same observation, decision and outcome.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
@@ -31,7 +31,7 @@ pub struct Report {
     pub reasons: Vec<Reason>,
     pub action: ActionReport,
     pub exit_code: ExitCode,
-    /// The most this run could have taken (SPEC §8), in seconds.
+    /// The most this run could have taken (docs/DESIGN.md, "Invariants"), in seconds.
     pub bound_s: u64,
     /// The restart method after auto-detection.
     pub restart_method: &'static str,
@@ -83,7 +83,7 @@ pub struct ActionReport {
     pub new_fds: Option<u64>,
 }
 
-/// The exit code a run ends with (SPEC §6).
+/// The exit code a run ends with (docs/DESIGN.md, "Exit codes").
 pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
     match (&decision.plan, outcome) {
         (Plan::Nothing | Plan::Deferred { .. }, _) => ExitCode::Healthy,

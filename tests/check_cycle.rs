@@ -1,4 +1,4 @@
-//! End-to-end tests of one watchdog cycle (SPEC §3–§8), driven through the CLI against a
+//! End-to-end tests of one watchdog cycle (docs/DESIGN.md), driven through the CLI against a
 //! real HTTP server holding real SQLite WAL handles, with real signals. Every test has its
 //! own temp dir, server, config, state dir and log; see `common/mod.rs`.
 
@@ -759,7 +759,7 @@ fn zero_timeout_is_rejected_with_its_location() {
 }
 
 // ---------------------------------------------------------------------------------------
-// What counts as a failed probe (SPEC §5.2)
+// What counts as a failed probe (docs/DESIGN.md, "Health")
 // ---------------------------------------------------------------------------------------
 
 #[test]

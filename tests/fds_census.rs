@@ -1,4 +1,4 @@
-//! End-to-end tests of `watchdog fds` (SPEC §3, §6): the FD census of a real test server
+//! End-to-end tests of `watchdog fds` (docs/REPORT.md, "The census") on a real test server
 //! holding real SQLite WAL handles, TCP/UDP/unix sockets, pipes, a named FIFO, a directory,
 //! a deleted file and anonymous inodes, checked against what the test reads from /proc
 //! itself (`ProcCensus`) and against `lsof`. Every test has its own temp dir, server and

@@ -1,4 +1,4 @@
-//! End-to-end tests of the FD-leak signals (SPEC §5–§7, issue "FD forensics"): the trend
+//! End-to-end tests of the FD-leak signals (docs/DESIGN.md, "Decision rules"): the trend
 //! fitted over the history's FD samples and its projection to the restart limit, the
 //! busy-aware (deferred) predictive restart, the per-session FD budget, and the incident
 //! snapshots written before a kill. Real server, real SQLite WAL handles, real restarts;

@@ -1,5 +1,5 @@
-//! End-to-end tests of restarts through a supervisor (SPEC §5 methods, auto-detection,
-//! the double-fork orphan; §6 outputs): a REAL supervisord and a REAL runit run the test
+//! End-to-end tests of restarts through a supervisor (docs/DESIGN.md, "Supervisors"),
+//! the double-fork orphan and its events: a REAL supervisord and a REAL runit run the test
 //! server, and the watchdog must find them, ask them to restart, and never fight them.
 //! The watchdog reaches the real `supervisorctl` and `sv` through wrappers on its PATH that
 //! record every call, so a restart is proven by what it asked, not by what it reported.

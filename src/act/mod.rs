@@ -1,5 +1,5 @@
 //! Acting: the only code that signals, kills, spawns or runs a restart command
-//! (SPEC §5.5–§5.6). `--dry-run` never reaches this module.
+//! (docs/DESIGN.md, "Acting"). `--dry-run` never reaches this module.
 
 pub mod signal;
 pub mod spawn;

@@ -1,6 +1,6 @@
-//! Restarts through the supervisor that owns the server (SPEC §5.5, §8: never fight the
-//! supervisor). With a supervisor the watchdog never spawns the server itself and never
-//! signals the job's own process:
+//! Restarts through the supervisor that owns the server (docs/DESIGN.md, "Acting"; never
+//! fight the supervisor: docs/DESIGN.md, "Invariants"). With a supervisor the watchdog
+//! never spawns the server itself and never signals the job's own process:
 //! - systemd with `Restart=on-failure` treats a process that exits on SIGTERM as a clean
 //!   stop and leaves the unit dead; only `systemctl restart` brings it back;
 //! - launchd (`KeepAlive`), supervisord (`autorestart`) and runit respawn a job that dies

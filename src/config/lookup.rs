@@ -1,5 +1,5 @@
-//! Where the configuration file is (SPEC §4): `--config`, `$WATCHDOG_CONFIG`,
-//! `$XDG_CONFIG_HOME/watchdog/watchdog.toml` (default `~/.config/...`),
+//! Where the configuration file is (docs/CONFIG.md, "Where the file is"): `--config`,
+//! `$WATCHDOG_CONFIG`, `$XDG_CONFIG_HOME/watchdog/watchdog.toml` (default `~/.config/...`),
 //! `/etc/watchdog/watchdog.toml`. No file at all is valid.
 
 use std::ffi::OsString;

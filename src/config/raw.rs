@@ -65,7 +65,8 @@ struct RawHealth {
     interval: Option<Spanned<Dur>>,
     expect_status: Option<StatusList>,
     expect_body: Option<OptText>,
-    insecure_tls: Option<bool>,
+    // Spanned: `true` is refused at its position (see `RawHealth::overlay`).
+    insecure_tls: Option<Spanned<bool>>,
     busy_fields: Option<Vec<Text>>,
 }
 
@@ -213,7 +214,20 @@ impl RawHealth {
         set(&mut h.interval, self.interval.map(|d| d.into_inner().0));
         set(&mut h.expect_status, self.expect_status.map(|s| s.0));
         set(&mut h.expect_body, self.expect_body.map(|b| b.0));
-        set(&mut h.insecure_tls, self.insecure_tls);
+        // There is no TLS in this build (an https health.url is refused), so there is no
+        // certificate check to skip: `true` would promise something that does not
+        // happen. `false` stays valid, so that `watchdog config` output reads back.
+        if let Some(insecure) = self.insecure_tls
+            && *insecure.get_ref()
+        {
+            return Err(CrossError {
+                span: insecure.span(),
+                message: "health.insecure_tls = true: this build has no HTTPS (health.url \
+                          must be http://), so there is no certificate check to skip: \
+                          remove the line or write insecure_tls = false"
+                    .to_owned(),
+            });
+        }
         set(
             &mut h.busy_fields,
             self.busy_fields

@@ -1,6 +1,6 @@
-//! The effective configuration written back as TOML (`watchdog config`): every key,
-//! in the SPEC's order, in the same forms the parser accepts, so that the output can
-//! be saved and read back unchanged.
+//! The effective configuration written back as TOML (`watchdog config`): every key, in the
+//! order of docs/CONFIG.md, in the same forms the parser accepts, so that the output can be
+//! saved and read back unchanged.
 
 use std::fmt::Write as _;
 use std::path::Path;

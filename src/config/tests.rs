@@ -17,8 +17,9 @@ fn parsed(text: &str) -> Config {
     parse(text).unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
 }
 
-/// The SPEC §4 block, verbatim: the documented defaults must parse to `defaults()`.
-const SPEC_EXAMPLE: &str = r#"
+/// Every key of the first release written out at its default, with the comments an
+/// operator would write: it must parse to `defaults()` (docs/CONFIG.md).
+const DEFAULTS_WRITTEN_OUT: &str = r#"
 [target]                      # how to find the server process
 pidfile = "~/.hermes/webui.pid"   # used when the file exists
 port = 8787                   # the process LISTENing on this TCP port (default: port of health.url)
@@ -32,7 +33,7 @@ attempts = 3                  # unhealthy only when every attempt fails
 interval = "2s"               # pause between attempts
 expect_status = [200]
 expect_body = ""              # substring the body must contain, e.g. "\"status\": \"ok\""
-insecure_tls = false          # accept a self-signed certificate on https URLs
+insecure_tls = false          # only false: this build has no HTTPS
 
 [fds]
 max = 1000                    # restart at or above this many open FDs
@@ -79,7 +80,7 @@ dir = "~/.local/state/watchdog"   # lock, history, incident snapshots
 "#;
 
 #[test]
-fn defaults_are_the_spec_values() {
+fn defaults_are_the_documented_values() {
     let cfg = defaults(home());
     let t = &cfg.target;
     assert_eq!(
@@ -150,11 +151,11 @@ fn empty_and_comment_only_files_are_the_defaults() {
 }
 
 #[test]
-fn spec_example_is_the_defaults() {
+fn defaults_written_out_are_the_defaults() {
     let mut expected = defaults(home());
-    // The SPEC writes the port out; the default leaves it to health.url.
+    // The port is written out; the default leaves it to health.url.
     expected.target.port = Some(8787);
-    assert_eq!(parsed(SPEC_EXAMPLE), expected);
+    assert_eq!(parsed(DEFAULTS_WRITTEN_OUT), expected);
 }
 
 /// (file text, line, column, a piece of the message naming the key or expected form)
@@ -558,6 +559,13 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
         42,
         "health.attempts",
     ),
+    // No TLS in this build: a promise to skip certificate checks is refused, not ignored.
+    (
+        "[health]\nurl = \"http://127.0.0.1:8787/health\"\ninsecure_tls = true",
+        3,
+        16,
+        "health.insecure_tls = true: this build has no HTTPS",
+    ),
 ];
 
 #[test]
@@ -589,6 +597,19 @@ fn invalid_displays_as_path_line_column_message() {
         err.to_string(),
         "/etc/watchdog/watchdog.toml:2:12: health.attempts: expected a whole number, at least 1, found 0"
     );
+}
+
+#[test]
+fn insecure_tls_true_is_refused_with_the_fix_and_false_is_accepted() {
+    let err = parse("[health]\ninsecure_tls = true").expect_err("insecure_tls = true");
+    assert_eq!(
+        err.to_string(),
+        "/etc/watchdog/watchdog.toml:2:16: health.insecure_tls = true: this build has no \
+         HTTPS (health.url must be http://), so there is no certificate check to skip: \
+         remove the line or write insecure_tls = false"
+    );
+    assert_eq!(parsed("[health]\ninsecure_tls = false"), defaults(home()));
+    assert!(!parsed("[health]\ninsecure_tls = false").health.insecure_tls);
 }
 
 #[test]
@@ -746,7 +767,7 @@ attempts = 1
 interval = "0s"
 expect_status = [200, 204]
 expect_body = "\"status\": \"ok\"\n"
-insecure_tls = true
+insecure_tls = false
 [fds]
 max = 4000
 max_percent = 80
@@ -812,7 +833,7 @@ fn to_toml_reads_back_unchanged() {
 }
 
 #[test]
-fn to_toml_writes_every_key_in_spec_order() {
+fn to_toml_writes_every_key_in_the_documented_order() {
     let text = defaults(home()).to_toml();
     let tables: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(

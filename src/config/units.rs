@@ -1,5 +1,5 @@
 //! Durations (`"500ms"`, `"5s"`, `"2m"`, `"1h"`) and sizes (`"512KiB"`, `"10MiB"`,
-//! `"1GiB"`) as written in the configuration file (SPEC §4).
+//! `"1GiB"`) as written in the configuration file (docs/CONFIG.md, "Validation").
 //!
 //! Parsing errors are plain strings that name the expected form: the caller adds the
 //! file, line and column.

@@ -1,4 +1,4 @@
-//! Table tests: one row per rule of SPEC §5.3–§5.4.
+//! Table tests: one row per rule of docs/DESIGN.md, "Decision rules".
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};

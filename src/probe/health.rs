@@ -1,4 +1,4 @@
-//! The health probe (SPEC §5.2): bounded HTTP GETs against `health.url`.
+//! The health probe (docs/DESIGN.md, "Health"): bounded HTTP GETs against `health.url`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -11,8 +11,8 @@ use crate::config::HealthConfig;
 use crate::config::units::format_duration;
 use crate::deadline::Deadline;
 
-/// A body larger than this fails the attempt (SPEC §5.2): a health endpoint that sends
-/// megabytes is broken, and reading it would cost the watchdog memory.
+/// A body larger than this fails the attempt (docs/DESIGN.md, "Health"): a health endpoint
+/// that sends megabytes is broken, and reading it would cost the watchdog memory.
 const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// One GET of the health URL.
@@ -186,11 +186,12 @@ fn build_agent(timeout: Duration) -> ureq::Agent {
         .http_status_as_error(false)
         // A redirect is reported as its status; following it would probe another URL.
         .max_redirects(0)
-        // SPEC §8: never through a proxy; ureq's default proxy from the environment has
-        // no loopback exemption and would send 127.0.0.1 to the proxy.
+        // Never through a proxy (docs/DESIGN.md, "Invariants"); ureq's default proxy from
+        // the environment has no loopback exemption and would send 127.0.0.1 to the proxy.
         .proxy(None)
-        // A fresh connection per attempt: a wedged accept loop (SPEC §1, incident 3) only
-        // shows on connect, and a pooled keep-alive connection would hide it.
+        // A fresh connection per attempt: a wedged accept loop
+        // (docs/DESIGN.md, "Why it exists", failure 3) only shows on connect, and a pooled
+        // keep-alive connection would hide it.
         .max_idle_connections(0)
         .max_idle_connections_per_host(0)
         .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))

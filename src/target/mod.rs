@@ -1,6 +1,6 @@
-//! Finding the server process (SPEC §5.1): `--pid`, the pidfile, the LISTENing owner of
-//! the port, and `match` on the command line. Sources that are set must agree; a stale
-//! pidfile is reported and never acted on.
+//! Finding the server process (docs/DESIGN.md, "Finding the server"): `--pid`, the pidfile,
+//! the LISTENing owner of the port, and `match` on the command line. Sources that are set
+//! must agree; a stale pidfile is reported and never acted on.
 
 pub(crate) mod pidfile;
 
@@ -687,8 +687,9 @@ fn live_process(pid: u32) -> Result<ProcessInfo, Lookup> {
     }
 }
 
-/// PIDs that are never a target (SPEC §8): init, this watchdog, and its ancestors (the
-/// shell or cron that runs it, whose command line may well contain the `match` text).
+/// PIDs that are never a target (docs/DESIGN.md, "Invariants"): init, this watchdog, and
+/// its ancestors (the shell or cron that runs it, whose command line may well contain the
+/// `match` text).
 pub struct Protected {
     own: u32,
     ancestors: Vec<u32>,

@@ -298,8 +298,8 @@ dir = {state}
         Some(cur)
     }
 
-    /// The bound on one run (SPEC §8): attempts × timeout + (attempts − 1) × interval
-    /// + 2 × stop_timeout + command_timeout + verify_timeout + 5 s.
+    /// The bound on one run (docs/DESIGN.md, "Invariants"): attempts × timeout +
+    /// (attempts − 1) × interval + 2 × stop_timeout + command_timeout + verify_timeout + 5 s.
     pub fn bound_secs(&self) -> f64 {
         let attempts = self
             .get("health.attempts")
@@ -1198,8 +1198,9 @@ fn listening_inode(port: u16) -> Option<u64> {
     None
 }
 
-/// True when some process holds a lock on `path` (from /proc/locks; `flock` as SPEC §7
-/// says, but POSIX and OFD locks count too: tests use this to synchronise, not to judge).
+/// True when some process holds a lock on `path` (from /proc/locks; the `flock` of
+/// docs/DESIGN.md, "State between runs", but POSIX and OFD locks count too: tests use
+/// this to synchronise, not to judge).
 #[cfg(target_os = "linux")]
 pub fn is_locked(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -2163,7 +2164,7 @@ pub fn kill_strays(root: &Path, names: &[&str]) -> usize {
 // ---------------------------------------------------------------------------------------
 // What a run did: the log's shape, nothing done, a server left alone, a builtin restart.
 
-/// Every log event has the fields SPEC §6 lists, and `ts` is RFC 3339 with milliseconds.
+/// Every log event has the fields of docs/REPORT.md, "Log events"; `ts` is RFC 3339, ms.
 #[track_caller]
 pub fn assert_log_shape(env: &TestEnv) {
     for ev in log_events(env) {

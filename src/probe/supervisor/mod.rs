@@ -1,4 +1,4 @@
-//! Who supervises the server (SPEC §5, auto-detection) and what that supervisor says
+//! Who supervises the server (docs/DESIGN.md, "Supervisors") and what that supervisor says
 //! about its job. Detection reads the target itself — its environment, its ancestors,
 //! its cgroup — and a status query runs the supervisor's own read-only command,
 //! bounded. Nothing here restarts anything: that is `act::supervisor`.
@@ -450,7 +450,7 @@ fn runsv_ancestor(from: u32) -> Option<PathBuf> {
     os::nearest_ancestor(from, is_runsv).and_then(|info| info.cwd)
 }
 
-/// The nearest supervisor, in the order of SPEC §5: launchd, supervisord, runit, and
+/// The nearest supervisor (docs/DESIGN.md, "Supervisors"): launchd, supervisord, runit, and
 /// systemd last (supervisord and runsvdir often run inside a systemd unit themselves;
 /// restarting that unit would restart every program they run). A systemd candidate
 /// still has to be confirmed by its MainPID (see `resolve`).
