@@ -1050,8 +1050,19 @@ fn find_by_pid(target: &ProcessInfo, ctx: &Context, deadline: Deadline) -> Optio
             listings.push((domain, listing));
         }
     }
+    if listings.is_empty() {
+        return None;
+    }
     for &pid in &chain {
         if is_own_lineage(pid, ctx) {
+            return None;
+        }
+        // launchd starts a job's process as the job's user, and all it starts keeps that
+        // user: an ancestor of another user (read, or unreadable) is a daemon that
+        // started the server on someone's behalf (cron for a crontab, sshd for a
+        // login, `sudo`), not the server's job. `kickstart -k system/com.vix.cron`
+        // would restart cron, every run, and never the server.
+        if pid != target.pid() && os::process_info(pid).ok().and_then(|p| p.uid) != Some(uid) {
             return None;
         }
         let mut found: Option<(&String, &str)> = None;
