@@ -1188,8 +1188,17 @@ fn restartable(
     if Some(supervisor.name.as_str()) == ctx.own_label.as_deref() {
         return Err("it is the watchdog's own job".into());
     }
-    if job.path.is_none() {
+    let Some(path) = &job.path else {
         return Err("launchctl print shows no plist path for it".into());
+    };
+    // /System is macOS's own read-only volume (SIP): no server's plist is there, but
+    // the jobs of root's cron (com.vix.cron) and sshd (com.openssh.sshd) are, and a
+    // server started from a crontab or a login descends from them. `kickstart -k` of
+    // cron would restart cron, not the server.
+    if path.starts_with("/System/") {
+        return Err(format!(
+            "its plist {path} is one of macOS's own jobs, which runs no server"
+        ));
     }
     match job.kind.as_deref() {
         Some("LaunchAgent" | "LaunchDaemon") => {}

@@ -1036,3 +1036,55 @@ fn an_ancestor_of_another_user_is_not_the_servers_job() {
         launchctl.calls()
     );
 }
+
+/// A root server a root crontab started descends from cron, a job of `system` that
+/// runs as root too: the same user all the way up. cron's plist is macOS's own
+/// (/System/Library/LaunchDaemons), as sshd's is, and such a job runs no server:
+/// `kickstart -k system/com.vix.cron` would restart cron and leave the server down.
+#[test]
+fn macos_own_jobs_are_never_the_servers_job() {
+    let cron = Sleeper::start(None);
+    let uid = os::own_uid();
+    let server = ProcessInfo {
+        uid: Some(uid),
+        argv: vec!["/usr/bin/python3".into(), "server.py".into()],
+        ..process(GONE + 2, cron.pid())
+    };
+    let label = "com.vix.cron";
+    let cron_job = printed("never-exited-system.txt", "system", label, Some(cron.pid())).replacen(
+        "/Library/LaunchDaemons/com.example.hermes-webui.plist",
+        "/System/Library/LaunchDaemons/com.vix.cron.plist",
+        1,
+    );
+    assert!(cron_job.contains("path = /System/Library/LaunchDaemons/com.vix.cron.plist"));
+    let mut answers = vec![("system/com.vix.cron".to_string(), cron_job)];
+    for domain in launchd::candidate_domains(uid) {
+        let jobs: &[(u32, &str)] = if domain == "system" {
+            &[(cron.pid(), label)]
+        } else {
+            &[]
+        };
+        answers.push((domain.clone(), listing(&domain, jobs)));
+    }
+    let answers: Vec<(&str, String)> = answers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let launchctl = Launchctl::new(&answers);
+    let r = run_resolve(
+        &auto(),
+        Some(&server),
+        &blind(),
+        &launchctl,
+        None,
+        true,
+        GONE,
+    );
+    assert_ne!(r.method, Method::Launchd, "{r:#?}");
+    assert!(
+        r.supervision.is_none(),
+        "cron taken for the server's job: {r:#?}"
+    );
+    let why = r.unverified.expect("the operator is told");
+    assert!(why.contains("macOS's own jobs"), "{why}");
+}
