@@ -1056,8 +1056,19 @@ fn find_by_pid(target: &ProcessInfo, ctx: &Context, deadline: Deadline) -> Optio
             listings.push((domain, listing));
         }
     }
+    if listings.is_empty() {
+        return None;
+    }
     for &pid in &chain {
         if is_own_lineage(pid, ctx) {
+            return None;
+        }
+        // launchd starts a job's process as the job's user, and all it starts keeps that
+        // user: an ancestor of another user (read, or unreadable) is a daemon that
+        // started the server on someone's behalf (cron for a crontab, sshd for a
+        // login, `sudo`), not the server's job. `kickstart -k system/com.vix.cron`
+        // would restart cron, every run, and never the server.
+        if pid != target.pid() && os::process_info(pid).ok().and_then(|p| p.uid) != Some(uid) {
             return None;
         }
         let mut found: Option<(&String, &str)> = None;
@@ -1176,8 +1187,17 @@ fn restartable(
     if Some(supervisor.name.as_str()) == ctx.own_label.as_deref() {
         return Err("it is the watchdog's own job".into());
     }
-    if job.path.is_none() {
+    let Some(path) = &job.path else {
         return Err("launchctl print shows no plist path for it".into());
+    };
+    // /System is macOS's own read-only volume (SIP): no server's plist is there, but
+    // the jobs of root's cron (com.vix.cron) and sshd (com.openssh.sshd) are, and a
+    // server started from a crontab or a login descends from them. `kickstart -k` of
+    // cron would restart cron, not the server.
+    if path.starts_with("/System/") {
+        return Err(format!(
+            "its plist {path} is one of macOS's own jobs, which runs no server"
+        ));
     }
     match job.kind.as_deref() {
         Some("LaunchAgent" | "LaunchDaemon") => {}

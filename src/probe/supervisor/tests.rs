@@ -658,7 +658,9 @@ fn blind() -> Clues {
 /// (launchd's own pairing), and addresses status and kickstart to that domain.
 #[test]
 fn with_the_environment_hidden_the_job_is_found_by_an_ancestors_pid() {
-    let bash = GONE + 1;
+    // A real process of the server's user: an ancestor is read, and must be that user's.
+    let job_process = Sleeper::start(Some((501, 20)));
+    let bash = job_process.pid();
     let server = ProcessInfo {
         argv: vec!["/usr/bin/python3".into(), "server.py".into()],
         ..process(GONE + 2, bash)
@@ -939,4 +941,145 @@ fn another_users_label_is_used_only_as_launchd_lists_it() {
     assert_eq!(r.method, Method::None);
     assert!(r.unverified.is_some());
     assert!(quiet.calls().is_empty());
+}
+
+/// A real process for a test's process tree, killed and reaped when the test ends,
+/// also when it fails.
+struct Sleeper(std::process::Child);
+
+impl Sleeper {
+    /// `sleep 30` as `uid`/`gid` (which needs root, as CI runs the tests), or as the
+    /// test's own user.
+    fn start(ids: Option<(u32, u32)>) -> Sleeper {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new("sleep");
+        command.arg("30");
+        // The test's own user (a Mac runner's is 501) needs no change of user.
+        if let Some((uid, gid)) = ids.filter(|&(uid, _)| uid != os::own_uid()) {
+            assert_eq!(os::own_uid(), 0, "this test needs root");
+            command.uid(uid).gid(gid);
+        }
+        Sleeper(command.spawn().unwrap())
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A server a user's crontab started (or one started from an SSH login) descends
+/// from a daemon of launchd's `system` domain that runs as root: cron, sshd. That
+/// daemon is not the server's job: `kickstart -k system/com.vix.cron` would restart
+/// cron, every run, and never the server. A job found by an ancestor's PID is only
+/// believed while the walk stays with the target's user.
+#[test]
+fn an_ancestor_of_another_user_is_not_the_servers_job() {
+    let cron = Sleeper::start(None);
+    let uid = os::own_uid() + 1;
+    let server = ProcessInfo {
+        uid: Some(uid),
+        argv: vec!["/usr/bin/python3".into(), "server.py".into()],
+        ..process(GONE + 2, cron.pid())
+    };
+    let cron_label = "com.vix.cron";
+    let mut answers = vec![(
+        "system/com.vix.cron".to_string(),
+        printed(
+            "never-exited-system.txt",
+            "system",
+            cron_label,
+            Some(cron.pid()),
+        ),
+    )];
+    for domain in launchd::candidate_domains(uid) {
+        let jobs: &[(u32, &str)] = if domain == "system" {
+            &[(cron.pid(), cron_label)]
+        } else {
+            &[]
+        };
+        answers.push((domain.clone(), listing(&domain, jobs)));
+    }
+    let answers: Vec<(&str, String)> = answers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let launchctl = Launchctl::new(&answers);
+    let r = run_resolve(
+        &auto(),
+        Some(&server),
+        &blind(),
+        &launchctl,
+        None,
+        true,
+        GONE,
+    );
+    assert_ne!(r.method, Method::Launchd, "{r:#?}");
+    assert!(
+        r.supervision.is_none(),
+        "cron taken for the server's job: {r:#?}"
+    );
+    assert!(
+        !launchctl.calls().iter().any(|c| c.contains(cron_label)),
+        "{:?}",
+        launchctl.calls()
+    );
+}
+
+/// A root server a root crontab started descends from cron, a job of `system` that
+/// runs as root too: the same user all the way up. cron's plist is macOS's own
+/// (/System/Library/LaunchDaemons), as sshd's is, and such a job runs no server:
+/// `kickstart -k system/com.vix.cron` would restart cron and leave the server down.
+#[test]
+fn macos_own_jobs_are_never_the_servers_job() {
+    let cron = Sleeper::start(None);
+    let uid = os::own_uid();
+    let server = ProcessInfo {
+        uid: Some(uid),
+        argv: vec!["/usr/bin/python3".into(), "server.py".into()],
+        ..process(GONE + 2, cron.pid())
+    };
+    let label = "com.vix.cron";
+    let cron_job = printed("never-exited-system.txt", "system", label, Some(cron.pid())).replacen(
+        "/Library/LaunchDaemons/com.example.hermes-webui.plist",
+        "/System/Library/LaunchDaemons/com.vix.cron.plist",
+        1,
+    );
+    assert!(cron_job.contains("path = /System/Library/LaunchDaemons/com.vix.cron.plist"));
+    let mut answers = vec![("system/com.vix.cron".to_string(), cron_job)];
+    for domain in launchd::candidate_domains(uid) {
+        let jobs: &[(u32, &str)] = if domain == "system" {
+            &[(cron.pid(), label)]
+        } else {
+            &[]
+        };
+        answers.push((domain.clone(), listing(&domain, jobs)));
+    }
+    let answers: Vec<(&str, String)> = answers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let launchctl = Launchctl::new(&answers);
+    let r = run_resolve(
+        &auto(),
+        Some(&server),
+        &blind(),
+        &launchctl,
+        None,
+        true,
+        GONE,
+    );
+    assert_ne!(r.method, Method::Launchd, "{r:#?}");
+    assert!(
+        r.supervision.is_none(),
+        "cron taken for the server's job: {r:#?}"
+    );
+    let why = r.unverified.expect("the operator is told");
+    assert!(why.contains("macOS's own jobs"), "{why}");
 }
