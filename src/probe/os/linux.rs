@@ -1217,7 +1217,20 @@ Max locked memory         8388608              8388608              bytes
     /// file named once for all its FDs and that of a hard-linked one, read by link.
     #[test]
     fn an_fd_whose_link_cannot_be_read_is_an_error_either_way() {
-        let files = tempfile::tempdir().unwrap();
+        /// Removes the tree with `rm -rf` in a process of its own: `TempDir`'s own removal
+        /// would hold FDs of directories too deep to name in this test process, where
+        /// tests that read their own FDs run at the same time and would rightly fail.
+        struct RemovedElsewhere(tempfile::TempDir);
+        impl Drop for RemovedElsewhere {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("rm")
+                    .arg("-rf")
+                    .arg(self.0.path().join("d".repeat(250)))
+                    .status();
+            }
+        }
+        let files = RemovedElsewhere(tempfile::tempdir().unwrap());
+        let files = &files.0;
         let child = holding_fds(&format!(
             "d = os.open({root:?}, os.O_RDONLY)\n\
              for _ in range(20):\n\
