@@ -108,11 +108,28 @@ pub fn parent_pid(pid: u32) -> Result<u32, OsError> {
 
 pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
     let dir = FdDir::open(pid)?;
-    let numbers = match dense_table(&dir) {
-        Some(numbers) => numbers,
-        None => dir.numbers()?,
+    // bench/fds_scaling.sh times each way of reading the table side by side: the
+    // variable forces one (the safety checks of the copying way still apply).
+    let forced = std::env::var("WATCHDOG_FD_STRATEGY").ok();
+    let (probe, ident) = match forced.as_deref() {
+        Some("list-link") => (Some(false), Some(false)),
+        Some("probe-link") => (Some(true), Some(false)),
+        Some("list-identity") => (Some(false), Some(true)),
+        Some("probe-identity") => (Some(true), Some(true)),
+        _ => (None, None),
     };
-    let by_identity = (numbers.len() >= BY_IDENTITY_FROM && may_copy_fds_of(pid))
+    let numbers = match probe {
+        Some(false) => dir.numbers()?,
+        Some(true) => match dir.highest_open().ok().flatten() {
+            Some(h) => (0..h + 1).collect(),
+            None => dir.numbers()?,
+        },
+        None => match dense_table(&dir) {
+            Some(numbers) => numbers,
+            None => dir.numbers()?,
+        },
+    };
+    let by_identity = (ident.unwrap_or(numbers.len() >= BY_IDENTITY_FROM) && may_copy_fds_of(pid))
         .then(|| pidfd::Pidfd::open(pid).ok())
         .flatten()
         .and_then(|handle| targets_by_identity(&dir, &handle, &numbers).ok());
