@@ -11,10 +11,11 @@ use proptest::prelude::*;
 
 use super::{any_bytes, any_text, edits, mutate, mutate_bytes, one_line};
 use crate::probe::os::linux::creds::parse_groups;
+use crate::probe::os::linux::fd_table::{first_dirent_name, parse_fd_name};
 use crate::probe::os::linux::pidfd::{leaves_socket_tags_alone, yama_lets_us_attach};
 use crate::probe::os::linux::{
-    first_dirent_name, parse_btime, parse_environ, parse_fd_name, parse_open_files_limit,
-    parse_stat, parse_status, split_nul_separated, wall_time,
+    parse_btime, parse_environ, parse_open_files_limit, parse_stat, parse_status,
+    split_nul_separated, wall_time,
 };
 use crate::probe::os::{FdLimit, ProcState, socket_inode};
 
