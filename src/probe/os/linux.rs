@@ -6,7 +6,6 @@
 
 pub(crate) mod creds;
 pub(crate) mod fd_table;
-pub(crate) mod pidfd;
 mod signal;
 pub(crate) mod sock_diag;
 pub(crate) mod sockets;

@@ -1,23 +1,33 @@
-//! The door to another process's FD table on Linux: [`list_fds`] reads
-//! `/proc/PID/fd`, and [`fd_file_kind`] the kind of file one FD is open on.
+//! The door to another process's FD table on Linux: [`list_fds`] reads `/proc/PID/fd`
+//! (which FD numbers are open, then each one's target by `readlinkat`, on every core),
+//! and [`fd_file_kind`] tells the kind of file one FD is open on.
+//!
+//! How the open numbers are found is the reader's one choice, [`Strategy::choose`]:
+//! list the directory, or, when the table is dense (a leak fills it from the bottom),
+//! find the highest open FD and read every number up to it. Both give the same
+//! entries. A third way, copying each FD into this process with `pidfd_getfd` and
+//! `statx`ing it to read each file's name once, was removed: it never ran below 1,024
+//! FDs, so never at the default limit, and at 4,096 it saved about a fifth of a
+//! `watchdog fds` run's CPU (a few milliseconds) for ptrace rights, Yama's log and
+//! three checks against the copy's side effects (socket cgroup tags, a flush on NFS or
+//! FUSE at close). bench/README.md ("The FD budget") has the measurements.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
 
 use super::super::{FdEntry, FileKind, OsError};
-use super::{classify, pidfd, proc_path, read_text};
+use super::{classify, proc_path};
 
 /// The kind of file an FD's path names. Asks about the FD itself through its magic
 /// link, so it is right in any mount namespace and for deleted files too; and only
-/// what the kernel already has (`statx` with AT_STATX_DONT_SYNC, as in `pidfd`): a
-/// plain stat of a file on NFS, SMB or FUSE may ask the file's server, which blocks
-/// on a hung mount and is traffic on the target's behalf. The type never changes, so
-/// the cached one is the truth.
+/// what the kernel already has (`statx` with AT_STATX_DONT_SYNC): a plain stat of a
+/// file on NFS, SMB or FUSE may ask the file's server, which blocks on a hung mount
+/// and is traffic on the target's behalf. The type never changes, so the cached one is
+/// the truth.
 pub fn fd_file_kind(pid: u32, fd: i32, _path: &str) -> Option<FileKind> {
     let link = proc_path(pid, "fd").join(fd.to_string());
-    let mode = pidfd::cached_mode(&link).ok()?;
+    let mode = cached_mode(&link).ok()?;
     Some(kind_of_mode(mode))
 }
 
@@ -31,136 +41,107 @@ fn kind_of_mode(mode: u32) -> FileKind {
     }
 }
 
+/// `statx` without AT_STATX_SYNC_AS_STAT: from the attributes the kernel has cached,
+/// never asking a network or FUSE file's server (see [`fd_file_kind`]).
+const STATX_FLAGS: libc::c_int = libc::AT_STATX_DONT_SYNC;
+
+/// The file type and mode bits of what `path` names (following a final link: a
+/// `/proc/PID/fd/N` magic link leads to the open file itself), from the attributes the
+/// kernel has cached ([`STATX_FLAGS`]).
+fn cached_mode(path: &std::path::Path) -> io::Result<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    // SAFETY: an all-zero statx is a valid out-parameter.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx of a NUL-terminated path we own, writing one statx through a
+    // pointer to ours.
+    let done = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            STATX_FLAGS,
+            libc::STATX_TYPE | libc::STATX_MODE,
+            &mut st,
+        )
+    };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if st.stx_mask & libc::STATX_TYPE == 0 {
+        return Err(io::Error::other("statx gave no file type"));
+    }
+    Ok(u32::from(st.stx_mode))
+}
+
+/// The open FDs of `pid` with their link text, sorted by FD. `NoSuchProcess` when it is
+/// gone, `PermissionDenied` when its table may not be read (another user's process,
+/// for a watchdog that is not root): never an empty table for either.
 pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
     let dir = FdDir::open(pid)?;
-    // bench/fds_scaling.sh times each way of reading the table side by side: the
-    // variable forces one (the safety checks of the copying way still apply).
-    let forced = std::env::var("WATCHDOG_FD_STRATEGY").ok();
-    let (probe, ident) = match forced.as_deref() {
-        Some("list-link") => (Some(false), Some(false)),
-        Some("probe-link") => (Some(true), Some(false)),
-        Some("list-identity") => (Some(false), Some(true)),
-        Some("probe-identity") => (Some(true), Some(true)),
-        _ => (None, None),
+    let forced = std::env::var(STRATEGY_VARIABLE).ok();
+    let numbers = match Strategy::choose(&dir, forced.as_deref()) {
+        Strategy::List => dir.numbers()?,
+        Strategy::Probe { span } => (0..span).collect(),
     };
-    let numbers = match probe {
-        Some(false) => dir.numbers()?,
-        Some(true) => match dir.highest_open().ok().flatten() {
-            Some(h) => (0..h + 1).collect(),
-            None => dir.numbers()?,
-        },
-        None => match dense_table(&dir) {
-            Some(numbers) => numbers,
-            None => dir.numbers()?,
-        },
-    };
-    let by_identity = (ident.unwrap_or(numbers.len() >= BY_IDENTITY_FROM) && may_copy_fds_of(pid))
-        .then(|| pidfd::Pidfd::open(pid).ok())
-        .flatten()
-        .and_then(|handle| targets_by_identity(&dir, &handle, &numbers).ok());
-    let mut fds = match by_identity {
-        Some(fds) => fds,
-        None => in_parallel(&numbers, |part| dir.targets(part))?,
-    };
+    let mut fds = in_parallel(&numbers, |part| dir.targets(part))?;
     fds.sort_by_key(|entry| entry.fd);
     Ok(fds)
 }
 
-/// Whether copying the target's FDs (`pidfd`) is allowed without a trace, leaves its
-/// sockets' cgroup network tags as they are, and cannot block or cause traffic when the
-/// copy is closed: closing runs the file system's flush, which on NFS writes back
-/// dirty pages and on FUSE asks the daemon (a hung one never answers). So where the
-/// target sees any network or FUSE mount, its FDs are read by link instead
-/// (`pidfd::has_flushing_mounts`). That costs one read of its mountinfo, a few dozen
-/// µs, and is asked only for tables of BY_IDENTITY_FROM FDs or more, where the copy
-/// saves about a millisecond per thousand FDs. Unreadable files count as a no.
-fn may_copy_fds_of(pid: u32) -> bool {
-    let scope = fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if !pidfd::yama_lets_us_attach(scope.as_deref(), &status) {
-        return false;
-    }
-    match read_text(pid, "mountinfo", "mounts") {
-        Ok(mounts) if !pidfd::has_flushing_mounts(&mounts) => {}
-        _ => return false,
-    }
-    let ours = fs::read_to_string("/proc/self/cgroup");
-    let theirs = read_text(pid, "cgroup", "cgroup");
-    matches!((ours, theirs), (Ok(ours), Ok(theirs)) if pidfd::leaves_socket_tags_alone(&ours, &theirs))
+/// How the open FD numbers are found: the reader's one switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    /// List `/proc/PID/fd`: the kernel builds a dentry per open FD, about 0.85 µs each
+    /// on the build machine, serial.
+    List,
+    /// Try every number below `span`, one past the highest open FD, which a binary
+    /// search of `getdents64` seeks finds in a few dozen entries
+    /// ([`FdDir::highest_open`]). A number that is not open costs one failed readlink
+    /// (about 1.8 µs) and is skipped, as an FD closed meanwhile is.
+    Probe { span: i32 },
 }
 
-/// Every FD number up to the highest open one, when the table is mostly full (a leak
-/// fills it from the bottom), so that the directory need not be listed: listing costs
-/// the kernel a dentry per open FD (0.85 µs each on the build machine, serial), while
-/// trying a number that is not open costs a failed readlink (1.8 µs) or
-/// `pidfd_getfd` (0.9 µs). So numbers are probed while the closed ones are at most
-/// half as many as the open ones. The open count is the directory's size (Linux 6.2
-/// and later); without it, `None`, and the directory is listed. A number that turns
-/// out not to be open is skipped by either way of reading the targets.
-fn dense_table(dir: &FdDir) -> Option<Vec<i32>> {
-    let open = dir.handle.metadata().ok()?.len();
-    if open < PROBE_FROM {
-        return None;
-    }
-    let span = dir.highest_open().ok()?? + 1;
-    (u64::try_from(span).ok()? * 2 <= open * 3).then(|| (0..span).collect())
-}
+/// `list` or `probe` forces that strategy whatever the table's size, so that
+/// bench/fds_scaling.sh can time both on the same process; anything else, or nothing,
+/// leaves the choice to [`Strategy::choose`]. Both give the same entries.
+const STRATEGY_VARIABLE: &str = "WATCHDOG_FD_STRATEGY";
 
 /// From this many open FDs on, a dense table is probed rather than listed; below it,
 /// the binary search for the highest FD costs more than the listing saves.
 const PROBE_FROM: u64 = 128;
 
-/// From this many FDs on, they are identified by `pidfd_getfd` + `statx` and named
-/// once per file (see `pidfd`); below it, a readlink each is as quick.
-const BY_IDENTITY_FROM: usize = 1024;
-
-/// The targets of a large FD table, reading each distinct file's name once (where one
-/// name fits all its FDs: see `Pidfd::shares_one_name`). Sockets are named from their
-/// inode, as the kernel names them. An FD closed meanwhile is skipped, and any other
-/// failure to read a link is an error, as in `FdDir::targets`. An error (permission,
-/// an old kernel) makes the caller fall back to a readlink per FD.
-fn targets_by_identity(
-    dir: &FdDir,
-    handle: &pidfd::Pidfd,
-    numbers: &[i32],
-) -> Result<Vec<FdEntry>, OsError> {
-    let identities = in_parallel(numbers, |part| {
-        let mut found = Vec::with_capacity(part.len());
-        for &fd in part {
-            match handle.identify(fd) {
-                Ok(Some(id)) => found.push((fd, id)),
-                Ok(None) => {}
-                Err(e) => return Err(classify(dir.pid, "open files", &dir.path, e)),
-            }
-        }
-        Ok(found)
-    })?;
-    let mut names: HashMap<pidfd::FileId, String> = HashMap::new();
-    let mut buffer = vec![0u8; libc::PATH_MAX as usize];
-    let mut fds = Vec::with_capacity(identities.len());
-    for (fd, identified) in identities {
-        let id = identified.file;
-        let target = if !handle.shares_one_name(&identified) {
-            dir.target(fd, &mut buffer)?
-        } else if let Some(name) = names.get(&id) {
-            Some(name.clone())
-        } else {
-            let name = if id.is_socket() {
-                Some(format!("socket:[{}]", id.ino))
-            } else {
-                // None: closed since it was identified; the next FD on the file names it.
-                dir.target(fd, &mut buffer)?
-            };
-            if let Some(name) = &name {
-                names.insert(id, name.clone());
-            }
-            name
+impl Strategy {
+    /// Probe when the table holds PROBE_FROM open FDs or more and the closed numbers
+    /// below its highest open FD are at most half as many as the open ones (trying a
+    /// closed number costs about twice what listing an open one saves); else list. The
+    /// open count is the directory's size (Linux 6.2 and later); without it, or when
+    /// the search fails, the directory is listed. `forced` is [`STRATEGY_VARIABLE`]'s
+    /// value.
+    fn choose(dir: &FdDir, forced: Option<&str>) -> Strategy {
+        let probe = || {
+            let span = dir.highest_open().ok()??.checked_add(1)?;
+            Some(Strategy::Probe { span })
         };
-        if let Some(target) = target {
-            fds.push(FdEntry { fd, target });
+        match forced {
+            Some("list") => return Strategy::List,
+            Some("probe") => return probe().unwrap_or(Strategy::List),
+            _ => {}
+        }
+        let Some(open) = dir.handle.metadata().ok().map(|meta| meta.len()) else {
+            return Strategy::List;
+        };
+        if open < PROBE_FROM {
+            return Strategy::List;
+        }
+        match probe() {
+            Some(Strategy::Probe { span })
+                if u64::try_from(span).is_ok_and(|span| span * 2 <= open * 3) =>
+            {
+                Strategy::Probe { span }
+            }
+            _ => Strategy::List,
         }
     }
-    Ok(fds)
 }
 
 /// Runs `work` over `numbers` on every core: each FD costs a fixed amount of kernel
@@ -476,8 +457,8 @@ mod tests {
         fds
     }
 
-    /// Enough FDs that they are probed, identified and read by several threads: every
-    /// one is listed once, in order, with the target a readlink gives it.
+    /// Enough FDs that they are probed and read by several threads: every one is
+    /// listed once, in order, with the target a readlink gives it.
     #[test]
     fn a_large_dense_fd_table_is_read_completely() {
         const HELD: usize = 3000;
@@ -495,18 +476,8 @@ mod tests {
         let pid = child.0.id();
         let dir = FdDir::open(pid).unwrap();
         assert!(
-            dense_table(&dir).is_some(),
+            matches!(Strategy::choose(&dir, None), Strategy::Probe { .. }),
             "a table filled from the bottom is probed, not listed"
-        );
-        // Our child shares our cgroups, so only Yama, or a network or FUSE mount that
-        // closing a copy could flush to, may keep its FDs from being copied.
-        let scope = fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
-        let status = fs::read_to_string("/proc/self/status").unwrap();
-        let mounts = fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap();
-        assert_eq!(
-            may_copy_fds_of(pid),
-            pidfd::yama_lets_us_attach(scope.as_deref(), &status)
-                && !pidfd::has_flushing_mounts(&mounts)
         );
         let fds = list_fds(pid).unwrap();
         let null = fds.iter().filter(|e| e.target == "/dev/null").count();
@@ -516,13 +487,6 @@ mod tests {
             "sorted, no duplicates"
         );
         assert_eq!(fds, read_one_by_one(pid));
-        // The copying way itself, whichever way list_fds took (Yama lets a parent
-        // attach to its child).
-        let handle = pidfd::Pidfd::open(pid).unwrap();
-        let numbers = dense_table(&dir).unwrap();
-        let mut by_identity = targets_by_identity(&dir, &handle, &numbers).unwrap();
-        by_identity.sort_by_key(|e| e.fd);
-        assert_eq!(by_identity, fds);
         assert!(fds.iter().any(|e| e.target.starts_with("socket:[")));
         assert!(fds.iter().any(|e| e.target.starts_with("pipe:[")));
         let named = |name: &str| fds.iter().filter(|e| e.target == name).count();
@@ -541,11 +505,11 @@ mod tests {
     }
 
     /// An FD whose link cannot be read, for another reason than its being closed (here
-    /// a file deeper than the kernel will name: ENAMETOOLONG), is an error either way
-    /// the targets are read, not an FD quietly left out of the count. Both the FD of a
-    /// file named once for all its FDs and that of a hard-linked one, read by link.
+    /// a file deeper than the kernel will name: ENAMETOOLONG), is an error, not an FD
+    /// quietly left out of the count: read alone, and in the whole table either way
+    /// its numbers are found.
     #[test]
-    fn an_fd_whose_link_cannot_be_read_is_an_error_either_way() {
+    fn an_fd_whose_link_cannot_be_read_is_an_error() {
         let files = tempfile::tempdir().unwrap();
         let child = holding_fds(&format!(
             "d = os.open({root:?}, os.O_RDONLY)\n\
@@ -560,24 +524,25 @@ mod tests {
         ));
         let pid = child.0.id();
         let dir = FdDir::open(pid).unwrap();
-        let handle = pidfd::Pidfd::open(pid).unwrap();
-        let named_once = handle.identify(500).unwrap().unwrap();
-        let by_link = handle.identify(501).unwrap().unwrap();
-        assert!(handle.shares_one_name(&named_once) && !handle.shares_one_name(&by_link));
         let too_long = |result: Result<Vec<FdEntry>, OsError>| {
             matches!(result, Err(OsError::Io { source, .. })
                 if source.raw_os_error() == Some(libc::ENAMETOOLONG))
         };
         for fd in [500, 501] {
             assert!(too_long(dir.targets(&[fd])), "FD {fd} by readlink");
+        }
+        for strategy in [Strategy::List, Strategy::Probe { span: 502 }] {
+            let numbers = match strategy {
+                Strategy::List => dir.numbers().unwrap(),
+                Strategy::Probe { span } => (0..span).collect(),
+            };
             assert!(
-                too_long(targets_by_identity(&dir, &handle, &[fd])),
-                "FD {fd} by identity"
+                too_long(in_parallel(&numbers, |part| dir.targets(part))),
+                "{strategy:?}"
             );
         }
         // An FD that is not open is no error: it is left out.
         assert_eq!(dir.targets(&[502]).unwrap(), []);
-        assert_eq!(targets_by_identity(&dir, &handle, &[502]).unwrap(), []);
     }
 
     /// A few hundred FDs, as a healthy server holds: probed, read by link, the same
@@ -587,14 +552,17 @@ mod tests {
         let child = holding_fds("fds = [os.open('/dev/null', os.O_RDONLY) for _ in range(300)]");
         let pid = child.0.id();
         let dir = FdDir::open(pid).unwrap();
-        assert!(dense_table(&dir).is_some());
+        assert!(matches!(
+            Strategy::choose(&dir, None),
+            Strategy::Probe { .. }
+        ));
         let fds = list_fds(pid).unwrap();
         assert!(fds.len() > 300);
         assert_eq!(fds, read_one_by_one(pid));
     }
 
-    /// FDs spread thinly over a large range are listed, then identified: the same
-    /// result, and no probe of the empty numbers between them.
+    /// FDs spread thinly over a large range are listed: the same result, and no probe
+    /// of the empty numbers between them.
     #[test]
     fn a_large_sparse_fd_table_is_read_completely() {
         let child = holding_fds(
@@ -606,11 +574,41 @@ mod tests {
         let pid = child.0.id();
         let dir = FdDir::open(pid).unwrap();
         assert_eq!(dir.highest_open().unwrap(), Some(7000));
-        assert!(dense_table(&dir).is_none(), "two in three numbers are free");
+        assert_eq!(
+            Strategy::choose(&dir, None),
+            Strategy::List,
+            "two in three numbers are free"
+        );
         let fds = list_fds(pid).unwrap();
         assert!(fds.len() > 1500);
         assert_eq!(fds.iter().filter(|e| e.fd == 7000).count(), 1);
         assert_eq!(fds, read_one_by_one(pid));
+    }
+
+    /// WATCHDOG_FD_STRATEGY's values force a strategy whatever the table (for
+    /// bench/fds_scaling.sh), and each gives the same entries; any other value leaves
+    /// the choice to the table.
+    #[test]
+    fn a_forced_strategy_reads_the_same_table() {
+        let child = holding_fds("os.dup2(0, 6000); os.dup2(0, 6001)");
+        let pid = child.0.id();
+        let dir = FdDir::open(pid).unwrap();
+        assert_eq!(
+            Strategy::choose(&dir, None),
+            Strategy::List,
+            "small and sparse"
+        );
+        assert_eq!(Strategy::choose(&dir, Some("auto")), Strategy::List);
+        assert_eq!(Strategy::choose(&dir, Some("list")), Strategy::List);
+        assert_eq!(
+            Strategy::choose(&dir, Some("probe")),
+            Strategy::Probe { span: 6002 }
+        );
+        let probed = in_parallel(&(0..6002).collect::<Vec<_>>(), |part| dir.targets(part));
+        let mut probed = probed.unwrap();
+        probed.sort_by_key(|e| e.fd);
+        assert_eq!(probed, read_one_by_one(pid));
+        assert_eq!(list_fds(pid).unwrap(), read_one_by_one(pid));
     }
 
     #[test]
@@ -622,6 +620,16 @@ mod tests {
         assert_eq!(dir.first_open_from(5000).unwrap(), Some(6000));
         assert_eq!(dir.first_open_from(6002).unwrap(), None);
         assert_eq!(dir.first_open_from(0).unwrap(), Some(0));
+    }
+
+    /// The kind of an FD's file never asks a network or FUSE file's server: statx reads
+    /// the cached attributes.
+    #[test]
+    fn statx_uses_cached_attributes_only() {
+        assert_eq!(
+            STATX_FLAGS & libc::AT_STATX_SYNC_TYPE,
+            libc::AT_STATX_DONT_SYNC
+        );
     }
 
     #[test]
