@@ -135,7 +135,7 @@ impl Strategy {
         }
         match probe() {
             Some(Strategy::Probe { span })
-                if u64::try_from(span).is_ok_and(|span| span * 2 <= open * 3) =>
+                if u64::try_from(span).is_ok_and(|span| span * 2 <= open.saturating_mul(3)) =>
             {
                 Strategy::Probe { span }
             }
