@@ -27,7 +27,9 @@
 #        being the one the others are compared with; "auto" leaves the choice to the
 #        watchdog; see bench/README.md), HOLDER_UID (default 65534, nobody; only when
 #        run as root: the holders run as that user, and the watchdog is timed as root
-#        and as that user)
+#        and as that user), COMPARE_BIN (another watchdog binary, e.g. a build before a
+#        change: timed as one more strategy, "compare", with its own choice, in the
+#        same interleaved rounds)
 # Results: bench/results/fds_scaling-<UTC timestamp>.{json,txt}
 set -euo pipefail
 
@@ -92,7 +94,12 @@ else
 fi
 mkdir -p "$RESULTS" "$TMP/files" "$TMP/bin"
 cp "$WATCHDOG_BIN" "$TMP/bin/watchdog"
-chmod 755 "$TMP/bin" "$TMP/bin/watchdog"
+if [ -n "${COMPARE_BIN:-}" ]; then
+    [ -x "$COMPARE_BIN" ] || die "no executable at COMPARE_BIN=$COMPARE_BIN"
+    cp "$COMPARE_BIN" "$TMP/bin/compare"
+    STRATEGIES="$STRATEGIES compare"
+fi
+chmod 755 "$TMP/bin" "$TMP/bin/"*
 for caller in $CALLERS; do
     uid=${caller#*:}
     mkdir -p "$TMP/home-$uid"
@@ -203,15 +210,18 @@ tmp, json_out, rounds, warmup, hard = sys.argv[1], sys.argv[2], int(sys.argv[3])
 strategies = sys.argv[6].split()
 callers = [(c.split(":")[0], int(c.split(":")[1])) for c in sys.argv[7].split()]
 holders = [(int(a.split(":")[0]), int(a.split(":")[1])) for a in sys.argv[8:]]
-binary = os.path.join(tmp, "bin", "watchdog")
+def binary_of(strategy):
+    # "compare" is COMPARE_BIN, left to its own choice.
+    return os.path.join(tmp, "bin", "compare" if strategy == "compare" else "watchdog")
 devnull = os.open(os.devnull, os.O_RDWR)
 
 def run(uid, pid, strategy, capture=False):
     """One `watchdog fds` as `uid`; (wall s, CPU s, stdout). fork + setuid + exec for
     every caller alike, so the spawn costs the same in every cell."""
     env = {"PATH": "/usr/bin:/bin", "HOME": os.path.join(tmp, "home-%d" % uid)}
-    if strategy != "auto":
+    if strategy not in ("auto", "compare"):
         env["WATCHDOG_FD_STRATEGY"] = strategy
+    binary = binary_of(strategy)
     args = [binary, "fds", "--pid", str(pid), "-c", os.path.join(tmp, "watchdog-%d.toml" % uid)]
     if capture:
         args.insert(2, "--json")
