@@ -1,7 +1,6 @@
-//! `/proc/PID/{stat,status,limits,cmdline,environ,cgroup}`, `/proc/stat`, the FD
-//! directory's names and `getdents64` records (src/probe/os/linux.rs), and the
-//! Yama/cgroup checks before copying FDs (src/probe/os/linux/pidfd.rs), and the
-//! supplementary groups a replay restores (src/probe/os/linux/creds.rs).
+//! `/proc/PID/{stat,status,limits,cmdline,environ}`, `/proc/stat` (src/probe/os/linux.rs),
+//! the FD directory's names and `getdents64` records (src/probe/os/linux/fd_table.rs),
+//! and the supplementary groups a replay restores (src/probe/os/linux/creds.rs).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -11,10 +10,10 @@ use proptest::prelude::*;
 
 use super::{any_bytes, any_text, edits, mutate, mutate_bytes, one_line};
 use crate::probe::os::linux::creds::parse_groups;
-use crate::probe::os::linux::pidfd::{leaves_socket_tags_alone, yama_lets_us_attach};
+use crate::probe::os::linux::fd_table::{first_dirent_name, parse_fd_name};
 use crate::probe::os::linux::{
-    first_dirent_name, parse_btime, parse_environ, parse_fd_name, parse_open_files_limit,
-    parse_stat, parse_status, split_nul_separated, wall_time,
+    parse_btime, parse_environ, parse_open_files_limit, parse_stat, parse_status,
+    split_nul_separated, wall_time,
 };
 use crate::probe::os::{FdLimit, ProcState, socket_inode};
 
@@ -30,9 +29,6 @@ Max cpu time              unlimited            unlimited            seconds
 Max open files            4096                 524288               files     
 Max locked memory         8388608              8388608              bytes     
 ";
-const CGROUP_V1: &str = "12:pids:/system.slice/x.service\n5:net_cls,net_prio:/slice/x\n\
-                         1:name=systemd:/system.slice/x.service\n0::/system.slice/x.service\n";
-
 /// What `parse_state` should make of each one-letter state of proc(5).
 fn expected_state(code: char) -> ProcState {
     match code {
@@ -235,52 +231,6 @@ proptest! {
         }
         // Small enough to fit: never an error.
         prop_assert!(wall_time(btime % (1 << 40), ticks % (1 << 40), hz).is_ok());
-    }
-
-    #[test]
-    fn yama_never_panics(scope in proptest::option::of(any_text()), status in any_text(), edits in edits()) {
-        let _ = yama_lets_us_attach(scope.as_deref(), &status);
-        let _ = yama_lets_us_attach(Some("1\n"), &mutate(STATUS, &edits));
-    }
-
-    /// Scope 1 and 2 let us attach exactly when `CapEff` has CAP_SYS_PTRACE (bit 19).
-    #[test]
-    fn yama_reads_cap_eff(caps: u64, scope in prop::sample::select(vec!["0", "1", "2", "3"])) {
-        let status = STATUS.replace("CapEff:\t0000000000000000", &format!("CapEff:\t{caps:016x}"));
-        let expected = match scope {
-            "0" => true,
-            "3" => false,
-            _ => caps & (1 << 19) != 0,
-        };
-        prop_assert_eq!(yama_lets_us_attach(Some(&format!("{scope}\n")), &status), expected);
-        prop_assert!(yama_lets_us_attach(None, &status));
-    }
-
-    #[test]
-    fn cgroup_tags_never_panic(ours in any_text(), edits in edits()) {
-        let _ = leaves_socket_tags_alone(&ours, &mutate(CGROUP_V1, &edits));
-    }
-
-    /// The order of the hierarchies does not matter; a different net_cls group does.
-    #[test]
-    fn cgroup_tags_compare_groups(
-        lines in prop::collection::vec((1u32..20, prop::sample::select(vec!["pids", "net_cls", "net_prio", "net_cls,net_prio", "", "name=systemd"]), "(/[a-z.@-]{1,8}){0,3}"), 0..6),
-        rotate: usize,
-        other in "/[a-z]{1,8}",
-    ) {
-        let text = |lines: &[(u32, &str, String)]| -> String {
-            lines.iter().map(|(id, c, path)| format!("{id}:{c}:{path}\n")).collect()
-        };
-        let mut shuffled = lines.clone();
-        let n = shuffled.len().max(1);
-        shuffled.rotate_left(rotate % n);
-        prop_assert!(leaves_socket_tags_alone(&text(&lines), &text(&shuffled)));
-
-        let mut moved = lines.clone();
-        moved.push((4, "net_cls", other.clone()));
-        let mut elsewhere = lines.clone();
-        elsewhere.push((4, "net_cls", format!("{other}/x")));
-        prop_assert!(!leaves_socket_tags_alone(&text(&moved), &text(&elsewhere)));
     }
 
     #[test]
