@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Performance budget benchmark (SPEC §10), not a test.
+# Performance budget benchmark (bench/README.md), not a test.
 #
 # Starts the test server, leaks SQLite WAL connections until it holds ~450 FDs, then
 # measures side by side with hyperfine:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Port-holder search budget (SPEC §10), not a test: with 1,000 other processes on the
+# Port-holder search budget (bench/README.md), not a test: with 1,000 other processes on the
 # box, finding the process LISTENing on the port must take ≤ 20 ms when a pidfile or the
 # last known PID names it (no full scan of every process's FDs).
 #
