@@ -23,18 +23,13 @@ decision. A healthy run prints nothing, so cron sends no mail.
 Without a config file it watches Hermes WebUI on http://127.0.0.1:8787/health.
 Start with `watchdog status` to see what it sees, then `watchdog check --dry-run`.";
 
-const AFTER_HELP: &str = "\
-Exit codes:
-  0  healthy (warnings allowed)
-  1  unhealthy, restarted, and healthy again
-  2  usage or configuration error; nothing touched
-  3  restart attempted and failed, or not healthy within verify_timeout
-  4  unhealthy but not acted on (dry run, startup grace, crash-loop guard,
-     method none, nothing to start, target unclear)
-  5  skipped: another run holds the lock
-
-Example crontab line:
-  * * * * * /usr/local/bin/watchdog check";
+/// `--help`'s closing text: the exit codes, from `src/exit_code.rs`, then an example.
+fn after_help() -> String {
+    format!(
+        "{}\nExample crontab line:\n  * * * * * /usr/local/bin/watchdog check",
+        crate::exit_code::help_text(78)
+    )
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,7 +37,7 @@ Example crontab line:
     version,
     about = ABOUT,
     long_about = LONG_ABOUT,
-    after_help = AFTER_HELP,
+    after_help = after_help(),
     args_conflicts_with_subcommands = false
 )]
 pub struct Cli {
