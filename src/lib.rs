@@ -27,6 +27,7 @@ pub mod safe_fs;
 pub mod schedule;
 pub mod target;
 pub mod trend;
+pub mod units;
 pub mod users;
 
 #[cfg(test)]
