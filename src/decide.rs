@@ -487,7 +487,7 @@ fn trend_reason(trend: Option<&Trend>, cfg: &Config) -> Option<Reason> {
         trend.rate_per_hour,
         trend.samples,
         trend.limit,
-        crate::report::human_duration(eta)
+        crate::units::human_duration(eta)
     );
     let reason = if cfg.fds.trend_restart {
         Reason::predictive(ReasonCode::FdLeakProjected, detail)
@@ -731,8 +731,8 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
                 why: format!(
                     "the server is busy ({busy}); a restart for a predicted leak waits until \
                      it is idle, at most restart.max_defer {} (waited {} so far)",
-                    crate::report::human_duration(cfg.restart.max_defer),
-                    crate::report::human_duration(waited)
+                    crate::units::human_duration(cfg.restart.max_defer),
+                    crate::units::human_duration(waited)
                 ),
             };
         }

@@ -18,6 +18,7 @@ use crate::probe::Memory;
 use crate::probe::restart_path::Credentials;
 use crate::probe::supervisor::Supervisor;
 use crate::safe_fs::{self, SafeFsError};
+use crate::units::epoch_seconds;
 
 /// At most this many of each record are kept, whatever the clock does.
 const MAX_RESTARTS: usize = 100;
@@ -138,10 +139,6 @@ pub enum Rebuilt {
     /// Neither the history nor the log could be read: the guard holds until then
     /// (seconds since the epoch).
     Held { until: u64 },
-}
-
-pub fn epoch_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl History {

@@ -13,8 +13,8 @@ use crate::history::FdSample;
 use crate::probe::Observation;
 use crate::probe::census;
 use crate::probe::os::ProcessInfo;
-use crate::report::rfc3339;
 use crate::safe_fs;
+use crate::units::rfc3339;
 
 /// Snapshots kept; older ones are deleted.
 pub const KEEP: usize = 20;
