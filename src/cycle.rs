@@ -10,7 +10,7 @@ use crate::deadline::{Deadline, run_bound};
 use crate::decide::{self, Decision, Plan, Severity};
 use crate::exit_code::ExitCode;
 use crate::failsafe;
-use crate::history::{self, FdSample, History, RestartRecord};
+use crate::history::{self, History, RestartRecord};
 use crate::incident;
 use crate::lock::{self, LockError};
 use crate::log::{Event, Level, Logger, Verbosity};
@@ -18,7 +18,7 @@ use crate::probe::health::Prober;
 use crate::probe::{self, Observation};
 use crate::report::{self, Report};
 use crate::safe_fs;
-use crate::trend;
+use crate::trend::{self, FdSample};
 use crate::units;
 
 /// A condition that persists is logged again at most this often.

@@ -18,6 +18,7 @@ use crate::probe::Memory;
 use crate::probe::restart_path::Credentials;
 use crate::probe::supervisor::Supervisor;
 use crate::safe_fs::{self, SafeFsError};
+use crate::trend::FdSample;
 use crate::units::epoch_seconds;
 
 /// At most this many of each record are kept, whatever the clock does.
@@ -95,18 +96,6 @@ pub struct RestartRecord {
     /// "restarted" or "failed"; "attempted" while it is under way (saved before acting,
     /// so a run that dies while acting still counts towards the crash-loop guard).
     pub result: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FdSample {
-    pub at: u64,
-    pub pid: u32,
-    pub total: u64,
-    #[serde(default)]
-    pub patterns: Vec<(String, u64)>,
-    /// The most-held paths and their counts, to name the path that grows.
-    #[serde(default)]
-    pub top: Vec<(String, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]

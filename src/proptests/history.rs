@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proptest::prelude::*;
 
 use super::{any_bytes, edits, mutate};
-use crate::history::{FdSample, History, RestartRecord};
+use crate::history::{History, RestartRecord};
 use crate::probe::supervisor::{Kind, Supervisor, Trust};
+use crate::trend::FdSample;
 
 /// Times near both ends, where window arithmetic overflows if it is not careful.
 fn time() -> BoxedStrategy<u64> {
