@@ -581,7 +581,7 @@ impl Run<'_> {
         self.history.record_restart(RestartRecord {
             at: units::epoch_seconds(SystemTime::now()),
             ts: units::rfc3339(SystemTime::now()),
-            kind: action.kind.as_str().into(),
+            kind: action.kind,
             method: method.into(),
             old_pid: pid,
             new_pid: None,

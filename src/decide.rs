@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, FileAction, Method};
 use crate::probe::Observation;
@@ -129,7 +129,10 @@ pub enum Verdict {
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized as `as_str` writes it (`restart`, `start`, `kill_orphan`): the history
+/// file keeps it in that form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     Restart,
     Start,
@@ -145,6 +148,17 @@ impl ActionKind {
             ActionKind::Start => "start",
             ActionKind::KillOrphan => "kill_orphan",
         }
+    }
+
+    /// The kind `as_str` names, back from its text (a log event's name).
+    pub fn parse(text: &str) -> Option<ActionKind> {
+        [
+            ActionKind::Restart,
+            ActionKind::Start,
+            ActionKind::KillOrphan,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 }
 
