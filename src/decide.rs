@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, FileAction, Method};
 use crate::probe::Observation;
+use crate::probe::discover::Finding;
 use crate::probe::fds::FdReading;
-use crate::target::Finding;
 use crate::trend::Trend;
 
 /// Serialized through `as_str`, so that the report, the log and the text output spell

@@ -1,6 +1,7 @@
 //! watchdog: one cycle of observe → decide → act → record per invocation.
 //!
-//! - observe: [`target`] finds the server, [`probe`] reads its health, FDs and files;
+//! - observe: [`probe`]: [`probe::discover`] finds the server, the other probes read its
+//!   health, FDs and files;
 //! - decide: [`decide`] is a pure function of the observation, config and history;
 //! - act: [`act`] is the only code that signals, spawns or runs a restart command;
 //! - record: [`log`], [`history`], [`incident`], [`report`].
@@ -25,7 +26,6 @@ pub mod probe;
 pub mod report;
 pub mod safe_fs;
 pub mod schedule;
-pub mod target;
 pub mod trend;
 pub mod units;
 pub mod users;

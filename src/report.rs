@@ -10,9 +10,9 @@ use crate::act::Outcome;
 use crate::decide::{Decision, Plan, Reason, Severity, Suppression, Verdict};
 use crate::exit_code::ExitCode;
 use crate::probe::Observation;
+use crate::probe::discover::{Holder, Target};
 use crate::probe::fds::FdReading;
 use crate::probe::health::HealthResult;
-use crate::target::{Holder, Target};
 use crate::trend::Trend;
 use crate::units::{human_duration, human_size, rfc3339};
 

@@ -133,9 +133,9 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn busy_of(json: Option<Value>, fields: &[String]) -> Option<String> {
     use crate::decide::busy;
     use crate::probe::Observation;
+    use crate::probe::discover::Discovery;
     use crate::probe::health::HealthResult;
     use crate::probe::supervisor::Resolution;
-    use crate::target::Discovery;
     let obs = Observation {
         discovery: Discovery {
             target: None,
