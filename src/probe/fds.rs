@@ -7,30 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::config::FdPathRule;
-use crate::probe::os::{self, FdEntry, FdLimit, OsError};
-
-/// What one FD points at, from the name the kernel gives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FdKind {
-    File,
-    Socket,
-    Pipe,
-    Other,
-}
-
-impl FdKind {
-    pub fn of(target: &str) -> FdKind {
-        if target.starts_with('/') {
-            FdKind::File
-        } else if target.starts_with("socket:") {
-            FdKind::Socket
-        } else if target.starts_with("pipe:") {
-            FdKind::Pipe
-        } else {
-            FdKind::Other
-        }
-    }
-}
+use crate::probe::os::{self, FdEntry, FdKind, FdLimit, OsError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KindCounts {

@@ -98,6 +98,29 @@ pub struct FdEntry {
     pub target: String,
 }
 
+/// What one FD points at, from the name the kernel gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FdKind {
+    File,
+    Socket,
+    Pipe,
+    Other,
+}
+
+impl FdKind {
+    pub fn of(target: &str) -> FdKind {
+        if target.starts_with('/') {
+            FdKind::File
+        } else if target.starts_with("socket:") {
+            FdKind::Socket
+        } else if target.starts_with("pipe:") {
+            FdKind::Pipe
+        } else {
+            FdKind::Other
+        }
+    }
+}
+
 /// The text between the brackets of an FD target `socket:[…]`: the inode where the
 /// platform names sockets by inode (Linux: `socket:[12345]`), the description where it
 /// describes them (macOS, or after the census: `socket:[tcp 127.0.0.1:8787 LISTEN]`).
