@@ -6,7 +6,10 @@
 //! - act: [`act`] is the only code that signals, spawns or runs a restart command;
 //! - record: [`log`], [`history`], [`incident`], [`report`].
 //!
-//! [`cycle`] strings them together for `check` and `status`.
+//! [`cycle`] strings them together for `check` and `status`. Below them all: [`units`],
+//! [`exit_code`], [`users`], [`safe_fs`], then [`config`], then the run's means
+//! ([`deadline`], [`command`], [`lock`], [`failsafe`]). `.ci/layers` declares this order
+//! and fails CI on an import that goes against it or closes a circle.
 
 pub mod act;
 pub mod cli;
