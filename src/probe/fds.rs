@@ -98,10 +98,10 @@ pub fn summarize(
     let mut by_kind = KindCounts::default();
     let mut paths: HashMap<&str, u64> = HashMap::new();
     for entry in entries {
-        let kind = FdKind::of(&entry.target);
+        let kind = FdKind::of(&entry.link);
         by_kind.add(kind);
         if kind == FdKind::File {
-            *paths.entry(entry.target.as_str()).or_default() += 1;
+            *paths.entry(entry.link.as_str()).or_default() += 1;
         }
     }
     let patterns = rules
@@ -152,7 +152,7 @@ pub(crate) mod tests {
             .enumerate()
             .map(|(fd, t)| FdEntry {
                 fd: fd as i32,
-                target: t.to_string(),
+                link: t.to_string(),
             })
             .collect()
     }
