@@ -21,7 +21,6 @@ mod render;
 pub mod signal;
 #[cfg(test)]
 mod tests;
-pub mod units;
 pub mod url;
 
 pub use lookup::{Loaded, Lookup, SYSTEM_CONFIG, load, load_from, lookup_path};

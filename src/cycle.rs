@@ -10,7 +10,7 @@ use crate::deadline::{Deadline, run_bound};
 use crate::decide::{self, Decision, Plan, Severity};
 use crate::exit_code::ExitCode;
 use crate::failsafe;
-use crate::history::{self, FdSample, History, RestartRecord};
+use crate::history::{self, History, RestartRecord};
 use crate::incident;
 use crate::lock::{self, LockError};
 use crate::log::{Event, Level, Logger, Verbosity};
@@ -18,7 +18,8 @@ use crate::probe::health::Prober;
 use crate::probe::{self, Observation};
 use crate::report::{self, Report};
 use crate::safe_fs;
-use crate::trend;
+use crate::trend::{self, FdSample};
+use crate::units;
 
 /// A condition that persists is logged again at most this often.
 const REPEAT_QUIET: Duration = Duration::from_secs(3600);
@@ -238,7 +239,7 @@ fn load_history(cfg: &Config, now: SystemTime, mut logger: Option<&mut Logger>) 
                 format!(
                     "the crash-loop guard counts as reached until {}: an earlier run could \
                      read neither the history nor the log to count restarts",
-                    report::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(until))
+                    units::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(until))
                 ),
             );
         }
@@ -257,12 +258,12 @@ fn load_history(cfg: &Config, now: SystemTime, mut logger: Option<&mut Logger>) 
     let guard = match history.rebuild_guard(cfg.log.file.as_deref(), window, now) {
         history::Rebuilt::FromLog(count) => format!(
             "the crash-loop guard counts {count} restart(s) within the last {} from the log",
-            report::human_duration(window)
+            units::human_duration(window)
         ),
         history::Rebuilt::Held { until } => format!(
             "the log cannot be read either, so the crash-loop guard counts as reached \
              until {} (one restart.window)",
-            report::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(until))
+            units::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(until))
         ),
     };
     say(
@@ -310,7 +311,7 @@ fn current_sample(obs: &Observation) -> Option<FdSample> {
     let target = obs.discovery.target.as_ref()?;
     let reading = obs.fd_reading()?;
     Some(FdSample {
-        at: history::epoch_seconds(obs.at),
+        at: units::epoch_seconds(obs.at),
         pid: target.info.pid(),
         total: reading.total,
         patterns: reading
@@ -349,7 +350,7 @@ impl Run<'_> {
             Plan::Deferred { .. } => {
                 self.history
                     .deferred_since
-                    .get_or_insert(history::epoch_seconds(self.now));
+                    .get_or_insert(units::epoch_seconds(self.now));
             }
             _ => self.history.deferred_since = None,
         }
@@ -502,7 +503,7 @@ impl Run<'_> {
                  exits after starting the server in the background; run the server in the \
                  foreground under the supervisor (e.g. `start.sh --foreground`, or exec the server)",
                 earlier,
-                report::human_duration(self.cfg.restart.window)
+                units::human_duration(self.cfg.restart.window)
             ));
         }
         Some(
@@ -578,9 +579,9 @@ impl Run<'_> {
         // The crash-loop guard counts what the history holds: a restart it could not
         // record would be repeated every minute without limit.
         self.history.record_restart(RestartRecord {
-            at: history::epoch_seconds(SystemTime::now()),
-            ts: report::rfc3339(SystemTime::now()),
-            kind: action.kind.as_str().into(),
+            at: units::epoch_seconds(SystemTime::now()),
+            ts: units::rfc3339(SystemTime::now()),
+            kind: action.kind,
             method: method.into(),
             old_pid: pid,
             new_pid: None,

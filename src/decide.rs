@@ -4,12 +4,12 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, FileAction, Method};
 use crate::probe::Observation;
+use crate::probe::discover::Finding;
 use crate::probe::fds::FdReading;
-use crate::target::Finding;
 use crate::trend::Trend;
 
 /// Serialized through `as_str`, so that the report, the log and the text output spell
@@ -129,7 +129,10 @@ pub enum Verdict {
     Unhealthy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Serialized as `as_str` writes it (`restart`, `start`, `kill_orphan`): the history
+/// file keeps it in that form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ActionKind {
     Restart,
     Start,
@@ -145,6 +148,17 @@ impl ActionKind {
             ActionKind::Start => "start",
             ActionKind::KillOrphan => "kill_orphan",
         }
+    }
+
+    /// The kind `as_str` names, back from its text (a log event's name).
+    pub fn parse(text: &str) -> Option<ActionKind> {
+        [
+            ActionKind::Restart,
+            ActionKind::Start,
+            ActionKind::KillOrphan,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -487,7 +501,7 @@ fn trend_reason(trend: Option<&Trend>, cfg: &Config) -> Option<Reason> {
         trend.rate_per_hour,
         trend.samples,
         trend.limit,
-        crate::report::human_duration(eta)
+        crate::units::human_duration(eta)
     );
     let reason = if cfg.fds.trend_restart {
         Reason::predictive(ReasonCode::FdLeakProjected, detail)
@@ -731,8 +745,8 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
                 why: format!(
                     "the server is busy ({busy}); a restart for a predicted leak waits until \
                      it is idle, at most restart.max_defer {} (waited {} so far)",
-                    crate::report::human_duration(cfg.restart.max_defer),
-                    crate::report::human_duration(waited)
+                    crate::units::human_duration(cfg.restart.max_defer),
+                    crate::units::human_duration(waited)
                 ),
             };
         }

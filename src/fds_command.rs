@@ -10,13 +10,13 @@ use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::history::{self, History};
 use crate::probe::census::{self, Census};
-use crate::target::{self, Sources};
+use crate::probe::discover::{self, Sources};
 
 pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
     let last_pid = History::load(&history::path(&cfg.state.dir), std::time::SystemTime::now())
         .history
         .last_pid;
-    let discovery = target::discover(&Sources::for_run(cfg, opts.pid, last_pid));
+    let discovery = discover::discover(&Sources::for_run(cfg, opts.pid, last_pid));
     let Some(target) = discovery.target else {
         eprintln!(
             "watchdog: no server process found; name it with --pid, --pidfile, --port or --match"

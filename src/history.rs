@@ -18,6 +18,8 @@ use crate::probe::Memory;
 use crate::probe::restart_path::Credentials;
 use crate::probe::supervisor::Supervisor;
 use crate::safe_fs::{self, SafeFsError};
+use crate::trend::FdSample;
+use crate::units::{epoch_seconds, rfc3339};
 
 /// At most this many of each record are kept, whatever the clock does.
 const MAX_RESTARTS: usize = 100;
@@ -86,7 +88,7 @@ pub struct RestartRecord {
     pub at: u64,
     /// The same instant, readable.
     pub ts: String,
-    pub kind: String,
+    pub kind: ActionKind,
     pub method: String,
     pub old_pid: Option<u32>,
     pub new_pid: Option<u32>,
@@ -94,18 +96,6 @@ pub struct RestartRecord {
     /// "restarted" or "failed"; "attempted" while it is under way (saved before acting,
     /// so a run that dies while acting still counts towards the crash-loop guard).
     pub result: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FdSample {
-    pub at: u64,
-    pub pid: u32,
-    pub total: u64,
-    #[serde(default)]
-    pub patterns: Vec<(String, u64)>,
-    /// The most-held paths and their counts, to name the path that grows.
-    #[serde(default)]
-    pub top: Vec<(String, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,10 +128,6 @@ pub enum Rebuilt {
     /// Neither the history nor the log could be read: the guard holds until then
     /// (seconds since the epoch).
     Held { until: u64 },
-}
-
-pub fn epoch_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl History {
@@ -222,11 +208,10 @@ impl History {
                     count += 1;
                     self.record_restart(RestartRecord {
                         at: action.at,
-                        ts: chrono::DateTime::<chrono::Local>::from(
-                            UNIX_EPOCH + Duration::from_secs(action.at),
-                        )
-                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-                        kind: action.event,
+                        ts: rfc3339(UNIX_EPOCH + Duration::from_secs(action.at)),
+                        // The log yields `restart` and `start` events only
+                        // (`log::actions_since`); each counts towards the guard.
+                        kind: ActionKind::parse(&action.event).unwrap_or(ActionKind::Restart),
                         method: action.method,
                         old_pid: action.pid,
                         new_pid: None,
@@ -274,7 +259,7 @@ impl History {
         let since = epoch_seconds(now).saturating_sub(window.as_secs());
         self.restarts
             .iter()
-            .filter(|r| r.at > since && r.kind == ActionKind::KillOrphan.as_str())
+            .filter(|r| r.at > since && r.kind == ActionKind::KillOrphan)
             .count() as u32
     }
 
@@ -407,11 +392,28 @@ fn trim_front<T>(items: &mut Vec<T>, keep: usize) {
 mod tests {
     use super::*;
 
+    /// The history file keeps an action's kind as the report and the log name it, so
+    /// files written before it was typed read back the same.
+    #[test]
+    fn action_kinds_are_kept_as_the_report_names_them() {
+        for kind in [
+            ActionKind::Restart,
+            ActionKind::Start,
+            ActionKind::KillOrphan,
+        ] {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, kind.as_str());
+            assert_eq!(serde_json::from_value::<ActionKind>(json).unwrap(), kind);
+            assert_eq!(ActionKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ActionKind::parse("healthy"), None);
+    }
+
     fn restart_at(at: u64) -> RestartRecord {
         RestartRecord {
             at,
             ts: String::new(),
-            kind: "restart".into(),
+            kind: ActionKind::Restart,
             method: "builtin".into(),
             old_pid: Some(1),
             new_pid: Some(2),

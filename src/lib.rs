@@ -1,11 +1,15 @@
 //! watchdog: one cycle of observe → decide → act → record per invocation.
 //!
-//! - observe: [`target`] finds the server, [`probe`] reads its health, FDs and files;
+//! - observe: [`probe`]: [`probe::discover`] finds the server, the other probes read its
+//!   health, FDs and files;
 //! - decide: [`decide`] is a pure function of the observation, config and history;
 //! - act: [`act`] is the only code that signals, spawns or runs a restart command;
 //! - record: [`log`], [`history`], [`incident`], [`report`].
 //!
-//! [`cycle`] strings them together for `check` and `status`.
+//! [`cycle`] strings them together for `check` and `status`. Below them all: [`units`],
+//! [`exit_code`], [`users`], [`safe_fs`], then [`config`], then the run's means
+//! ([`deadline`], [`command`], [`lock`], [`failsafe`]). `.ci/layers` declares this order
+//! and fails CI on an import that goes against it or closes a circle.
 
 pub mod act;
 pub mod cli;
@@ -25,8 +29,8 @@ pub mod probe;
 pub mod report;
 pub mod safe_fs;
 pub mod schedule;
-pub mod target;
 pub mod trend;
+pub mod units;
 pub mod users;
 
 #[cfg(test)]

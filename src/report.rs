@@ -4,17 +4,17 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use chrono::{DateTime, Local, SecondsFormat};
 use serde::Serialize;
 
 use crate::act::Outcome;
 use crate::decide::{Decision, Plan, Reason, Severity, Suppression, Verdict};
 use crate::exit_code::ExitCode;
 use crate::probe::Observation;
+use crate::probe::discover::{Holder, Target};
 use crate::probe::fds::FdReading;
 use crate::probe::health::HealthResult;
-use crate::target::{Holder, Target};
 use crate::trend::Trend;
+use crate::units::{human_duration, human_size, rfc3339};
 
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -187,10 +187,6 @@ pub fn age(target: &Target, now: SystemTime) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-pub fn rfc3339(t: SystemTime) -> String {
-    DateTime::<Local>::from(t).to_rfc3339_opts(SecondsFormat::Secs, false)
-}
-
 fn health_report(health: &HealthResult) -> HealthReport {
     HealthReport {
         ok: health.ok,
@@ -295,31 +291,6 @@ pub fn suppression_text(why: &Suppression) -> String {
             "starting: {detail}; it was waited for up to {} and is left alone this run",
             human_duration(crate::probe::supervisor::STARTING_WAIT)
         ),
-    }
-}
-
-pub fn human_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
-    }
-}
-
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -501,14 +472,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_naturally() {
-        let table = [(5, "5s"), (75, "1m 15s"), (3700, "1h 1m"), (90000, "1d 1h")];
-        for (s, text) in table {
-            assert_eq!(human_duration(Duration::from_secs(s)), text);
-        }
-    }
-
-    #[test]
     fn a_suppressed_restart_exits_4_only_when_the_server_is_unhealthy() {
         use crate::config::Method;
         use crate::decide::{Action, ActionKind};
@@ -531,11 +494,5 @@ mod tests {
             exit_code(&suppressed(Verdict::Warning), None),
             ExitCode::Healthy
         );
-    }
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(10 << 20), "10.0 MiB");
     }
 }

@@ -4,9 +4,21 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::history::FdSample;
+/// One reading of the server's FDs: what the trend fits, and what the history keeps
+/// between runs (src/history.rs) and the incident snapshot shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FdSample {
+    pub at: u64,
+    pub pid: u32,
+    pub total: u64,
+    #[serde(default)]
+    pub patterns: Vec<(String, u64)>,
+    /// The most-held paths and their counts, to name the path that grows.
+    #[serde(default)]
+    pub top: Vec<(String, u64)>,
+}
 
 /// Fewer points than this say nothing about a trend.
 const MIN_SAMPLES: usize = 3;

@@ -82,12 +82,12 @@ pub fn terminate(who: Identity, stop_timeout: Duration) -> Result<Ending, Signal
 
 /// PID 0, init, the watchdog itself and its ancestors (the cron or launchd job, a
 /// shell) are never signalled, whatever the sources said: the same rule discovery
-/// applies (`target::Protected`), checked again at the last moment.
+/// applies (`probe::discover::Protected`), checked again at the last moment.
 fn refuse_protected(pid: u32) -> Result<(), SignalError> {
     let why = if pid == 0 {
         Some("PID 0 is never signalled".to_string())
     } else {
-        crate::target::Protected::current().why_not(pid)
+        crate::probe::discover::Protected::current().why_not(pid)
     };
     match why {
         Some(why) => Err(SignalError::Refused { pid, why }),

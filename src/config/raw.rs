@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, Unexpected, Visitor};
 use toml::Spanned;
 
-use super::units::{DURATION_FORM, format_duration, parse_duration, parse_size};
 use super::url::{URL_FORM, parse_http_url};
 use super::{Config, FdPathRule, FileAction, FileRule, LogFormat, Method, signal};
+use crate::units::{DURATION_FORM, format_duration, parse_duration, parse_size};
 
 /// A check on two keys that failed, with the span of the key to blame.
 #[derive(Debug)]

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::units::{format_duration, format_size};
 use super::{Config, signal};
+use crate::units::{format_duration, format_size};
 
 /// Collects `key = value` lines.
 struct Doc(String);

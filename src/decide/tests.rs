@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::config::{self, FdPathRule, FileAction};
+use crate::probe::discover::{Discovery, Holder, Target};
 use crate::probe::fds::{FdReading, KindCounts, PatternCount};
 use crate::probe::files::FileReading;
 use crate::probe::health::{Attempt, HealthResult};
@@ -13,7 +14,6 @@ use crate::probe::restart_path::RestartPath;
 use crate::probe::supervisor::{
     JobStatus, Kind, Orphan, Resolution, Supervision, Supervisor, Trust,
 };
-use crate::target::{Discovery, Holder, Target};
 use crate::trend::Trend;
 
 const NOW_S: u64 = 1_800_000_000;

@@ -61,8 +61,8 @@ pub fn take(pid: u32, rules: &[FdPathRule]) -> Result<Census, OsError> {
 /// inode is known.
 fn describe_sockets(entries: &mut [FdEntry], descriptions: &HashMap<u64, String>) {
     for entry in entries {
-        if let Some(text) = os::socket_inode(&entry.target).and_then(|i| descriptions.get(&i)) {
-            entry.target = format!("socket:[{text}]");
+        if let Some(text) = os::socket_inode(&entry.link).and_then(|i| descriptions.get(&i)) {
+            entry.link = format!("socket:[{text}]");
         }
     }
 }
@@ -80,7 +80,7 @@ pub fn build(
     let mut kinds: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut tcp = Vec::new();
     for entry in entries {
-        let target = entry.target.as_str();
+        let target = entry.link.as_str();
         if target.starts_with('/') {
             first_fd.entry(target).or_insert(entry.fd);
             continue;
@@ -151,7 +151,7 @@ pub fn special_kind_name(target: &str) -> &'static str {
 
 /// `socket:[tcp L STATE]` or `socket:[tcp L->R STATE]`.
 fn tcp_socket(entry: &FdEntry) -> Option<TcpSocket> {
-    let inner = os::socket_text(&entry.target)?;
+    let inner = os::socket_text(&entry.link)?;
     let (proto, rest) = inner.split_once(' ')?;
     if proto != "tcp" && proto != "tcp6" {
         return None;
@@ -345,9 +345,9 @@ mod tests {
         let mut list = entries(&["socket:[41234]", "socket:[5]", "pipe:[41234]"]);
         let descriptions = HashMap::from([(41234, "tcp 127.0.0.1:8787 LISTEN".to_string())]);
         describe_sockets(&mut list, &descriptions);
-        assert_eq!(list[0].target, "socket:[tcp 127.0.0.1:8787 LISTEN]");
-        assert_eq!(list[1].target, "socket:[5]");
-        assert_eq!(list[2].target, "pipe:[41234]");
+        assert_eq!(list[0].link, "socket:[tcp 127.0.0.1:8787 LISTEN]");
+        assert_eq!(list[1].link, "socket:[5]");
+        assert_eq!(list[2].link, "pipe:[41234]");
     }
 
     #[test]

@@ -7,30 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::config::FdPathRule;
-use crate::probe::os::{self, FdEntry, FdLimit, OsError};
-
-/// What one FD points at, from the name the kernel gives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FdKind {
-    File,
-    Socket,
-    Pipe,
-    Other,
-}
-
-impl FdKind {
-    pub fn of(target: &str) -> FdKind {
-        if target.starts_with('/') {
-            FdKind::File
-        } else if target.starts_with("socket:") {
-            FdKind::Socket
-        } else if target.starts_with("pipe:") {
-            FdKind::Pipe
-        } else {
-            FdKind::Other
-        }
-    }
-}
+use crate::probe::os::{self, FdEntry, FdKind, FdLimit, OsError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KindCounts {
@@ -121,10 +98,10 @@ pub fn summarize(
     let mut by_kind = KindCounts::default();
     let mut paths: HashMap<&str, u64> = HashMap::new();
     for entry in entries {
-        let kind = FdKind::of(&entry.target);
+        let kind = FdKind::of(&entry.link);
         by_kind.add(kind);
         if kind == FdKind::File {
-            *paths.entry(entry.target.as_str()).or_default() += 1;
+            *paths.entry(entry.link.as_str()).or_default() += 1;
         }
     }
     let patterns = rules
@@ -175,7 +152,7 @@ pub(crate) mod tests {
             .enumerate()
             .map(|(fd, t)| FdEntry {
                 fd: fd as i32,
-                target: t.to_string(),
+                link: t.to_string(),
             })
             .collect()
     }

@@ -8,8 +8,8 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout, time};
 
 use crate::config::HealthConfig;
-use crate::config::units::format_duration;
 use crate::deadline::Deadline;
+use crate::units::format_duration;
 
 /// A body larger than this fails the attempt (docs/DESIGN.md, "Health"): a health endpoint
 /// that sends megabytes is broken, and reading it would cost the watchdog memory.
@@ -804,7 +804,7 @@ mod tests {
         );
         let printed = format_duration(Duration::from_millis(1500));
         assert_eq!(
-            crate::config::units::parse_duration(&printed),
+            crate::units::parse_duration(&printed),
             Ok(Duration::from_millis(1500))
         );
     }

@@ -1,6 +1,7 @@
 //! Observation: everything read about the target in one run. No side effects on it.
 
 pub mod census;
+pub mod discover;
 pub mod fds;
 pub mod files;
 pub mod health;
@@ -11,11 +12,11 @@ pub mod supervisor;
 use std::time::SystemTime;
 
 use crate::deadline::Deadline;
+use crate::probe::discover::Discovery;
 use crate::probe::fds::FdReading;
 use crate::probe::files::FileReading;
 use crate::probe::health::HealthResult;
 use crate::probe::supervisor::{Resolution, Supervisor};
-use crate::target::Discovery;
 
 /// What one run saw, before any decision.
 #[derive(Debug, Clone)]
@@ -62,8 +63,8 @@ pub fn observe(
     prober: &health::Prober,
     deadline: Deadline,
 ) -> Observation {
-    let sources = crate::target::Sources::for_run(cfg, pid, memory.last_pid);
-    let discovery = crate::target::discover(&sources);
+    let sources = discover::Sources::for_run(cfg, pid, memory.last_pid);
+    let discovery = discover::discover(&sources);
     let target = discovery.target.as_ref().map(|t| &t.info);
     // The target's environment is read once: for its supervisor's identity, and for a
     // replay (src/probe/restart_path.rs).

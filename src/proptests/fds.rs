@@ -51,7 +51,7 @@ proptest! {
         let entries: Vec<FdEntry> = targets
             .into_iter()
             .zip(0..)
-            .map(|(target, fd)| FdEntry { fd, target })
+            .map(|(target, fd)| FdEntry { fd, link: target })
             .collect();
         let rules: Vec<FdPathRule> = patterns.into_iter().map(|pattern| FdPathRule { pattern, max: 10 }).collect();
         let census = census::build(&entries, None, &rules, |_, _| None);
@@ -73,7 +73,7 @@ proptest! {
             Some(remote) => format!("{local}->{remote}"),
             None => local.to_string(),
         };
-        let entries = vec![FdEntry { fd: 3, target: format!("socket:[{proto} {text} {state}]") }];
+        let entries = vec![FdEntry { fd: 3, link: format!("socket:[{proto} {text} {state}]") }];
         let census = census::build(&entries, None, &[], |_, _| None);
         prop_assert_eq!(census.tcp.len(), 1);
         let socket = &census.tcp[0];

@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use proptest::prelude::*;
 
 use super::{any_bytes, edits, mutate};
-use crate::history::{FdSample, History, RestartRecord};
+use crate::decide::ActionKind;
+use crate::history::{History, RestartRecord};
 use crate::probe::supervisor::{Kind, Supervisor, Trust};
+use crate::trend::FdSample;
 
 /// Times near both ends, where window arithmetic overflows if it is not careful.
 fn time() -> BoxedStrategy<u64> {
@@ -65,7 +67,11 @@ fn restart(time: fn() -> BoxedStrategy<u64>) -> impl Strategy<Value = RestartRec
     (
         time(),
         any::<String>(),
-        prop::sample::select(vec!["restart", "start", "kill_orphan", "other"]),
+        prop::sample::select(vec![
+            ActionKind::Restart,
+            ActionKind::Start,
+            ActionKind::KillOrphan,
+        ]),
         "[a-z_]{0,10}",
         any::<Option<u32>>(),
         any::<Option<u32>>(),
@@ -76,7 +82,7 @@ fn restart(time: fn() -> BoxedStrategy<u64>) -> impl Strategy<Value = RestartRec
             |(at, ts, kind, method, old_pid, new_pid, reasons, result)| RestartRecord {
                 at,
                 ts,
-                kind: kind.to_string(),
+                kind,
                 method,
                 old_pid,
                 new_pid,

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 
 use super::{any_text, edits, mutate};
 use crate::config::{LogConfig, LogFormat};
-use crate::history::epoch_seconds;
 use crate::log::{Event, Level, LoggedAction, Logger, Verbosity, actions_since};
+use crate::units::epoch_seconds;
 
 /// One event the watchdog may log: an action (`restart`, `start`), perhaps a dry
 /// run, or another event whose message quotes anything.

@@ -1,10 +1,10 @@
-//! Pidfiles (src/target/pidfile.rs): a file the server, or whoever can write its
+//! Pidfiles (src/probe/discover/pidfile.rs): a file the server, or whoever can write its
 //! directory, wrote.
 
 use proptest::prelude::*;
 
 use super::{any_bytes, any_text};
-use crate::target::pidfile::{Pidfile, parse_pid, read};
+use crate::probe::discover::pidfile::{Pidfile, parse_pid, read};
 
 /// Blanks a pidfile may carry around its number: a newline, CRLF, spaces, tabs.
 fn blank() -> impl Strategy<Value = String> {

@@ -1,4 +1,4 @@
-//! Durations and sizes of the configuration (src/config/units.rs) and the health
+//! Durations and sizes of the configuration (src/units.rs) and the health
 //! body's busy fields (src/decide.rs, on the JSON src/probe/health.rs parses).
 
 use std::time::{Duration, SystemTime};
@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::{any_text, edits, mutate};
 use crate::config::signal::{name as signal_name, parse_pre_kill};
-use crate::config::units::{format_duration, format_size, parse_duration, parse_size};
 use crate::config::url::{HttpUrl, parse_http_url};
+use crate::units::{format_duration, format_size, parse_duration, parse_size};
 
 const DURATION_UNITS: [(&str, u64); 4] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)];
 const SIZE_UNITS: [(&str, u64); 10] = [
@@ -133,9 +133,9 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn busy_of(json: Option<Value>, fields: &[String]) -> Option<String> {
     use crate::decide::busy;
     use crate::probe::Observation;
+    use crate::probe::discover::Discovery;
     use crate::probe::health::HealthResult;
     use crate::probe::supervisor::Resolution;
-    use crate::target::Discovery;
     let obs = Observation {
         discovery: Discovery {
             target: None,

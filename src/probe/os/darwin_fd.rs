@@ -380,7 +380,7 @@ pub fn generic_target(fdtype: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::fds::FdKind;
+    use crate::probe::os::FdKind;
 
     /// An `in_sockinfo` address union holding an IPv4 address (in4in6_addr form).
     fn v4(a: [u8; 4]) -> [u8; 16] {

@@ -850,7 +850,7 @@ pub fn list_fds(pid: u32) -> Result<Vec<FdEntry>, OsError> {
         if let Some(target) = describe(pid, cpid, entry)? {
             out.push(FdEntry {
                 fd: entry.proc_fd,
-                target,
+                link: target,
             });
         }
     }

@@ -95,20 +95,45 @@ impl ProcessInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FdEntry {
     pub fd: i32,
-    pub target: String,
+    /// The FD's link text (`readlink /proc/PID/fd/N` on Linux; the same forms on
+    /// macOS). "Target" means the process acted on.
+    pub link: String,
 }
 
-/// The text between the brackets of an FD target `socket:[…]`: the inode where the
+/// What one FD points at, from the name the kernel gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FdKind {
+    File,
+    Socket,
+    Pipe,
+    Other,
+}
+
+impl FdKind {
+    pub fn of(link: &str) -> FdKind {
+        if link.starts_with('/') {
+            FdKind::File
+        } else if link.starts_with("socket:") {
+            FdKind::Socket
+        } else if link.starts_with("pipe:") {
+            FdKind::Pipe
+        } else {
+            FdKind::Other
+        }
+    }
+}
+
+/// The text between the brackets of an FD link `socket:[…]`: the inode where the
 /// platform names sockets by inode (Linux: `socket:[12345]`), the description where it
 /// describes them (macOS, or after the census: `socket:[tcp 127.0.0.1:8787 LISTEN]`).
-/// `None` for any other target.
-pub fn socket_text(target: &str) -> Option<&str> {
-    target.strip_prefix("socket:[")?.strip_suffix(']')
+/// `None` for any other link.
+pub fn socket_text(link: &str) -> Option<&str> {
+    link.strip_prefix("socket:[")?.strip_suffix(']')
 }
 
-/// `socket:[12345]` → 12345; `None` for a described socket or any other target.
-pub fn socket_inode(target: &str) -> Option<u64> {
-    socket_text(target)?.parse().ok()
+/// `socket:[12345]` → 12345; `None` for a described socket or any other link.
+pub fn socket_inode(link: &str) -> Option<u64> {
+    socket_text(link)?.parse().ok()
 }
 
 /// The target's `RLIMIT_NOFILE`; `None` fields mean unlimited.

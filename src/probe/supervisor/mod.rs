@@ -958,8 +958,8 @@ fn holds_server_socket(pid: u32, url: &str) -> Result<(), String> {
     let fds = os::list_fds(pid).map_err(|e| format!("cannot be read ({e})"))?;
     let by_inode = os::socket_descriptions(pid).unwrap_or_default();
     let held = fds.iter().filter_map(|fd| {
-        let text = os::socket_text(&fd.target)?;
-        match os::socket_inode(&fd.target) {
+        let text = os::socket_text(&fd.link)?;
+        match os::socket_inode(&fd.link) {
             Some(inode) => by_inode.get(&inode).map(String::as_str),
             None => Some(text),
         }

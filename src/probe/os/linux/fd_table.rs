@@ -316,7 +316,7 @@ impl FdDir {
         let mut fds = Vec::with_capacity(numbers.len());
         for &fd in numbers {
             if let Some(target) = self.target(fd, &mut buffer)? {
-                fds.push(FdEntry { fd, target });
+                fds.push(FdEntry { fd, link: target });
             }
         }
         Ok(fds)
@@ -420,7 +420,7 @@ mod tests {
             .iter()
             .find(|e| e.fd == file.as_raw_fd())
             .expect("our fd listed");
-        assert_eq!(Path::new(&mine.target), path);
+        assert_eq!(Path::new(&mine.link), path);
         assert!(fds.windows(2).all(|w| w[0].fd < w[1].fd));
     }
 
@@ -480,16 +480,16 @@ mod tests {
             "a table filled from the bottom is probed, not listed"
         );
         let fds = list_fds(pid).unwrap();
-        let null = fds.iter().filter(|e| e.target == "/dev/null").count();
+        let null = fds.iter().filter(|e| e.link == "/dev/null").count();
         assert!(null >= HELD, "{null} of {HELD} /dev/null FDs listed");
         assert!(
             fds.windows(2).all(|w| w[0].fd < w[1].fd),
             "sorted, no duplicates"
         );
         assert_eq!(fds, read_one_by_one(pid));
-        assert!(fds.iter().any(|e| e.target.starts_with("socket:[")));
-        assert!(fds.iter().any(|e| e.target.starts_with("pipe:[")));
-        let named = |name: &str| fds.iter().filter(|e| e.target == name).count();
+        assert!(fds.iter().any(|e| e.link.starts_with("socket:[")));
+        assert!(fds.iter().any(|e| e.link.starts_with("pipe:[")));
+        let named = |name: &str| fds.iter().filter(|e| e.link == name).count();
         assert_eq!(
             named("anon_inode:[eventpoll]"),
             3,

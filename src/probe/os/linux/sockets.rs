@@ -82,7 +82,7 @@ pub fn parse_inet_table(text: &str, proto: &str, v6: bool) -> Vec<(u64, String)>
                 format!("{local}->{remote}")
             };
             let text = if proto.starts_with("tcp") {
-                format!("{proto} {ends} {}", tcp_state_name(state))
+                format!("{proto} {ends} {}", super::sock_diag::tcp_state_name(state))
             } else {
                 format!("{proto} {ends}")
             };
@@ -112,23 +112,6 @@ fn parse_endpoint(field: &str, v6: bool) -> Option<SocketAddr> {
         _ => return None,
     };
     Some(SocketAddr::new(ip, port))
-}
-
-pub(super) fn tcp_state_name(state: u8) -> &'static str {
-    match state {
-        0x01 => "ESTABLISHED",
-        0x02 => "SYN_SENT",
-        0x03 => "SYN_RECV",
-        0x04 => "FIN_WAIT1",
-        0x05 => "FIN_WAIT2",
-        0x06 => "TIME_WAIT",
-        0x07 => "CLOSE",
-        0x08 => "CLOSE_WAIT",
-        0x09 => "LAST_ACK",
-        0x0A => "LISTEN",
-        0x0B => "CLOSING",
-        _ => "UNKNOWN",
-    }
 }
 
 /// `/proc/net/unix`: `Num RefCount Protocol Flags Type St Inode [Path]`. The path is
@@ -252,5 +235,39 @@ mod tests {
     fn garbage_rows_are_skipped() {
         assert!(parse_inet_table("header\nnot a row\n 0: zz:zz\n", "tcp", false).is_empty());
         assert!(parse_unix_table("header\n\n").is_empty());
+    }
+
+    #[test]
+    fn describes_a_real_connection_like_proc_net_tcp_does() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let client_port = client.local_addr().unwrap().port();
+        let described = super::super::sock_diag::tcp_descriptions().unwrap();
+        let listen = format!("tcp 127.0.0.1:{port} LISTEN");
+        let connected = format!("tcp 127.0.0.1:{client_port}->127.0.0.1:{port} ESTABLISHED");
+        assert!(
+            described.iter().any(|(_, d)| *d == listen),
+            "{listen} not in {described:?}"
+        );
+        assert!(
+            described.iter().any(|(_, d)| *d == connected),
+            "{connected} not in {described:?}"
+        );
+        // The same inodes and text as the /proc table gives.
+        let proc_rows = parse_inet_table(
+            &std::fs::read_to_string("/proc/self/net/tcp").unwrap(),
+            "tcp",
+            false,
+        );
+        for row in proc_rows
+            .iter()
+            .filter(|(_, d)| d.contains(&format!(":{port}")))
+        {
+            assert!(
+                described.contains(row),
+                "{row:?} missing from netlink's {described:?}"
+            );
+        }
     }
 }

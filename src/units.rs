@@ -3,8 +3,14 @@
 //!
 //! Parsing errors are plain strings that name the expected form: the caller adds the
 //! file, line and column.
+//!
+//! The same quantities as a person reads them (`human_duration`, `human_size`) and
+//! instants (`rfc3339`, `epoch_seconds`) live here too: every layer speaks them, so
+//! they sit below all of them (`.ci/layers`).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Local, SecondsFormat};
 
 /// The expected form of a duration, quoted in every duration error.
 pub const DURATION_FORM: &str = r#"a duration such as "500ms", "5s", "2m" or "1h""#;
@@ -135,6 +141,43 @@ fn bad_form(text: &str, form: &str) -> String {
     } else {
         format!("expected {form}, found {text:?}")
     }
+}
+
+/// A duration as a person reads it, to the two largest units: `75s` → `"1m 15s"`.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// A size as a person reads it, in the largest binary unit: `"10.0 MiB"`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// An instant in local time with its offset, to the second: `2026-05-01T12:00:00+02:00`.
+pub fn rfc3339(t: SystemTime) -> String {
+    DateTime::<Local>::from(t).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// Whole seconds since the epoch; 0 for an instant before it.
+pub fn epoch_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -269,5 +312,19 @@ mod tests {
             assert_eq!(format_size(*bytes), *text);
             assert_eq!(parse_size(text), Ok(*bytes), "round trip {text}");
         }
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        let table = [(5, "5s"), (75, "1m 15s"), (3700, "1h 1m"), (90000, "1d 1h")];
+        for (s, text) in table {
+            assert_eq!(human_duration(Duration::from_secs(s)), text);
+        }
+    }
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(10 << 20), "10.0 MiB");
     }
 }
