@@ -8,6 +8,18 @@ use std::{fs, path::Path};
 #[cfg(not(target_os = "linux"))]
 use super::ps_lsof::{lsof_fd_count, lsof_fds, lsof_listeners, ps_args, ps_ppid, ps_state};
 
+/// Alive: exists and is neither a zombie nor dead.
+pub fn is_alive(pid: u32) -> bool {
+    matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X' && s != 'x')
+}
+
+/// Stopped by a signal (or traced).
+pub fn is_stopped(pid: u32) -> bool {
+    matches!(proc_state(pid), Some('T') | Some('t'))
+}
+
+// On Linux: from /proc.
+
 /// The number of open FDs of `pid`.
 #[cfg(target_os = "linux")]
 pub fn fd_count(pid: u32) -> usize {
@@ -41,16 +53,6 @@ pub fn proc_state(pid: u32) -> Option<char> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // comm may contain spaces and parentheses: the state follows the last ')'.
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
-}
-
-/// Alive: exists and is neither a zombie nor dead.
-pub fn is_alive(pid: u32) -> bool {
-    matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X' && s != 'x')
-}
-
-/// Stopped by a signal (or traced).
-pub fn is_stopped(pid: u32) -> bool {
-    matches!(proc_state(pid), Some('T') | Some('t'))
 }
 
 /// The command line of `pid`, arguments joined by spaces (see [`cmdline_args`]).
@@ -179,6 +181,8 @@ pub fn cmdline_args(pid: u32) -> Vec<String> {
 pub fn start_ticks(pid: u32) -> Option<u64> {
     stat_field(pid, 22)
 }
+
+// Without /proc (macOS): the same answers from ps and lsof.
 
 /// [`proc_state`] where there is no /proc: from `ps`.
 #[cfg(not(target_os = "linux"))]

@@ -5,7 +5,7 @@
 //! init would, so a killed server never lingers as a zombie; its drop SIGKILLs it. Also
 //! here: its `/control` requests, the command line a supervisor runs for it, waiting for
 //! one a supervisor started, and telling a live test server of this env from a reused
-//! PID (the only PIDs the harness ever signals by number).
+//! PID (tests run in parallel: the PID may now be another test's server).
 
 use std::fs;
 use std::path::{Path, PathBuf};
