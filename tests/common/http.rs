@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client for the tests ([`http_get`]: no proxy, bounded as a whole,
-//! errors named as the watchdog names them), and a port nothing listens on.
+//! the kind of failure in its error), whether a /health answers ok, and a port nothing
+//! listens on.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

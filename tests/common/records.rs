@@ -1,5 +1,6 @@
 //! What a run leaves to read: the JSON report on stdout, the JSON-lines log and
-//! `history.json` in the state dir (docs/REPORT.md), and the clock they are written in.
+//! `history.json` in the state dir (docs/REPORT.md), and the time now in the seconds
+//! since the epoch that history's samples carry.
 
 use std::fs;
 use std::path::PathBuf;
