@@ -1,6 +1,6 @@
 //! End-to-end tests of one watchdog cycle (docs/DESIGN.md), driven through the CLI against a
 //! real HTTP server holding real SQLite WAL handles, with real signals. Every test has its
-//! own temp dir, server, config, state dir and log; see `common/mod.rs`.
+//! own temp dir, server, config, state dir and log; see `common/env.rs`.
 
 mod common;
 

@@ -1,8 +1,8 @@
 //! End-to-end tests of `watchdog fds` (docs/REPORT.md, "The census") on a real test server
 //! holding real SQLite WAL handles, TCP/UDP/unix sockets, pipes, a named FIFO, a directory,
 //! a deleted file and anonymous inodes, checked against what the test reads from /proc
-//! itself (`ProcCensus`) and against `lsof`. Every test has its own temp dir, server and
-//! config; see `common/mod.rs`.
+//! itself (`ProcCensus`, `common/census.rs`) and against `lsof`. Every test has its own
+//! temp dir, server and config; see `common/env.rs`.
 
 // Linux only: its oracle is the census the test reads from /proc itself (`ProcCensus`);
 // tests/portable.rs checks the census on every Unix against lsof.

@@ -3,7 +3,7 @@
 //! busy-aware (deferred) predictive restart, the per-session FD budget, and the incident
 //! snapshots written before a kill. Real server, real SQLite WAL handles, real restarts;
 //! sample times are controlled by rewriting `history.json` between runs (moving earlier
-//! samples into the past), never by waiting. See `common/mod.rs`.
+//! samples into the past), never by waiting. See `common/records.rs`.
 
 mod common;
 

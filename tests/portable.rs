@@ -7,9 +7,9 @@
 //! What the test itself knows about a process comes from the same tools on both
 //! systems, never from /proc: `ps -ww -o KEY= -p PID` (alive, command line) and
 //! `lsof` (the port's holder, the FD count), or from the watchdog's own JSON. The
-//! harness underneath (`common/mod.rs`: starting and cleaning up servers) reads /proc
-//! on Linux and asks `ps`/`lsof` elsewhere, so what these tests assert is checked the
-//! same way here and on a Mac.
+//! harness underneath (`common/proc.rs`, with which `common/server.rs` starts and cleans
+//! up servers) reads /proc on Linux and asks `ps`/`lsof` elsewhere, so what these tests
+//! assert is checked the same way here and on a Mac.
 
 mod common;
 
