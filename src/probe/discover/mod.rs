@@ -949,10 +949,15 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let found = by_port(port);
         assert!(found.target.is_none());
-        assert_eq!(
-            found.port_owner,
-            Some(PortOwner::Held(vec![std::process::id()]))
-        );
+        // Another test of this process may be between fork and exec at that moment, its
+        // child holding a copy of the listener until exec closes it (CLOEXEC): the
+        // watchdog is among the holders, and none of them is the target.
+        match &found.port_owner {
+            Some(PortOwner::Held(holders)) => {
+                assert!(holders.contains(&std::process::id()), "{holders:?}")
+            }
+            other => panic!("the port is held by this process: {other:?}"),
+        }
     }
 
     #[test]
