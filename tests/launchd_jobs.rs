@@ -1,5 +1,5 @@
 //! End-to-end tests of the launchd jobs the watchdog must recognise, and must never
-//! mistake (src/probe/supervisor/launchd.rs, docs/SECURITY.md): an IDE terminal's
+//! mistake (src/probe/supervisor/launchd/, docs/SECURITY.md): an IDE terminal's
 //! one-shot job and the watchdog's own label are no jobs to kickstart; a job is
 //! addressed in the domain that holds it (`user/<uid>` on a headless Mac, `system` for
 //! a daemon with UserName); and a job is found by its PID in launchd's own listing

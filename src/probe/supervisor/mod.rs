@@ -1,7 +1,15 @@
 //! Who supervises the server (docs/DESIGN.md, "Supervisors") and what that supervisor says
 //! about its job. Detection reads the target itself — its environment, its ancestors,
 //! its cgroup — and a status query runs the supervisor's own read-only command,
-//! bounded. Nothing here restarts anything: that is `act::supervisor`.
+//! bounded. Nothing here restarts anything: that is `act::supervisor`, which runs the
+//! command line [`Supervisor::restart_argv`] returns.
+//!
+//! Each supervisor is one file that owns it (`launchd/`, `systemd.rs`, `supervisord.rs`,
+//! `runit.rs`): what in the target shows it, what outside the target backs that claim,
+//! its status and restart command lines and how its answer reads, the config key that
+//! names its job, and its hints. They implement [`Behaviour`], and [`Kind::behaviour`]
+//! is the one place that picks the file for a kind. What is common stays here: [`Trust`],
+//! resolution, the checks against forged claims, orphans.
 //!
 //! What the target says about itself (its environment) is its own word, and under root
 //! another user's word must not steer root's supervisors (docs/SECURITY.md). So an
@@ -49,27 +57,111 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn method(self) -> Method {
+    /// Every supervisor, in the order auto-detection asks them (docs/DESIGN.md,
+    /// "Supervisors"): the nearest first, systemd last (supervisord and runsvdir often
+    /// run inside a systemd unit themselves; restarting that unit would restart every
+    /// program they run).
+    pub const ALL: [Kind; 4] = [Kind::Launchd, Kind::Supervisor, Kind::Runit, Kind::Systemd];
+
+    /// The file that owns this supervisor: the one `match` on the kind.
+    fn behaviour(self) -> &'static dyn Behaviour {
         match self {
-            Kind::Launchd => Method::Launchd,
-            Kind::Systemd => Method::Systemd,
-            Kind::Supervisor => Method::Supervisor,
-            Kind::Runit => Method::Runit,
+            Kind::Launchd => &launchd::Launchd,
+            Kind::Systemd => &systemd::Systemd,
+            Kind::Supervisor => &supervisord::Supervisord,
+            Kind::Runit => &runit::Runit,
         }
     }
 
+    pub fn method(self) -> Method {
+        self.behaviour().method()
+    }
+
     pub fn of(method: Method) -> Option<Kind> {
-        match method {
-            Method::Launchd => Some(Kind::Launchd),
-            Method::Systemd => Some(Kind::Systemd),
-            Method::Supervisor => Some(Kind::Supervisor),
-            Method::Runit => Some(Kind::Runit),
-            _ => None,
-        }
+        Kind::ALL.into_iter().find(|kind| kind.method() == method)
+    }
+
+    /// The `restart.*` key that names this supervisor's job.
+    pub fn config_key(self) -> &'static str {
+        self.behaviour().config_key()
     }
 
     pub fn as_str(self) -> &'static str {
         self.method().as_str()
+    }
+}
+
+/// What one supervisor's own file knows of it. Each file has a unit struct that
+/// implements it (`launchd::Launchd`, `systemd::Systemd`, `supervisord::Supervisord`,
+/// `runit::Runit`), and [`Kind::behaviour`] picks it.
+///
+/// A trait rather than a `match` on the kind in each operation: the matches are what
+/// spread one supervisor over this module; here the compiler asks a new supervisor's
+/// file for every operation, the defaults cover what only some supervisors need, and
+/// this module calls the operations without naming any supervisor. A fifth supervisor is
+/// its file, a `mod` line, its `Kind` (a variant, its arm in [`Kind::behaviour`] and
+/// its place in [`Kind::ALL`]), and its `restart.method` in src/config.rs.
+trait Behaviour {
+    /// The `restart.method` that chooses it.
+    fn method(&self) -> Method;
+
+    /// The `restart.*` key that names its job (`label`, `unit`, `program`,
+    /// `service_dir`): what messages tell the operator to set.
+    fn config_key(&self) -> &'static str;
+
+    /// The job the operator named under [`Behaviour::config_key`].
+    fn configured_name(&self, cfg: &RestartConfig) -> Option<String>;
+
+    /// Reads what it looks for around the target (an ancestor, the cgroup) into
+    /// `clues`; the environment is read once for all.
+    fn gather(&self, _target: &ProcessInfo, _clues: &mut Clues) {}
+
+    /// The job the target's clues name, with the evidence, vouched for by nothing yet.
+    /// `own_label` is the watchdog's own launchd label.
+    fn detect(&self, clues: &Clues, own_label: Option<&str>) -> Option<Supervisor>;
+
+    /// What outside the target backs a detected claim, before the supervisor is asked
+    /// anything (docs/SECURITY.md, "Believing a supervisor"); `Err` says why nothing
+    /// does, and [`precheck`] decides what that means for the target's user.
+    fn claim(&self, supervisor: &Supervisor, clues: &Clues) -> Result<Claim, String>;
+
+    /// The job in the operator's words: "systemd unit hermes.service".
+    fn describe(&self, supervisor: &Supervisor) -> String;
+
+    /// The supervisor's own read-only status command for the job.
+    fn status_argv(&self, supervisor: &Supervisor) -> Vec<String>;
+
+    /// The supervisor's own restart command for the job.
+    fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String>;
+
+    /// Reads the status command's output; `Err` says why it tells nothing.
+    fn parse_status(&self, supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String>;
+
+    /// Completes a status the status command left short (one more read-only query).
+    fn complete_status(
+        &self,
+        _supervisor: &Supervisor,
+        _status: &mut JobStatus,
+        _deadline: Deadline,
+    ) {
+    }
+
+    /// The first status while resolving, which may also settle details of the job (its
+    /// launchd domain) or refuse it; by default the status query.
+    fn first_status(
+        &self,
+        supervisor: &mut Supervisor,
+        _target: Option<&ProcessInfo>,
+        _ctx: &Context,
+        deadline: Deadline,
+    ) -> Result<JobStatus, Refused> {
+        query(supervisor, deadline).map_err(Refused::Unanswered)
+    }
+
+    /// What the operator can do once the supervisor refused to start the job again
+    /// ([`JobStatus::start_limit_hit`]).
+    fn reset_hint(&self, _supervisor: &Supervisor) -> Option<String> {
+        None
     }
 }
 
@@ -180,168 +272,43 @@ pub struct Supervision {
 }
 
 impl Supervisor {
+    /// A job as detection finds it in `clues`, vouched for by nothing yet.
+    fn detected(kind: Kind, name: String, clues: &Clues, evidence: &str) -> Supervisor {
+        Supervisor {
+            kind,
+            name,
+            user: false,
+            uid: clues.uid,
+            server_url: None,
+            evidence: evidence.to_string(),
+            trust: Trust::Unverified,
+            domain: None,
+        }
+    }
+
     pub fn describe(&self) -> String {
-        match self.kind {
-            Kind::Launchd => format!("launchd job {}", self.target()),
-            Kind::Systemd if self.user => format!("systemd user unit {}", self.name),
-            Kind::Systemd => format!("systemd unit {}", self.name),
-            Kind::Supervisor => format!("supervisord program {}", self.name),
-            Kind::Runit => format!("runit service {}", self.name),
-        }
+        self.kind.behaviour().describe(self)
     }
 
-    /// launchd's domain target for the job: in the domain that answered for it, or
-    /// the first candidate for its user before launchd was asked.
-    fn target(&self) -> String {
-        let domain = self
-            .domain
-            .clone()
-            .unwrap_or_else(|| launchd::default_domain(self.uid));
-        launchd::domain_target(&domain, &self.name)
-    }
-
-    fn tool(&self) -> Vec<String> {
-        let mut argv = Vec::new();
-        match self.kind {
-            Kind::Launchd => argv.push("launchctl".to_string()),
-            Kind::Systemd => {
-                argv.push("systemctl".into());
-                if self.user {
-                    argv.push("--user".into());
-                }
-            }
-            Kind::Supervisor => {
-                argv.push("supervisorctl".into());
-                if let Some(url) = &self.server_url {
-                    argv.extend(["-s".into(), url.clone()]);
-                }
-            }
-            Kind::Runit => argv.push("sv".into()),
-        }
-        argv
-    }
-
+    /// The supervisor's own read-only status query for the job.
     pub fn status_argv(&self) -> Vec<String> {
-        let mut argv = self.tool();
-        match self.kind {
-            Kind::Launchd => argv.extend(["print".into(), self.target()]),
-            Kind::Systemd => argv.extend([
-                "show".into(),
-                "-p".into(),
-                systemd::SHOW_PROPERTIES.into(),
-                self.name.clone(),
-            ]),
-            Kind::Supervisor | Kind::Runit => argv.extend(["status".into(), self.name.clone()]),
-        }
-        argv
+        self.kind.behaviour().status_argv(self)
     }
 
     /// The supervisor's own restart: it stops the job, starts it, and keeps owning it.
     pub fn restart_argv(&self) -> Vec<String> {
-        let mut argv = self.tool();
-        match self.kind {
-            Kind::Launchd => argv.extend(["kickstart".into(), "-k".into(), self.target()]),
-            Kind::Systemd | Kind::Supervisor | Kind::Runit => {
-                argv.extend(["restart".into(), self.name.clone()])
-            }
-        }
-        argv
+        self.kind.behaviour().restart_argv(self)
     }
 
-    /// Why a unit `systemctl show` answered for is no job: systemd has not loaded it,
-    /// mostly because no unit has that name (a mistyped `restart.unit`). It would
-    /// otherwise read as a stopped job, and the server running without it as an orphan.
-    fn unit_not_loaded(&self, load_state: &str) -> String {
-        let user = if self.user { " --user" } else { "" };
-        let what = if load_state == "not-found" {
-            "does not exist"
-        } else {
-            "is not loaded"
-        };
-        format!(
-            "systemd unit {} {what} (LoadState={load_state}): check the name in \
-             restart.unit; `systemctl{user} list-units --all --type=service` lists the \
-             units systemd knows",
-            self.name
-        )
-    }
-
-    /// The hint for an operator whose supervisor refused.
+    /// The hint for an operator whose supervisor refused to start the job again.
     pub fn reset_hint(&self) -> Option<String> {
-        (self.kind == Kind::Systemd).then(|| {
-            let user = if self.user { " --user" } else { "" };
-            format!(
-                "systemd refused to start {} again (StartLimitBurst reached); fix the cause, \
-                 then run `systemctl{user} reset-failed {}`",
-                self.name, self.name
-            )
-        })
+        self.kind.behaviour().reset_hint(self)
     }
 }
 
 /// Reads a status command's output.
 pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
-    match supervisor.kind {
-        Kind::Launchd => {
-            let job = launchd::parse_print(stdout).map_err(|e| e.to_string())?;
-            Ok(launchd_job_status(job))
-        }
-        Kind::Systemd => {
-            let unit = systemd::parse_show(stdout);
-            if unit.active_state.is_empty() || unit.load_state.is_empty() {
-                return Err("systemctl show printed no ActiveState or no LoadState".into());
-            }
-            if unit.load_state != "loaded" {
-                return Err(supervisor.unit_not_loaded(&unit.load_state));
-            }
-            Ok(JobStatus {
-                pid: unit.main_pid,
-                start_limit_hit: unit.start_limit_hit(),
-                starting: unit.starting(),
-                state: if unit.sub_state.is_empty() {
-                    unit.active_state
-                } else {
-                    format!("{} ({})", unit.active_state, unit.sub_state)
-                },
-                program: None,
-            })
-        }
-        Kind::Supervisor => {
-            let program = supervisord::parse_status(stdout, &supervisor.name)
-                .ok_or_else(|| format!("no status line for {}", supervisor.name))?;
-            Ok(JobStatus {
-                pid: program.pid,
-                starting: program.starting(),
-                state: program.state,
-                start_limit_hit: false,
-                program: None,
-            })
-        }
-        Kind::Runit => {
-            let service = runit::parse_status(stdout)
-                .ok_or_else(|| "sv status printed no run, down or finish state".to_string())?;
-            Ok(JobStatus {
-                pid: service.pid,
-                starting: service.starting(),
-                state: service.state,
-                start_limit_hit: false,
-                program: None,
-            })
-        }
-    }
-}
-
-/// The status of a job `launchctl print` described: one reading for the status query
-/// and for the job found while resolving ([`launchd_status`]).
-fn launchd_job_status(job: launchd::LaunchdJob) -> JobStatus {
-    let state = job.state.unwrap_or_else(|| "unknown".into());
-    JobStatus {
-        pid: job.pid,
-        starting: launchd::is_starting(&state),
-        state,
-        start_limit_hit: false,
-        program: job.program.or_else(|| job.arguments.first().cloned()),
-    }
+    supervisor.kind.behaviour().parse_status(supervisor, stdout)
 }
 
 /// Asks the supervisor about its job. The status commands exit non-zero for a job
@@ -358,20 +325,11 @@ pub fn query(supervisor: &Supervisor, deadline: Deadline) -> Result<JobStatus, S
             first_line(&done.text())
         )
     })?;
-    // `supervisorctl status` prints no PID in STARTING, though the process runs (and may
-    // listen already); read as "runs nothing", it made the fresh process an orphan.
-    if supervisor.kind == Kind::Supervisor && status.starting && status.pid.is_none() {
-        status.pid = supervisord_pid(supervisor, deadline);
-    }
+    supervisor
+        .kind
+        .behaviour()
+        .complete_status(supervisor, &mut status, deadline);
     Ok(status)
-}
-
-/// `supervisorctl pid NAME`, which answers in STARTING too.
-fn supervisord_pid(supervisor: &Supervisor, deadline: Deadline) -> Option<u32> {
-    let mut argv = supervisor.tool();
-    argv.extend(["pid".into(), supervisor.name.clone()]);
-    let done = command::run(&argv, &[], Output::Capture, deadline.sub(QUERY_TIMEOUT)).ok()?;
-    supervisord::parse_pid(&done.stdout)
 }
 
 /// Waits, within [`STARTING_WAIT`] and the run's deadline, while the supervisor reports
@@ -421,38 +379,27 @@ impl Clues {
     }
 }
 
+/// Reads what the target reveals: its environment here, and what each supervisor looks
+/// for in its ancestors and cgroup ([`Behaviour::gather`]).
 pub fn gather(target: &ProcessInfo) -> Clues {
     let (env, env_error) = match os::process_environ(target.pid()) {
         Ok(env) => (env, None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-    Clues {
+    let mut clues = Clues {
         env,
         env_error,
         uid: target.uid.unwrap_or(0),
-        runsv_dir: runsv_ancestor(target.ppid),
-        supervisord: supervisord_ancestor(target.ppid),
-        unit: os::cgroup(target.pid())
-            .ok()
-            .flatten()
-            .and_then(|text| systemd::unit_from_cgroup(&text)),
-    }
-}
-
-fn supervisord_ancestor(from: u32) -> Option<u32> {
-    os::nearest_ancestor(from, |info| supervisord::is_supervisord(&info.argv)).map(|i| i.pid())
-}
-
-fn runsv_ancestor(from: u32) -> Option<PathBuf> {
-    let is_runsv = |info: &ProcessInfo| {
-        info.argv.first().map(|a| a.rsplit('/').next().unwrap_or(a)) == Some("runsv")
+        ..Clues::default()
     };
-    os::nearest_ancestor(from, is_runsv).and_then(|info| info.cwd)
+    for kind in Kind::ALL {
+        kind.behaviour().gather(target, &mut clues);
+    }
+    clues
 }
 
-/// The nearest supervisor (docs/DESIGN.md, "Supervisors"): launchd, supervisord, runit, and
-/// systemd last (supervisord and runsvdir often run inside a systemd unit themselves;
-/// restarting that unit would restart every program they run). A systemd candidate
+/// The nearest supervisor (docs/DESIGN.md, "Supervisors"), asked in the order of
+/// [`Kind::ALL`]: launchd, supervisord, runit, and systemd last. A systemd candidate
 /// still has to be confirmed by its MainPID (see `resolve`).
 pub fn detect(clues: &Clues) -> Option<Supervisor> {
     detect_except(clues, None)
@@ -462,47 +409,9 @@ pub fn detect(clues: &Clues) -> Option<Supervisor> {
 /// job's label, which everything the watchdog starts inherits) names no job: the
 /// server carrying it is not run by the watchdog's job, whose PID is the watchdog.
 fn detect_except(clues: &Clues, own_label: Option<&str>) -> Option<Supervisor> {
-    let found = |kind, name: String, evidence: &str| Supervisor {
-        kind,
-        name,
-        user: false,
-        uid: clues.uid,
-        server_url: None,
-        evidence: evidence.to_string(),
-        trust: Trust::Unverified,
-        domain: None,
-    };
-    if let Some(label) = clues
-        .var("XPC_SERVICE_NAME")
-        .filter(|l| launchd::is_launchd_label(l) && Some(l.trim()) != own_label)
-    {
-        return Some(found(Kind::Launchd, label.to_string(), "XPC_SERVICE_NAME"));
-    }
-    if let Some(process) = clues.var("SUPERVISOR_PROCESS_NAME") {
-        let group = clues.var("SUPERVISOR_GROUP_NAME").unwrap_or(process);
-        return Some(Supervisor {
-            server_url: clues.var("SUPERVISOR_SERVER_URL").map(str::to_string),
-            ..found(
-                Kind::Supervisor,
-                format!("{group}:{process}"),
-                "SUPERVISOR_PROCESS_NAME",
-            )
-        });
-    }
-    if let Some(dir) = &clues.runsv_dir {
-        return Some(found(
-            Kind::Runit,
-            dir.display().to_string(),
-            "runsv ancestor",
-        ));
-    }
-    if let Some((unit, user)) = &clues.unit {
-        return Some(Supervisor {
-            user: *user,
-            ..found(Kind::Systemd, unit.clone(), "cgroup")
-        });
-    }
-    None
+    Kind::ALL
+        .into_iter()
+        .find_map(|kind| kind.behaviour().detect(clues, own_label))
 }
 
 /// A job named in the config (`label`, `unit`, `program`, `service_dir`), which wins
@@ -511,12 +420,7 @@ fn detect_except(clues: &Clues, own_label: Option<&str>) -> Option<Supervisor> {
 /// the supervisord that is the target's ancestor holds that socket, or the target is
 /// the watchdog's own user (a double fork's orphan has no supervisord ancestor).
 fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues, own_uid: u32) -> Option<Supervisor> {
-    let name = match kind {
-        Kind::Launchd => cfg.label.clone(),
-        Kind::Systemd => cfg.unit.clone(),
-        Kind::Supervisor => cfg.program.clone(),
-        Kind::Runit => cfg.service_dir.as_ref().map(|d| d.display().to_string()),
-    }?;
+    let name = kind.behaviour().configured_name(cfg)?;
     let detected = detect(clues).filter(|s| s.kind == kind);
     let server_url = detected
         .as_ref()
@@ -613,17 +517,9 @@ impl Context<'static> {
                 .filter(|l| launchd::is_launchd_label(l))
                 .map(|l| l.trim().to_string()),
             launchd_is_init: os::LAUNCHD_IS_INIT,
-            launchctl: &launchctl,
+            launchctl: &launchd::ask_launchctl,
         }
     }
-}
-
-/// One read-only `launchctl` call, within [`QUERY_TIMEOUT`] and the run's deadline.
-fn launchctl(args: &[String], deadline: Deadline) -> Result<Finished, String> {
-    let mut argv = vec!["launchctl".to_string()];
-    argv.extend_from_slice(args);
-    command::run(&argv, &[], Output::Capture, deadline.sub(QUERY_TIMEOUT))
-        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -658,7 +554,7 @@ fn resolve_in(
     // job (or cannot be read): on macOS for auto-detection, anywhere for "launchd".
     let by_pid = |asked: bool| {
         let target = target.filter(|_| asked)?;
-        find_by_pid(target, ctx, deadline)
+        launchd::find_by_pid(target, ctx, deadline)
     };
     // The remembered job is worth a word only where it would have been used: with the
     // server down, and a method it could serve (with the server up the target itself
@@ -693,7 +589,7 @@ fn resolve_in(
                             "restart.method = {:?} but no {} job is known: set restart.{}",
                             method.as_str(),
                             kind.as_str(),
-                            config_key(kind)
+                            kind.config_key()
                         )),
                         ..plain(method)
                     };
@@ -737,30 +633,18 @@ fn resolve_in(
     if claim == Claim::SameUser {
         supervisor.trust = Trust::SameUser;
     }
-    // With the server down the job's user is unknown; a named label is looked for in
-    // the watchdog's own user's domains (and `system`).
-    if supervisor.kind == Kind::Launchd && target.is_none() && supervisor.domain.is_none() {
-        supervisor.uid = own_uid;
-    }
-    let first = if supervisor.kind == Kind::Launchd {
-        match launchd_status(&mut supervisor, target, ctx, deadline) {
-            Ok(status) => Ok(status),
-            Err(Refused::Unanswered(why)) => Err(why),
-            Err(Refused::NotRestartable(why)) => {
-                return Resolution {
-                    unverified: Some(format!(
-                        "{} ({}) is not restarted: {why}; nothing is restarted this run, \
-                         neither through launchd nor by a builtin restart that could fight \
-                         it; if the server is not that job, set restart.method = \"builtin\"",
-                        supervisor.describe(),
-                        supervisor.evidence
-                    )),
-                    ..plain(Method::None)
-                };
-            }
+    // The supervisor's first answer; launchd's also checks the job may be restarted at
+    // all, and refuses it with the operator's message.
+    let behaviour = supervisor.kind.behaviour();
+    let first = match behaviour.first_status(&mut supervisor, target, ctx, deadline) {
+        Ok(status) => Ok(status),
+        Err(Refused::Unanswered(why)) => Err(why),
+        Err(Refused::NotRestartable(why)) => {
+            return Resolution {
+                unverified: Some(why),
+                ..plain(Method::None)
+            };
         }
-    } else {
-        query(&supervisor, deadline)
     };
     let job = wait_while_starting(&supervisor, first, deadline);
     if let Some(target) = target {
@@ -831,37 +715,12 @@ fn precheck(
     target: &ProcessInfo,
     own_uid: u32,
 ) -> Result<Claim, String> {
-    let same_user = target.uid == Some(own_uid);
-    let unconfirmed = |why: String| {
-        if same_user {
-            Ok(Claim::SameUser)
-        } else {
-            Err(refusal(supervisor, target, own_uid, &why))
-        }
-    };
-    match supervisor.kind {
-        Kind::Systemd => Ok(Claim::Cgroup),
-        // runsv_dir is the cwd of a runsv ancestor: found by ancestry only.
-        Kind::Runit => Ok(Claim::Ancestor("runsv".into())),
-        // launchd is PID 1 on macOS: being its descendant proves nothing.
-        Kind::Launchd => unconfirmed(
-            "launchd is every process's ancestor, so nothing outside the process confirms it"
-                .into(),
-        ),
-        Kind::Supervisor => {
-            let Some(pid) = clues.supervisord else {
-                return unconfirmed("no supervisord is its ancestor".into());
-            };
-            match &supervisor.server_url {
-                Some(url) => match holds_server_socket(pid, url) {
-                    Ok(()) => Ok(Claim::Ancestor(format!("supervisord PID {pid}"))),
-                    Err(why) => unconfirmed(format!(
-                        "its ancestor supervisord PID {pid} {why}, SUPERVISOR_SERVER_URL={url}"
-                    )),
-                },
-                None => Ok(Claim::Ancestor(format!("supervisord PID {pid}"))),
-            }
-        }
+    match supervisor.kind.behaviour().claim(supervisor, clues) {
+        Ok(claim) => Ok(claim),
+        // Nothing outside the target confirms it: its word is taken only from the
+        // watchdog's own user, who could run the supervisor's command anyway.
+        Err(_) if target.uid == Some(own_uid) => Ok(Claim::SameUser),
+        Err(why) => Err(refusal(supervisor, target, own_uid, &why)),
     }
 }
 
@@ -878,7 +737,7 @@ fn refusal(supervisor: &Supervisor, target: &ProcessInfo, own_uid: u32, why: &st
         target.pid(),
         supervisor.describe(),
         supervisor.evidence,
-        config_key(supervisor.kind)
+        supervisor.kind.config_key()
     )
 }
 
@@ -897,7 +756,7 @@ fn forgotten(supervisor: &Supervisor, own_uid: u32) -> String {
         "the history remembers {}, but {why}: it is not used; set restart.method and \
          restart.{} to start it while the server is down",
         supervisor.describe(),
-        config_key(supervisor.kind)
+        supervisor.kind.config_key()
     )
 }
 
@@ -998,253 +857,15 @@ fn names_this_host(host: &str, bound: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
 }
 
-/// Why a launchd job is not used.
+/// Why the supervisor's first answer, while resolving, is not used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Refused {
-    /// No domain answered for it: the status is unknown (reported as the job's error).
+    /// The supervisor could not be asked, or gave no answer that reads: the status is
+    /// unknown (reported as the job's error).
     Unanswered(String),
-    /// launchd answered, but the job is none the watchdog may `kickstart -k`.
+    /// It answered, but the job is none the watchdog may restart (launchd's checks
+    /// before a `kickstart -k`): the operator's message; nothing is restarted this run.
     NotRestartable(String),
-}
-
-/// The target and its ancestors below PID 1, nearest first, as the kernel links them.
-fn lineage(target: &ProcessInfo) -> Vec<u32> {
-    let mut chain = vec![target.pid()];
-    let mut pid = target.ppid;
-    while pid > 1 && chain.len() < os::MAX_TREE_DEPTH {
-        chain.push(pid);
-        match os::parent_pid(pid) {
-            Ok(parent) => pid = parent,
-            Err(_) => break,
-        }
-    }
-    chain
-}
-
-/// Whether `pid` is the watchdog itself or one of its ancestors (the job that runs the
-/// watchdog, a shell it was started from): `kickstart -k` of its job would kill the
-/// watchdog mid-run.
-fn is_own_lineage(pid: u32, ctx: &Context) -> bool {
-    pid == ctx.own_pid || os::descends_from(ctx.own_pid, pid)
-}
-
-/// The launchd job whose process is the target or its nearest ancestor, as launchd's
-/// own listings (`launchctl print <domain>`, the `services` block) pair PIDs and labels,
-/// in the domains that can hold a job of the target's user.
-///
-/// Why its word is `Trust::Confirmed` (docs/SECURITY.md): the listing is launchd's (it
-/// runs as root), and the PID in it is the one launchd started, not anything the target
-/// says. The domains asked are the target's own user's (`gui/<uid>`, `user/<uid>`, into
-/// which only that user or root can load a job) and `system` (root's plists, including
-/// daemons with `UserName`): a `kickstart -k` of such a job restarts what its own user,
-/// or root, wrote, as launchd would after a crash. A job found nearer than any other
-/// that may not be restarted (an IDE terminal's one-shot job, an app, the watchdog's
-/// own job) ends the search: the server belongs to it, not to a job further up.
-fn find_by_pid(target: &ProcessInfo, ctx: &Context, deadline: Deadline) -> Option<Supervisor> {
-    let uid = target.uid?;
-    let chain = lineage(target);
-    let mut listings = Vec::new();
-    for domain in launchd::candidate_domains(uid) {
-        if deadline.passed() {
-            break;
-        }
-        let Ok(done) = (ctx.launchctl)(&["print".into(), domain.clone()], deadline) else {
-            continue;
-        };
-        // An ambiguous or cut listing is no evidence either way.
-        if let Ok(listing) = launchd::parse_domain_services(&done.stdout) {
-            listings.push((domain, listing));
-        }
-    }
-    if listings.is_empty() {
-        return None;
-    }
-    for &pid in &chain {
-        if is_own_lineage(pid, ctx) {
-            return None;
-        }
-        // launchd starts a job's process as the job's user, and all it starts keeps that
-        // user: an ancestor of another user (read, or unreadable) is a daemon that
-        // started the server on someone's behalf (cron for a crontab, sshd for a
-        // login, `sudo`), not the server's job. `kickstart -k system/com.vix.cron`
-        // would restart cron, every run, and never the server.
-        if pid != target.pid() && os::process_info(pid).ok().and_then(|p| p.uid) != Some(uid) {
-            return None;
-        }
-        let mut found: Option<(&String, &str)> = None;
-        for (domain, listing) in &listings {
-            match launchd::label_of(listing, pid) {
-                Ok(Some(label)) if found.is_none() => found = Some((domain, label)),
-                // The same job seen from two domains (whether `user/<uid>` lists what
-                // `gui/<uid>` runs while the user is logged in is not known without a
-                // Mac): the first domain asked, the more specific one, is kept.
-                Ok(Some(label)) if found.is_some_and(|(_, first)| first == label) => {}
-                // Two jobs claiming one PID, or a PID listed twice: not believed.
-                Ok(Some(_)) | Err(_) => return None,
-                Ok(None) => {}
-            }
-        }
-        let Some((domain, label)) = found else {
-            continue;
-        };
-        if !launchd::is_launchd_label(label) || Some(label) == ctx.own_label.as_deref() {
-            return None;
-        }
-        let whose = if pid == target.pid() {
-            "its PID".to_string()
-        } else {
-            format!("its ancestor PID {pid}")
-        };
-        return Some(Supervisor {
-            kind: Kind::Launchd,
-            name: label.to_string(),
-            user: false,
-            uid,
-            server_url: None,
-            evidence: format!("launchd lists {whose} as a job of {domain}"),
-            trust: Trust::Confirmed,
-            domain: Some(domain.clone()),
-        });
-    }
-    None
-}
-
-/// Asks launchd about the job in its domain, or, with none known yet, in each domain
-/// that can hold it (see [`launchd::candidate_domains`]) until one answers: the one
-/// whose job runs the target or an ancestor of it, else the first that knows the
-/// label. Records that domain in `supervisor`, so that status and `kickstart` address
-/// the same job, then checks the job may be restarted at all ([`restartable`]).
-fn launchd_status(
-    supervisor: &mut Supervisor,
-    target: Option<&ProcessInfo>,
-    ctx: &Context,
-    deadline: Deadline,
-) -> Result<JobStatus, Refused> {
-    let domains = match &supervisor.domain {
-        Some(domain) => vec![domain.clone()],
-        None => launchd::candidate_domains(supervisor.uid),
-    };
-    let mut answered: Option<(String, launchd::LaunchdJob)> = None;
-    let mut failures = Vec::new();
-    for domain in domains {
-        if deadline.passed() {
-            failures.push("the run's deadline passed".to_string());
-            break;
-        }
-        let service = launchd::domain_target(&domain, &supervisor.name);
-        let argv = ["print".to_string(), service.clone()];
-        let done = match (ctx.launchctl)(&argv, deadline) {
-            Ok(done) => done,
-            Err(e) => {
-                failures.push(format!("`launchctl print {service}`: {e}"));
-                continue;
-            }
-        };
-        match launchd::parse_print(&done.stdout) {
-            Ok(job) => {
-                let runs_target =
-                    target.is_some_and(|t| job.pid.is_some_and(|pid| is_self_or_ancestor(pid, t)));
-                if runs_target || target.is_none() {
-                    answered = Some((domain, job));
-                    break;
-                }
-                answered.get_or_insert((domain, job));
-            }
-            Err(why) => failures.push(format!(
-                "`launchctl print {service}` ({}): {why}; it said: {}",
-                done.status,
-                first_line(&done.text())
-            )),
-        }
-    }
-    let Some((domain, job)) = answered else {
-        return Err(Refused::Unanswered(failures.join("; ")));
-    };
-    supervisor.domain = Some(domain);
-    restartable(supervisor, &job, target, ctx).map_err(Refused::NotRestartable)?;
-    Ok(launchd_job_status(job))
-}
-
-/// Whether launchd's job may be `kickstart -k`ed for this target; `Err` says why not.
-/// It must be a job loaded from a plist (a `path`, and the type of a LaunchAgent or a
-/// LaunchDaemon), not one of launchd's made-up one-shot jobs, not the watchdog's own
-/// job, and its process must not be the watchdog or an ancestor of it. Unless the
-/// operator named it, it must also run the target (its PID is the target or an
-/// ancestor) or the target's program (the same arguments: an orphan of the job).
-fn restartable(
-    supervisor: &Supervisor,
-    job: &launchd::LaunchdJob,
-    target: Option<&ProcessInfo>,
-    ctx: &Context,
-) -> Result<(), String> {
-    if launchd::is_oneshot(&supervisor.name) {
-        return Err(
-            "it is launchd's one-shot job for a process started outside any plist (a \
-             terminal inside an IDE, say): kickstart -k would restart that, not the server"
-                .into(),
-        );
-    }
-    if Some(supervisor.name.as_str()) == ctx.own_label.as_deref() {
-        return Err("it is the watchdog's own job".into());
-    }
-    let Some(path) = &job.path else {
-        return Err("launchctl print shows no plist path for it".into());
-    };
-    // /System is macOS's own read-only volume (SIP): no server's plist is there, but
-    // the jobs of root's cron (com.vix.cron) and sshd (com.openssh.sshd) are, and a
-    // server started from a crontab or a login descends from them. `kickstart -k` of
-    // cron would restart cron, not the server.
-    if path.starts_with("/System/") {
-        return Err(format!(
-            "its plist {path} is one of macOS's own jobs, which runs no server"
-        ));
-    }
-    match job.kind.as_deref() {
-        Some("LaunchAgent" | "LaunchDaemon") => {}
-        Some(other) => {
-            return Err(format!(
-                "its type is {other}, not a LaunchAgent or a LaunchDaemon"
-            ));
-        }
-        None => return Err("launchctl print shows no type for it".into()),
-    }
-    if let Some(pid) = job.pid
-        && is_own_lineage(pid, ctx)
-    {
-        return Err(format!(
-            "its PID {pid} is the watchdog or an ancestor of it: kickstart -k would kill \
-             the watchdog"
-        ));
-    }
-    let Some(target) = target else {
-        return Ok(());
-    };
-    if supervisor.trust == Trust::Configured
-        || job.pid.is_some_and(|pid| is_self_or_ancestor(pid, target))
-        || runs_program_of(job, target)
-    {
-        return Ok(());
-    }
-    Err(format!(
-        "launchd runs {} for it, neither PID {} nor an ancestor, and its program is not \
-         the one PID {} runs",
-        job.pid
-            .map_or_else(|| "nothing".to_string(), |p| format!("PID {p}")),
-        target.pid(),
-        target.pid()
-    ))
-}
-
-/// Whether the job's program and arguments are the target's command line.
-fn runs_program_of(job: &launchd::LaunchdJob, target: &ProcessInfo) -> bool {
-    if target.argv.is_empty() {
-        return false;
-    }
-    if job.arguments.is_empty() {
-        return job.program.as_deref() == target.argv.first().map(String::as_str)
-            && target.argv.len() == 1;
-    }
-    job.arguments == target.argv
 }
 
 /// Auto-detection found no supervisor, but without the environment it could not look:
@@ -1256,15 +877,6 @@ fn unknown_supervision(clues: &Clues, pid: u32) -> Option<String> {
              is unknown: set restart.method"
         )
     })
-}
-
-fn config_key(kind: Kind) -> &'static str {
-    match kind {
-        Kind::Launchd => "label",
-        Kind::Systemd => "unit",
-        Kind::Supervisor => "program",
-        Kind::Runit => "service_dir",
-    }
 }
 
 /// The target carries the job's identity; it is an orphan unless it is the job's

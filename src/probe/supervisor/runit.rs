@@ -1,8 +1,85 @@
-//! runit: `sv status DIR` output, e.g. `run: /etc/sv/hermes: (pid 21974) 2s; run: log:
-//! (pid 21970) 2s` or `down: /etc/sv/hermes: 5s, normally up`. When `sv` cannot
-//! reach the service it prints `warning: DIR: ...` or `fail: DIR: ...` instead (runsv
-//! not running, a supervise/ directory it may not open): those say nothing about the
-//! service.
+//! runit: the service directory of the target's `runsv` ancestor, `sv status` and
+//! `sv restart` of it, and `sv status DIR` output, e.g. `run: /etc/sv/hermes: (pid
+//! 21974) 2s; run: log: (pid 21970) 2s` or `down: /etc/sv/hermes: 5s, normally up`.
+//! When `sv` cannot reach the service it prints `warning: DIR: ...` or `fail: DIR:
+//! ...` instead (runsv not running, a supervise/ directory it may not open): those say
+//! nothing about the service.
+
+use std::path::PathBuf;
+
+use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor};
+use crate::config::{Method, RestartConfig};
+use crate::probe::os::{self, ProcessInfo};
+
+/// runit's part of [`Behaviour`].
+pub(super) struct Runit;
+
+impl Behaviour for Runit {
+    fn method(&self) -> Method {
+        Method::Runit
+    }
+
+    fn config_key(&self) -> &'static str {
+        "service_dir"
+    }
+
+    fn configured_name(&self, cfg: &RestartConfig) -> Option<String> {
+        cfg.service_dir.as_ref().map(|d| d.display().to_string())
+    }
+
+    fn gather(&self, target: &ProcessInfo, clues: &mut Clues) {
+        clues.runsv_dir = runsv_ancestor(target.ppid);
+    }
+
+    fn detect(&self, clues: &Clues, _own_label: Option<&str>) -> Option<Supervisor> {
+        let dir = clues.runsv_dir.as_ref()?;
+        Some(Supervisor::detected(
+            Kind::Runit,
+            dir.display().to_string(),
+            clues,
+            "runsv ancestor",
+        ))
+    }
+
+    /// The service directory is the cwd of a `runsv` ancestor: found by ancestry only,
+    /// and believed once `sv status` names the target or an ancestor as the job.
+    fn claim(&self, _supervisor: &Supervisor, _clues: &Clues) -> Result<Claim, String> {
+        Ok(Claim::Ancestor("runsv".into()))
+    }
+
+    fn describe(&self, supervisor: &Supervisor) -> String {
+        format!("runit service {}", supervisor.name)
+    }
+
+    fn status_argv(&self, supervisor: &Supervisor) -> Vec<String> {
+        vec!["sv".into(), "status".into(), supervisor.name.clone()]
+    }
+
+    fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String> {
+        vec!["sv".into(), "restart".into(), supervisor.name.clone()]
+    }
+
+    fn parse_status(&self, _supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
+        let service = parse_status(stdout)
+            .ok_or_else(|| "sv status printed no run, down or finish state".to_string())?;
+        Ok(JobStatus {
+            pid: service.pid,
+            starting: service.starting(),
+            state: service.state,
+            start_limit_hit: false,
+            program: None,
+        })
+    }
+}
+
+/// The working directory of the nearest `runsv` above `from`: runsv runs in its
+/// service directory.
+fn runsv_ancestor(from: u32) -> Option<PathBuf> {
+    let is_runsv = |info: &ProcessInfo| {
+        info.argv.first().map(|a| a.rsplit('/').next().unwrap_or(a)) == Some("runsv")
+    };
+    os::nearest_ancestor(from, is_runsv).and_then(|info| info.cwd)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceStatus {

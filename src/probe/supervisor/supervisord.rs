@@ -1,5 +1,122 @@
-//! supervisord: `supervisorctl status NAME` and `supervisorctl pid NAME` output, and
-//! how to recognise supervisord itself among a process's ancestors.
+//! supervisord: the target's `SUPERVISOR_*` environment (a claim that a supervisord
+//! ancestor holding the control socket it names must back), `supervisorctl [-s URL]
+//! status`, `pid` and `restart` of `group:name`, their output, and how to recognise
+//! supervisord itself among a process's ancestors.
+
+use super::{
+    Behaviour, Claim, Clues, JobStatus, Kind, QUERY_TIMEOUT, Supervisor, holds_server_socket,
+};
+use crate::command::{self, Output};
+use crate::config::{Method, RestartConfig};
+use crate::deadline::Deadline;
+use crate::probe::os::{self, ProcessInfo};
+
+/// supervisord's part of [`Behaviour`].
+pub(super) struct Supervisord;
+
+impl Behaviour for Supervisord {
+    fn method(&self) -> Method {
+        Method::Supervisor
+    }
+
+    fn config_key(&self) -> &'static str {
+        "program"
+    }
+
+    fn configured_name(&self, cfg: &RestartConfig) -> Option<String> {
+        cfg.program.clone()
+    }
+
+    /// The nearest ancestor whose command line is supervisord's.
+    fn gather(&self, target: &ProcessInfo, clues: &mut Clues) {
+        clues.supervisord =
+            os::nearest_ancestor(target.ppid, |info| is_supervisord(&info.argv)).map(|i| i.pid());
+    }
+
+    /// supervisord names the program in its children's environment; a one-process group
+    /// has no `SUPERVISOR_GROUP_NAME` and is `name:name`.
+    fn detect(&self, clues: &Clues, _own_label: Option<&str>) -> Option<Supervisor> {
+        let process = clues.var("SUPERVISOR_PROCESS_NAME")?;
+        let group = clues.var("SUPERVISOR_GROUP_NAME").unwrap_or(process);
+        Some(Supervisor {
+            server_url: clues.var("SUPERVISOR_SERVER_URL").map(str::to_string),
+            ..Supervisor::detected(
+                Kind::Supervisor,
+                format!("{group}:{process}"),
+                clues,
+                "SUPERVISOR_PROCESS_NAME",
+            )
+        })
+    }
+
+    /// A supervisord ancestor, holding the control socket the target names (if it names
+    /// one): a forged `SUPERVISOR_SERVER_URL` must not even be queried.
+    fn claim(&self, supervisor: &Supervisor, clues: &Clues) -> Result<Claim, String> {
+        let Some(pid) = clues.supervisord else {
+            return Err("no supervisord is its ancestor".into());
+        };
+        match &supervisor.server_url {
+            Some(url) => match holds_server_socket(pid, url) {
+                Ok(()) => Ok(Claim::Ancestor(format!("supervisord PID {pid}"))),
+                Err(why) => Err(format!(
+                    "its ancestor supervisord PID {pid} {why}, SUPERVISOR_SERVER_URL={url}"
+                )),
+            },
+            None => Ok(Claim::Ancestor(format!("supervisord PID {pid}"))),
+        }
+    }
+
+    fn describe(&self, supervisor: &Supervisor) -> String {
+        format!("supervisord program {}", supervisor.name)
+    }
+
+    fn status_argv(&self, supervisor: &Supervisor) -> Vec<String> {
+        let mut argv = tool(supervisor);
+        argv.extend(["status".into(), supervisor.name.clone()]);
+        argv
+    }
+
+    fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String> {
+        let mut argv = tool(supervisor);
+        argv.extend(["restart".into(), supervisor.name.clone()]);
+        argv
+    }
+
+    fn parse_status(&self, supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
+        let program = parse_status(stdout, &supervisor.name)
+            .ok_or_else(|| format!("no status line for {}", supervisor.name))?;
+        Ok(JobStatus {
+            pid: program.pid,
+            starting: program.starting(),
+            state: program.state,
+            start_limit_hit: false,
+            program: None,
+        })
+    }
+
+    /// `supervisorctl status` prints no PID in STARTING, though the process runs (and may
+    /// listen already); read as "runs nothing", it made the fresh process an orphan.
+    /// `supervisorctl pid NAME` answers in STARTING too.
+    fn complete_status(&self, supervisor: &Supervisor, status: &mut JobStatus, deadline: Deadline) {
+        if !status.starting || status.pid.is_some() {
+            return;
+        }
+        let mut argv = tool(supervisor);
+        argv.extend(["pid".into(), supervisor.name.clone()]);
+        status.pid = command::run(&argv, &[], Output::Capture, deadline.sub(QUERY_TIMEOUT))
+            .ok()
+            .and_then(|done| parse_pid(&done.stdout));
+    }
+}
+
+/// `supervisorctl`, and `-s URL` for the control socket the job's supervisord listens on.
+fn tool(supervisor: &Supervisor) -> Vec<String> {
+    let mut argv = vec!["supervisorctl".to_string()];
+    if let Some(url) = &supervisor.server_url {
+        argv.extend(["-s".into(), url.clone()]);
+    }
+    argv
+}
 
 /// One program line of `supervisorctl status`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,137 @@
-//! systemd: the unit from the target's cgroup, and `systemctl show` output.
+//! systemd: the unit in the target's cgroup (a claim its MainPID must confirm),
+//! `systemctl [--user] show` and `restart`, and what to tell the operator about a unit
+//! systemd refused to start again or does not know.
+
+use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor};
+use crate::config::{Method, RestartConfig};
+use crate::probe::os::{self, ProcessInfo};
+
+/// systemd's part of [`Behaviour`].
+pub(super) struct Systemd;
+
+impl Behaviour for Systemd {
+    fn method(&self) -> Method {
+        Method::Systemd
+    }
+
+    fn config_key(&self) -> &'static str {
+        "unit"
+    }
+
+    fn configured_name(&self, cfg: &RestartConfig) -> Option<String> {
+        cfg.unit.clone()
+    }
+
+    fn gather(&self, target: &ProcessInfo, clues: &mut Clues) {
+        clues.unit = os::cgroup(target.pid())
+            .ok()
+            .flatten()
+            .and_then(|text| unit_from_cgroup(&text));
+    }
+
+    fn detect(&self, clues: &Clues, _own_label: Option<&str>) -> Option<Supervisor> {
+        let (unit, user) = clues.unit.as_ref()?;
+        Some(Supervisor {
+            user: *user,
+            ..Supervisor::detected(Kind::Systemd, unit.clone(), clues, "cgroup")
+        })
+    }
+
+    /// The cgroup is the kernel's, but a process merely inside a unit's cgroup is not
+    /// proof that systemd runs it: resolution believes it once the unit's MainPID is the
+    /// target or its ancestor.
+    fn claim(&self, _supervisor: &Supervisor, _clues: &Clues) -> Result<Claim, String> {
+        Ok(Claim::Cgroup)
+    }
+
+    fn describe(&self, supervisor: &Supervisor) -> String {
+        if supervisor.user {
+            format!("systemd user unit {}", supervisor.name)
+        } else {
+            format!("systemd unit {}", supervisor.name)
+        }
+    }
+
+    fn status_argv(&self, supervisor: &Supervisor) -> Vec<String> {
+        let mut argv = tool(supervisor);
+        argv.extend([
+            "show".into(),
+            "-p".into(),
+            SHOW_PROPERTIES.into(),
+            supervisor.name.clone(),
+        ]);
+        argv
+    }
+
+    fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String> {
+        let mut argv = tool(supervisor);
+        argv.extend(["restart".into(), supervisor.name.clone()]);
+        argv
+    }
+
+    fn parse_status(&self, supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
+        let unit = parse_show(stdout);
+        if unit.active_state.is_empty() || unit.load_state.is_empty() {
+            return Err("systemctl show printed no ActiveState or no LoadState".into());
+        }
+        if unit.load_state != "loaded" {
+            return Err(unit_not_loaded(supervisor, &unit.load_state));
+        }
+        Ok(JobStatus {
+            pid: unit.main_pid,
+            start_limit_hit: unit.start_limit_hit(),
+            starting: unit.starting(),
+            state: if unit.sub_state.is_empty() {
+                unit.active_state
+            } else {
+                format!("{} ({})", unit.active_state, unit.sub_state)
+            },
+            program: None,
+        })
+    }
+
+    fn reset_hint(&self, supervisor: &Supervisor) -> Option<String> {
+        Some(format!(
+            "systemd refused to start {} again (StartLimitBurst reached); fix the cause, \
+             then run `systemctl{} reset-failed {}`",
+            supervisor.name,
+            user_flag(supervisor),
+            supervisor.name
+        ))
+    }
+}
+
+/// `systemctl`, and `--user` for a unit of a user manager.
+fn tool(supervisor: &Supervisor) -> Vec<String> {
+    let mut argv = vec!["systemctl".to_string()];
+    if supervisor.user {
+        argv.push("--user".into());
+    }
+    argv
+}
+
+/// ` --user` where the operator's own commands need it.
+fn user_flag(supervisor: &Supervisor) -> &'static str {
+    if supervisor.user { " --user" } else { "" }
+}
+
+/// Why a unit `systemctl show` answered for is no job: systemd has not loaded it,
+/// mostly because no unit has that name (a mistyped `restart.unit`). It would
+/// otherwise read as a stopped job, and the server running without it as an orphan.
+fn unit_not_loaded(supervisor: &Supervisor, load_state: &str) -> String {
+    let what = if load_state == "not-found" {
+        "does not exist"
+    } else {
+        "is not loaded"
+    };
+    format!(
+        "systemd unit {} {what} (LoadState={load_state}): check the name in \
+         restart.unit; `systemctl{} list-units --all --type=service` lists the \
+         units systemd knows",
+        supervisor.name,
+        user_flag(supervisor)
+    )
+}
 
 /// What `systemctl show -p MainPID,ActiveState,SubState,Result,NRestarts,LoadState UNIT`
 /// says.

@@ -153,6 +153,29 @@ fn command_lines() {
     }
 }
 
+/// The one table of supervisors (`Kind::ALL`, each kind's file behind
+/// `Kind::behaviour`): every `restart.method` that names a supervisor picks its kind and
+/// no other, the kind's name in the history and the report is that method's, and each
+/// names its job by its own key.
+#[test]
+fn each_kind_is_listed_once_with_its_method_and_key() {
+    assert_eq!(
+        Kind::ALL,
+        [Kind::Launchd, Kind::Supervisor, Kind::Runit, Kind::Systemd]
+    );
+    let keys = Kind::ALL.map(Kind::config_key);
+    assert_eq!(keys, ["label", "program", "service_dir", "unit"]);
+    for kind in Kind::ALL {
+        assert_eq!(Kind::of(kind.method()), Some(kind));
+        assert_eq!(
+            serde_json::to_value(kind).unwrap(),
+            serde_json::Value::from(kind.as_str())
+        );
+    }
+    let supervised = Method::ALL.into_iter().filter_map(Kind::of).count();
+    assert_eq!(supervised, Kind::ALL.len());
+}
+
 fn fixture(path: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/tests/fixtures/{path}",
