@@ -1,4 +1,4 @@
-//! What the supervisors' own tools print (src/probe/supervisor/*.rs): `launchctl
+//! What the supervisors' own tools print (parsed in src/probe/supervisor/): `launchctl
 //! print`, `supervisorctl status`, `sv status`, `systemctl show`, and the unit in
 //! `/proc/PID/cgroup`. The text is the tool's, but it quotes names, paths and
 //! environments the job's owner chose.
