@@ -8,7 +8,7 @@ use crate::act::{self, Outcome};
 use crate::config::Config;
 use crate::deadline::failsafe;
 use crate::deadline::{Deadline, run_bound};
-use crate::decide::{self, Decision, Plan, Severity};
+use crate::decide::{self, Decision, Plan, Severity, Verdict};
 use crate::exit_code::ExitCode;
 use crate::history::{self, History, RestartRecord};
 use crate::incident;
@@ -92,7 +92,7 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
             failsafe::relabel(ExitCode::RestartFailed, "restarting the server");
             let outcome = run.act(action, &obs, &decision, &prober, deadline);
             failsafe::relabel(
-                report::exit_code(&decision, Some(&outcome)),
+                exit_code(&decision, Some(&outcome)),
                 "recording the restart",
             );
             Some(outcome)
@@ -115,6 +115,7 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         trend: context.trend.as_ref(),
         incidents: incident::latest(&cfg.state.dir, LISTED_INCIDENTS),
         outcome: outcome.as_ref(),
+        exit_code: exit_code(&decision, outcome.as_ref()),
         port: cfg.port(),
         dry_run: opts.dry_run,
         bound,
@@ -124,6 +125,21 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         print_json(&report.with_user_names());
     }
     exit_code
+}
+
+/// The exit code a run ends with (docs/DESIGN.md, "Exit codes"; the codes and their
+/// meanings are src/exit_code.rs). `status` ends as `check --dry-run` would: with no
+/// outcome.
+pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
+    match (&decision.plan, outcome) {
+        (Plan::Nothing | Plan::Deferred { .. }, _) => ExitCode::Healthy,
+        // 4 is "unhealthy but not acted on": a predictive restart put off by a dry
+        // run or the guard leaves a server that is healthy, with a warning.
+        (Plan::Suppressed { .. }, _) if decision.verdict != Verdict::Unhealthy => ExitCode::Healthy,
+        (Plan::Suppressed { .. }, _) => ExitCode::NotActed,
+        (Plan::Act(_), Some(outcome)) if outcome.ok => ExitCode::Restarted,
+        (Plan::Act(_), _) => ExitCode::RestartFailed,
+    }
 }
 
 impl Run<'_> {
@@ -468,4 +484,35 @@ impl Run<'_> {
 
 fn code(reason: &decide::Reason) -> String {
     reason.code.as_str().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Suppression;
+
+    #[test]
+    fn a_suppressed_restart_exits_4_only_when_the_server_is_unhealthy() {
+        use crate::config::Method;
+        use crate::decide::{Action, ActionKind};
+        let suppressed = |verdict| Decision {
+            verdict,
+            reasons: Vec::new(),
+            plan: Plan::Suppressed {
+                would: Action {
+                    kind: ActionKind::Restart,
+                    method: Method::Builtin,
+                },
+                why: Suppression::DryRun,
+            },
+        };
+        assert_eq!(
+            exit_code(&suppressed(Verdict::Unhealthy), None),
+            ExitCode::NotActed
+        );
+        assert_eq!(
+            exit_code(&suppressed(Verdict::Warning), None),
+            ExitCode::Healthy
+        );
+    }
 }

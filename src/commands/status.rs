@@ -12,6 +12,7 @@ use crate::probe;
 use crate::probe::health::Prober;
 use crate::report;
 
+use super::check::exit_code;
 use super::state::{LISTED_INCIDENTS, decision_context, load_history, trusted_dirs};
 use super::{Options, print_json};
 
@@ -40,6 +41,7 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         trend: context.trend.as_ref(),
         incidents: incident::latest(&cfg.state.dir, LISTED_INCIDENTS),
         outcome: None,
+        exit_code: exit_code(&decision, None),
         port: cfg.port(),
         dry_run: true,
         bound,
