@@ -1,16 +1,11 @@
-//! The command line (docs/DESIGN.md, "Command line"), the only user of clap.
-//! `src/main.rs` turns what is parsed here into the plain values of `src/commands/`
-//! ([`Cli::subcommand`], [`Options::plain`]) and the config overrides ([`Options::overrides`]).
-//! Every option shared by the subcommands overrides the config file; `watchdog` alone is
-//! `watchdog check`.
+//! The command line (docs/DESIGN.md, "Command line"), the only user of clap: the
+//! definitions and nothing else. `src/main.rs` turns what is parsed here into the plain
+//! values of `src/commands/` and the config overrides. Every option shared by the
+//! subcommands overrides the config file; `watchdog` alone is `watchdog check`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::commands;
-use crate::config::Overrides;
-use crate::log::Verbosity;
 
 const ABOUT: &str = "Keeps a long-running local web server alive, one check per run.";
 
@@ -151,68 +146,6 @@ pub struct Options {
     /// Print only errors on stderr
     #[arg(short, long, global = true)]
     pub quiet: bool,
-}
-
-impl Cli {
-    /// The subcommand as plain values; none given is `check`.
-    pub fn subcommand(&self) -> commands::Command {
-        use commands::schedule::{ScheduleKind, Step};
-        match &self.command {
-            None | Some(Command::Check) => commands::Command::Check,
-            Some(Command::Status) => commands::Command::Status,
-            Some(Command::Fds { top }) => commands::Command::Fds { top: *top },
-            Some(Command::Config { check }) => commands::Command::Config { check_only: *check },
-            Some(Command::Schedule {
-                kind,
-                install,
-                uninstall,
-            }) => commands::Command::Schedule {
-                kind: match kind {
-                    ScheduleArg::Cron => ScheduleKind::Cron,
-                    ScheduleArg::Launchd => ScheduleKind::Launchd,
-                    ScheduleArg::Systemd => ScheduleKind::Systemd,
-                },
-                step: match (install, uninstall) {
-                    (true, _) => Step::Install,
-                    (_, true) => Step::Uninstall,
-                    _ => Step::Print,
-                },
-            },
-        }
-    }
-}
-
-impl Options {
-    /// What the subcommands take from the shared options (the rest overrides the
-    /// configuration).
-    pub fn plain(&self) -> commands::Options {
-        commands::Options {
-            pid: self.pid,
-            dry_run: self.dry_run,
-            json: self.json,
-            verbosity: self.verbosity(),
-        }
-    }
-
-    pub fn verbosity(&self) -> Verbosity {
-        if self.quiet {
-            Verbosity::Quiet
-        } else if self.verbose {
-            Verbosity::Verbose
-        } else {
-            Verbosity::Normal
-        }
-    }
-
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            url: self.url.clone(),
-            port: self.port,
-            pidfile: self.pidfile.clone(),
-            match_: self.match_.clone(),
-            max_fds: self.max_fds,
-        }
-    }
 }
 
 #[cfg(test)]
