@@ -1,13 +1,11 @@
-//! The command line (docs/DESIGN.md, "Command line"). Every option shared by the
+//! The command line (docs/DESIGN.md, "Command line"), the only user of clap: the
+//! definitions and nothing else. `src/main.rs` turns what is parsed here into the plain
+//! values of `src/commands/` and the config overrides. Every option shared by the
 //! subcommands overrides the config file; `watchdog` alone is `watchdog check`.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::config::Overrides;
-use crate::exit_code::ExitCode;
-use crate::log::Verbosity;
 
 const ABOUT: &str = "Keeps a long-running local web server alive, one check per run.";
 
@@ -76,7 +74,7 @@ pub enum Command {
     /// Print, install or remove the job that runs `watchdog check` every minute.
     Schedule {
         #[arg(value_enum)]
-        kind: ScheduleKind,
+        kind: ScheduleArg,
         /// Install the job instead of printing it: a line in your crontab, a
         /// LaunchAgent bootstrapped into gui/UID, or systemd user units with the timer
         /// enabled. Running it again changes nothing.
@@ -90,7 +88,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScheduleKind {
+pub enum ScheduleArg {
     Cron,
     Launchd,
     Systemd,
@@ -150,72 +148,9 @@ pub struct Options {
     pub quiet: bool,
 }
 
-impl Command {
-    /// What a run of this subcommand stopped by the failsafe (src/failsafe.rs) exits
-    /// with, and the words of its line, once the configuration is loaded. Only `check`
-    /// acts, and it says 3 only once it does (`failsafe::relabel`); until then a stopped
-    /// run has acted on nothing: 4, "unhealthy but not acted on", as `check --dry-run`
-    /// would exit. `status` is that dry run. `fds` says 4 as it does when it cannot take
-    /// the census. `config` only prints what it loaded (2: its failures are configuration
-    /// errors); `schedule` reports a failed install with 3 itself, and so does the failsafe.
-    pub fn stakes(&self) -> (ExitCode, &'static str) {
-        match self {
-            Command::Check => (
-                ExitCode::NotActed,
-                "checking the server, before acting on it (nothing was signalled)",
-            ),
-            Command::Status => (
-                ExitCode::NotActed,
-                "reading the server's status (nothing was signalled)",
-            ),
-            Command::Fds { .. } => (
-                ExitCode::NotActed,
-                "taking the server's FD census (nothing was signalled)",
-            ),
-            Command::Config { .. } => (ExitCode::Usage, "printing the configuration"),
-            Command::Schedule { .. } => (ExitCode::RestartFailed, "installing the schedule"),
-        }
-    }
-}
-
-impl Options {
-    pub fn verbosity(&self) -> Verbosity {
-        if self.quiet {
-            Verbosity::Quiet
-        } else if self.verbose {
-            Verbosity::Verbose
-        } else {
-            Verbosity::Normal
-        }
-    }
-
-    pub fn overrides(&self) -> Overrides {
-        Overrides {
-            url: self.url.clone(),
-            port: self.port,
-            pidfile: self.pidfile.clone(),
-            match_: self.match_.clone(),
-            max_fds: self.max_fds,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_check_may_say_restart_failed_and_only_once_it_acts() {
-        let commands = [
-            (Command::Check, ExitCode::NotActed),
-            (Command::Status, ExitCode::NotActed),
-            (Command::Fds { top: 20 }, ExitCode::NotActed),
-            (Command::Config { check: true }, ExitCode::Usage),
-        ];
-        for (command, code) in commands {
-            assert_eq!(command.stakes().0, code, "{command:?}");
-        }
-    }
 
     use clap::CommandFactory;
 

@@ -1,10 +1,14 @@
 //! The bound on one run (docs/DESIGN.md, "Invariants"). Every wait in the run takes the
 //! smaller of its own timeout and what is left of the run's bound, so a server that accepts
-//! and never answers, or a command that hangs, cannot stretch a run.
+//! and never answers, or a command that hangs, cannot stretch a run. What no wait can
+//! bound (a system call that does not return) [`failsafe`] ends: the run's bound plus
+//! [`failsafe::GRACE`], armed by `src/main.rs`.
 
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
+
+pub mod failsafe;
 
 /// Slack for the work between the bounded waits (reading /proc, writing the log).
 const SLACK: Duration = Duration::from_secs(5);

@@ -6,21 +6,20 @@
 //! - act: [`act`] is the only code that signals, spawns or runs a restart command;
 //! - record: [`log`], [`history`], [`incident`], [`report`].
 //!
-//! [`cycle`] strings them together for `check` and `status`. Below them all: [`units`],
-//! [`exit_code`], [`users`], [`safe_fs`], then [`config`], then the run's means
-//! ([`deadline`], [`command`], [`lock`], [`failsafe`]). `.ci/layers` declares this order
+//! [`commands`] holds one file per subcommand (`check` strings the four together,
+//! `status` stops after deciding). Below them all: [`units`], [`exit_code`], [`users`],
+//! [`safe_fs`], then [`config`], then the run's means ([`deadline`] with its
+//! [`deadline::failsafe`], [`command`], [`lock`]). `.ci/layers` declares this order
 //! and fails CI on an import that goes against it or closes a circle.
 
 pub mod act;
 pub mod cli;
 pub mod command;
+pub mod commands;
 pub mod config;
-pub mod cycle;
 pub mod deadline;
 pub mod decide;
 pub mod exit_code;
-pub mod failsafe;
-pub mod fds_command;
 pub mod history;
 pub mod incident;
 pub mod lock;
@@ -28,7 +27,6 @@ pub mod log;
 pub mod probe;
 pub mod report;
 pub mod safe_fs;
-pub mod schedule;
 pub mod trend;
 pub mod units;
 pub mod users;

@@ -83,25 +83,14 @@ pub struct ActionReport {
     pub new_fds: Option<u64>,
 }
 
-/// The exit code a run ends with (docs/DESIGN.md, "Exit codes").
-pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
-    match (&decision.plan, outcome) {
-        (Plan::Nothing | Plan::Deferred { .. }, _) => ExitCode::Healthy,
-        // 4 is "unhealthy but not acted on": a predictive restart put off by a dry
-        // run or the guard leaves a server that is healthy, with a warning.
-        (Plan::Suppressed { .. }, _) if decision.verdict != Verdict::Unhealthy => ExitCode::Healthy,
-        (Plan::Suppressed { .. }, _) => ExitCode::NotActed,
-        (Plan::Act(_), Some(outcome)) if outcome.ok => ExitCode::Restarted,
-        (Plan::Act(_), _) => ExitCode::RestartFailed,
-    }
-}
-
 pub struct Inputs<'a> {
     pub observation: &'a Observation,
     pub decision: &'a Decision,
     pub trend: Option<&'a Trend>,
     pub incidents: Vec<std::path::PathBuf>,
     pub outcome: Option<&'a Outcome>,
+    /// The code the run ends with (`commands::check::exit_code`).
+    pub exit_code: ExitCode,
     pub port: Option<u16>,
     pub dry_run: bool,
     pub bound: Duration,
@@ -138,7 +127,7 @@ pub fn build(inputs: &Inputs) -> Report {
         verdict: inputs.decision.verdict,
         reasons: inputs.decision.reasons.clone(),
         action: action_report(inputs),
-        exit_code: exit_code(inputs.decision, inputs.outcome),
+        exit_code: inputs.exit_code,
         bound_s: inputs.bound.as_secs(),
         restart_method: obs.restart.method.as_str(),
         trend: inputs.trend.cloned(),
@@ -464,35 +453,5 @@ fn verdict_name(v: Verdict) -> &'static str {
         Verdict::Healthy => "healthy",
         Verdict::Warning => "healthy, with warnings",
         Verdict::Unhealthy => "UNHEALTHY",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_suppressed_restart_exits_4_only_when_the_server_is_unhealthy() {
-        use crate::config::Method;
-        use crate::decide::{Action, ActionKind};
-        let suppressed = |verdict| Decision {
-            verdict,
-            reasons: Vec::new(),
-            plan: Plan::Suppressed {
-                would: Action {
-                    kind: ActionKind::Restart,
-                    method: Method::Builtin,
-                },
-                why: Suppression::DryRun,
-            },
-        };
-        assert_eq!(
-            exit_code(&suppressed(Verdict::Unhealthy), None),
-            ExitCode::NotActed
-        );
-        assert_eq!(
-            exit_code(&suppressed(Verdict::Warning), None),
-            ExitCode::Healthy
-        );
     }
 }

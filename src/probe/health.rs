@@ -204,7 +204,7 @@ fn build_agent(timeout: Duration) -> ureq::Agent {
 /// thread-leaking server most needs a restart) that aborts the run. This one answers an
 /// IP literal (the usual `http://127.0.0.1:PORT/...`) at once, without a thread; a name
 /// is looked up on a thread so that the timeout holds, or, when no thread can start,
-/// on the calling thread, bounded then only by the failsafe (src/failsafe.rs).
+/// on the calling thread, bounded then only by the failsafe (src/deadline/failsafe.rs).
 #[derive(Debug)]
 struct ThreadlessResolver;
 

@@ -66,7 +66,7 @@ fn one_line_with() -> impl Strategy<Value = String> {
     "[a-z ]{0,10}".prop_map(|w| format!("python3 {w}{} --port 8787", forged()))
 }
 
-/// The message the watchdog writes for an action, as src/cycle.rs does.
+/// The message the watchdog writes for an action, as src/commands/check.rs does.
 fn message(l: &Logged) -> String {
     match (l.event, l.pid) {
         ("restart", Some(pid)) => format!("restarting PID {pid} via {}", l.method),

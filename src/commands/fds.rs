@@ -1,16 +1,17 @@
-//! `watchdog fds`: the target's FD census, the replacement for
+//! `watchdog fds [--top N]`: the target's FD census, the replacement for
 //! `lsof -p PID | sort | uniq -c | sort -rn | head`.
 
 use std::fmt::Write as _;
 
 use serde_json::json;
 
-use crate::cli::Options;
 use crate::config::Config;
 use crate::exit_code::ExitCode;
 use crate::history::{self, History};
 use crate::probe::census::{self, Census};
 use crate::probe::discover::{self, Sources};
+
+use super::Options;
 
 pub fn run(cfg: &Config, opts: &Options, top: usize) -> ExitCode {
     let last_pid = History::load(&history::path(&cfg.state.dir), std::time::SystemTime::now())

@@ -1,32 +1,29 @@
-//! One run: observe → decide → act → record. `check` does all four; `status` stops
-//! after deciding and only prints.
+//! `watchdog check` (the default subcommand): one run of observe → decide → act →
+//! record. It trusts the state and log directories, takes the lock, loads the history,
+//! then the four stages; `status` (src/commands/status.rs) stops after deciding.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::act::{self, Outcome};
-use crate::cli::Options;
 use crate::config::Config;
+use crate::deadline::failsafe;
 use crate::deadline::{Deadline, run_bound};
-use crate::decide::{self, Decision, Plan, Severity};
+use crate::decide::{self, Decision, Plan, Severity, Verdict};
 use crate::exit_code::ExitCode;
-use crate::failsafe;
 use crate::history::{self, History, RestartRecord};
 use crate::incident;
 use crate::lock::{self, LockError};
 use crate::log::{Event, Level, Logger, Verbosity};
 use crate::probe::health::Prober;
 use crate::probe::{self, Observation};
-use crate::report::{self, Report};
-use crate::safe_fs;
-use crate::trend::{self, FdSample};
+use crate::report;
 use crate::units;
 
-/// A condition that persists is logged again at most this often.
-const REPEAT_QUIET: Duration = Duration::from_secs(3600);
-/// Paths kept per FD sample, to name the one that grows.
-const SAMPLED_PATHS: usize = 5;
-/// Incidents listed by `status`.
-const LISTED_INCIDENTS: usize = 5;
+use super::state::{
+    LISTED_INCIDENTS, REPEAT_QUIET, current_sample, decision_context, load_history, trusted_dirs,
+};
+use super::{Options, print_json};
+
 struct Run<'a> {
     cfg: &'a Config,
     opts: &'a Options,
@@ -36,7 +33,7 @@ struct Run<'a> {
     now: SystemTime,
 }
 
-pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
+pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
     let deadline = Deadline::after(bound);
     if let Err(refused) = trusted_dirs(cfg, true) {
@@ -46,7 +43,7 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     let lock = match lock::acquire(&cfg.state.dir) {
         Ok(lock) => lock,
         Err(LockError::Held(path)) => {
-            if opts.verbose {
+            if opts.verbose() {
                 eprintln!(
                     "watchdog: another run holds {}; skipping this one",
                     path.display()
@@ -59,7 +56,7 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    let mut logger = Logger::open(&cfg.log, opts.verbosity());
+    let mut logger = Logger::open(&cfg.log, opts.verbosity);
     if let Some(moved) = &lock.moved_aside {
         logger.emit(&Event::new(
             Level::Warning,
@@ -91,11 +88,11 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     let outcome = match &decision.plan {
         Plan::Act(action) => {
             // Stopped from here on, the run did act: "restart failed"; once it has, the
-            // outcome's own code (src/failsafe.rs).
+            // outcome's own code (src/deadline/failsafe.rs).
             failsafe::relabel(ExitCode::RestartFailed, "restarting the server");
             let outcome = run.act(action, &obs, &decision, &prober, deadline);
             failsafe::relabel(
-                report::exit_code(&decision, Some(&outcome)),
+                exit_code(&decision, Some(&outcome)),
                 "recording the restart",
             );
             Some(outcome)
@@ -118,6 +115,7 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
         trend: context.trend.as_ref(),
         incidents: incident::latest(&cfg.state.dir, LISTED_INCIDENTS),
         outcome: outcome.as_ref(),
+        exit_code: exit_code(&decision, outcome.as_ref()),
         port: cfg.port(),
         dry_run: opts.dry_run,
         bound,
@@ -129,209 +127,18 @@ pub fn check(cfg: &Config, opts: &Options) -> ExitCode {
     exit_code
 }
 
-/// Observe and decide as `check --dry-run` would; print; touch nothing, not even the
-/// log or the history.
-pub fn status(cfg: &Config, opts: &Options) -> ExitCode {
-    let bound = run_bound(cfg);
-    if let Err(refused) = trusted_dirs(cfg, false) {
-        eprintln!("watchdog: {refused}");
-        return ExitCode::Usage;
-    }
-    let history = load_history(cfg, SystemTime::now(), None);
-    let prober = Prober::new(&cfg.health);
-    let obs = probe::observe(
-        cfg,
-        opts.pid,
-        history.memory(),
-        &prober,
-        Deadline::after(bound),
-    );
-    let context = decision_context(cfg, &history, &obs, obs.at, true);
-    let decision = decide::decide(&obs, cfg, &context);
-    let report = report::build(&report::Inputs {
-        observation: &obs,
-        decision: &decision,
-        trend: context.trend.as_ref(),
-        incidents: incident::latest(&cfg.state.dir, LISTED_INCIDENTS),
-        outcome: None,
-        port: cfg.port(),
-        dry_run: true,
-        bound,
-    });
-    let report = report.with_user_names();
-    if opts.json {
-        print_json(&report);
-    } else {
-        print!("{}", report::status_text(&report, &cfg.health.url));
-    }
-    report.exit_code
-}
-
-/// The state directory and the log's directory must be ones only this user (or root)
-/// can change, all the way up (docs/SECURITY.md): otherwise another user could plant a
-/// link that makes this run write where they choose. Checked before anything is
-/// created, locked or written; with `create` (a `check`), a missing one is then
-/// created with mode 0700 and checked again. The message names the directory and the
-/// fix.
-fn trusted_dirs(cfg: &Config, create: bool) -> Result<(), String> {
-    let euid = safe_fs::own_euid();
-    let log_dir = cfg.log.file.as_deref().map(|file| match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    });
-    let dirs = std::iter::once(("[state] dir", cfg.state.dir.clone()))
-        .chain(log_dir.map(|dir| ("the directory of [log] file", dir)));
-    let dirs: Vec<_> = dirs.collect();
-    let refuse = |what: &str, dir: &std::path::Path, e: safe_fs::SafeFsError| {
-        format!(
-            "refusing {what} {}: {e}; another user could make this run write where they \
-             choose. Nothing was touched",
-            dir.display()
-        )
-    };
-    // One walk per distinct directory: the log's directory is often the state dir or
-    // one above it.
-    let mut seen = safe_fs::TrustedSoFar::default();
-    let mut missing = Vec::new();
-    for (what, dir) in &dirs {
-        let exists = safe_fs::check_trusted_or_absent_with(dir, euid, &mut seen)
-            .map_err(|e| refuse(what, dir, e))?;
-        if !exists {
-            missing.push((what, dir));
-        }
-    }
-    // A directory found trusted above stays so (only this user and root can change it
-    // or anything above it): only a missing one is created, then checked as a whole.
-    if create {
-        for (what, dir) in missing {
-            safe_fs::ensure_private_dir(dir)
-                .map_err(|e| format!("cannot use {what} {}: {e}", dir.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// The history as of `now`, failing safe (src/history.rs). With a logger (a `check`,
-/// dry run included, which saves the history too), an unusable file is moved aside and
-/// reported at error level in the log; without one (`status`, which touches nothing)
-/// the same is said on stderr and the file is left in place.
-fn load_history(cfg: &Config, now: SystemTime, mut logger: Option<&mut Logger>) -> History {
-    let path = history::path(&cfg.state.dir);
-    let acting = logger.is_some();
-    let loaded = History::load(&path, now);
-    let mut history = loaded.history;
-    let mut say = |level: Level, message: String| match logger.as_deref_mut() {
-        Some(logger) => logger.emit(&Event::new(level, "warning", message)),
-        None => eprintln!("watchdog: {message}"),
-    };
-    if let Some(future) = loaded.future {
-        say(Level::Warning, future);
-    }
-    let Some(why) = loaded.unusable else {
-        // A hold set by an earlier run: the suppression counts max_restarts, so say
-        // why, once per REPEAT_QUIET (status always).
-        if let Some(until) = history.guard_held_until
-            && history.guard_held(cfg.restart.window, now)
-            && (!acting || history.due("warning:guard_held", REPEAT_QUIET, now))
-        {
-            say(
-                Level::Warning,
-                format!(
-                    "the crash-loop guard counts as reached until {}: an earlier run could \
-                     read neither the history nor the log to count restarts",
-                    units::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(until))
-                ),
-            );
-        }
-        return history;
-    };
-    let kept = if acting {
-        match history::move_aside(&path) {
-            Ok(Some(aside)) => format!("moved it aside to {}", aside.display()),
-            Ok(None) => "it is gone".to_string(),
-            Err(e) => format!("could not move it aside ({e})"),
-        }
-    } else {
-        "left it in place (status changes nothing)".to_string()
-    };
-    let window = cfg.restart.window;
-    let guard = match history.rebuild_guard(cfg.log.file.as_deref(), window, now) {
-        history::Rebuilt::FromLog(count) => format!(
-            "the crash-loop guard counts {count} restart(s) within the last {} from the log",
-            units::human_duration(window)
-        ),
-        history::Rebuilt::Held { until } => format!(
-            "the log cannot be read either, so the crash-loop guard counts as reached \
-             until {} (one restart.window)",
-            units::rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(until))
-        ),
-    };
-    say(
-        Level::Error,
-        format!("{why}; {kept}; {guard}; starting a new history"),
-    );
-    history
-}
-
-/// What the decision takes from the history: the crash-loop guard's count, the FD
-/// trend (this run's sample included), and how long a restart has been deferred.
-fn decision_context(
-    cfg: &Config,
-    history: &History,
-    obs: &Observation,
-    now: SystemTime,
-    dry_run: bool,
-) -> decide::Context {
-    let trend = current_sample(obs).and_then(|sample| {
-        let reading = obs.fd_reading()?;
-        let (limit, _) = decide::fd_restart_limit(reading, cfg);
-        trend::compute(&history.samples, &sample, cfg.fds.trend_window, limit)
-    });
-    decide::Context {
-        now,
-        restarts_in_window: if history.guard_held(cfg.restart.window, now) {
-            // Neither the history nor the log could count them (see load_history).
-            history
-                .restarts_within(cfg.restart.window, now)
-                .max(cfg.restart.max_restarts)
-        } else {
-            history.restarts_within(cfg.restart.window, now)
-        },
-        trend,
-        deferred_since: history
-            .deferred_since
-            .map(|at| std::time::UNIX_EPOCH + Duration::from_secs(at)),
-        dry_run,
-        own_uid: crate::probe::os::own_uid(),
-    }
-}
-
-/// This run's FD sample of the target, for the history and the trend.
-fn current_sample(obs: &Observation) -> Option<FdSample> {
-    let target = obs.discovery.target.as_ref()?;
-    let reading = obs.fd_reading()?;
-    Some(FdSample {
-        at: units::epoch_seconds(obs.at),
-        pid: target.info.pid(),
-        total: reading.total,
-        patterns: reading
-            .patterns
-            .iter()
-            .map(|p| (p.pattern.clone(), p.count))
-            .collect(),
-        top: reading
-            .top_paths
-            .iter()
-            .take(SAMPLED_PATHS)
-            .map(|p| (p.path.clone(), p.count))
-            .collect(),
-    })
-}
-
-fn print_json(report: &Report) {
-    match serde_json::to_string_pretty(report) {
-        Ok(text) => println!("{text}"),
-        Err(e) => eprintln!("watchdog: cannot encode the report: {e}"),
+/// The exit code a run ends with (docs/DESIGN.md, "Exit codes"; the codes and their
+/// meanings are src/exit_code.rs). `status` ends as `check --dry-run` would: with no
+/// outcome.
+pub fn exit_code(decision: &Decision, outcome: Option<&Outcome>) -> ExitCode {
+    match (&decision.plan, outcome) {
+        (Plan::Nothing | Plan::Deferred { .. }, _) => ExitCode::Healthy,
+        // 4 is "unhealthy but not acted on": a predictive restart put off by a dry
+        // run or the guard leaves a server that is healthy, with a warning.
+        (Plan::Suppressed { .. }, _) if decision.verdict != Verdict::Unhealthy => ExitCode::Healthy,
+        (Plan::Suppressed { .. }, _) => ExitCode::NotActed,
+        (Plan::Act(_), Some(outcome)) if outcome.ok => ExitCode::Restarted,
+        (Plan::Act(_), _) => ExitCode::RestartFailed,
     }
 }
 
@@ -520,7 +327,7 @@ impl Run<'_> {
     }
 
     fn heartbeat(&mut self, obs: &Observation, pid: Option<u32>) {
-        if !self.cfg.log.heartbeat && self.opts.verbosity() != Verbosity::Verbose {
+        if !self.cfg.log.heartbeat && self.opts.verbosity != Verbosity::Verbose {
             return;
         }
         let fds = obs.fd_reading().map_or("?".into(), |f| f.total.to_string());
@@ -538,7 +345,7 @@ impl Run<'_> {
     }
 
     fn due(&mut self, key: &str) -> bool {
-        self.opts.dry_run || self.opts.verbose || self.history.due(key, REPEAT_QUIET, self.now)
+        self.opts.dry_run || self.opts.verbose() || self.history.due(key, REPEAT_QUIET, self.now)
     }
 
     /// Snapshot, announce, act, report the result and remember it for the guard.
@@ -677,4 +484,35 @@ impl Run<'_> {
 
 fn code(reason: &decide::Reason) -> String {
     reason.code.as_str().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Suppression;
+
+    #[test]
+    fn a_suppressed_restart_exits_4_only_when_the_server_is_unhealthy() {
+        use crate::config::Method;
+        use crate::decide::{Action, ActionKind};
+        let suppressed = |verdict| Decision {
+            verdict,
+            reasons: Vec::new(),
+            plan: Plan::Suppressed {
+                would: Action {
+                    kind: ActionKind::Restart,
+                    method: Method::Builtin,
+                },
+                why: Suppression::DryRun,
+            },
+        };
+        assert_eq!(
+            exit_code(&suppressed(Verdict::Unhealthy), None),
+            ExitCode::NotActed
+        );
+        assert_eq!(
+            exit_code(&suppressed(Verdict::Warning), None),
+            ExitCode::Healthy
+        );
+    }
 }

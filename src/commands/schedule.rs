@@ -8,10 +8,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::ScheduleKind;
 use crate::command::{self, Finished, Output};
 use crate::deadline::Deadline;
 use crate::exit_code::ExitCode;
+
+/// Which scheduler runs the job (`watchdog schedule <cron|launchd|systemd>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleKind {
+    Cron,
+    Launchd,
+    Systemd,
+}
 
 /// launchd's label and systemd's unit name for the job.
 pub const LABEL: &str = "io.github.watchdog.check";

@@ -1,0 +1,21 @@
+//! `watchdog config [--check]`: print the effective configuration as TOML (defaults,
+//! file and flags merged), or with `--check` only say it is valid. A configuration that
+//! is not valid never gets here: `src/main.rs` exits 2 with its file:line:column.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::exit_code::ExitCode;
+
+pub fn run(cfg: &Config, source: Option<&Path>, check_only: bool) -> ExitCode {
+    let origin = source.map_or("no config file; defaults".into(), |p| {
+        p.display().to_string()
+    });
+    if check_only {
+        eprintln!("watchdog: configuration OK ({origin})");
+    } else {
+        println!("# from: {origin}");
+        print!("{}", cfg.to_toml());
+    }
+    ExitCode::Healthy
+}
