@@ -643,3 +643,45 @@ fn a_binary_in_a_cargo_target_dir_is_warned_about() {
         assert!(!out.stderr.contains("cargo"), "{}", out.dump());
     }
 }
+
+#[test]
+fn a_path_directory_others_can_write_is_warned_about() {
+    let sandbox = Sandbox::new();
+    let open = sandbox.dir.path().join("open");
+    let own = sandbox.dir.path().join("own");
+    fs::create_dir_all(&open).unwrap();
+    fs::create_dir_all(&own).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o755)).unwrap();
+    // Sticky like /tmp: others cannot remove what is there, but can add a tool.
+    let sticky = sandbox.dir.path().join("sticky");
+    fs::create_dir_all(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = format!(
+        "{}:{}:{}:{}",
+        open.display(),
+        sticky.display(),
+        own.display(),
+        sandbox.path()
+    );
+    let out = schedule_with_path(&sandbox, "cron", &path);
+    assert_ok(&out);
+    for (dir, mode) in [(&open, "mode 777"), (&sticky, "mode 1777")] {
+        let warning = format!(
+            "the job's PATH has {}, which another user can change (writable by others ({mode}))",
+            dir.display()
+        );
+        assert!(out.stderr.contains(&warning), "{warning}: {}", out.dump());
+    }
+    assert!(
+        !out.stderr.contains(&format!("PATH has {},", own.display())),
+        "{}",
+        out.dump()
+    );
+    // Only a warning: the line is printed as it would be.
+    assert!(
+        out.stdout.contains(&open.display().to_string()),
+        "{}",
+        out.dump()
+    );
+}

@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -197,6 +198,11 @@ pub fn run(kind: ScheduleKind, step: Step, job: &Job) -> ExitCode {
     {
         eprintln!("{warning}");
     }
+    if step != Step::Uninstall {
+        for warning in untrusted_path_dirs(&job_path(job.path.as_deref(), &[])) {
+            eprintln!("{warning}");
+        }
+    }
     let (done, flag) = match step {
         Step::Print => {
             // stdout is the file itself (`> file.plist` must be valid as-is); what to
@@ -245,6 +251,36 @@ pub fn cargo_target_warning(exe: &Path) -> Option<String> {
             exe.display()
         )
     })
+}
+
+/// The job's PATH directories that another user could write to (the directory writable
+/// by others, sticky or not: the sticky bit of `/tmp` stops removing, not adding a
+/// `supervisorctl`; or one above it not owned by this user or root, or writable by
+/// others without the sticky bit): each would let that user plant a tool the job runs
+/// with this user's rights (root's, in root's crontab). A missing directory is not
+/// flagged: it names nothing today.
+pub fn untrusted_path_dirs(path: &str) -> Vec<String> {
+    let euid = crate::safe_fs::own_euid();
+    let mut warnings = Vec::new();
+    for dir in path.split(':') {
+        let Ok(meta) = fs::metadata(dir) else {
+            continue;
+        };
+        let (mode, uid, gid) = (meta.mode(), meta.uid(), meta.gid());
+        let why = if crate::safe_fs::writable_by_others_than_owner(mode, uid, gid) {
+            format!("writable by others (mode {:o})", mode & 0o7777)
+        } else if let Err(e) = crate::safe_fs::check_trusted_chain(Path::new(dir), &[euid]) {
+            e.to_string()
+        } else {
+            continue;
+        };
+        warnings.push(format!(
+            "watchdog: warning: the job's PATH has {dir}, which another user can change \
+             ({why}); the job would run what they put there: take it out of PATH before \
+             `schedule`"
+        ));
+    }
+    warnings
 }
 
 /// The text to print (the file, valid as it is) and a hint for stderr.
