@@ -193,13 +193,13 @@ pub enum Step {
 }
 
 pub fn run(kind: ScheduleKind, step: Step, job: &Job) -> ExitCode {
-    if step != Step::Uninstall
-        && let Some(warning) = cargo_target_warning(&job.exe)
-    {
-        eprintln!("{warning}");
-    }
+    // Warnings about the job to be scheduled, on stderr: never in the printed file.
     if step != Step::Uninstall {
-        for warning in untrusted_path_dirs(&job_path(job.path.as_deref(), &[])) {
+        let path = job_path(job.path.as_deref(), &[]);
+        let warnings = cargo_target_warning(&job.exe)
+            .into_iter()
+            .chain(untrusted_path_dirs(&path));
+        for warning in warnings {
             eprintln!("{warning}");
         }
     }
