@@ -685,3 +685,24 @@ fn a_path_directory_others_can_write_is_warned_about() {
         out.dump()
     );
 }
+
+#[test]
+fn an_older_cron_line_without_path_is_kept_and_named() {
+    let sandbox = Sandbox::new();
+    let before = format!("* * * * * {} check\n", exe());
+    let table = sandbox.crontab(&before);
+    let out = sandbox.watchdog(&["schedule", "cron", "--install"]);
+    assert_ok_saying(&out, "left unchanged");
+    assert!(
+        stdout(&out).contains("--uninstall` and `--install` to replace it"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(fs::read_to_string(&table).unwrap(), before);
+    // --uninstall removes it as before: it runs this binary's check.
+    assert_ok_saying(
+        &sandbox.watchdog(&["schedule", "cron", "--uninstall"]),
+        "removed from the crontab",
+    );
+    assert_eq!(fs::read_to_string(&table).unwrap(), "");
+}
