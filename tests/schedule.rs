@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-#[cfg(target_os = "linux")]
 use common::find_executable;
 use common::{RunResult, WATCHDOG_TIMEOUT, run_with_timeout, watchdog_bin};
 
@@ -85,15 +84,39 @@ impl Sandbox {
     }
 
     fn watchdog_within(&self, args: &[&str], timeout: Duration) -> RunResult {
-        let path = format!("{}:/usr/bin:/bin", self.bin().display());
         let mut cmd = Command::new(watchdog_bin());
-        cmd.args(args)
-            .env_clear()
+        cmd.args(args);
+        self.run_within(cmd, &self.path(), timeout)
+    }
+
+    /// The sandbox's PATH: its stand-ins, then cron's own directories.
+    fn path(&self) -> String {
+        format!("{}:/usr/bin:/bin", self.bin().display())
+    }
+
+    /// `cmd` with only this sandbox's HOME and TMPDIR, and `path` as PATH.
+    fn run_within(&self, mut cmd: Command, path: &str, timeout: Duration) -> RunResult {
+        cmd.env_clear()
             .env("HOME", self.home())
             .env("PATH", path)
             .env("TMPDIR", self.dir.path());
         run_with_timeout(cmd, timeout)
     }
+}
+
+/// The PATH a job carries when `schedule` ran with `path`: its entries, then the
+/// system directories it lacks (`src/commands/schedule.rs`, `job_path`).
+fn job_path(path: &str) -> String {
+    let mut dirs: Vec<&str> = Vec::new();
+    for dir in path
+        .split(':')
+        .chain(["/usr/bin", "/bin", "/usr/sbin", "/sbin"])
+    {
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.join(":")
 }
 
 /// The binary's path as the job names it (its `current_exe`, symlinks resolved).
@@ -136,6 +159,12 @@ fn printed_systemd_units_pass_systemd_analyze_verify() {
         service.lines().any(|l| l == "KillMode=process"),
         "no KillMode=process in the service:\n{service}"
     );
+    verify_units(&sandbox, &service, &timer);
+}
+
+/// `systemd-analyze verify` on the two units, which must pass with no warning.
+#[cfg(target_os = "linux")]
+fn verify_units(sandbox: &Sandbox, service: &str, timer: &str) {
     let unit_dir = sandbox.dir.path().join("units");
     fs::create_dir_all(&unit_dir).unwrap();
     let service_path = unit_dir.join("watchdog-check.service");
@@ -153,6 +182,12 @@ fn printed_systemd_units_pass_systemd_analyze_verify() {
     assert_eq!(
         verify.status,
         Some(0),
+        "systemd-analyze verify:\n{}",
+        verify.dump()
+    );
+    // A setting it cannot parse is a warning ("ignoring"), not a failure.
+    assert!(
+        !verify.stderr.contains("watchdog-check"),
         "systemd-analyze verify:\n{}",
         verify.dump()
     );
@@ -192,7 +227,8 @@ fn cron_install_adds_one_line_and_keeps_the_rest() {
     assert_eq!(
         installed,
         format!(
-            "MAILTO=me@example.com\n0 3 * * * /usr/bin/backup\n* * * * * {exe} check -c {}\n",
+            "MAILTO=me@example.com\n0 3 * * * /usr/bin/backup\n* * * * * PATH={} {exe} check -c {}\n",
+            job_path(&sandbox.path()),
             config.display()
         )
     );
@@ -361,7 +397,11 @@ fn cron_install_for_a_user_without_a_crontab_writes_just_our_line() {
     assert_ok_saying(&out, "added to the crontab");
     assert_eq!(
         fs::read_to_string(&table).unwrap(),
-        format!("* * * * * {} check\n", exe())
+        format!(
+            "* * * * * PATH={} {} check\n",
+            job_path(&sandbox.path()),
+            exe()
+        )
     );
 }
 
@@ -414,4 +454,255 @@ fn without_home_nothing_is_written_anywhere() {
     assert!(r.stderr.contains("HOME is not set"), "{}", r.dump());
     assert_eq!(sandbox.calls(), "");
     assert!(!std::path::Path::new("/.config/systemd/user/watchdog-check.timer").exists());
+}
+
+/// A PATH as an operator may have one: a directory with a space, one with `%` (which
+/// ends a crontab command), one with `&` and `"` (XML and systemd quoting), and the
+/// sandbox's stand-ins and cron's own directories.
+fn odd_path(sandbox: &Sandbox) -> String {
+    let odd = sandbox.dir.path().join("odd");
+    let dirs = ["my tools/bin", "100%/bin", "a&b \"c\"/bin"].map(|d| odd.join(d));
+    let mut path: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    path.push(sandbox.path());
+    path.join(":")
+}
+
+fn schedule_with_path(sandbox: &Sandbox, kind: &str, path: &str) -> RunResult {
+    let mut cmd = Command::new(watchdog_bin());
+    cmd.args(["schedule", kind]);
+    sandbox.run_within(cmd, path, WATCHDOG_TIMEOUT)
+}
+
+/// Runs `python3 -c program` with `input` on stdin; its stdout.
+fn python(program: &str, input: &str) -> String {
+    let python =
+        find_executable("python3", &[]).expect("python3 is needed: apt-get install python3");
+    let mut child = Command::new(python)
+        .args(["-c", program])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python3 failed: {}\n{input}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn printed_launchd_plist_is_read_by_plistlib_as_it_is() {
+    let sandbox = Sandbox::new();
+    let path = odd_path(&sandbox);
+    let out = schedule_with_path(&sandbox, "launchd", &path);
+    assert_ok(&out);
+    // `> file.plist` is the plist: nothing before the XML declaration.
+    assert!(out.stdout.starts_with("<?xml "), "{}", out.dump());
+    // The hint is for the operator, on stderr.
+    assert!(
+        out.stderr.contains("launchctl bootstrap gui/"),
+        "{}",
+        out.dump()
+    );
+    let json = python(
+        "import json, plistlib, sys; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))",
+        &out.stdout,
+    );
+    let plist: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let log = sandbox.home().join("Library/Logs/watchdog.log");
+    let expected = serde_json::json!({
+        "Label": "io.github.watchdog.check",
+        "ProgramArguments": [exe(), "check"],
+        "StartInterval": 60,
+        "RunAtLoad": true,
+        "StandardErrorPath": log.display().to_string(),
+        "EnvironmentVariables": {
+            "PATH": format!("{}:/usr/local/bin:/opt/homebrew/bin", job_path(&path)),
+        },
+    });
+    assert_eq!(plist, expected, "{}", out.stdout);
+}
+
+/// Emulates cron on one crontab line: five time fields, then the command, in which
+/// `\%` is a `%` and the first bare `%` ends the command (crontab(5)).
+fn cron_command(line: &str) -> String {
+    let mut fields = line.splitn(6, ' ');
+    for _ in 0..5 {
+        fields.next().unwrap();
+    }
+    let raw = fields.next().unwrap();
+    let mut command = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'%') => command.push(chars.next().unwrap()),
+            '%' => break,
+            c => command.push(c),
+        }
+    }
+    command
+}
+
+#[test]
+fn printed_cron_line_runs_with_the_operators_path() {
+    let sandbox = Sandbox::new();
+    let path = odd_path(&sandbox);
+    let out = schedule_with_path(&sandbox, "cron", &path);
+    assert_ok(&out);
+    // A valid crontab as printed: comments, and one job line of five fields and a
+    // command.
+    let jobs: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(jobs.len(), 1, "{}", out.dump());
+    assert!(jobs[0].starts_with("* * * * * "), "{}", out.dump());
+    let command = cron_command(jobs[0]);
+    let ours = format!("{} check", exe());
+    assert!(command.ends_with(&ours), "{command}");
+    // What /bin/sh makes of the command, with printenv in the watchdog's place: the
+    // PATH the job runs with.
+    let probe = command.replace(&ours, "/usr/bin/printenv PATH");
+    let mut sh = Command::new("/bin/sh");
+    sh.args(["-c", &probe]);
+    let seen = sandbox.run_within(sh, "/usr/bin:/bin", WATCHDOG_TIMEOUT);
+    assert_ok(&seen);
+    assert_eq!(seen.stdout, format!("{}\n", job_path(&path)), "{probe}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn printed_systemd_units_carry_the_operators_path() {
+    let sandbox = Sandbox::new();
+    let path = odd_path(&sandbox);
+    let out = schedule_with_path(&sandbox, "systemd", &path);
+    assert_ok(&out);
+    let (service, timer) = split_units(&out.stdout);
+    // systemd's quoting: the whole assignment in double quotes, `"` and `\` escaped,
+    // `%` doubled (a specifier otherwise).
+    let quoted = job_path(&path).replace('%', "%%").replace('"', "\\\"");
+    let line = format!("Environment=\"PATH={quoted}\"");
+    assert!(
+        service.lines().any(|l| l == line),
+        "{line} not in:\n{service}"
+    );
+    verify_units(&sandbox, &service, &timer);
+}
+
+#[test]
+fn a_binary_in_a_cargo_target_dir_is_warned_about() {
+    let sandbox = Sandbox::new();
+    let built = sandbox.dir.path().join("src/target/release/watchdog");
+    let installed = sandbox.dir.path().join("cargo/bin/watchdog");
+    for copy in [&built, &installed] {
+        fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        fs::copy(watchdog_bin(), copy).unwrap();
+    }
+    for kind in ["cron", "launchd", "systemd"] {
+        let out = sandbox.run_within(
+            {
+                let mut cmd = Command::new(&built);
+                cmd.args(["schedule", kind]);
+                cmd
+            },
+            &sandbox.path(),
+            WATCHDOG_TIMEOUT,
+        );
+        assert_ok(&out);
+        for needle in [
+            format!("{} is inside a Cargo target/ directory", built.display()),
+            "cargo clean".into(),
+            "cargo install --path .".into(),
+            "~/.cargo/bin/watchdog".into(),
+        ] {
+            assert!(out.stderr.contains(&needle), "{needle}: {}", out.dump());
+        }
+        // The job itself still names the binary that ran, and stdout has no warning.
+        assert!(
+            out.stdout.contains(&built.display().to_string()),
+            "{}",
+            out.dump()
+        );
+        assert!(!out.stdout.contains("cargo"), "{}", out.dump());
+
+        let mut cmd = Command::new(&installed);
+        cmd.args(["schedule", kind]);
+        let out = sandbox.run_within(cmd, &sandbox.path(), WATCHDOG_TIMEOUT);
+        assert_ok(&out);
+        assert!(!out.stderr.contains("cargo"), "{}", out.dump());
+    }
+}
+
+#[test]
+fn a_path_directory_others_can_write_is_warned_about() {
+    let sandbox = Sandbox::new();
+    let open = sandbox.dir.path().join("open");
+    let own = sandbox.dir.path().join("own");
+    fs::create_dir_all(&open).unwrap();
+    fs::create_dir_all(&own).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(&own, fs::Permissions::from_mode(0o755)).unwrap();
+    // Sticky like /tmp: others cannot remove what is there, but can add a tool.
+    let sticky = sandbox.dir.path().join("sticky");
+    fs::create_dir_all(&sticky).unwrap();
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = format!(
+        "{}:{}:{}:{}",
+        open.display(),
+        sticky.display(),
+        own.display(),
+        sandbox.path()
+    );
+    let out = schedule_with_path(&sandbox, "cron", &path);
+    assert_ok(&out);
+    for (dir, mode) in [(&open, "mode 777"), (&sticky, "mode 1777")] {
+        let warning = format!(
+            "the job's PATH has {}, which another user can change (writable by others ({mode}))",
+            dir.display()
+        );
+        assert!(out.stderr.contains(&warning), "{warning}: {}", out.dump());
+    }
+    assert!(
+        !out.stderr.contains(&format!("PATH has {},", own.display())),
+        "{}",
+        out.dump()
+    );
+    // Only a warning: the line is printed as it would be.
+    assert!(
+        out.stdout.contains(&open.display().to_string()),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn an_older_cron_line_without_path_is_kept_and_named() {
+    let sandbox = Sandbox::new();
+    let before = format!("* * * * * {} check\n", exe());
+    let table = sandbox.crontab(&before);
+    let out = sandbox.watchdog(&["schedule", "cron", "--install"]);
+    assert_ok_saying(&out, "left unchanged");
+    assert!(
+        stdout(&out).contains("--uninstall` and `--install` to replace it"),
+        "{}",
+        out.dump()
+    );
+    assert_eq!(fs::read_to_string(&table).unwrap(), before);
+    // --uninstall removes it as before: it runs this binary's check.
+    assert_ok_saying(
+        &sandbox.watchdog(&["schedule", "cron", "--uninstall"]),
+        "removed from the crontab",
+    );
+    assert_eq!(fs::read_to_string(&table).unwrap(), "");
 }

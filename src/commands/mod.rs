@@ -104,6 +104,7 @@ pub fn run(command: &Command, cfg: &Config, source: Option<&Path>, opts: &Option
                 // The job runs from another directory: a relative path would not hold.
                 config: source.and_then(|p| std::path::absolute(p).ok()),
                 home: PathBuf::from(home),
+                path: std::env::var("PATH").ok(),
             };
             schedule::run(*kind, *step, &job)
         }

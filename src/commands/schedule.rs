@@ -5,6 +5,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +33,33 @@ pub struct Job {
     pub exe: PathBuf,
     pub config: Option<PathBuf>,
     pub home: PathBuf,
+    /// The operator's PATH when `schedule` ran (None: unset or not UTF-8). Cron runs
+    /// jobs with `PATH=/usr/bin:/bin` and launchd with less, so tools the operator
+    /// reaches (a pip-installed `supervisorctl`, Homebrew's) would be missing.
+    pub path: Option<String>,
+}
+
+/// Directories every job's PATH ends with, so that the system's own tools (`ps`,
+/// `lsof` in /usr/sbin on macOS, `launchctl`, `systemctl`) are always found.
+const SYSTEM_PATH: &[&str] = &["/usr/bin", "/bin", "/usr/sbin", "/sbin"];
+/// launchd's agents also got Homebrew's directories before PATH was carried over.
+const LAUNCHD_EXTRA_PATH: &[&str] = &["/usr/local/bin", "/opt/homebrew/bin"];
+
+/// The PATH the job runs with: the operator's entries in their order, then the system
+/// directories it lacks. Relative entries (`.`, empty, `bin`) are dropped: the job runs
+/// from another directory (cron: the home), where they would name whatever is there.
+/// Entries with control characters are dropped too: a newline would end the crontab
+/// line or the unit's setting.
+pub fn job_path(operator: Option<&str>, extra: &[&str]) -> String {
+    let mut dirs: Vec<&str> = Vec::new();
+    let given = operator.unwrap_or("").split(':');
+    let defaults = SYSTEM_PATH.iter().chain(extra).copied();
+    for dir in given.chain(defaults) {
+        if dir.starts_with('/') && !dir.chars().any(char::is_control) && !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.join(":")
 }
 
 impl Job {
@@ -45,14 +73,27 @@ impl Job {
 }
 
 /// Cron mails what a job prints; a healthy `check` prints nothing, so every mail is
-/// news. `flock`-style overlap protection is built in (exit 5), so no wrapper.
+/// news. `flock`-style overlap protection is built in (exit 5), so no wrapper. PATH is
+/// set on the command itself (`PATH=... watchdog check`, which `/bin/sh` runs), not as
+/// a `PATH=` line, which would change every other job of the crontab too.
 pub fn cron_line(job: &Job) -> String {
-    let argv: Vec<String> = job.argv().iter().map(|a| shell_quote(a)).collect();
-    format!("* * * * * {}", argv.join(" "))
+    let mut words = vec![format!(
+        "PATH={}",
+        shell_quote(&job_path(job.path.as_deref(), &[]))
+    )];
+    words.extend(job.argv().iter().map(|a| shell_quote(a)));
+    format!("* * * * * {}", cron_escape(&words.join(" ")))
 }
 
-/// A LaunchAgent run every 60 s. launchd gives agents a minimal PATH; the one here also
-/// reaches Homebrew's `supervisorctl`, should the server run under supervisord.
+/// Cron ends a command at its first unescaped `%` (the rest becomes stdin), and drops
+/// the backslash of `\%` before `/bin/sh` sees the command (crontab(5)).
+fn cron_escape(command: &str) -> String {
+    command.replace('%', "\\%")
+}
+
+/// A LaunchAgent run every 60 s. launchd gives agents a minimal PATH; the one here is
+/// the operator's (see [`job_path`]) and also reaches Homebrew's `supervisorctl`,
+/// should the server run under supervisord.
 pub fn launchd_plist(job: &Job) -> String {
     let args: String = job
         .argv()
@@ -79,12 +120,13 @@ pub fn launchd_plist(job: &Job) -> String {
     <key>EnvironmentVariables</key>
     <dict>
         <key>PATH</key>
-        <string>/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin:/opt/homebrew/bin</string>
+        <string>{path}</string>
     </dict>
 </dict>
 </plist>
 "#,
-        log = xml_escape(&log.display().to_string())
+        log = xml_escape(&log.display().to_string()),
+        path = xml_escape(&job_path(job.path.as_deref(), LAUNCHD_EXTRA_PATH)),
     )
 }
 
@@ -100,11 +142,15 @@ pub fn systemd_units(job: &Job) -> (String, String) {
          \n\
          [Service]\n\
          Type=oneshot\n\
+         # The PATH of the shell that ran `watchdog schedule`: the user manager's own\n\
+         # lacks pip's and Homebrew's directories.\n\
+         Environment={}\n\
          ExecStart={}\n\
          # Exit 4 (not acted on) and 5 (another run holds the lock) are not failures.\n\
          SuccessExitStatus=1 4 5\n\
          # A server this run restarts stays in its cgroup: at the end, stop only the watchdog.\n\
          KillMode=process\n",
+        systemd_quote(&format!("PATH={}", job_path(job.path.as_deref(), &[]))),
         exec.join(" ")
     );
     let timer = format!(
@@ -147,9 +193,25 @@ pub enum Step {
 }
 
 pub fn run(kind: ScheduleKind, step: Step, job: &Job) -> ExitCode {
+    // Warnings about the job to be scheduled, on stderr: never in the printed file.
+    if step != Step::Uninstall {
+        let path = job_path(job.path.as_deref(), &[]);
+        let warnings = cargo_target_warning(&job.exe)
+            .into_iter()
+            .chain(untrusted_path_dirs(&path));
+        for warning in warnings {
+            eprintln!("{warning}");
+        }
+    }
     let (done, flag) = match step {
         Step::Print => {
-            print!("{}", render(kind, job));
+            // stdout is the file itself (`> file.plist` must be valid as-is); what to
+            // do with it goes to stderr.
+            let (text, hint) = render(kind, job);
+            print!("{text}");
+            if let Some(hint) = hint {
+                eprintln!("{hint}");
+            }
             return ExitCode::Healthy;
         }
         Step::Install => (install_job(kind, job), "--install"),
@@ -169,8 +231,62 @@ pub fn run(kind: ScheduleKind, step: Step, job: &Job) -> ExitCode {
     }
 }
 
-fn render(kind: ScheduleKind, job: &Job) -> String {
+/// A binary in a Cargo `target/` directory (`target/release/watchdog`, also under a
+/// target triple) is deleted by the next `cargo clean` and replaced by the next build:
+/// the job would stop, or run whatever was built last. `None` for any other path.
+pub fn cargo_target_warning(exe: &Path) -> Option<String> {
+    let names: Vec<&std::ffi::OsStr> = exe.parent()?.iter().collect();
+    let in_target = names.iter().enumerate().any(|(i, name)| {
+        *name == "target"
+            && names[i + 1..]
+                .iter()
+                .any(|n| *n == "release" || *n == "debug")
+    });
+    in_target.then(|| {
+        format!(
+            "watchdog: warning: {} is inside a Cargo target/ directory, which `cargo clean` \
+             deletes and the next build replaces; install it with `cargo install --path .` \
+             (it goes to ~/.cargo/bin/watchdog, or $CARGO_HOME/bin/watchdog) and run \
+             `~/.cargo/bin/watchdog schedule` from there",
+            exe.display()
+        )
+    })
+}
+
+/// The job's PATH directories that another user could write to (the directory writable
+/// by others, sticky or not: the sticky bit of `/tmp` stops removing, not adding a
+/// `supervisorctl`; or one above it not owned by this user or root, or writable by
+/// others without the sticky bit): each would let that user plant a tool the job runs
+/// with this user's rights (root's, in root's crontab). A missing directory is not
+/// flagged: it names nothing today.
+pub fn untrusted_path_dirs(path: &str) -> Vec<String> {
+    let euid = crate::safe_fs::own_euid();
+    let mut warnings = Vec::new();
+    for dir in path.split(':') {
+        let Ok(meta) = fs::metadata(dir) else {
+            continue;
+        };
+        let (mode, uid, gid) = (meta.mode(), meta.uid(), meta.gid());
+        let why = if crate::safe_fs::writable_by_others_than_owner(mode, uid, gid) {
+            format!("writable by others (mode {:o})", mode & 0o7777)
+        } else if let Err(e) = crate::safe_fs::check_trusted_chain(Path::new(dir), &[euid]) {
+            e.to_string()
+        } else {
+            continue;
+        };
+        warnings.push(format!(
+            "watchdog: warning: the job's PATH has {dir}, which another user can change \
+             ({why}); the job would run what they put there: take it out of PATH before \
+             `schedule`"
+        ));
+    }
+    warnings
+}
+
+/// The text to print (the file, valid as it is) and a hint for stderr.
+fn render(kind: ScheduleKind, job: &Job) -> (String, Option<String>) {
     let mut out = String::new();
+    let mut hint = None;
     match kind {
         ScheduleKind::Cron => {
             let _ = writeln!(
@@ -180,13 +296,13 @@ fn render(kind: ScheduleKind, job: &Job) -> String {
             let _ = writeln!(out, "{}", cron_line(job));
         }
         ScheduleKind::Launchd => {
+            // Nothing may come before the XML declaration: the hint goes to stderr.
             let path = &install_paths(kind, &job.home)[0];
-            let _ = writeln!(
-                out,
-                "<!-- save as {} and load with: launchctl bootstrap gui/$(id -u) {} -->",
+            hint = Some(format!(
+                "# save as {} and load with: launchctl bootstrap gui/$(id -u) {}",
                 path.display(),
                 path.display()
-            );
+            ));
             out.push_str(&launchd_plist(job));
         }
         ScheduleKind::Systemd => {
@@ -202,7 +318,7 @@ fn render(kind: ScheduleKind, job: &Job) -> String {
             );
         }
     }
-    out
+    (out, hint)
 }
 
 fn install_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
@@ -255,11 +371,19 @@ fn install_job(kind: ScheduleKind, job: &Job) -> Result<Vec<String>, String> {
 fn install_cron(job: &Job) -> Result<Vec<String>, String> {
     let line = cron_line(job);
     let current = read_crontab()?;
-    if current.lines().any(|l| runs_our_check(l, job)) {
-        return Ok(vec![format!(
+    if let Some(existing) = current.lines().find(|l| runs_our_check(l, job)) {
+        let mut done = vec![format!(
             "the crontab already runs {} check; left unchanged",
             quoted_exe(job)
-        )]);
+        )];
+        if existing != line {
+            // An older line (before PATH was carried, or another PATH) is the
+            // operator's to replace: --uninstall removes every line of ours.
+            done.push(format!(
+                "its line differs from `{line}`: run `watchdog schedule cron --uninstall` and `--install` to replace it"
+            ));
+        }
+        return Ok(done);
     }
     let mut updated = current;
     if !updated.is_empty() && !updated.ends_with('\n') {
@@ -299,7 +423,8 @@ fn quoted_exe(job: &Job) -> String {
 }
 
 fn runs_our_check(line: &str, job: &Job) -> bool {
-    !line.trim_start().starts_with('#') && line.contains(&format!("{} check", quoted_exe(job)))
+    let ours = cron_escape(&format!("{} check", quoted_exe(job)));
+    !line.trim_start().starts_with('#') && line.contains(&ours)
 }
 
 /// The user's crontab, as `crontab -l` prints it. It fails when the user has none yet,
@@ -473,19 +598,71 @@ mod tests {
             exe: PathBuf::from("/usr/local/bin/watchdog"),
             config: config.map(PathBuf::from),
             home: PathBuf::from("/Users/me"),
+            path: Some("/opt/homebrew/bin:/usr/bin:/bin".into()),
         }
     }
+
+    const PATH: &str = "PATH=/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin";
 
     #[test]
     fn cron_line_runs_check_every_minute() {
         assert_eq!(
             cron_line(&job(None)),
-            "* * * * * /usr/local/bin/watchdog check"
+            format!("* * * * * {PATH} /usr/local/bin/watchdog check")
         );
         assert_eq!(
             cron_line(&job(Some("/home/me/my watchdog.toml"))),
-            "* * * * * /usr/local/bin/watchdog check -c '/home/me/my watchdog.toml'"
+            format!(
+                "* * * * * {PATH} /usr/local/bin/watchdog check -c '/home/me/my watchdog.toml'"
+            )
         );
+        // `%` would end cron's command: every one is escaped, in PATH and arguments.
+        let mut odd = job(Some("/home/me/50%.toml"));
+        odd.path = Some("/home/me/my bin:/opt/100%/bin".into());
+        assert_eq!(
+            cron_line(&odd),
+            "* * * * * PATH='/home/me/my bin:/opt/100\\%/bin:/usr/bin:/bin:/usr/sbin:/sbin' \
+             /usr/local/bin/watchdog check -c '/home/me/50\\%.toml'"
+        );
+    }
+
+    #[test]
+    fn job_path_keeps_the_operators_absolute_entries_then_the_system_ones() {
+        assert_eq!(
+            job_path(Some("/a:.::bin:/a:/usr/bin:/b\nc:/d"), &[]),
+            "/a:/usr/bin:/d:/bin:/usr/sbin:/sbin"
+        );
+        assert_eq!(job_path(None, &[]), "/usr/bin:/bin:/usr/sbin:/sbin");
+        assert_eq!(
+            job_path(None, LAUNCHD_EXTRA_PATH),
+            "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin:/opt/homebrew/bin"
+        );
+    }
+
+    #[test]
+    fn only_a_binary_under_cargos_target_dir_is_warned_about() {
+        for built in [
+            "/home/me/watchdog/target/release/watchdog",
+            "/home/me/watchdog/target/debug/watchdog",
+            "/src/w/target/x86_64-unknown-linux-gnu/release/watchdog",
+        ] {
+            let warning = cargo_target_warning(Path::new(built)).expect(built);
+            assert!(warning.contains("cargo install --path ."), "{warning}");
+            assert!(warning.contains("~/.cargo/bin/watchdog"), "{warning}");
+            assert!(warning.contains(built), "{warning}");
+        }
+        for installed in [
+            "/home/me/.cargo/bin/watchdog",
+            "/usr/local/bin/watchdog",
+            "/opt/target/bin/watchdog",
+            "/srv/release/watchdog",
+        ] {
+            assert_eq!(
+                cargo_target_warning(Path::new(installed)),
+                None,
+                "{installed}"
+            );
+        }
     }
 
     #[test]
@@ -498,6 +675,7 @@ mod tests {
             "<string>check</string>",
             "<string>/Users/me/.config/watchdog/w&amp;d.toml</string>",
             "<string>/Users/me/Library/Logs/watchdog.log</string>",
+            "<string>/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin</string>",
         ] {
             assert!(plist.contains(needle), "{needle} missing:\n{plist}");
         }
@@ -511,6 +689,18 @@ mod tests {
             service
                 .contains("ExecStart=/usr/local/bin/watchdog check -c \"/home/me/50%% off.toml\""),
             "{service}"
+        );
+        assert!(
+            service
+                .contains("\nEnvironment=PATH=/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin\n"),
+            "{service}"
+        );
+        let mut odd = job(None);
+        odd.path = Some("/my bin:/100%".into());
+        assert!(
+            systemd_units(&odd)
+                .0
+                .contains("\nEnvironment=\"PATH=/my bin:/100%%:/usr/bin:/bin:/usr/sbin:/sbin\"\n")
         );
         assert!(service.contains("SuccessExitStatus=1 4 5"));
         assert!(service.contains("\nKillMode=process\n"), "{service}");
