@@ -158,6 +158,11 @@ trait Behaviour {
         query(supervisor, deadline).map_err(Refused::Unanswered)
     }
 
+    /// Looks for the supervisor's tool beside the running supervisor (what `clues`
+    /// read of its process) and keeps it in [`Supervisor::tool`], with what
+    /// `own_uid` may run (docs/SECURITY.md); by default the tool is found on PATH.
+    fn locate_tool(&self, _supervisor: &mut Supervisor, _clues: &Clues, _own_uid: u32) {}
+
     /// What the operator can do once the supervisor refused to start the job again
     /// ([`JobStatus::start_limit_hit`]).
     fn reset_hint(&self, _supervisor: &Supervisor) -> Option<String> {
@@ -235,6 +240,25 @@ pub struct Supervisor {
     /// asked (and in history written before domains were looked up).
     #[serde(default)]
     pub domain: Option<String>,
+    /// Where its command-line tool was found beside the running supervisor, or why the
+    /// one there is not used ([`Behaviour::locate_tool`]). Not kept in the history: it
+    /// is looked for again beside the supervisor that runs then.
+    #[serde(skip)]
+    pub tool: ToolPlace,
+}
+
+/// The supervisor's command-line tool as found beside the supervisor process itself
+/// (docs/SECURITY.md, "Never kill what cannot be started"): cron runs the watchdog
+/// with `PATH=/usr/bin:/bin`, and a `supervisorctl` installed by pip or in a virtualenv
+/// is not there. Both the precheck (src/probe/restart_path.rs) and the act run this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolPlace {
+    /// The command that starts the tool (`/opt/venv/bin/supervisorctl`, or
+    /// `/usr/bin/python3 -m supervisor.supervisorctl`); `None`: the tool's name, found
+    /// on the watchdog's PATH.
+    pub argv: Option<Vec<String>>,
+    /// Why a tool beside the supervisor was not used (another user could replace it).
+    pub refused: Option<String>,
 }
 
 /// What the supervisor says about its job.
@@ -283,6 +307,7 @@ impl Supervisor {
             evidence: evidence.to_string(),
             trust: Trust::Unverified,
             domain: None,
+            tool: ToolPlace::default(),
         }
     }
 
@@ -367,6 +392,8 @@ pub struct Clues {
     pub unit: Option<(String, bool)>,
     /// The nearest ancestor whose command line is supervisord's.
     pub supervisord: Option<u32>,
+    /// That ancestor's command line: where its own `supervisorctl` is.
+    pub supervisord_argv: Vec<String>,
 }
 
 impl Clues {
@@ -440,6 +467,7 @@ fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues, own_uid: u32) -> O
         evidence: "configured".into(),
         trust: Trust::Configured,
         domain: None,
+        tool: ToolPlace::default(),
     })
 }
 
@@ -633,9 +661,12 @@ fn resolve_in(
     if claim == Claim::SameUser {
         supervisor.trust = Trust::SameUser;
     }
+    // The tool the status queries and the restart run: the one beside the running
+    // supervisor where root may run it, else PATH's.
+    let behaviour = supervisor.kind.behaviour();
+    behaviour.locate_tool(&mut supervisor, clues, own_uid);
     // The supervisor's first answer; launchd's also checks the job may be restarted at
     // all, and refuses it with the operator's message.
-    let behaviour = supervisor.kind.behaviour();
     let first = match behaviour.first_status(&mut supervisor, target, ctx, deadline) {
         Ok(status) => Ok(status),
         Err(Refused::Unanswered(why)) => Err(why),

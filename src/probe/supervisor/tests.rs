@@ -21,6 +21,7 @@ fn clues(pairs: &[(&str, &str)]) -> Clues {
         runsv_dir: None,
         unit: None,
         supervisord: None,
+        supervisord_argv: Vec::new(),
     }
 }
 
@@ -106,6 +107,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         evidence: "test".into(),
         trust: Trust::Unverified,
         domain: None,
+        tool: Default::default(),
     }
 }
 
