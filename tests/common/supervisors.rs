@@ -65,6 +65,19 @@ impl Supervisord {
     /// and `programs` (config sections, one of them in `[group:hermes]`), and waits until
     /// it answers.
     pub fn start(env: &TestEnv, settings: &str, programs: &str) -> Supervisord {
+        let mut launch = Command::new(python());
+        launch.args(["-m", "supervisor.supervisord"]);
+        Supervisord::start_via(env, settings, programs, launch)
+    }
+
+    /// [`Supervisord::start`], with `launch` the command that starts supervisord (a
+    /// script installed as pip does, say); `-n -c CONF` are added to it.
+    pub fn start_via(
+        env: &TestEnv,
+        settings: &str,
+        programs: &str,
+        mut launch: Command,
+    ) -> Supervisord {
         require_supervisor();
         let root = env.root.display();
         let sock = env.root.join("supervisor.sock");
@@ -93,8 +106,8 @@ impl Supervisord {
         .unwrap();
         let out = fs::File::create(env.root.join("supervisord.out")).unwrap();
         let daemon = GracefulChild::spawn(
-            Command::new(python())
-                .args(["-m", "supervisor.supervisord", "-n", "-c"])
+            launch
+                .args(["-n", "-c"])
                 .arg(&conf)
                 .current_dir(&env.root)
                 .stdin(Stdio::null())
