@@ -245,7 +245,14 @@ impl Runsv {
     /// Starts runsv on the service `service/NAME` in the temp dir, whose `run` script is
     /// `run`.
     pub fn start(env: &TestEnv, name: &str, run: &str) -> Runsv {
-        let (runsv, sv) = require_runit();
+        let (runsv, _) = require_runit();
+        Runsv::start_via(env, name, run, &runsv)
+    }
+
+    /// [`Runsv::start`] with the `runsv` executable at `runsv` (a copy beside a recording
+    /// `sv`: the watchdog looks for `sv` beside the runsv that runs the job first).
+    pub fn start_via(env: &TestEnv, name: &str, run: &str, runsv: &Path) -> Runsv {
+        let (_, sv) = require_runit();
         let dir = env.root.join("service").join(name);
         fs::create_dir_all(&dir).unwrap();
         write_script(&dir.join("run"), run);

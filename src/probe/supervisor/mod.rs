@@ -25,7 +25,7 @@ pub mod runit;
 pub mod supervisord;
 pub mod systemd;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -331,6 +331,63 @@ impl Supervisor {
     }
 }
 
+/// Keeps `argv` (which runs `program`, found beside the running supervisor and named
+/// `what` in messages) as the supervisor's tool when `own_uid` may run it; when another
+/// user could replace it, the evidence and [`ToolPlace::refused`] say why it is not
+/// used, and PATH is searched. Nothing is said of a tool that is not there.
+fn use_tool_beside(
+    supervisor: &mut Supervisor,
+    what: &str,
+    argv: Vec<String>,
+    program: &Path,
+    own_uid: u32,
+) {
+    if !command::is_executable(program) {
+        return;
+    }
+    match trusted_tool(program, own_uid) {
+        Ok(()) => supervisor.tool.argv = Some(argv),
+        Err(why) => {
+            let refused = format!(
+                "{what} ({}) is not used: {why}; it is looked for on PATH instead",
+                argv.join(" ")
+            );
+            supervisor.evidence = format!("{}; {refused}", supervisor.evidence);
+            supervisor.tool.refused = Some(refused);
+        }
+    }
+}
+
+/// Whether `own_uid` may run `program` (docs/SECURITY.md, "Believing a supervisor"):
+/// nobody but root and `own_uid` can replace it, a directory above it, or the
+/// interpreter its `#!` line names. `Err` says which file and why.
+fn trusted_tool(program: &Path, own_uid: u32) -> Result<(), String> {
+    crate::safe_fs::check_trusted_program(program, &[own_uid]).map_err(|e| e.to_string())?;
+    if let Some(interpreter) = shebang(program) {
+        crate::safe_fs::check_trusted_program(&interpreter, &[own_uid])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The interpreter a script's `#!` line names, if it names an absolute one.
+fn shebang(program: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(256);
+    // The file a link leads to is the one executed (and the one checked).
+    crate::safe_fs::open_regular(&std::fs::canonicalize(program).ok()?)
+        .ok()?
+        .take(256)
+        .read_to_end(&mut head)
+        .ok()?;
+    let line = head.strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|&b| b == b'\n').next()?).into_owned();
+    let interpreter = line.split_whitespace().next()?;
+    Path::new(interpreter)
+        .is_absolute()
+        .then(|| PathBuf::from(interpreter))
+}
+
 /// Reads a status command's output.
 pub fn parse_status(supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
     supervisor.kind.behaviour().parse_status(supervisor, stdout)
@@ -388,6 +445,8 @@ pub struct Clues {
     pub uid: u32,
     /// The service directory of the nearest `runsv` ancestor (its cwd).
     pub runsv_dir: Option<PathBuf>,
+    /// That `runsv`'s PID and the file it executes: where its own `sv` is.
+    pub runsv_exe: Option<(u32, PathBuf)>,
     /// The `.service` in the target's cgroup, and whether it is a user unit.
     pub unit: Option<(String, bool)>,
     /// The nearest ancestor whose command line is supervisord's.

@@ -5,6 +5,7 @@
 
 use super::{
     Behaviour, Claim, Clues, JobStatus, Kind, QUERY_TIMEOUT, Supervisor, holds_server_socket,
+    use_tool_beside,
 };
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,6 @@ use crate::command::{self, Output};
 use crate::config::{Method, RestartConfig};
 use crate::deadline::Deadline;
 use crate::probe::os::{self, ProcessInfo};
-use crate::safe_fs;
 
 /// supervisord's part of [`Behaviour`].
 pub(super) struct Supervisord;
@@ -109,21 +109,8 @@ impl Behaviour for Supervisord {
         let Some((argv, program)) = beside(&clues.supervisord_argv) else {
             return;
         };
-        if !crate::command::is_executable(&program) {
-            return;
-        }
-        match trusted_tool(&program, own_uid) {
-            Ok(()) => supervisor.tool.argv = Some(argv),
-            Err(why) => {
-                let refused = format!(
-                    "the supervisorctl beside supervisord PID {pid} ({}) is not used: {why}; \
-                     it is looked for on PATH instead",
-                    argv.join(" ")
-                );
-                supervisor.evidence = format!("{}; {refused}", supervisor.evidence);
-                supervisor.tool.refused = Some(refused);
-            }
-        }
+        let what = format!("the supervisorctl beside supervisord PID {pid}");
+        use_tool_beside(supervisor, &what, argv, &program, own_uid);
     }
 
     /// `supervisorctl status` prints no PID in STARTING, though the process runs (and may
@@ -183,35 +170,6 @@ pub fn beside(argv: &[String]) -> Option<(Vec<String>, PathBuf)> {
         .find(|a| a.rsplit('/').next() == Some("supervisord"))?;
     let ctl = absolute(script)?.with_file_name("supervisorctl");
     Some((vec![ctl.display().to_string()], ctl))
-}
-
-/// Whether `own_uid` may run `program` (docs/SECURITY.md, "Believing a supervisor"):
-/// nobody but root and `own_uid` can replace it, a directory above it, or the
-/// interpreter its `#!` line names. `Err` says which file and why.
-fn trusted_tool(program: &Path, own_uid: u32) -> Result<(), String> {
-    safe_fs::check_trusted_program(program, &[own_uid]).map_err(|e| e.to_string())?;
-    if let Some(interpreter) = shebang(program) {
-        safe_fs::check_trusted_program(&interpreter, &[own_uid]).map_err(|e| e.to_string())?;
-    }
-    Ok(())
-}
-
-/// The interpreter a script's `#!` line names, if it names an absolute one.
-fn shebang(program: &Path) -> Option<PathBuf> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(256);
-    // The file a link leads to is the one executed (and the one checked).
-    safe_fs::open_regular(&std::fs::canonicalize(program).ok()?)
-        .ok()?
-        .take(256)
-        .read_to_end(&mut head)
-        .ok()?;
-    let line = head.strip_prefix(b"#!")?;
-    let line = String::from_utf8_lossy(line.split(|&b| b == b'\n').next()?).into_owned();
-    let interpreter = line.split_whitespace().next()?;
-    Path::new(interpreter)
-        .is_absolute()
-        .then(|| PathBuf::from(interpreter))
 }
 
 /// One program line of `supervisorctl status`.

@@ -19,6 +19,7 @@ fn clues(pairs: &[(&str, &str)]) -> Clues {
         env_error: None,
         uid: 501,
         runsv_dir: None,
+        runsv_exe: None,
         unit: None,
         supervisord: None,
         supervisord_argv: Vec::new(),
