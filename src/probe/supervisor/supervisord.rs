@@ -327,7 +327,7 @@ stopped                          STOPPED   Nov 28 01:02 PM
     /// supervisorctl of the same installation; a bare name says nothing.
     #[test]
     fn supervisorctl_is_looked_for_beside_the_supervisord_that_runs() {
-        let ctl = |argv: &[&str]| beside(&words(argv)).map(|(tool, file)| (tool, file));
+        let ctl = |argv: &[&str]| beside(&words(argv));
         let script = (
             words(&["/usr/local/bin/supervisorctl"]),
             PathBuf::from("/usr/local/bin/supervisorctl"),
