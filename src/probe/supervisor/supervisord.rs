@@ -166,7 +166,7 @@ pub fn beside(argv: &[String]) -> Option<(Vec<String>, PathBuf)> {
     }
     let script = argv
         .iter()
-        .take(2)
+        .take(3)
         .find(|a| a.rsplit('/').next() == Some("supervisord"))?;
     let ctl = absolute(script)?.with_file_name("supervisorctl");
     Some((vec![ctl.display().to_string()], ctl))
@@ -352,6 +352,13 @@ stopped                          STOPPED   Nov 28 01:02 PM
         assert_eq!(ctl(&["python3", "-m", "supervisor.supervisord"]), None);
         assert_eq!(ctl(&["supervisord", "-n"]), None);
         assert_eq!(ctl(&["python3", "bin/supervisord"]), None);
+        assert_eq!(
+            ctl(&["/usr/bin/python3", "-u", "/srv/venv/bin/supervisord"]),
+            Some((
+                words(&["/srv/venv/bin/supervisorctl"]),
+                PathBuf::from("/srv/venv/bin/supervisorctl")
+            ))
+        );
     }
 
     /// The tool found is the one every status query and the restart run; one another
