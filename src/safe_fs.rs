@@ -404,6 +404,44 @@ pub fn check_trusted_chain(path: &Path, trusted: &[u32]) -> Result<(), SafeFsErr
     check_path_chain(&absolute, trusted, 0, &mut TrustedSoFar::default())
 }
 
+/// Whether a program may be run by a user who trusts only root and `trusted`: the
+/// directories from `/` down to it pass [`check_trusted_chain`], and the file it names
+/// (through any link) is a regular file owned by root or one of them and writable by
+/// nobody else (its owner's private group aside). For a tool found beside another
+/// user's process (docs/SECURITY.md, "Never kill what cannot be started"): root must
+/// not run what another user could replace.
+pub fn check_trusted_program(path: &Path, trusted: &[u32]) -> Result<(), SafeFsError> {
+    check_trusted_chain(path, trusted)?;
+    let meta = fs::metadata(path).map_err(|e| SafeFsError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, meta.file_type()));
+    }
+    if meta.uid() != 0 && !trusted.contains(&meta.uid()) {
+        return Err(SafeFsError::Untrusted {
+            path: path.to_path_buf(),
+            why: format!(
+                "is owned by uid {}, so that user could replace it; use a program owned \
+                 by {} or root",
+                meta.uid(),
+                owners_text(trusted)
+            ),
+        });
+    }
+    if writable_by_others(&meta) {
+        return Err(SafeFsError::Untrusted {
+            path: path.to_path_buf(),
+            why: format!(
+                "is writable by {} (mode {:o}), so another user could replace it; run \
+                 `chmod go-w {}`",
+                writable_by(meta.mode()),
+                meta.mode() & 0o7777,
+                path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Every prefix of `path` (lexically, then through any symlink) is owned by root or a
 /// user in `trusted`, and writable by nobody else unless sticky.
 fn check_path_chain(
@@ -1001,6 +1039,40 @@ mod tests {
         assert!(err.to_string().contains("without the sticky bit"), "{err}");
         fs::set_permissions(&run, fs::Permissions::from_mode(0o1777)).unwrap();
         check_trusted_chain(&run, &[other]).expect("sticky, owned by the trusted");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_program_is_trusted_only_when_nobody_else_can_replace_it() {
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let dir = private_tempdir();
+        let bin = dir.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let tool = bin.join("supervisorctl");
+        fs::write(&tool, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+        check_trusted_program(&tool, &[0]).expect("root's, in root's directories");
+
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o757)).unwrap();
+        let err = check_trusted_program(&tool, &[0]).unwrap_err();
+        assert!(err.to_string().contains("writable by everyone"), "{err}");
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+
+        std::os::unix::fs::chown(&tool, Some(4242), None).unwrap();
+        let err = check_trusted_program(&tool, &[0]).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
+        check_trusted_program(&tool, &[4242]).expect("owned by a trusted user");
+        std::os::unix::fs::chown(&tool, Some(0), None).unwrap();
+
+        std::os::unix::fs::chown(&bin, Some(4242), None).unwrap();
+        let err = check_trusted_program(&tool, &[0]).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
+        std::os::unix::fs::chown(&bin, Some(0), None).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_trusted_program(&tool, &[0]).unwrap_err();
+        assert!(err.to_string().contains("without the sticky bit"), "{err}");
+        assert!(check_trusted_program(&bin.join("missing"), &[0]).is_err());
     }
 
     /// Debian, Ubuntu and Fedora give each user a group of their own and a umask of

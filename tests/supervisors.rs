@@ -170,9 +170,16 @@ fn program_section(env: &TestEnv, command: &[String], extra: &str) -> String {
     )
 }
 
-/// supervisord as these tests run it: as the test's user, logging at debug level.
-fn start_supervisord(env: &TestEnv, programs: &str) -> Supervisord {
-    Supervisord::start(env, "loglevel = debug\n", programs)
+/// supervisord as these tests run it: as the test's user, logging at debug level,
+/// started from `tools`' directory, so that the supervisorctl beside it (which the
+/// watchdog runs before PATH's) is the recording wrapper.
+fn start_supervisord(env: &TestEnv, tools: &Tools, programs: &str) -> Supervisord {
+    Supervisord::start_via(
+        env,
+        "loglevel = debug\n",
+        programs,
+        tools.supervisord_launcher(),
+    )
 }
 
 const JOB: &str = "hermes:webui";
@@ -214,6 +221,7 @@ fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl
     tools.install_supervisorctl();
     let sup = start_supervisord(
         &env,
+        &tools,
         &program_section(
             &env,
             &testserver_argv(&env),
@@ -281,6 +289,7 @@ fn supervisord_program_in_fatal_is_started_through_supervisorctl() {
     // startretries = 0: one failed start is FATAL at once.
     let sup = start_supervisord(
         &env,
+        &tools,
         &program_section(&env, &argv, "startsecs = 1\nstartretries = 0\n"),
     );
     sup.wait_state(JOB, "RUNNING");
@@ -345,7 +354,7 @@ fn double_fork_script() -> PathBuf {
 /// supervisord runs the old bootstrap: a start script that starts the server in a new
 /// session and exits 0 (startsecs = 0, autorestart: respawned in a loop). Returns the
 /// supervisord and the orphan (the first server, holding the port) with its port.
-fn orphan_setup(env: &TestEnv) -> (Supervisord, u32, u16) {
+fn orphan_setup(env: &TestEnv, tools: &Tools) -> (Supervisord, u32, u16) {
     let mut command = vec![
         python().to_string(),
         double_fork_script().display().to_string(),
@@ -358,7 +367,11 @@ fn orphan_setup(env: &TestEnv) -> (Supervisord, u32, u16) {
         "--".into(),
     ];
     command.extend(testserver_argv(env));
-    let sup = start_supervisord(env, &program_section(env, &command, "startsecs = 0\n"));
+    let sup = start_supervisord(
+        env,
+        tools,
+        &program_section(env, &command, "startsecs = 0\n"),
+    );
     let (orphan, port) = wait_for_server(env, UP_TIMEOUT, None);
     // The signature: the port holder carries the job's identity, but it is not the job's
     // process nor one of its descendants.
@@ -397,7 +410,7 @@ fn double_fork_orphan_under_supervisord_is_killed_and_its_recurrence_explained()
     let env = TestEnv::new();
     let tools = Tools::new(&env);
     tools.install_supervisorctl();
-    let (sup, orphan, port) = orphan_setup(&env);
+    let (sup, orphan, port) = orphan_setup(&env, &tools);
     let mut cfg = auto_config(&env, port);
     cfg.set("target.match", "testserver.py");
     cfg.write(&env);
@@ -459,7 +472,7 @@ fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
     tools.install_supervisorctl();
-    let (sup, orphan, port) = orphan_setup(&env);
+    let (sup, orphan, port) = orphan_setup(&env, &tools);
     let untouched = |what: &str| {
         assert!(
             is_alive(orphan) && !is_stopped(orphan),
@@ -552,9 +565,12 @@ fn runit_service_is_detected_and_restarted_through_sv() {
         sh_words(&testserver_argv(&env)),
         sh_quote(&service_log.display().to_string())
     );
-    let runit = Runsv::start(&env, "hermes", &run);
-    // The real `sv`, behind a wrapper that records what the watchdog asks it.
-    tools.install_wrapper("sv", &sh_quote(&runit.sv.display().to_string()));
+    // A copy of the real runsv beside the real `sv` behind a wrapper that records what
+    // the watchdog asks it: the watchdog runs the `sv` beside the job's runsv.
+    let (real_runsv, real_sv) = require_runit();
+    fs::copy(&real_runsv, tools.bin.join("runsv")).unwrap();
+    tools.install_wrapper("sv", &sh_quote(&real_sv.display().to_string()));
+    let runit = Runsv::start_via(&env, "hermes", &run, &tools.bin.join("runsv"));
     let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
     assert_eq!(
         parent_pid(pid),

@@ -106,9 +106,11 @@ fn victim(env: &TestEnv) -> String {
 }
 
 /// supervisord as these tests run it: as root, which its programs leave with setpriv
-/// ([`as_user`]).
+/// ([`as_user`]); started from the test's tool directory, so that the supervisorctl
+/// beside it (which the watchdog runs before PATH's) is the recording wrapper.
 fn start_supervisord(env: &TestEnv, programs: &str) -> Supervisord {
-    Supervisord::start(env, "user = root\n", programs)
+    let launch = Tools::new(env).supervisord_launcher();
+    Supervisord::start_via(env, "user = root\n", programs, launch)
 }
 
 /// [`start_supervisord`] with the one program `hermes:webui` running `command` (shell

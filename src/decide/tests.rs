@@ -151,6 +151,7 @@ fn supervised(o: &mut Observation, orphan: bool) {
                 evidence: "SUPERVISOR_PROCESS_NAME".into(),
                 trust: Trust::Confirmed,
                 domain: None,
+                tool: Default::default(),
             },
             job: Ok(JobStatus {
                 pid: if orphan { Some(5000) } else { Some(holder) },

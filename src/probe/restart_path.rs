@@ -10,7 +10,10 @@
 //!   exists, the environment could be read, and the user, group and supplementary
 //!   groups can be set (root: any; otherwise only the watchdog's own);
 //! - `restart.start_command`: `/bin/sh` and a working directory;
-//! - a supervisor: its command-line tool is found (cron's `PATH` is minimal);
+//! - a supervisor: its command-line tool is found: beside the running supervisor when
+//!   nobody but root and the watchdog's user could replace it there (the command line
+//!   kept in `Supervisor::tool`, which the act runs too), else on PATH (cron's is
+//!   minimal);
 //! - `method = "command"`: `/bin/sh`, and the program if the command starts with a path.
 
 use std::path::{Path, PathBuf};
@@ -153,12 +156,29 @@ pub fn check(
 fn supervisor_tool(supervisor: &Supervisor) -> Result<RestartPath, String> {
     let argv = supervisor.restart_argv();
     let tool = argv.first().map(String::as_str).unwrap_or_default();
+    if supervisor.tool.argv.is_some() {
+        // Found beside the running supervisor, and checked there: the act runs this
+        // same command line (`Supervisor::restart_argv`).
+        return match crate::command::is_executable(std::path::Path::new(tool)) {
+            true => Ok(RestartPath::Tool),
+            false => Err(format!(
+                "the restart goes through {}, but `{tool}` is no longer an executable file",
+                supervisor.describe()
+            )),
+        };
+    }
+    let refused = supervisor
+        .tool
+        .refused
+        .as_ref()
+        .map(|why| format!(" ({why})"))
+        .unwrap_or_default();
     match crate::command::find_program(tool) {
         Some(_) => Ok(RestartPath::Tool),
         None => Err(format!(
             "the restart goes through {}, but `{tool}` is not on the watchdog's PATH ({}) \
-             nor in /usr/local/bin, /opt/homebrew/bin, /usr/sbin or /sbin: add its \
-             directory to PATH in the watchdog's schedule",
+             nor in /usr/local/bin, /opt/homebrew/bin, /usr/sbin or /sbin{refused}: add \
+             its directory to PATH in the watchdog's schedule",
             supervisor.describe(),
             std::env::var("PATH").unwrap_or_default()
         )),

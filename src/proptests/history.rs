@@ -59,6 +59,7 @@ fn supervisor() -> impl Strategy<Value = Supervisor> {
                 evidence,
                 trust,
                 domain,
+                tool: Default::default(),
             },
         )
 }

@@ -27,6 +27,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         evidence: "test".to_string(),
         trust: Default::default(),
         domain: None,
+        tool: Default::default(),
     }
 }
 

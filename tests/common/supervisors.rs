@@ -65,6 +65,19 @@ impl Supervisord {
     /// and `programs` (config sections, one of them in `[group:hermes]`), and waits until
     /// it answers.
     pub fn start(env: &TestEnv, settings: &str, programs: &str) -> Supervisord {
+        let mut launch = Command::new(python());
+        launch.args(["-m", "supervisor.supervisord"]);
+        Supervisord::start_via(env, settings, programs, launch)
+    }
+
+    /// [`Supervisord::start`], with `launch` the command that starts supervisord (a
+    /// script installed as pip does, say); `-n -c CONF` are added to it.
+    pub fn start_via(
+        env: &TestEnv,
+        settings: &str,
+        programs: &str,
+        mut launch: Command,
+    ) -> Supervisord {
         require_supervisor();
         let root = env.root.display();
         let sock = env.root.join("supervisor.sock");
@@ -93,8 +106,8 @@ impl Supervisord {
         .unwrap();
         let out = fs::File::create(env.root.join("supervisord.out")).unwrap();
         let daemon = GracefulChild::spawn(
-            Command::new(python())
-                .args(["-m", "supervisor.supervisord", "-n", "-c"])
+            launch
+                .args(["-n", "-c"])
                 .arg(&conf)
                 .current_dir(&env.root)
                 .stdin(Stdio::null())
@@ -232,7 +245,14 @@ impl Runsv {
     /// Starts runsv on the service `service/NAME` in the temp dir, whose `run` script is
     /// `run`.
     pub fn start(env: &TestEnv, name: &str, run: &str) -> Runsv {
-        let (runsv, sv) = require_runit();
+        let (runsv, _) = require_runit();
+        Runsv::start_via(env, name, run, &runsv)
+    }
+
+    /// [`Runsv::start`] with the `runsv` executable at `runsv` (a copy beside a recording
+    /// `sv`: the watchdog looks for `sv` beside the runsv that runs the job first).
+    pub fn start_via(env: &TestEnv, name: &str, run: &str, runsv: &Path) -> Runsv {
+        let (_, sv) = require_runit();
         let dir = env.root.join("service").join(name);
         fs::create_dir_all(&dir).unwrap();
         write_script(&dir.join("run"), run);

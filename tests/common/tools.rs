@@ -67,6 +67,22 @@ impl Tools {
         );
     }
 
+    /// A command that starts supervisord from this directory, as pip installs it (a
+    /// script whose `#!` names the interpreter): the watchdog looks for supervisorctl
+    /// beside the supervisord that runs the job before PATH, so with
+    /// [`Tools::install_supervisorctl`] it finds the recording wrapper there.
+    pub fn supervisord_launcher(&self) -> std::process::Command {
+        let script = self.bin.join("supervisord");
+        write_script(
+            &script,
+            &format!(
+                "#!{}\nimport sys\nfrom supervisor.supervisord import main\nsys.exit(main())\n",
+                python()
+            ),
+        );
+        std::process::Command::new(script)
+    }
+
     /// The arguments of every call the wrapper `name` recorded, one call each; the record
     /// is then cleared.
     pub fn take_calls(&self, name: &str) -> Vec<String> {

@@ -59,6 +59,11 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
     Ok(parse_environ(&read_bytes(pid, "environ", "environment")?))
 }
 
+pub fn executable(pid: u32) -> Result<std::path::PathBuf, OsError> {
+    let path = proc_path(pid, "exe");
+    fs::read_link(&path).map_err(|e| classify(pid, "executable", &path, e))
+}
+
 pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     match read_stat(pid) {
         Ok(stat) if stat.state == ProcState::Zombie => Ok(None),

@@ -545,6 +545,17 @@ fn cwd(pid: u32) -> Option<PathBuf> {
 /// which ones varies by release) read by another process, the kernel gives argv only
 /// (xnu bsd/kern/kern_sysctl.c, `sysctl_procargsx`, `omit_env_vars`), whoever asks,
 /// root included: that is `EnvironmentHidden`, never an empty environment.
+pub fn executable(pid: u32) -> Result<PathBuf, OsError> {
+    let args = proc_args(pid)?;
+    if args.exec_path.is_empty() {
+        return Err(OsError::Parse {
+            what: format!("executable of PID {pid}"),
+            detail: "the kernel's argument area names no exec path".to_owned(),
+        });
+    }
+    Ok(PathBuf::from(args.exec_path))
+}
+
 pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
     match proc_args(pid)?.env {
         Environment::Read(env) => Ok(procargs::env_pairs(&env)),

@@ -179,6 +179,13 @@ pub fn process_environ(pid: u32) -> Result<Vec<(String, String)>, OsError> {
     platform::process_environ(pid)
 }
 
+/// The file the process executes (what the kernel recorded at exec: `/proc/PID/exe`,
+/// or macOS's exec path), where `argv[0]` may be a bare name: runsvdir starts `runsv`
+/// by name. For finding a supervisor's tool beside the supervisor (`sv` beside `runsv`).
+pub fn executable(pid: u32) -> Result<PathBuf, OsError> {
+    platform::executable(pid)
+}
+
 /// The process's identity now, or `None` if it no longer exists (or is a zombie).
 pub fn identity(pid: u32) -> Result<Option<Identity>, OsError> {
     platform::identity(pid)
@@ -424,5 +431,38 @@ mod tests {
         assert_eq!(socket_inode(described), None);
         assert_eq!(socket_text("socket:[12345]"), Some("12345"));
         assert_eq!(socket_text("pipe:[12345]"), None);
+    }
+
+    /// What the kernel recorded at exec, whatever argv says: a child started as `sh`
+    /// (a bare name) executes /bin/sh or a link to it; a gone PID is no process.
+    #[test]
+    fn executable_is_the_file_executed() {
+        let own = executable(std::process::id()).unwrap();
+        assert_eq!(
+            std::fs::canonicalize(&own).unwrap(),
+            std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap()
+        );
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "read _"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let exe = executable(child.id());
+        drop(child.stdin.take());
+        child.wait().unwrap();
+        let exe = exe.unwrap();
+        assert!(exe.is_absolute(), "{}", exe.display());
+        assert!(
+            std::fs::canonicalize(&exe).unwrap() == std::fs::canonicalize("/bin/sh").unwrap()
+                || exe
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().contains("sh")),
+            "{}",
+            exe.display()
+        );
+        assert!(
+            executable(child.id()).is_err(),
+            "a reaped child has no executable"
+        );
     }
 }

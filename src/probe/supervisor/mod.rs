@@ -25,7 +25,7 @@ pub mod runit;
 pub mod supervisord;
 pub mod systemd;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -158,6 +158,11 @@ trait Behaviour {
         query(supervisor, deadline).map_err(Refused::Unanswered)
     }
 
+    /// Looks for the supervisor's tool beside the running supervisor (what `clues`
+    /// read of its process) and keeps it in [`Supervisor::tool`], with what
+    /// `own_uid` may run (docs/SECURITY.md); by default the tool is found on PATH.
+    fn locate_tool(&self, _supervisor: &mut Supervisor, _clues: &Clues, _own_uid: u32) {}
+
     /// What the operator can do once the supervisor refused to start the job again
     /// ([`JobStatus::start_limit_hit`]).
     fn reset_hint(&self, _supervisor: &Supervisor) -> Option<String> {
@@ -235,6 +240,25 @@ pub struct Supervisor {
     /// asked (and in history written before domains were looked up).
     #[serde(default)]
     pub domain: Option<String>,
+    /// Where its command-line tool was found beside the running supervisor, or why the
+    /// one there is not used ([`Behaviour::locate_tool`]). Not kept in the history: it
+    /// is looked for again beside the supervisor that runs then.
+    #[serde(skip)]
+    pub tool: ToolPlace,
+}
+
+/// The supervisor's command-line tool as found beside the supervisor process itself
+/// (docs/SECURITY.md, "Never kill what cannot be started"): cron runs the watchdog
+/// with `PATH=/usr/bin:/bin`, and a `supervisorctl` installed by pip or in a virtualenv
+/// is not there. Both the precheck (src/probe/restart_path.rs) and the act run this.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolPlace {
+    /// The command that starts the tool (`/opt/venv/bin/supervisorctl`, or
+    /// `/usr/bin/python3 -m supervisor.supervisorctl`); `None`: the tool's name, found
+    /// on the watchdog's PATH.
+    pub argv: Option<Vec<String>>,
+    /// Why a tool beside the supervisor was not used (another user could replace it).
+    pub refused: Option<String>,
 }
 
 /// What the supervisor says about its job.
@@ -283,6 +307,7 @@ impl Supervisor {
             evidence: evidence.to_string(),
             trust: Trust::Unverified,
             domain: None,
+            tool: ToolPlace::default(),
         }
     }
 
@@ -304,6 +329,63 @@ impl Supervisor {
     pub fn reset_hint(&self) -> Option<String> {
         self.kind.behaviour().reset_hint(self)
     }
+}
+
+/// Keeps `argv` (which runs `program`, found beside the running supervisor and named
+/// `what` in messages) as the supervisor's tool when `own_uid` may run it; when another
+/// user could replace it, the evidence and [`ToolPlace::refused`] say why it is not
+/// used, and PATH is searched. Nothing is said of a tool that is not there.
+fn use_tool_beside(
+    supervisor: &mut Supervisor,
+    what: &str,
+    argv: Vec<String>,
+    program: &Path,
+    own_uid: u32,
+) {
+    if !command::is_executable(program) {
+        return;
+    }
+    match trusted_tool(program, own_uid) {
+        Ok(()) => supervisor.tool.argv = Some(argv),
+        Err(why) => {
+            let refused = format!(
+                "{what} ({}) is not used: {why}; it is looked for on PATH instead",
+                argv.join(" ")
+            );
+            supervisor.evidence = format!("{}; {refused}", supervisor.evidence);
+            supervisor.tool.refused = Some(refused);
+        }
+    }
+}
+
+/// Whether `own_uid` may run `program` (docs/SECURITY.md, "Believing a supervisor"):
+/// nobody but root and `own_uid` can replace it, a directory above it, or the
+/// interpreter its `#!` line names. `Err` says which file and why.
+fn trusted_tool(program: &Path, own_uid: u32) -> Result<(), String> {
+    crate::safe_fs::check_trusted_program(program, &[own_uid]).map_err(|e| e.to_string())?;
+    if let Some(interpreter) = shebang(program) {
+        crate::safe_fs::check_trusted_program(&interpreter, &[own_uid])
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The interpreter a script's `#!` line names, if it names an absolute one.
+fn shebang(program: &Path) -> Option<PathBuf> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(256);
+    // The file a link leads to is the one executed (and the one checked).
+    crate::safe_fs::open_regular(&std::fs::canonicalize(program).ok()?)
+        .ok()?
+        .take(256)
+        .read_to_end(&mut head)
+        .ok()?;
+    let line = head.strip_prefix(b"#!")?;
+    let line = String::from_utf8_lossy(line.split(|&b| b == b'\n').next()?).into_owned();
+    let interpreter = line.split_whitespace().next()?;
+    Path::new(interpreter)
+        .is_absolute()
+        .then(|| PathBuf::from(interpreter))
 }
 
 /// Reads a status command's output.
@@ -363,10 +445,14 @@ pub struct Clues {
     pub uid: u32,
     /// The service directory of the nearest `runsv` ancestor (its cwd).
     pub runsv_dir: Option<PathBuf>,
+    /// That `runsv`'s PID and the file it executes: where its own `sv` is.
+    pub runsv_exe: Option<(u32, PathBuf)>,
     /// The `.service` in the target's cgroup, and whether it is a user unit.
     pub unit: Option<(String, bool)>,
     /// The nearest ancestor whose command line is supervisord's.
     pub supervisord: Option<u32>,
+    /// That ancestor's command line: where its own `supervisorctl` is.
+    pub supervisord_argv: Vec<String>,
 }
 
 impl Clues {
@@ -440,6 +526,7 @@ fn configured(kind: Kind, cfg: &RestartConfig, clues: &Clues, own_uid: u32) -> O
         evidence: "configured".into(),
         trust: Trust::Configured,
         domain: None,
+        tool: ToolPlace::default(),
     })
 }
 
@@ -633,9 +720,12 @@ fn resolve_in(
     if claim == Claim::SameUser {
         supervisor.trust = Trust::SameUser;
     }
+    // The tool the status queries and the restart run: the one beside the running
+    // supervisor where root may run it, else PATH's.
+    let behaviour = supervisor.kind.behaviour();
+    behaviour.locate_tool(&mut supervisor, clues, own_uid);
     // The supervisor's first answer; launchd's also checks the job may be restarted at
     // all, and refuses it with the operator's message.
-    let behaviour = supervisor.kind.behaviour();
     let first = match behaviour.first_status(&mut supervisor, target, ctx, deadline) {
         Ok(status) => Ok(status),
         Err(Refused::Unanswered(why)) => Err(why),

@@ -5,9 +5,7 @@
 //! ...` instead (runsv not running, a supervise/ directory it may not open): those say
 //! nothing about the service.
 
-use std::path::PathBuf;
-
-use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor};
+use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor, use_tool_beside};
 use crate::config::{Method, RestartConfig};
 use crate::probe::os::{self, ProcessInfo};
 
@@ -28,7 +26,30 @@ impl Behaviour for Runit {
     }
 
     fn gather(&self, target: &ProcessInfo, clues: &mut Clues) {
-        clues.runsv_dir = runsv_ancestor(target.ppid);
+        let Some(runsv) = runsv_ancestor(target.ppid) else {
+            return;
+        };
+        clues.runsv_exe = os::executable(runsv.pid())
+            .ok()
+            .map(|exe| (runsv.pid(), exe));
+        clues.runsv_dir = runsv.cwd;
+    }
+
+    /// The `sv` of the runit that runs the target: beside the `runsv` executable (which
+    /// runsvdir starts by a bare name, so its file is read, not its argv).
+    fn locate_tool(&self, supervisor: &mut Supervisor, clues: &Clues, own_uid: u32) {
+        let Some((pid, exe)) = &clues.runsv_exe else {
+            return;
+        };
+        let sv = exe.with_file_name("sv");
+        let what = format!("the sv beside runsv PID {pid}");
+        use_tool_beside(
+            supervisor,
+            &what,
+            vec![sv.display().to_string()],
+            &sv,
+            own_uid,
+        );
     }
 
     fn detect(&self, clues: &Clues, _own_label: Option<&str>) -> Option<Supervisor> {
@@ -52,11 +73,15 @@ impl Behaviour for Runit {
     }
 
     fn status_argv(&self, supervisor: &Supervisor) -> Vec<String> {
-        vec!["sv".into(), "status".into(), supervisor.name.clone()]
+        let mut argv = tool(supervisor);
+        argv.extend(["status".into(), supervisor.name.clone()]);
+        argv
     }
 
     fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String> {
-        vec!["sv".into(), "restart".into(), supervisor.name.clone()]
+        let mut argv = tool(supervisor);
+        argv.extend(["restart".into(), supervisor.name.clone()]);
+        argv
     }
 
     fn parse_status(&self, _supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
@@ -72,13 +97,21 @@ impl Behaviour for Runit {
     }
 }
 
-/// The working directory of the nearest `runsv` above `from`: runsv runs in its
-/// service directory.
-fn runsv_ancestor(from: u32) -> Option<PathBuf> {
+/// `sv` beside the job's `runsv` where it may be run, else PATH's.
+fn tool(supervisor: &Supervisor) -> Vec<String> {
+    supervisor
+        .tool
+        .argv
+        .clone()
+        .unwrap_or_else(|| vec!["sv".to_string()])
+}
+
+/// The nearest `runsv` above `from`; its working directory is its service directory.
+fn runsv_ancestor(from: u32) -> Option<ProcessInfo> {
     let is_runsv = |info: &ProcessInfo| {
         info.argv.first().map(|a| a.rsplit('/').next().unwrap_or(a)) == Some("runsv")
     };
-    os::nearest_ancestor(from, is_runsv).and_then(|info| info.cwd)
+    os::nearest_ancestor(from, is_runsv)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +163,56 @@ pub fn parse_status(text: &str) -> Option<ServiceStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `sv` is the one beside the runsv that runs the job (its executable, whatever its
+    /// argv said), for the status query and the restart alike; one in a directory
+    /// another user can write is not, and the evidence says why.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn sv_is_looked_for_beside_runsv() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sv = bin.join("sv");
+        std::fs::write(&sv, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&sv, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let clues = Clues {
+            runsv_exe: Some((9, bin.join("runsv"))),
+            runsv_dir: Some("/etc/sv/hermes".into()),
+            ..Clues::default()
+        };
+        let own = os::own_uid();
+        let mut sup = Runit.detect(&clues, None).unwrap();
+        Runit.locate_tool(&mut sup, &clues, own);
+        let path = sv.display().to_string();
+        assert_eq!(
+            sup.restart_argv(),
+            [path.as_str(), "restart", "/etc/sv/hermes"]
+        );
+        assert_eq!(
+            sup.status_argv(),
+            [path.as_str(), "status", "/etc/sv/hermes"]
+        );
+
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut sup = Runit.detect(&clues, None).unwrap();
+        Runit.locate_tool(&mut sup, &clues, own);
+        assert_eq!(sup.restart_argv(), ["sv", "restart", "/etc/sv/hermes"]);
+        let why = sup.tool.refused.unwrap();
+        assert!(
+            why.starts_with(&format!("the sv beside runsv PID 9 ({path}) is not used: "))
+                && why.contains("without the sticky bit"),
+            "{why}"
+        );
+
+        // No sv beside it: PATH's, and nothing to say.
+        std::fs::remove_file(&sv).unwrap();
+        let mut sup = Runit.detect(&clues, None).unwrap();
+        Runit.locate_tool(&mut sup, &clues, own);
+        assert_eq!(sup.tool, Default::default());
+    }
 
     #[test]
     fn parses_each_shape() {

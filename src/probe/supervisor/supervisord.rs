@@ -5,7 +5,10 @@
 
 use super::{
     Behaviour, Claim, Clues, JobStatus, Kind, QUERY_TIMEOUT, Supervisor, holds_server_socket,
+    use_tool_beside,
 };
+use std::path::{Path, PathBuf};
+
 use crate::command::{self, Output};
 use crate::config::{Method, RestartConfig};
 use crate::deadline::Deadline;
@@ -29,8 +32,10 @@ impl Behaviour for Supervisord {
 
     /// The nearest ancestor whose command line is supervisord's.
     fn gather(&self, target: &ProcessInfo, clues: &mut Clues) {
-        clues.supervisord =
-            os::nearest_ancestor(target.ppid, |info| is_supervisord(&info.argv)).map(|i| i.pid());
+        if let Some(info) = os::nearest_ancestor(target.ppid, |info| is_supervisord(&info.argv)) {
+            clues.supervisord = Some(info.pid());
+            clues.supervisord_argv = info.argv;
+        }
     }
 
     /// supervisord names the program in its children's environment; a one-process group
@@ -94,6 +99,20 @@ impl Behaviour for Supervisord {
         })
     }
 
+    /// The `supervisorctl` of the supervisord that runs the target: beside the script
+    /// it runs, or the same interpreter's `-m supervisor.supervisorctl`; used when
+    /// nobody but root and `own_uid` could replace it or a directory above it.
+    fn locate_tool(&self, supervisor: &mut Supervisor, clues: &Clues, own_uid: u32) {
+        let Some(pid) = clues.supervisord else {
+            return;
+        };
+        let Some((argv, program)) = beside(&clues.supervisord_argv) else {
+            return;
+        };
+        let what = format!("the supervisorctl beside supervisord PID {pid}");
+        use_tool_beside(supervisor, &what, argv, &program, own_uid);
+    }
+
     /// `supervisorctl status` prints no PID in STARTING, though the process runs (and may
     /// listen already); read as "runs nothing", it made the fresh process an orphan.
     /// `supervisorctl pid NAME` answers in STARTING too.
@@ -109,13 +128,48 @@ impl Behaviour for Supervisord {
     }
 }
 
-/// `supervisorctl`, and `-s URL` for the control socket the job's supervisord listens on.
+/// `supervisorctl` (the one beside the job's supervisord, else PATH's), and `-s URL` for
+/// the control socket the job's supervisord listens on.
 fn tool(supervisor: &Supervisor) -> Vec<String> {
-    let mut argv = vec!["supervisorctl".to_string()];
+    let mut argv = supervisor
+        .tool
+        .argv
+        .clone()
+        .unwrap_or_else(|| vec!["supervisorctl".to_string()]);
     if let Some(url) = &supervisor.server_url {
         argv.extend(["-s".into(), url.clone()]);
     }
     argv
+}
+
+/// The supervisorctl of a supervisord run as `argv`, and the file to trust for it:
+/// `[python, -m, supervisor.supervisord, ...]` gives that interpreter's `-m
+/// supervisor.supervisorctl`; `[python, /DIR/supervisord, ...]` or `[/DIR/supervisord,
+/// ...]` (pip's scripts, a virtualenv's) gives `/DIR/supervisorctl`. A bare name or a
+/// relative path says nothing of where it lives: `None`, and PATH is searched.
+pub fn beside(argv: &[String]) -> Option<(Vec<String>, PathBuf)> {
+    let absolute = |arg: &String| Path::new(arg).is_absolute().then(|| PathBuf::from(arg));
+    if let Some(at) = argv
+        .iter()
+        .take(3)
+        .position(|a| a == "supervisor.supervisord")
+        && at >= 2
+        && argv[at - 1] == "-m"
+    {
+        let python = absolute(argv.first()?)?;
+        let tool = vec![
+            python.display().to_string(),
+            "-m".into(),
+            "supervisor.supervisorctl".into(),
+        ];
+        return Some((tool, python));
+    }
+    let script = argv
+        .iter()
+        .take(3)
+        .find(|a| a.rsplit('/').next() == Some("supervisord"))?;
+    let ctl = absolute(script)?.with_file_name("supervisorctl");
+    Some((vec![ctl.display().to_string()], ctl))
 }
 
 /// One program line of `supervisorctl status`.
@@ -263,6 +317,99 @@ stopped                          STOPPED   Nov 28 01:02 PM
         assert_eq!(parse_pid("0\n"), None);
         assert_eq!(parse_pid("No such process hermes:nosuch\n"), None);
         assert_eq!(parse_pid(""), None);
+    }
+
+    fn words(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    /// pip's script run by its interpreter, a script run directly, and `-m`: the
+    /// supervisorctl of the same installation; a bare name says nothing.
+    #[test]
+    fn supervisorctl_is_looked_for_beside_the_supervisord_that_runs() {
+        let ctl = |argv: &[&str]| beside(&words(argv));
+        let script = (
+            words(&["/usr/local/bin/supervisorctl"]),
+            PathBuf::from("/usr/local/bin/supervisorctl"),
+        );
+        assert_eq!(
+            ctl(&["/usr/bin/python3", "/usr/local/bin/supervisord", "-c", "x"]),
+            Some(script.clone())
+        );
+        assert_eq!(ctl(&["/usr/local/bin/supervisord", "-n"]), Some(script));
+        assert_eq!(
+            ctl(&[
+                "/opt/venv/bin/python3",
+                "-m",
+                "supervisor.supervisord",
+                "-n"
+            ]),
+            Some((
+                words(&["/opt/venv/bin/python3", "-m", "supervisor.supervisorctl"]),
+                PathBuf::from("/opt/venv/bin/python3")
+            ))
+        );
+        assert_eq!(ctl(&["python3", "-m", "supervisor.supervisord"]), None);
+        assert_eq!(ctl(&["supervisord", "-n"]), None);
+        assert_eq!(ctl(&["python3", "bin/supervisord"]), None);
+        assert_eq!(
+            ctl(&["/usr/bin/python3", "-u", "/srv/venv/bin/supervisord"]),
+            Some((
+                words(&["/srv/venv/bin/supervisorctl"]),
+                PathBuf::from("/srv/venv/bin/supervisorctl")
+            ))
+        );
+    }
+
+    /// The tool found is the one every status query and the restart run; one another
+    /// user could replace is not, and the evidence says why.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_tool_another_user_could_replace_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ctl = bin.join("supervisorctl");
+        std::fs::write(&ctl, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let own = os::own_uid();
+        let clues = Clues {
+            supervisord: Some(7),
+            supervisord_argv: words(&[
+                "/usr/bin/python3",
+                &bin.join("supervisord").display().to_string(),
+            ]),
+            ..Clues::default()
+        };
+        let mut sup = Supervisor::detected(Kind::Supervisor, "hermes:webui".into(), &clues, "E");
+        Supervisord.locate_tool(&mut sup, &clues, own);
+        let path = ctl.display().to_string();
+        assert_eq!(sup.tool.argv, Some(vec![path.clone()]));
+        assert_eq!(
+            sup.restart_argv(),
+            words(&[&path, "restart", "hermes:webui"])
+        );
+        assert_eq!(sup.status_argv(), words(&[&path, "status", "hermes:webui"]));
+
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut sup = Supervisor::detected(Kind::Supervisor, "hermes:webui".into(), &clues, "E");
+        Supervisord.locate_tool(&mut sup, &clues, own);
+        assert_eq!(sup.tool.argv, None);
+        assert_eq!(
+            sup.restart_argv(),
+            words(&["supervisorctl", "restart", "hermes:webui"])
+        );
+        let why = sup.tool.refused.clone().unwrap();
+        assert!(
+            why.starts_with(&format!(
+                "the supervisorctl beside supervisord PID 7 ({path}) is not used: "
+            )) && why.contains("without the sticky bit")
+                && why.ends_with("it is looked for on PATH instead"),
+            "{why}"
+        );
+        assert_eq!(sup.evidence, format!("E; {why}"));
     }
 
     #[test]

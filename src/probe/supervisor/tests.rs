@@ -19,8 +19,10 @@ fn clues(pairs: &[(&str, &str)]) -> Clues {
         env_error: None,
         uid: 501,
         runsv_dir: None,
+        runsv_exe: None,
         unit: None,
         supervisord: None,
+        supervisord_argv: Vec::new(),
     }
 }
 
@@ -106,6 +108,7 @@ fn supervisor(kind: Kind, name: &str) -> Supervisor {
         evidence: "test".into(),
         trust: Trust::Unverified,
         domain: None,
+        tool: Default::default(),
     }
 }
 

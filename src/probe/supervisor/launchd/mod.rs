@@ -233,6 +233,7 @@ pub(super) fn find_by_pid(
             evidence: format!("launchd lists {whose} as a job of {domain}"),
             trust: Trust::Confirmed,
             domain: Some(domain.clone()),
+            tool: Default::default(),
         });
     }
     None
