@@ -1,5 +1,5 @@
-//! End-to-end tests that run unchanged on Linux and macOS (issue 10: a test suite that
-//! runs on a Mac): the FD census, the port holder, `status`, a builtin restart, and the
+//! End-to-end tests that run unchanged on Linux and macOS (README.md, "Running on
+//! macOS under launchd"): the FD census, the port holder, `status`, a builtin restart, and the
 //! launchd parsers on captured `launchctl print` output. Each test drives the watchdog
 //! binary against a real test server (`tests/support/testserver.py`) in its own temp
 //! dir, as the rest of the suite does.

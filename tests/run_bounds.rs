@@ -1,5 +1,5 @@
 //! Every run ends, whatever the kernel does, and no run aborts when the system is out of
-//! processes (docs/SECURITY.md): issue 9, items 7 and 8.
+//! processes (docs/SECURITY.md, "Every run ends").
 //!
 //! - A FIFO at the config path is refused at once (exit 2), instead of holding the run
 //!   before its failsafe is armed; cron would stack one stuck run a minute.

@@ -694,7 +694,7 @@ mod tests {
         assert_eq!(FdKind::of(&unnamed), FdKind::Other);
     }
 
-    /// Item 8 of issue 10: ENOTSOCK and EOPNOTSUPP (an FD reused as a non-socket since
+    /// A reused FD number is no unknown socket (docs/SECURITY.md, "Finding the process to act on"): ENOTSOCK and EOPNOTSUPP (an FD reused as a non-socket since
     /// the table was read) were `Unknown`, counted as `socket:[?]`, and made the port
     /// scan unsure.
     #[test]

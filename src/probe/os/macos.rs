@@ -1149,7 +1149,7 @@ mod tests {
         }
     }
 
-    /// Items 2 and 6 of issue 10, on the process's own environment (the kernel never
+    /// The environment as read for replay (docs/SECURITY.md, "launchd"), on the process's own environment (the kernel never
     /// withholds it from the process itself).
     #[test]
     fn own_environment() {
@@ -1266,7 +1266,7 @@ mod tests {
         }
     }
 
-    /// Item 7 of issue 10: a watchdog that is not root walks up past a root process
+    /// An ancestor of another user (docs/SECURITY.md, "Finding the process to act on"): a watchdog that is not root walks up past a root process
     /// (`sudo`, like `login` or `sshd`) to the ancestor it looks for; before,
     /// `PROC_PIDTBSDINFO` failed with EPERM at sudo and the walk said "no".
     #[test]

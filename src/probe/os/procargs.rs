@@ -314,7 +314,7 @@ mod tests {
         );
     }
 
-    /// Item 6 of issue 10: when argv+env end on an 8-byte boundary the apple strings
+    /// The kernel's apple strings are no environment (docs/SECURITY.md, "launchd"): when argv+env end on an 8-byte boundary the apple strings
     /// follow the last variable with no empty string between; the old parser, which
     /// ended the environment at the first empty string, returned `pfz=`,
     /// `MallocNanoZone=1`, `stack_guard=`... as variables, to be replayed.
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(paddings, (0..8).collect());
     }
 
-    /// Item 2 of issue 10: the sysctl's buffer for a restricted process ends after
+    /// An environment the kernel hides (docs/SECURITY.md, "launchd"): the sysctl's buffer for a restricted process ends after
     /// argv. That is an omitted environment, which the old parser returned as an
     /// empty one.
     #[test]
