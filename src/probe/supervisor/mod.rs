@@ -261,6 +261,21 @@ pub struct ToolPlace {
     pub refused: Option<String>,
 }
 
+impl ToolPlace {
+    /// The command that starts the tool: the one found beside the running supervisor,
+    /// else `name`, for the watchdog's PATH to find.
+    fn argv_or(&self, name: &str) -> Vec<String> {
+        self.argv.clone().unwrap_or_else(|| vec![name.to_string()])
+    }
+}
+
+/// `tool VERB JOB`: how `sv`, `supervisorctl` and `systemctl` are asked about, or told
+/// to act on, one job.
+fn job_argv(mut tool: Vec<String>, verb: &str, job: &str) -> Vec<String> {
+    tool.extend([verb.to_string(), job.to_string()]);
+    tool
+}
+
 /// What the supervisor says about its job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JobStatus {

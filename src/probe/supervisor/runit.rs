@@ -5,7 +5,7 @@
 //! ...` instead (runsv not running, a supervise/ directory it may not open): those say
 //! nothing about the service.
 
-use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor, use_tool_beside};
+use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor, job_argv, use_tool_beside};
 use crate::config::{Method, RestartConfig};
 use crate::probe::os::{self, ProcessInfo};
 
@@ -73,15 +73,11 @@ impl Behaviour for Runit {
     }
 
     fn status_argv(&self, supervisor: &Supervisor) -> Vec<String> {
-        let mut argv = tool(supervisor);
-        argv.extend(["status".into(), supervisor.name.clone()]);
-        argv
+        job_argv(tool(supervisor), "status", &supervisor.name)
     }
 
     fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String> {
-        let mut argv = tool(supervisor);
-        argv.extend(["restart".into(), supervisor.name.clone()]);
-        argv
+        job_argv(tool(supervisor), "restart", &supervisor.name)
     }
 
     fn parse_status(&self, _supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
@@ -99,11 +95,7 @@ impl Behaviour for Runit {
 
 /// `sv` beside the job's `runsv` where it may be run, else PATH's.
 fn tool(supervisor: &Supervisor) -> Vec<String> {
-    supervisor
-        .tool
-        .argv
-        .clone()
-        .unwrap_or_else(|| vec!["sv".to_string()])
+    supervisor.tool.argv_or("sv")
 }
 
 /// The nearest `runsv` above `from`; its working directory is its service directory.

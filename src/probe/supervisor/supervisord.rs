@@ -5,7 +5,7 @@
 
 use super::{
     Behaviour, Claim, Clues, JobStatus, Kind, QUERY_TIMEOUT, Supervisor, holds_server_socket,
-    use_tool_beside,
+    job_argv, use_tool_beside,
 };
 use std::path::{Path, PathBuf};
 
@@ -76,15 +76,11 @@ impl Behaviour for Supervisord {
     }
 
     fn status_argv(&self, supervisor: &Supervisor) -> Vec<String> {
-        let mut argv = tool(supervisor);
-        argv.extend(["status".into(), supervisor.name.clone()]);
-        argv
+        job_argv(tool(supervisor), "status", &supervisor.name)
     }
 
     fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String> {
-        let mut argv = tool(supervisor);
-        argv.extend(["restart".into(), supervisor.name.clone()]);
-        argv
+        job_argv(tool(supervisor), "restart", &supervisor.name)
     }
 
     fn parse_status(&self, supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {
@@ -120,8 +116,7 @@ impl Behaviour for Supervisord {
         if !status.starting || status.pid.is_some() {
             return;
         }
-        let mut argv = tool(supervisor);
-        argv.extend(["pid".into(), supervisor.name.clone()]);
+        let argv = job_argv(tool(supervisor), "pid", &supervisor.name);
         status.pid = command::run(&argv, &[], Output::Capture, deadline.sub(QUERY_TIMEOUT))
             .ok()
             .and_then(|done| parse_pid(&done.stdout));
@@ -131,11 +126,7 @@ impl Behaviour for Supervisord {
 /// `supervisorctl` (the one beside the job's supervisord, else PATH's), and `-s URL` for
 /// the control socket the job's supervisord listens on.
 fn tool(supervisor: &Supervisor) -> Vec<String> {
-    let mut argv = supervisor
-        .tool
-        .argv
-        .clone()
-        .unwrap_or_else(|| vec!["supervisorctl".to_string()]);
+    let mut argv = supervisor.tool.argv_or("supervisorctl");
     if let Some(url) = &supervisor.server_url {
         argv.extend(["-s".into(), url.clone()]);
     }

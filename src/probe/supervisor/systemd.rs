@@ -2,7 +2,7 @@
 //! `systemctl [--user] show` and `restart`, and what to tell the operator about a unit
 //! systemd refused to start again or does not know.
 
-use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor};
+use super::{Behaviour, Claim, Clues, JobStatus, Kind, Supervisor, job_argv};
 use crate::config::{Method, RestartConfig};
 use crate::probe::os::{self, ProcessInfo};
 
@@ -64,9 +64,7 @@ impl Behaviour for Systemd {
     }
 
     fn restart_argv(&self, supervisor: &Supervisor) -> Vec<String> {
-        let mut argv = tool(supervisor);
-        argv.extend(["restart".into(), supervisor.name.clone()]);
-        argv
+        job_argv(tool(supervisor), "restart", &supervisor.name)
     }
 
     fn parse_status(&self, supervisor: &Supervisor, stdout: &str) -> Result<JobStatus, String> {

@@ -1000,6 +1000,37 @@ impl Drop for Sleeper {
     }
 }
 
+/// A launchctl that prints `cron_job` for `system/LABEL` and lists cron (PID `cron`)
+/// as the one job of `system`, and no job in the other domains `uid`'s server may be in.
+fn launchctl_knowing_cron(uid: u32, label: &str, cron: u32, cron_job: String) -> Launchctl {
+    let mut answers = vec![(format!("system/{label}"), cron_job)];
+    for domain in launchd::candidate_domains(uid) {
+        let jobs: &[(u32, &str)] = if domain == "system" {
+            &[(cron, label)]
+        } else {
+            &[]
+        };
+        answers.push((domain.clone(), listing(&domain, jobs)));
+    }
+    let answers: Vec<(&str, String)> = answers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    Launchctl::new(&answers)
+}
+
+/// Resolves `server` (a child of cron) in auto mode, and asserts cron was not taken
+/// for its job.
+fn resolve_not_cron(server: &ProcessInfo, launchctl: &Launchctl) -> Resolution {
+    let r = run_resolve(&auto(), Some(server), &blind(), launchctl, None, true, GONE);
+    assert_ne!(r.method, Method::Launchd, "{r:#?}");
+    assert!(
+        r.supervision.is_none(),
+        "cron taken for the server's job: {r:#?}"
+    );
+    r
+}
+
 /// A server a user's crontab started (or one started from an SSH login) descends
 /// from a daemon of launchd's `system` domain that runs as root: cron, sshd. That
 /// daemon is not the server's job: `kickstart -k system/com.vix.cron` would restart
@@ -1015,42 +1046,14 @@ fn an_ancestor_of_another_user_is_not_the_servers_job() {
         ..process(GONE + 2, cron.pid())
     };
     let cron_label = "com.vix.cron";
-    let mut answers = vec![(
-        "system/com.vix.cron".to_string(),
-        printed(
-            "never-exited-system.txt",
-            "system",
-            cron_label,
-            Some(cron.pid()),
-        ),
-    )];
-    for domain in launchd::candidate_domains(uid) {
-        let jobs: &[(u32, &str)] = if domain == "system" {
-            &[(cron.pid(), cron_label)]
-        } else {
-            &[]
-        };
-        answers.push((domain.clone(), listing(&domain, jobs)));
-    }
-    let answers: Vec<(&str, String)> = answers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    let launchctl = Launchctl::new(&answers);
-    let r = run_resolve(
-        &auto(),
-        Some(&server),
-        &blind(),
-        &launchctl,
-        None,
-        true,
-        GONE,
+    let cron_job = printed(
+        "never-exited-system.txt",
+        "system",
+        cron_label,
+        Some(cron.pid()),
     );
-    assert_ne!(r.method, Method::Launchd, "{r:#?}");
-    assert!(
-        r.supervision.is_none(),
-        "cron taken for the server's job: {r:#?}"
-    );
+    let launchctl = launchctl_knowing_cron(uid, cron_label, cron.pid(), cron_job);
+    resolve_not_cron(&server, &launchctl);
     assert!(
         !launchctl.calls().iter().any(|c| c.contains(cron_label)),
         "{:?}",
@@ -1078,34 +1081,8 @@ fn macos_own_jobs_are_never_the_servers_job() {
         1,
     );
     assert!(cron_job.contains("path = /System/Library/LaunchDaemons/com.vix.cron.plist"));
-    let mut answers = vec![("system/com.vix.cron".to_string(), cron_job)];
-    for domain in launchd::candidate_domains(uid) {
-        let jobs: &[(u32, &str)] = if domain == "system" {
-            &[(cron.pid(), label)]
-        } else {
-            &[]
-        };
-        answers.push((domain.clone(), listing(&domain, jobs)));
-    }
-    let answers: Vec<(&str, String)> = answers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    let launchctl = Launchctl::new(&answers);
-    let r = run_resolve(
-        &auto(),
-        Some(&server),
-        &blind(),
-        &launchctl,
-        None,
-        true,
-        GONE,
-    );
-    assert_ne!(r.method, Method::Launchd, "{r:#?}");
-    assert!(
-        r.supervision.is_none(),
-        "cron taken for the server's job: {r:#?}"
-    );
+    let launchctl = launchctl_knowing_cron(uid, label, cron.pid(), cron_job);
+    let r = resolve_not_cron(&server, &launchctl);
     let why = r.unverified.expect("the operator is told");
     assert!(why.contains("macOS's own jobs"), "{why}");
 }
