@@ -439,6 +439,24 @@ pub fn check_trusted_program(path: &Path, trusted: &[u32]) -> Result<(), SafeFsE
             ),
         });
     }
+    // A sticky directory anyone may write in (`/tmp`) keeps root's files from being
+    // replaced, but not another user from adding a hard link to any program of root's
+    // under the name looked for: the program's own directory must be closed to others.
+    let real = fs::canonicalize(path).map_err(|e| SafeFsError::io(path, e))?;
+    if let Some(dir) = real.parent() {
+        let dir_meta = fs::metadata(dir).map_err(|e| SafeFsError::io(dir, e))?;
+        if writable_by_others(&dir_meta) {
+            return Err(SafeFsError::Untrusted {
+                path: path.to_path_buf(),
+                why: format!(
+                    "is in {}, a directory anyone may add a program to (mode {:o}); \
+                     install it in a directory writable only by its owner",
+                    dir.display(),
+                    dir_meta.mode() & 0o7777
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -1073,6 +1091,34 @@ mod tests {
         let err = check_trusted_program(&tool, &[0]).unwrap_err();
         assert!(err.to_string().contains("without the sticky bit"), "{err}");
         assert!(check_trusted_program(&bin.join("missing"), &[0]).is_err());
+    }
+
+    /// In a sticky directory anyone may write in (`/tmp`), another user cannot replace
+    /// root's files, but can put there a hard link to any program of root's under the
+    /// name looked for (macOS allows it; Linux unless `fs.protected_hardlinks` is set):
+    /// a program is run from there only if that directory is writable by nobody else.
+    #[test]
+    fn a_program_in_a_directory_anyone_may_add_to_is_not_trusted() {
+        assert_eq!(
+            own_euid(),
+            0,
+            "this test runs root's program: run it as root"
+        );
+        let dir = private_tempdir();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let tool = shared.join("supervisorctl");
+        fs::write(&tool, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = check_trusted_program(&tool, &[0]).unwrap_err();
+        assert!(err.to_string().contains("anyone may add"), "{err}");
+        // Through a link of root's from a trusted directory: the same.
+        let bin = dir.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink(&tool, bin.join("supervisorctl")).unwrap();
+        let err = check_trusted_program(&bin.join("supervisorctl"), &[0]).unwrap_err();
+        assert!(err.to_string().contains("anyone may add"), "{err}");
     }
 
     /// Debian, Ubuntu and Fedora give each user a group of their own and a umask of
