@@ -714,6 +714,18 @@ mod tests {
         tempfile::tempdir().unwrap()
     }
 
+    /// A private temp dir holding `run`, a directory owned by `uid` (real ownership:
+    /// only root can give a directory away).
+    #[cfg(target_os = "linux")]
+    fn dir_owned_by(uid: u32) -> (tempfile::TempDir, PathBuf) {
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let dir = private_tempdir();
+        let run = dir.path().join("run");
+        fs::create_dir(&run).unwrap();
+        std::os::unix::fs::chown(&run, Some(uid), Some(uid)).unwrap();
+        (dir, run)
+    }
+
     /// A real FIFO at `path`, returned.
     fn mkfifo(path: &Path) -> PathBuf {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
@@ -890,13 +902,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn what_was_found_trusted_for_one_user_is_not_trusted_for_another() {
-        // Real ownership: only root can give a directory away.
-        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
         let other = 4242;
-        let dir = private_tempdir();
-        let run = dir.path().join("run");
-        fs::create_dir(&run).unwrap();
-        std::os::unix::fs::chown(&run, Some(other), Some(other)).unwrap();
+        let (_dir, run) = dir_owned_by(other);
         let mut seen = TrustedSoFar::default();
         check_path_chain(&run, &[other], 0, &mut seen).expect("owned by a trusted user");
         let err = check_path_chain(&run, &[], 0, &mut seen).unwrap_err();
@@ -1040,13 +1047,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_chain_is_trusted_only_when_owned_by_root_or_the_trusted_users() {
-        // Real ownership: only root can give a directory away.
-        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
         let other = 4242;
-        let dir = private_tempdir();
-        let run = dir.path().join("run");
-        fs::create_dir(&run).unwrap();
-        std::os::unix::fs::chown(&run, Some(other), Some(other)).unwrap();
+        let (_dir, run) = dir_owned_by(other);
         check_trusted_chain(&run, &[other]).expect("owned by a trusted user");
         let err = check_trusted_chain(&run, &[]).unwrap_err();
         assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
