@@ -439,6 +439,24 @@ pub fn check_trusted_program(path: &Path, trusted: &[u32]) -> Result<(), SafeFsE
             ),
         });
     }
+    // A sticky directory anyone may write in (`/tmp`) keeps root's files from being
+    // replaced, but not another user from adding a hard link to any program of root's
+    // under the name looked for: the program's own directory must be closed to others.
+    let real = fs::canonicalize(path).map_err(|e| SafeFsError::io(path, e))?;
+    if let Some(dir) = real.parent() {
+        let dir_meta = fs::metadata(dir).map_err(|e| SafeFsError::io(dir, e))?;
+        if writable_by_others(&dir_meta) {
+            return Err(SafeFsError::Untrusted {
+                path: path.to_path_buf(),
+                why: format!(
+                    "is in {}, a directory anyone may add a program to (mode {:o}); \
+                     install it in a directory writable only by its owner",
+                    dir.display(),
+                    dir_meta.mode() & 0o7777
+                ),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -696,6 +714,18 @@ mod tests {
         tempfile::tempdir().unwrap()
     }
 
+    /// A private temp dir holding `run`, a directory owned by `uid` (real ownership:
+    /// only root can give a directory away).
+    #[cfg(target_os = "linux")]
+    fn dir_owned_by(uid: u32) -> (tempfile::TempDir, PathBuf) {
+        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        let dir = private_tempdir();
+        let run = dir.path().join("run");
+        fs::create_dir(&run).unwrap();
+        std::os::unix::fs::chown(&run, Some(uid), Some(uid)).unwrap();
+        (dir, run)
+    }
+
     /// A real FIFO at `path`, returned.
     fn mkfifo(path: &Path) -> PathBuf {
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
@@ -872,13 +902,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn what_was_found_trusted_for_one_user_is_not_trusted_for_another() {
-        // Real ownership: only root can give a directory away.
-        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
         let other = 4242;
-        let dir = private_tempdir();
-        let run = dir.path().join("run");
-        fs::create_dir(&run).unwrap();
-        std::os::unix::fs::chown(&run, Some(other), Some(other)).unwrap();
+        let (_dir, run) = dir_owned_by(other);
         let mut seen = TrustedSoFar::default();
         check_path_chain(&run, &[other], 0, &mut seen).expect("owned by a trusted user");
         let err = check_path_chain(&run, &[], 0, &mut seen).unwrap_err();
@@ -1022,13 +1047,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_chain_is_trusted_only_when_owned_by_root_or_the_trusted_users() {
-        // Real ownership: only root can give a directory away.
-        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
         let other = 4242;
-        let dir = private_tempdir();
-        let run = dir.path().join("run");
-        fs::create_dir(&run).unwrap();
-        std::os::unix::fs::chown(&run, Some(other), Some(other)).unwrap();
+        let (_dir, run) = dir_owned_by(other);
         check_trusted_chain(&run, &[other]).expect("owned by a trusted user");
         let err = check_trusted_chain(&run, &[]).unwrap_err();
         assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
@@ -1073,6 +1093,34 @@ mod tests {
         let err = check_trusted_program(&tool, &[0]).unwrap_err();
         assert!(err.to_string().contains("without the sticky bit"), "{err}");
         assert!(check_trusted_program(&bin.join("missing"), &[0]).is_err());
+    }
+
+    /// In a sticky directory anyone may write in (`/tmp`), another user cannot replace
+    /// root's files, but can put there a hard link to any program of root's under the
+    /// name looked for (macOS allows it; Linux unless `fs.protected_hardlinks` is set):
+    /// a program is run from there only if that directory is writable by nobody else.
+    #[test]
+    fn a_program_in_a_directory_anyone_may_add_to_is_not_trusted() {
+        assert_eq!(
+            own_euid(),
+            0,
+            "this test runs root's program: run it as root"
+        );
+        let dir = private_tempdir();
+        let shared = dir.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let tool = shared.join("supervisorctl");
+        fs::write(&tool, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = check_trusted_program(&tool, &[0]).unwrap_err();
+        assert!(err.to_string().contains("anyone may add"), "{err}");
+        // Through a link of root's from a trusted directory: the same.
+        let bin = dir.path().join("bin");
+        fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink(&tool, bin.join("supervisorctl")).unwrap();
+        let err = check_trusted_program(&bin.join("supervisorctl"), &[0]).unwrap_err();
+        assert!(err.to_string().contains("anyone may add"), "{err}");
     }
 
     /// Debian, Ubuntu and Fedora give each user a group of their own and a umask of

@@ -257,19 +257,40 @@ pub fn cargo_target_warning(exe: &Path) -> Option<String> {
 /// by others, sticky or not: the sticky bit of `/tmp` stops removing, not adding a
 /// `supervisorctl`; or one above it not owned by this user or root, or writable by
 /// others without the sticky bit): each would let that user plant a tool the job runs
-/// with this user's rights (root's, in root's crontab). A missing directory is not
-/// flagged: it names nothing today.
+/// with this user's rights (root's, in root's crontab). A missing directory is flagged
+/// when another user could create it (its nearest existing directory is theirs to
+/// write, like `/tmp/bin`): the job would then run what they put there.
 pub fn untrusted_path_dirs(path: &str) -> Vec<String> {
     let euid = crate::safe_fs::own_euid();
     let mut warnings = Vec::new();
     for dir in path.split(':') {
-        let Ok(meta) = fs::metadata(dir) else {
+        // A missing directory: its nearest existing ancestor decides who may create it.
+        let mut existing = Path::new(dir);
+        let meta = loop {
+            match fs::metadata(existing) {
+                Ok(meta) => break Some(meta),
+                Err(_) => match existing.parent() {
+                    Some(up) if !up.as_os_str().is_empty() => existing = up,
+                    _ => break None,
+                },
+            }
+        };
+        let Some(meta) = meta else {
             continue;
         };
+        let missing = existing != Path::new(dir);
         let (mode, uid, gid) = (meta.mode(), meta.uid(), meta.gid());
         let why = if crate::safe_fs::writable_by_others_than_owner(mode, uid, gid) {
-            format!("writable by others (mode {:o})", mode & 0o7777)
-        } else if let Err(e) = crate::safe_fs::check_trusted_chain(Path::new(dir), &[euid]) {
+            if missing {
+                format!(
+                    "missing, and {} is writable by others (mode {:o}), so they can create it",
+                    existing.display(),
+                    mode & 0o7777
+                )
+            } else {
+                format!("writable by others (mode {:o})", mode & 0o7777)
+            }
+        } else if let Err(e) = crate::safe_fs::check_trusted_chain(existing, &[euid]) {
             e.to_string()
         } else {
             continue;
@@ -592,6 +613,33 @@ fn xml_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/tmp/bin` that does not exist yet names nothing today, but anyone may create
+    /// it tomorrow and fill it: the operator is warned as for a directory others write.
+    #[test]
+    fn a_missing_path_directory_others_could_create_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let sticky = dir.path().join("sticky");
+        fs::create_dir(&sticky).unwrap();
+        fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+        let own = dir.path().join("own");
+        fs::create_dir(&own).unwrap();
+        fs::set_permissions(&own, fs::Permissions::from_mode(0o755)).unwrap();
+        let later = sticky.join("bin");
+        let path = format!("{}:{}", later.display(), own.join("bin").display());
+        let warnings = untrusted_path_dirs(&path);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(&format!(
+                "PATH has {}, which another user can change (missing, and {} is writable by \
+                 others (mode 1777), so they can create it)",
+                later.display(),
+                sticky.display()
+            )),
+            "{warnings:?}"
+        );
+    }
 
     fn job(config: Option<&str>) -> Job {
         Job {

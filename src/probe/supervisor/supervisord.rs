@@ -148,6 +148,12 @@ pub fn beside(argv: &[String]) -> Option<(Vec<String>, PathBuf)> {
         && argv[at - 1] == "-m"
     {
         let python = absolute(argv.first()?)?;
+        // The command line is written by whoever owns supervisord: `-m` names a module
+        // only for a python (`/bin/sh -m ...` would run a script of another meaning).
+        let name = python.file_name()?.to_str()?;
+        if !(name.starts_with("python") || name.starts_with("pypy")) {
+            return None;
+        }
         let tool = vec![
             python.display().to_string(),
             "-m".into(),
@@ -341,6 +347,12 @@ stopped                          STOPPED   Nov 28 01:02 PM
             ))
         );
         assert_eq!(ctl(&["python3", "-m", "supervisor.supervisord"]), None);
+        // The command line is the supervisord owner's to write: `-m` is python's only
+        // when the program is a python (root must not run `/bin/sh -m ...`).
+        assert_eq!(ctl(&["/bin/sh", "-m", "supervisor.supervisord"]), None);
+        assert_eq!(ctl(&["/usr/bin/env", "-m", "supervisor.supervisord"]), None);
+        assert!(ctl(&["/usr/bin/python3.12", "-m", "supervisor.supervisord"]).is_some());
+        assert!(ctl(&["/usr/bin/pypy3", "-m", "supervisor.supervisord"]).is_some());
         assert_eq!(ctl(&["supervisord", "-n"]), None);
         assert_eq!(ctl(&["python3", "bin/supervisord"]), None);
         assert_eq!(
