@@ -418,12 +418,17 @@ fn logrotate_reads_the_snippet_and_rotates_beside_the_watchdogs_own_generation()
     fs::write(&live, "{\"event\":\"restart\"}\n").unwrap();
     fs::write(&own, "the watchdog's own older generation\n").unwrap();
     let conf = dir.path().join("watchdog");
-    fs::write(
-        &conf,
-        text.replace(LINUX_HOME, &home.display().to_string())
-            .replace("su you you", &format!("su {}", own_names())),
-    )
-    .unwrap();
+    let mut instance = text.replace(LINUX_HOME, &home.display().to_string());
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    instance = if root {
+        instance.replace("su you you", &format!("su {}", own_names()))
+    } else {
+        // Only root can switch users (setgroups); an ordinary user's logrotate
+        // already works as the log's owner.
+        instance.replace("    su you you\n", "")
+    };
+    fs::write(&conf, instance).unwrap();
     // logrotate ignores a config file others may write.
     fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
     let status = dir.path().join("status");
