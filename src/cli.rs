@@ -217,7 +217,6 @@ mod tests {
             vec!["watchdog", "-v", "-q"],
             vec!["watchdog", "schedule", "anacron"],
             vec!["watchdog", "--generate", "complete-tcsh"],
-            vec!["watchdog", "--generate", "man", "status"],
             vec!["watchdog", "--generate", "man", "--dry-run"],
         ] {
             let err = Cli::try_parse_from(&args).unwrap_err();
