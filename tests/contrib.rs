@@ -237,6 +237,7 @@ fn plists_are_read_by_plistlib_with_launchd_key_types() {
 
 /// `systemd-analyze verify` on each unit, which must pass with no warning about it
 /// (an unknown or malformed setting is only a warning: "ignoring").
+#[cfg(target_os = "linux")]
 fn verify_unit(dir: &Path, name: &str, text: &str) {
     let path = dir.join(name);
     fs::write(&path, text).unwrap();
@@ -248,6 +249,8 @@ fn verify_unit(dir: &Path, name: &str, text: &str) {
     assert!(!out.stderr.contains(unit), "{name}:\n{}", out.dump());
 }
 
+// systemd exists only on Linux (as in tests/schedule.rs).
+#[cfg(target_os = "linux")]
 #[test]
 fn systemd_units_pass_systemd_analyze_verify() {
     let dir = tempfile::tempdir().unwrap();
