@@ -43,6 +43,33 @@ pub struct Cli {
     pub command: Option<Command>,
     #[command(flatten)]
     pub options: Options,
+    // Prints a completion script or the man page, generated from these definitions
+    // (src/commands/generate.rs). Hidden from `--help`, as ripgrep's: packagers and
+    // README's install steps use it, not the daily run. It conflicts with every option
+    // but `--config`, which WATCHDOG_CONFIG may set from the environment (clap counts
+    // that as given); src/main.rs refuses a subcommand beside it.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "KIND",
+        hide = true,
+        help = "Print the man page or a shell completion script, and exit",
+        conflicts_with_all = [
+            "url", "port", "pidfile", "pid", "match_", "max_fds", "dry_run", "json",
+            "verbose", "quiet",
+        ]
+    )]
+    pub generate: Option<GenerateArg>,
+}
+
+/// What `--generate` prints: ripgrep's names, so packagers find what they know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateArg {
+    Man,
+    CompleteBash,
+    CompleteZsh,
+    CompleteFish,
+    CompletePowershell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,12 +201,23 @@ mod tests {
     }
 
     #[test]
+    fn generate_is_hidden_and_takes_ripgreps_kinds() {
+        let cli = Cli::try_parse_from(["watchdog", "--generate", "complete-zsh"]).unwrap();
+        assert_eq!(cli.generate, Some(GenerateArg::CompleteZsh));
+        assert!(cli.command.is_none());
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("--generate"), "{help}");
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         for args in [
             vec!["watchdog", "--port", "70000"],
             vec!["watchdog", "--pid", "-3"],
             vec!["watchdog", "-v", "-q"],
             vec!["watchdog", "schedule", "anacron"],
+            vec!["watchdog", "--generate", "complete-tcsh"],
+            vec!["watchdog", "--generate", "man", "--dry-run"],
         ] {
             let err = Cli::try_parse_from(&args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");

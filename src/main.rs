@@ -1,9 +1,9 @@
 use std::process::ExitCode as StdExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 
-use watchdog::cli::{self, Cli, ScheduleArg};
-use watchdog::commands::{self, Command, Options, schedule};
+use watchdog::cli::{self, Cli, GenerateArg, ScheduleArg};
+use watchdog::commands::{self, Command, Options, generate, schedule};
 use watchdog::config::{self, Config, Overrides};
 use watchdog::deadline::{self, failsafe};
 use watchdog::exit_code::ExitCode;
@@ -23,6 +23,22 @@ fn main() -> StdExitCode {
 }
 
 fn run(cli: &Cli) -> ExitCode {
+    // Before the configuration: the man page and completions depend only on the
+    // command line, and a packager's build has no config to load.
+    if let Some(kind) = cli.generate {
+        if cli.command.is_some() {
+            eprintln!("watchdog: --generate prints a file and takes no subcommand");
+            return ExitCode::Usage;
+        }
+        let kind = match kind {
+            GenerateArg::Man => generate::Kind::Man,
+            GenerateArg::CompleteBash => generate::Kind::Bash,
+            GenerateArg::CompleteZsh => generate::Kind::Zsh,
+            GenerateArg::CompleteFish => generate::Kind::Fish,
+            GenerateArg::CompletePowershell => generate::Kind::PowerShell,
+        };
+        return generate::run(kind, Cli::command());
+    }
     let (cfg, source) = match load_config(&cli.options) {
         Ok(loaded) => loaded,
         Err(message) => {

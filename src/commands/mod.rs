@@ -1,5 +1,6 @@
 //! One file per subcommand: `check.rs`, `status.rs`, `fds.rs`, `config.rs`,
-//! `schedule.rs` (and `state.rs`, what `check` and `status` both read first).
+//! `schedule.rs` (and `state.rs`, what `check` and `status` both read first), and
+//! `generate.rs`, the `--generate` flag's man page and completions.
 //!
 //! They take plain values, never clap's types: `src/main.rs` turns the parsed command
 //! line (`src/cli.rs`, where clap stops) into a [`Command`] and the [`Options`] below,
@@ -15,6 +16,7 @@ use crate::report::Report;
 pub mod check;
 pub mod config;
 pub mod fds;
+pub mod generate;
 pub mod schedule;
 mod state;
 pub mod status;
