@@ -395,6 +395,7 @@ impl Run<'_> {
             reasons: reasons.clone(),
             result: "attempted".into(),
         });
+        self.history.counters.count_restart();
         let supervisor = obs.restart.supervision.as_ref().map(|s| &s.supervisor);
         let outcome = match self.history.save(&history::path(&self.cfg.state.dir), true) {
             Err(e) => Outcome::failed(
@@ -437,6 +438,9 @@ impl Run<'_> {
         }
         if let Some(new_pid) = outcome.new_pid {
             self.history.last_pid = Some(new_pid);
+        }
+        if !outcome.ok {
+            self.history.counters.count_failure();
         }
         outcome
     }
