@@ -86,7 +86,7 @@ pub struct History {
     pub counters: Counters,
 }
 
-/// What the watchdog has done since its history began (docs/REPORT.md, "counters").
+/// What the watchdog has done since its history began (docs/REPORT.md, "The report").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Every restart, start or orphan kill attempted, failed ones included: what the

@@ -119,6 +119,8 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         port: cfg.port(),
         dry_run: opts.dry_run,
         bound,
+        run: report::RunTimes::so_far(),
+        counters: run.history.counters,
     });
     let exit_code = report.exit_code;
     if opts.json {
