@@ -14,6 +14,7 @@ use crate::history::{self, History, RestartRecord};
 use crate::incident;
 use crate::lock::{self, LockError};
 use crate::log::{Event, Level, Logger, Verbosity};
+use crate::metrics;
 use crate::probe::health::Prober;
 use crate::probe::{self, Observation};
 use crate::report;
@@ -99,16 +100,6 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         }
         _ => None,
     };
-    // Durable (file and directory fsynced) when a restart was recorded: the crash-loop
-    // guard counts it. A routine save is not: fsync took a healthy check from a median
-    // of 8-10 ms to 24-26 ms on ext4, and a history a power cut leaves empty or torn
-    // now fails safe (moved aside, the guard's count rebuilt from the log).
-    if let Err(e) = run
-        .history
-        .save(&history::path(&cfg.state.dir), outcome.is_some())
-    {
-        eprintln!("watchdog: {e}");
-    }
     let report = report::build(&report::Inputs {
         observation: &obs,
         decision: &decision,
@@ -122,6 +113,24 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         run: report::RunTimes::so_far(),
         counters: run.history.counters,
     });
+    // A dry run touches nothing the scheduled runs own: a manual one would also make a
+    // dead schedule look alive (docs/CONFIG.md, "[metrics]").
+    if !opts.dry_run
+        && let Err(e) = metrics::write(cfg, &report)
+        && run.due("metrics_failed")
+    {
+        run.logger.emit(&e.event());
+    }
+    // Durable (file and directory fsynced) when a restart was recorded: the crash-loop
+    // guard counts it. A routine save is not: fsync took a healthy check from a median
+    // of 8-10 ms to 24-26 ms on ext4, and a history a power cut leaves empty or torn
+    // now fails safe (moved aside, the guard's count rebuilt from the log).
+    if let Err(e) = run
+        .history
+        .save(&history::path(&cfg.state.dir), outcome.is_some())
+    {
+        eprintln!("watchdog: {e}");
+    }
     let exit_code = report.exit_code;
     if opts.json {
         print_json(&report.with_user_names());
