@@ -81,27 +81,7 @@ pub fn write(cfg: &Config, report: &Report) -> Result<(), MetricsError> {
     let Some(path) = &cfg.metrics.textfile else {
         return Ok(());
     };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let euid = safe_fs::own_euid();
-    match safe_fs::check_replaceable_in(dir, euid) {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {
-            return Err(MetricsError::NoDirectory {
-                path: path.clone(),
-                dir: dir.to_path_buf(),
-            });
-        }
-        Err(source) => {
-            return Err(MetricsError::Refused {
-                path: path.clone(),
-                euid,
-                source,
-            });
-        }
-    }
+    check_place(path)?;
     let text = render(report, &cfg.health.url);
     // Not fsynced: it is rewritten every run, and a file a power cut left empty only
     // lacks the series until the next one.
@@ -111,6 +91,28 @@ pub fn write(cfg: &Config, report: &Report) -> Result<(), MetricsError> {
             source,
         }
     })
+}
+
+/// Whether this user may replace the textfile `path`: its directory exists and nobody
+/// else can swap it (`safe_fs::check_replaceable_in`). Also what `config --check` says.
+pub fn check_place(path: &Path) -> Result<(), MetricsError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let euid = safe_fs::own_euid();
+    match safe_fs::check_replaceable_in(dir, euid) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Err(MetricsError::NoDirectory {
+            path: path.to_path_buf(),
+            dir: dir.to_path_buf(),
+        }),
+        Err(source) => Err(MetricsError::Refused {
+            path: path.to_path_buf(),
+            euid,
+            source,
+        }),
+    }
 }
 
 /// A sample's value: counts stay integers (an f64 would round past 2^53).

@@ -435,6 +435,35 @@ fn a_textfile_that_cannot_be_written_is_logged_and_the_exit_code_is_unchanged() 
     );
 }
 
+/// `config --check` says at set-up time what the log would say every hour; the
+/// configuration itself is valid (exit 0), and a good place draws no warning.
+#[test]
+fn config_check_warns_about_a_textfile_the_watchdog_could_not_write() {
+    require_root();
+    let env = TestEnv::new();
+    let theirs = env.root.join("theirs");
+    fs::create_dir_all(theirs.join("collector")).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(ATTACKER.0), Some(ATTACKER.1)).unwrap();
+    let mut cfg = ConfigToml::for_port(&env, free_port());
+    let textfile = theirs.join("collector/watchdog.prom");
+    cfg.set("metrics.textfile", textfile.display().to_string())
+        .write(&env);
+    let r = run_watchdog(&env, &["config", "--check"]);
+    assert_exit(&env, &r, 0);
+    assert!(
+        r.stderr.contains("warning: metrics.textfile")
+            && r.stderr.contains("is owned by uid 4343")
+            && r.stderr.contains("--collector.textfile.directory"),
+        "{}",
+        r.dump()
+    );
+    let (_dir, _file) = with_textfile(&env, &mut cfg);
+    cfg.write(&env);
+    let r = run_watchdog(&env, &["config", "--check"]);
+    assert_exit(&env, &r, 0);
+    assert!(!r.stderr.contains("warning"), "{}", r.dump());
+}
+
 /// `--dry-run` touches nothing the scheduled runs own: no textfile (a manual dry run
 /// would also make a dead schedule look alive); `status` neither.
 #[test]
