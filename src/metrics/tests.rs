@@ -282,3 +282,35 @@ fn the_file_is_replaced_whole_and_failures_are_errors() {
         "no temporary file left"
     );
 }
+
+/// Reads an escaped label value back, as Prometheus's parser does.
+fn unescape(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                '\\' => out.push('\\'),
+                '"' => out.push('"'),
+                _ => return None,
+            },
+            '"' | '\n' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+proptest::proptest! {
+    /// Whatever the config holds, a label value is one line, has no bare quote, and
+    /// reads back to what was written; so every sample stays on its own line.
+    #[test]
+    fn any_label_value_reads_back_and_keeps_its_line(url in ".*", pattern in ".*") {
+        proptest::prop_assert_eq!(unescape(&escape_label(&url)), Some(url.clone()));
+        let mut r = report();
+        r.fds.as_mut().unwrap().patterns[0].pattern = pattern;
+        let text = render(&r, &url);
+        proptest::prop_assert_eq!(text.lines().count(), 3 * 14);
+    }
+}
