@@ -260,7 +260,10 @@ pub fn write_atomic(
     Ok(())
 }
 
-/// Creates `path` (which must not exist) with `bytes`.
+/// Creates `path` (which must not exist) with `bytes`, mode exactly `mode`: the umask
+/// (077 in many root crontabs) would otherwise narrow a file meant for another user's
+/// reader, the node_exporter of a metrics textfile. Set on the file just created
+/// (`fchmod`), never by path, which a link swapped in could redirect.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<(), SafeFsError> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -269,6 +272,7 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| opened_error(path, e))?;
+    set_mode(&file, mode).map_err(|e| SafeFsError::io(path, e))?;
     file.write_all(bytes)
         .map_err(|e| SafeFsError::io(path, e))?;
     if durable {

@@ -464,6 +464,37 @@ fn config_check_warns_about_a_textfile_the_watchdog_could_not_write() {
     assert!(!r.stderr.contains("warning"), "{}", r.dump());
 }
 
+/// Root's crontab often runs with `umask 077`: the textfile must still be 0644, or
+/// node_exporter (its own user) could not read it and would serve none of it.
+#[test]
+fn the_textfile_is_readable_by_node_exporter_under_a_strict_umask() {
+    use std::os::unix::process::CommandExt;
+    let env = TestEnv::new();
+    let server = TestServer::start(&env, ServerOpts::default());
+    let mut cfg = env.base_config(&server);
+    let (_dir, file) = with_textfile(&env, &mut cfg);
+    cfg.write(&env);
+    let mut cmd = watchdog_cmd(&env, &["check"]);
+    // SAFETY: umask(2) is async-signal-safe, touches no memory and cannot fail.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0o077);
+            Ok(())
+        });
+    }
+    let r = run_with_timeout(cmd, Duration::from_secs(60));
+    assert_exit(&env, &r, 0);
+    let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "{}", r.dump());
+    // The watchdog's own files keep their private modes.
+    let history = fs::metadata(history_path(&env))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(history, 0o600);
+}
+
 /// `--dry-run` touches nothing the scheduled runs own: no textfile (a manual dry run
 /// would also make a dead schedule look alive); `status` neither.
 #[test]
