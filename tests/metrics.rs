@@ -18,8 +18,27 @@ use serde_json::Value;
 
 use common::*;
 
-const PROMTOOL: &str = "/usr/bin/promtool";
-const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+/// The first of `names` on PATH: Debian calls node_exporter `prometheus-node-exporter`,
+/// Homebrew and the upstream tarball `node_exporter`. Missing is a failure that names
+/// the package, never a skip.
+fn tool(names: &[&str], package: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("none of {names:?} is on PATH: install {package} (.ci/run does)"))
+}
+
+fn promtool() -> PathBuf {
+    tool(&["promtool"], "Debian's prometheus (Homebrew: prometheus)")
+}
+
+fn node_exporter() -> PathBuf {
+    tool(
+        &["prometheus-node-exporter", "node_exporter"],
+        "Debian's prometheus-node-exporter (Homebrew: node_exporter)",
+    )
+}
 
 /// The alert rules README shows (checked here with `promtool check rules`): the watchdog
 /// has not run for 5 minutes, it restarted the server, a restart failed, the server is
@@ -75,13 +94,9 @@ struct NodeExporter {
 
 impl NodeExporter {
     fn start(dir: &Path) -> NodeExporter {
-        assert!(
-            Path::new(NODE_EXPORTER).exists(),
-            "{NODE_EXPORTER} is missing: apt-get install prometheus-node-exporter (.ci/run does)"
-        );
         let port = free_port();
         let child = ChildGuard::spawn(
-            Command::new(NODE_EXPORTER)
+            Command::new(node_exporter())
                 .arg("--collector.disable-defaults")
                 .arg("--collector.textfile")
                 .arg(format!("--collector.textfile.directory={}", dir.display()))
@@ -200,11 +215,7 @@ fn parse_labels(text: &str) -> Vec<(String, String)> {
 /// `promtool check metrics` accepts the file with no lint at all.
 #[track_caller]
 fn assert_promtool_accepts(file: &Path) {
-    assert!(
-        Path::new(PROMTOOL).exists(),
-        "{PROMTOOL} is missing: apt-get install prometheus (.ci/run does)"
-    );
-    let out = Command::new(PROMTOOL)
+    let out = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(fs::File::open(file).expect("open the textfile"))
         .output()
@@ -515,7 +526,7 @@ fn the_readme_alert_rules_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("watchdog.rules.yml");
     fs::write(&rules, ALERT_RULES).unwrap();
-    let out = Command::new(PROMTOOL)
+    let out = Command::new(promtool())
         .args(["check", "rules"])
         .arg(&rules)
         .output()
