@@ -432,8 +432,7 @@ fn a_textfile_that_cannot_be_written_is_logged_and_the_exit_code_is_unchanged() 
         assert_eq!(last["level"], "warning");
         assert_eq!(last["textfile"], textfile.display().to_string());
         assert!(!textfile.exists());
-        // The history was still saved, after the metrics: the failure is said once an
-        // hour, not every minute.
+        // The history remembers when it was said: once an hour, not every minute.
         let again = run_watchdog(&env, &["check"]);
         assert_exit(&env, &again, 0);
         assert_eq!(events_named(&env, "metrics_failed").len(), failed.len());

@@ -100,6 +100,16 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         }
         _ => None,
     };
+    // Durable (file and directory fsynced) when a restart was recorded: the crash-loop
+    // guard counts it. A routine save is not: fsync took a healthy check from a median
+    // of 8-10 ms to 24-26 ms on ext4, and a history a power cut leaves empty or torn
+    // now fails safe (moved aside, the guard's count rebuilt from the log).
+    if let Err(e) = run
+        .history
+        .save(&history::path(&cfg.state.dir), outcome.is_some())
+    {
+        eprintln!("watchdog: {e}");
+    }
     let report = report::build(&report::Inputs {
         observation: &obs,
         decision: &decision,
@@ -113,23 +123,13 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         run: report::RunTimes::so_far(),
         counters: run.history.counters,
     });
-    // A dry run touches nothing the scheduled runs own: a manual one would also make a
-    // dead schedule look alive (docs/CONFIG.md, "[metrics]").
+    // After the history is safe, so that a collector directory that hangs cannot cost
+    // it; a dry run touches nothing the scheduled runs own, and a manual one would make
+    // a dead schedule look alive (docs/CONFIG.md, "[metrics]").
     if !opts.dry_run
         && let Err(e) = metrics::write(cfg, &report)
-        && run.due("metrics_failed")
     {
-        run.logger.emit(&e.event());
-    }
-    // Durable (file and directory fsynced) when a restart was recorded: the crash-loop
-    // guard counts it. A routine save is not: fsync took a healthy check from a median
-    // of 8-10 ms to 24-26 ms on ext4, and a history a power cut leaves empty or torn
-    // now fails safe (moved aside, the guard's count rebuilt from the log).
-    if let Err(e) = run
-        .history
-        .save(&history::path(&cfg.state.dir), outcome.is_some())
-    {
-        eprintln!("watchdog: {e}");
+        run.metrics_failed(&e);
     }
     let exit_code = report.exit_code;
     if opts.json {
@@ -352,6 +352,20 @@ impl Run<'_> {
             self.logger.emit(&event);
         } else {
             eprintln!("watchdog: {}", event.line());
+        }
+    }
+
+    /// Logged once per REPEAT_QUIET, not every minute; the history, saved already, is
+    /// saved again to remember when.
+    fn metrics_failed(&mut self, e: &metrics::MetricsError) {
+        if self.due("metrics_failed") {
+            self.logger.emit(&e.event());
+            if let Err(e) = self
+                .history
+                .save(&history::path(&self.cfg.state.dir), false)
+            {
+                eprintln!("watchdog: {e}");
+            }
         }
     }
 
