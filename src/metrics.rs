@@ -31,16 +31,13 @@ const MODE: u32 = 0o644;
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     #[error(
-        "metrics.textfile {}: not written: {source}; the file is replaced as uid {euid}, \
-         so its directory must be one whose parents only this user and root can change \
-         (another user could swap it for a link to a directory of root's): use a \
-         directory such as /var/lib/node_exporter/textfile and point node_exporter's \
+        "metrics.textfile {} is not written, since another user could redirect it: \
+         {source}; e.g. create /var/lib/node_exporter/textfile and point node_exporter's \
          --collector.textfile.directory at it",
         path.display()
     )]
     Refused {
         path: PathBuf,
-        euid: u32,
         #[source]
         source: SafeFsError,
     },
@@ -100,8 +97,7 @@ pub fn check_place(path: &Path) -> Result<(), MetricsError> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let euid = safe_fs::own_euid();
-    match safe_fs::check_replaceable_in(dir, euid) {
+    match safe_fs::check_replaceable_in(dir, safe_fs::own_euid()) {
         Ok(()) => Ok(()),
         Err(e) if e.is_not_found() => Err(MetricsError::NoDirectory {
             path: path.to_path_buf(),
@@ -109,7 +105,6 @@ pub fn check_place(path: &Path) -> Result<(), MetricsError> {
         }),
         Err(source) => Err(MetricsError::Refused {
             path: path.to_path_buf(),
-            euid,
             source,
         }),
     }
@@ -155,7 +150,7 @@ pub fn render(report: &Report, url: &str) -> String {
     );
     out.gauge(
         "watchdog_last_exit_code",
-        "Exit code of the last check: 0 healthy, 1 restarted, 2 config error, 3 restart failed, 4 unhealthy but not acted on.",
+        "Exit code of the last check: 0 healthy, 1 restarted, 3 restart failed, 4 unhealthy but not acted on.",
         u64::from(report.exit_code.code()),
     );
     out.gauge(
