@@ -65,6 +65,7 @@ pub struct Config {
     pub restart: RestartConfig,
     pub log: LogConfig,
     pub state: StateConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +175,14 @@ pub struct LogConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
     pub dir: PathBuf,
+}
+
+/// `[metrics]` (docs/CONFIG.md): the Prometheus textfile written at the end of each
+/// `check` (src/metrics.rs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// `None` when configured as "" (no metrics); always a `*.prom` file name.
+    pub textfile: Option<PathBuf>,
 }
 
 impl Method {
@@ -351,6 +360,7 @@ pub fn defaults(home: Option<&Path>) -> Config {
         state: StateConfig {
             dir: path("~/.local/state/watchdog"),
         },
+        metrics: MetricsConfig { textfile: None },
     }
 }
 
@@ -438,6 +448,7 @@ impl Config {
             ("restart.service_dir", opt(&self.restart.service_dir)),
             ("log.file", opt(&self.log.file)),
             ("state.dir", tilde(&self.state.dir)),
+            ("metrics.textfile", opt(&self.metrics.textfile)),
         ]
         .into_iter()
         .find_map(|(key, unexpanded)| unexpanded.then_some(key))

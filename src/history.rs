@@ -79,6 +79,34 @@ pub struct History {
     /// nor the log could say how many restarts the window holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_held_until: Option<u64>,
+    /// Counters since the history began, kept apart from `restarts` (pruned to
+    /// `MAX_RESTARTS` and read for the window only) so that they never go down while
+    /// the file lasts: Prometheus's `watchdog_restarts_total` (src/metrics.rs).
+    #[serde(default)]
+    pub counters: Counters,
+}
+
+/// What the watchdog has done since its history began (docs/REPORT.md, "The report").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Every restart, start or orphan kill attempted, failed ones included: what the
+    /// crash-loop guard counts.
+    #[serde(default)]
+    pub restarts_total: u64,
+    /// Those that ended in `restart_failed`.
+    #[serde(default)]
+    pub restart_failures_total: u64,
+}
+
+impl Counters {
+    /// One more attempt (saturating: the number comes from a file).
+    pub fn count_restart(&mut self) {
+        self.restarts_total = self.restarts_total.saturating_add(1);
+    }
+
+    pub fn count_failure(&mut self) {
+        self.restart_failures_total = self.restart_failures_total.saturating_add(1);
+    }
 }
 
 /// One restart (or start) the watchdog carried out or attempted.
@@ -420,6 +448,37 @@ mod tests {
             reasons: vec!["health_failed".into()],
             result: "restarted".into(),
         }
+    }
+
+    /// A history written before the counters existed reads with both at 0; the
+    /// counters outlive the pruning of old restart records.
+    #[test]
+    fn counters_read_from_old_files_and_survive_the_pruning_of_restarts() {
+        let old = r#"{"version": 1, "restarts": [], "samples": []}"#;
+        let h: History = serde_json::from_str(old).unwrap();
+        assert_eq!(h.counters, Counters::default());
+
+        let mut h = History::new();
+        for at in 0..(MAX_RESTARTS as u64 + 10) {
+            h.record_restart(restart_at(at));
+            h.counters.count_restart();
+        }
+        h.counters.count_failure();
+        assert_eq!(h.restarts.len(), MAX_RESTARTS);
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::path(dir.path());
+        h.save(&path, false).unwrap();
+        let loaded = History::load(&path, now()).history;
+        assert_eq!(loaded.counters.restarts_total, MAX_RESTARTS as u64 + 10);
+        assert_eq!(loaded.counters.restart_failures_total, 1);
+
+        let mut full = Counters {
+            restarts_total: u64::MAX,
+            restart_failures_total: u64::MAX,
+        };
+        full.count_restart();
+        full.count_failure();
+        assert_eq!(full.restarts_total, u64::MAX, "saturates, never wraps to 0");
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod history;
 pub mod incident;
 pub mod lock;
 pub mod log;
+pub mod metrics;
 pub mod probe;
 pub mod report;
 pub mod safe_fs;

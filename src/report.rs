@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::act::Outcome;
+use crate::deadline::failsafe;
 use crate::decide::{Decision, Plan, Reason, Severity, Suppression, Verdict};
 use crate::exit_code::ExitCode;
+use crate::history::Counters;
 use crate::probe::Observation;
 use crate::probe::discover::{Holder, Target};
 use crate::probe::fds::FdReading;
@@ -39,6 +41,40 @@ pub struct Report {
     pub trend: Option<Trend>,
     /// The latest incident snapshots, newest first.
     pub incidents: Vec<String>,
+    /// When this run started and how long it took until the report.
+    pub run: RunReport,
+    /// What the watchdog has done since its history began (monotonic while the
+    /// history lasts; `watchdog_restarts_total` in src/metrics.rs).
+    pub counters: Counters,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// RFC 3339, local offset.
+    pub started: String,
+    /// The same instant in seconds since the epoch (milliseconds kept).
+    pub started_s: f64,
+    /// From the start of the process to the report, in seconds (microseconds kept).
+    pub duration_s: f64,
+}
+
+/// When a run started and how long it has taken so far.
+#[derive(Debug, Clone, Copy)]
+pub struct RunTimes {
+    pub started: SystemTime,
+    pub duration: Duration,
+}
+
+impl RunTimes {
+    /// Measured from the start of the process (`failsafe::elapsed`).
+    pub fn so_far() -> RunTimes {
+        let duration = failsafe::elapsed();
+        let now = SystemTime::now();
+        RunTimes {
+            started: now.checked_sub(duration).unwrap_or(now),
+            duration,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -94,6 +130,8 @@ pub struct Inputs<'a> {
     pub port: Option<u16>,
     pub dry_run: bool,
     pub bound: Duration,
+    pub run: RunTimes,
+    pub counters: Counters,
 }
 
 impl Report {
@@ -136,6 +174,20 @@ pub fn build(inputs: &Inputs) -> Report {
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
+        run: run_report(inputs.run),
+        counters: inputs.counters,
+    }
+}
+
+fn run_report(run: RunTimes) -> RunReport {
+    let started_ms = run
+        .started
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    RunReport {
+        started: rfc3339(run.started),
+        started_s: started_ms as f64 / 1000.0,
+        duration_s: run.duration.as_micros() as f64 / 1e6,
     }
 }
 

@@ -260,7 +260,10 @@ pub fn write_atomic(
     Ok(())
 }
 
-/// Creates `path` (which must not exist) with `bytes`.
+/// Creates `path` (which must not exist) with `bytes`, mode exactly `mode`: the umask
+/// (077 in many root crontabs) would otherwise narrow a file meant for another user's
+/// reader, the node_exporter of a metrics textfile. Set on the file just created
+/// (`fchmod`), never by path, which a link swapped in could redirect.
 pub fn write_new(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<(), SafeFsError> {
     let mut file = OpenOptions::new()
         .write(true)
@@ -269,6 +272,7 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32, durable: bool) -> Result<
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| opened_error(path, e))?;
+    set_mode(&file, mode).map_err(|e| SafeFsError::io(path, e))?;
     file.write_all(bytes)
         .map_err(|e| SafeFsError::io(path, e))?;
     if durable {
@@ -402,6 +406,43 @@ pub fn check_trusted_dir_with(
 pub fn check_trusted_chain(path: &Path, trusted: &[u32]) -> Result<(), SafeFsError> {
     let absolute = std::path::absolute(path).map_err(|e| SafeFsError::io(path, e))?;
     check_path_chain(&absolute, trusted, 0, &mut TrustedSoFar::default())
+}
+
+/// Whether [`write_atomic`] may replace a file in `dir`, a directory the watchdog does
+/// not own (a node_exporter collector directory another user may write): nobody but
+/// `euid` and root can change any directory above it ([`check_trusted_chain`] of its
+/// parent), so nobody can swap `dir` for a link to a directory of root's between this
+/// check and the write. `dir` itself may be writable by others: `write_atomic` creates
+/// only a new file of an unpredictable name with `O_EXCL | O_NOFOLLOW` and renames it,
+/// which replaces a planted link or file instead of following or opening it; all they
+/// can do there is make the write fail. A symlink at `dir` is followed only where that
+/// parent is trusted (only `euid` or root put it there), and where it leads is checked
+/// the same way.
+pub fn check_replaceable_in(dir: &Path, euid: u32) -> Result<(), SafeFsError> {
+    const MAX_LINKS: usize = 40;
+    let mut dir = std::path::absolute(dir).map_err(|e| SafeFsError::io(dir, e))?;
+    for _ in 0..MAX_LINKS {
+        if let Some(parent) = dir.parent() {
+            check_path_chain(parent, &[euid], 0, &mut TrustedSoFar::default())?;
+        }
+        let meta = fs::symlink_metadata(&dir).map_err(|e| SafeFsError::io(&dir, e))?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&dir).map_err(|e| SafeFsError::io(&dir, e))?;
+            dir = parent_of(&dir).join(target);
+            continue;
+        }
+        if !meta.is_dir() {
+            return Err(SafeFsError::Untrusted {
+                path: dir,
+                why: format!("is {}, not a directory", kind_name(meta.file_type())),
+            });
+        }
+        return Ok(());
+    }
+    Err(SafeFsError::Untrusted {
+        path: dir,
+        why: "too many levels of symbolic links".into(),
+    })
 }
 
 /// Whether a program may be run by a user who trusts only root and `trusted`: the
@@ -1059,6 +1100,51 @@ mod tests {
         assert!(err.to_string().contains("without the sticky bit"), "{err}");
         fs::set_permissions(&run, fs::Permissions::from_mode(0o1777)).unwrap();
         check_trusted_chain(&run, &[other]).expect("sticky, owned by the trusted");
+    }
+
+    /// A collector directory another user may write is fine; one below a directory
+    /// another user owns (who could swap it for a link to /etc) is not, nor a link
+    /// another user could have placed, nor a link to such a place.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_is_replaceable_only_where_nobody_else_can_swap_the_directory() {
+        let other = 4242;
+        let (dir, theirs) = dir_owned_by(other);
+        let root = own_euid();
+        // Theirs and writable by them: fine, nothing above it is theirs.
+        check_replaceable_in(&theirs, root).expect("the directory itself may be theirs");
+        fs::set_permissions(&theirs, fs::Permissions::from_mode(0o777)).unwrap();
+        check_replaceable_in(&theirs, root).expect("even writable by everyone");
+        // Below it: they could rename `collector` away and put a link there.
+        let below = theirs.join("collector");
+        fs::create_dir(&below).unwrap();
+        let err = check_replaceable_in(&below, root).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
+        // A link of ours in a trusted directory is followed, and judged where it leads.
+        let ours = dir.path().join("ours");
+        fs::create_dir(&ours).unwrap();
+        let link = dir.path().join("link");
+        symlink(&ours, &link).unwrap();
+        check_replaceable_in(&link, root).expect("a link of ours to a directory of ours");
+        let to_below = dir.path().join("to-below");
+        symlink(&below, &to_below).unwrap();
+        let err = check_replaceable_in(&to_below, root).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
+        // A link inside their directory is theirs to change.
+        let planted = theirs.join("planted");
+        symlink(&ours, &planted).unwrap();
+        let err = check_replaceable_in(&planted.join("x"), root).unwrap_err();
+        assert!(err.to_string().contains("is owned by uid 4242"), "{err}");
+        // Not a directory at all.
+        let file = ours.join("file");
+        fs::write(&file, "x").unwrap();
+        let err = check_replaceable_in(&file, root).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        assert!(
+            check_replaceable_in(&ours.join("absent"), root)
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 
     #[cfg(target_os = "linux")]

@@ -14,6 +14,7 @@ use crate::history::{self, History, RestartRecord};
 use crate::incident;
 use crate::lock::{self, LockError};
 use crate::log::{Event, Level, Logger, Verbosity};
+use crate::metrics;
 use crate::probe::health::Prober;
 use crate::probe::{self, Observation};
 use crate::report;
@@ -119,7 +120,17 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         port: cfg.port(),
         dry_run: opts.dry_run,
         bound,
+        run: report::RunTimes::so_far(),
+        counters: run.history.counters,
     });
+    // After the history is safe, so that a collector directory that hangs cannot cost
+    // it; a dry run touches nothing the scheduled runs own, and a manual one would make
+    // a dead schedule look alive (docs/CONFIG.md, "[metrics]").
+    if !opts.dry_run
+        && let Err(e) = metrics::write(cfg, &report)
+    {
+        run.metrics_failed(&e);
+    }
     let exit_code = report.exit_code;
     if opts.json {
         print_json(&report.with_user_names());
@@ -344,6 +355,20 @@ impl Run<'_> {
         }
     }
 
+    /// Logged once per REPEAT_QUIET, not every minute; the history, saved already, is
+    /// saved again to remember when.
+    fn metrics_failed(&mut self, e: &metrics::MetricsError) {
+        if self.due("metrics_failed") {
+            self.logger.emit(&e.event());
+            if let Err(e) = self
+                .history
+                .save(&history::path(&self.cfg.state.dir), false)
+            {
+                eprintln!("watchdog: {e}");
+            }
+        }
+    }
+
     fn due(&mut self, key: &str) -> bool {
         self.opts.dry_run || self.opts.verbose() || self.history.due(key, REPEAT_QUIET, self.now)
     }
@@ -395,6 +420,7 @@ impl Run<'_> {
             reasons: reasons.clone(),
             result: "attempted".into(),
         });
+        self.history.counters.count_restart();
         let supervisor = obs.restart.supervision.as_ref().map(|s| &s.supervisor);
         let outcome = match self.history.save(&history::path(&self.cfg.state.dir), true) {
             Err(e) => Outcome::failed(
@@ -437,6 +463,9 @@ impl Run<'_> {
         }
         if let Some(new_pid) = outcome.new_pid {
             self.history.last_pid = Some(new_pid);
+        }
+        if !outcome.ok {
+            self.history.counters.count_failure();
         }
         outcome
     }

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::exit_code::ExitCode;
+use crate::metrics;
 
 pub fn run(cfg: &Config, source: Option<&Path>, check_only: bool) -> ExitCode {
     let origin = source.map_or("no config file; defaults".into(), |p| {
@@ -13,6 +14,11 @@ pub fn run(cfg: &Config, source: Option<&Path>, check_only: bool) -> ExitCode {
     });
     if check_only {
         eprintln!("watchdog: configuration OK ({origin})");
+        // Said now rather than found in the log later; a warning only, since the
+        // scheduled run may be another user (root) than the one asking.
+        if let Some(Err(e)) = cfg.metrics.textfile.as_deref().map(metrics::check_place) {
+            eprintln!("watchdog: warning: {e}");
+        }
     } else {
         println!("# from: {origin}");
         print!("{}", cfg.to_toml());

@@ -45,6 +45,8 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         port: cfg.port(),
         dry_run: true,
         bound,
+        run: report::RunTimes::so_far(),
+        counters: history.counters,
     });
     let report = report.with_user_names();
     if opts.json {

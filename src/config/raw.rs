@@ -43,6 +43,7 @@ pub(super) struct RawConfig {
     restart: RawRestart,
     log: RawLog,
     state: RawState,
+    metrics: RawMetrics,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +158,12 @@ struct RawState {
     dir: Option<PathText>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "the [metrics] table")]
+struct RawMetrics {
+    textfile: Option<PromPath>,
+}
+
 impl RawConfig {
     /// Writes every key the file set over `cfg` (the defaults), then runs the checks
     /// that involve two keys.
@@ -176,6 +183,10 @@ impl RawConfig {
         set(
             &mut cfg.state.dir,
             self.state.dir.map(|d| expand_tilde(&d.0, home)),
+        );
+        set(
+            &mut cfg.metrics.textfile,
+            self.metrics.textfile.map(|p| p.0.expand(home)),
         );
         Ok(())
     }
@@ -505,6 +516,7 @@ deserialize_scalar!(
     OptText,
     PathText,
     OptPathText,
+    PromPath,
     Signal,
     Method,
     FileAction,
@@ -771,6 +783,34 @@ impl Scalar for OptPathText {
 
     fn from_text(text: &str) -> Option<Result<Self, String>> {
         Some(Ok(OptPathText((!text.is_empty()).then(|| text.to_owned()))))
+    }
+}
+
+/// `metrics.textfile`: "" for none, else a file whose name ends in `.prom`, the only
+/// files node_exporter's textfile collector reads: any other name would be written
+/// every minute and never scraped.
+#[derive(Debug)]
+struct PromPath(OptPathText);
+
+impl Scalar for PromPath {
+    const EXPECTING: &'static str = r#"a path ending in ".prom" such as "/var/lib/node_exporter/textfile/watchdog.prom", or "" for none"#;
+
+    fn from_text(text: &str) -> Option<Result<Self, String>> {
+        let named_prom = Path::new(text)
+            .file_name()
+            .is_some_and(|name| name.len() > ".prom".len())
+            && text.ends_with(".prom");
+        Some(if text.is_empty() || named_prom {
+            Ok(PromPath(OptPathText(
+                (!text.is_empty()).then(|| text.to_owned()),
+            )))
+        } else {
+            Err(format!(
+                "expected {}, found {text:?} (node_exporter's textfile collector reads only \
+                 *.prom files)",
+                Self::EXPECTING
+            ))
+        })
     }
 }
 

@@ -68,6 +68,10 @@ pub(super) fn to_toml(cfg: &Config) -> String {
     log(&mut doc, cfg);
     doc.line("\n# Lock, history, incident snapshots.\n[state]");
     doc.path("dir", &cfg.state.dir);
+    doc.line(
+        "\n# Prometheus textfile-collector file (*.prom), rewritten every check; \"\" = none.\n[metrics]",
+    );
+    doc.opt_path("textfile", cfg.metrics.textfile.as_deref());
     doc.0
 }
 

@@ -568,6 +568,35 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
     ),
 ];
 
+/// A textfile node_exporter would never read is refused where it is written; "" is
+/// none, `~` expands, and the key prints back.
+#[test]
+fn metrics_textfile_must_be_a_prom_file() {
+    assert_eq!(defaults(home()).metrics.textfile, None);
+    let cfg = parsed("[metrics]\ntextfile = \"~/textfile/watchdog.prom\"");
+    assert_eq!(
+        cfg.metrics.textfile.as_deref(),
+        Some(Path::new("/home/me/textfile/watchdog.prom"))
+    );
+    assert_eq!(parsed(&cfg.to_toml()), cfg);
+    assert_eq!(parsed("[metrics]\ntextfile = \"\"").metrics.textfile, None);
+    for bad in [
+        "/var/lib/node_exporter/watchdog.txt",
+        "/var/lib/x/.prom",
+        "/var/lib/x/",
+    ] {
+        let text = format!("[metrics]\ntextfile = {bad:?}");
+        let err = parse(&text).expect_err(bad).to_string();
+        assert!(
+            err.starts_with("/etc/watchdog/watchdog.toml:2:12: metrics.textfile: expected a path ending in \".prom\"")
+                && err.contains("reads only *.prom files"),
+            "{err}"
+        );
+    }
+    let err = parse("[metrics]\ntext_file = \"a.prom\"").expect_err("unknown key");
+    assert!(err.to_string().contains("text_file"), "{err}");
+}
+
 #[test]
 fn bad_values_are_rejected_at_their_position() {
     let mut failures = Vec::new();
@@ -848,7 +877,8 @@ fn to_toml_writes_every_key_in_the_documented_order() {
             "[[files]]",
             "[restart]",
             "[log]",
-            "[state]"
+            "[state]",
+            "[metrics]"
         ]
     );
     for needle in [
@@ -872,8 +902,8 @@ fn to_toml_writes_every_key_in_the_documented_order() {
         .filter(|l| l.contains(" = ") && !l.starts_with('#'))
         .count();
     // 4 target + 8 health + 6 fds + 2 fds.paths + 4 fds.budget + 1 memory + 3 files
-    // + 15 restart + 5 log + 1 state
-    assert_eq!(keys, 49, "{text}");
+    // + 15 restart + 5 log + 1 state + 1 metrics
+    assert_eq!(keys, 50, "{text}");
 }
 
 #[test]

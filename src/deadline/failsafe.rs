@@ -65,6 +65,13 @@ fn anchor() -> Instant {
     *ANCHOR.get_or_init(Instant::now)
 }
 
+/// How long this process has run: from the first [`arm`], first thing in `main`, so
+/// the run's duration in the report (docs/REPORT.md, "The report") includes reading
+/// the configuration.
+pub fn elapsed() -> Duration {
+    anchor().elapsed()
+}
+
 fn now_ms() -> u64 {
     u64::try_from(anchor().elapsed().as_millis()).unwrap_or(u64::MAX)
 }

@@ -139,6 +139,7 @@ fn history(time: fn() -> BoxedStrategy<u64>) -> impl Strategy<Value = History> {
                 last_logged: last_logged.into_iter().collect::<BTreeMap<_, _>>(),
                 deferred_since,
                 guard_held_until,
+                counters: Default::default(),
             },
         )
 }
