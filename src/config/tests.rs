@@ -559,6 +559,45 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
         42,
         "health.attempts",
     ),
+    // [notify]: event names from the list, http(s) URLs, a bounded timeout.
+    (
+        "[notify]\nevents = [\"restarted\", \"restartd\"]",
+        2,
+        24,
+        "unknown notify event \"restartd\": expected one of \"restarted\", \"restart_failed\"",
+    ),
+    (
+        "[notify]\nevents = [\"healthy\"]",
+        2,
+        11,
+        "heartbeat_url instead",
+    ),
+    (
+        "[notify]\nwebhook = \"ftp://x/\"",
+        2,
+        11,
+        "expected a URL of the form http[s]://host[:port][/path]",
+    ),
+    (
+        "[notify]\nheartbeat_url = \"https://\"",
+        2,
+        17,
+        "has no host",
+    ),
+    (
+        "[notify]\ntimeout = \"2m\"",
+        2,
+        11,
+        "from \"1ms\" to \"1m\"",
+    ),
+    (
+        "[notify]\ntimeout = \"0s\"",
+        2,
+        11,
+        "from \"1ms\" to \"1m\"",
+    ),
+    ("[notify]\ntimeout = 5", 2, 11, "a duration needs a unit"),
+    ("[notify]\nurl = \"x\"", 2, 1, "notify: unknown field `url`"),
     // No TLS in this build: a promise to skip certificate checks is refused, not ignored.
     (
         "[health]\nurl = \"http://127.0.0.1:8787/health\"\ninsecure_tls = true",
@@ -798,6 +837,12 @@ max_size = "1000000"
 heartbeat = true
 [state]
 dir = "/var/lib/watchdög"
+[notify]
+command = "osascript -e 'display notification (system attribute \"WATCHDOG_MESSAGE\")'"
+webhook = "https://hooks.example.com/services/T0/B0/x"
+events = ["restart_failed", "warning"]
+heartbeat_url = "http://127.0.0.1:8000/ping/1?x=1"
+timeout = "1m"
 "#;
 
 #[test]
@@ -848,7 +893,8 @@ fn to_toml_writes_every_key_in_the_documented_order() {
             "[[files]]",
             "[restart]",
             "[log]",
-            "[state]"
+            "[state]",
+            "[notify]"
         ]
     );
     for needle in [
@@ -864,6 +910,7 @@ fn to_toml_writes_every_key_in_the_documented_order() {
         "trend_window = \"6h\"",
         "trend_horizon = \"2h\"",
         "max_defer = \"30m\"",
+        "events = [\"restarted\", \"restart_failed\", \"orphan\", \"suppressed\"]",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
@@ -872,8 +919,8 @@ fn to_toml_writes_every_key_in_the_documented_order() {
         .filter(|l| l.contains(" = ") && !l.starts_with('#'))
         .count();
     // 4 target + 8 health + 6 fds + 2 fds.paths + 4 fds.budget + 1 memory + 3 files
-    // + 15 restart + 5 log + 1 state
-    assert_eq!(keys, 49, "{text}");
+    // + 15 restart + 5 log + 1 state + 5 notify
+    assert_eq!(keys, 54, "{text}");
 }
 
 #[test]
