@@ -503,8 +503,7 @@ mod tests {
         assert_eq!(done.stdout, "{\"event\":\"restarted\"}\nend\n");
         // More than a pipe holds, never read: the command still ends, and so does the run.
         let big = vec![b'x'; 1 << 20];
-        let done =
-            run_with_input(&sh("exit 0"), &[], Some(&big), Output::Capture, long).unwrap();
+        let done = run_with_input(&sh("exit 0"), &[], Some(&big), Output::Capture, long).unwrap();
         assert!(done.status.success());
     }
 
