@@ -500,3 +500,27 @@ fn a_failed_restart_and_the_crash_loop_guard_notify() {
     assert_eq!(bodies[1]["event"], "suppressed");
     assert_eq!(bodies[1]["why"], "crash_loop");
 }
+
+/// A `check` that refuses to watch (a state directory others may write: exit 2) pings
+/// `/fail` at once, and notifies nothing else: its log is not trusted, so there is no
+/// event, and a failing notifier is said on stderr.
+#[test]
+fn a_run_that_refuses_its_state_dir_pings_fail() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, server, mut cfg) = setup();
+    let receiver = Receiver::start(&env);
+    let dir = calls_dir(&env);
+    cfg.set("notify.command", recording_command(&dir))
+        .set("notify.heartbeat_url", receiver.url("/ping"))
+        .write(&env);
+    server.set_memory_mode("503");
+    fs::create_dir(&env.state_dir).unwrap();
+    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o777)).unwrap();
+
+    let r = run_watchdog(&env, &["check"]);
+    assert_exit(&env, &r, 2);
+    assert!(r.stderr.contains("refusing [state] dir"), "{}", r.dump());
+    assert_eq!(receiver.seen(), ["GET /ping/fail"]);
+    assert_eq!(fs::read_to_string(dir.join("order")).unwrap(), "");
+    assert_untouched(&server);
+}
