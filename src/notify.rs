@@ -283,6 +283,8 @@ fn answered(
         Err(ureq::Error::Io(io)) if io.kind() == std::io::ErrorKind::TimedOut => {
             Err(format!("{site} did not answer in time"))
         }
+        Err(ureq::Error::Io(io)) => Err(format!("{site}: {io}")),
+        Err(ureq::Error::HostNotFound) => Err(format!("{site}: host not found")),
         Err(ureq::Error::TlsRequired) => Err(format!(
             "{site}: https is not supported by this build; use an http:// URL"
         )),

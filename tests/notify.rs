@@ -524,3 +524,27 @@ fn a_run_that_refuses_its_state_dir_pings_fail() {
     assert_eq!(fs::read_to_string(dir.join("order")).unwrap(), "");
     assert_untouched(&server);
 }
+
+/// Each configured notifier adds `notify.timeout` to the run's bound, as `status --json`
+/// reports it; `status` itself notifies nothing.
+#[test]
+fn each_notifier_adds_its_timeout_to_the_bound_and_status_sends_nothing() {
+    let (env, server, mut cfg) = setup();
+    let receiver = Receiver::start(&env);
+    let before = cfg.bound_secs();
+    cfg.set("notify.webhook", receiver.url("/hook"))
+        .set("notify.heartbeat_url", receiver.url("/ping"))
+        .set("notify.timeout", "3s")
+        .write(&env);
+    assert_eq!(cfg.bound_secs(), before + 6.0);
+    server.set_memory_mode("503");
+    let r = run_watchdog(&env, &["status", "--json"]);
+    assert_exit(&env, &r, 4);
+    assert_eq!(
+        report(&r)["bound_s"].as_f64(),
+        Some(cfg.bound_secs()),
+        "{}",
+        r.dump()
+    );
+    assert!(receiver.seen().is_empty(), "{:?}", receiver.seen());
+}

@@ -244,3 +244,37 @@ fn server_text_in_an_event_is_never_run_by_the_shell() {
     let failed = run_command("echo nope >&2; exit 3", &event, budget).unwrap_err();
     assert_eq!(failed, "`echo nope >&2; exit 3` exited 3: nope");
 }
+
+/// What a failed request says: the kind of failure, the site without its path.
+#[test]
+fn a_request_that_fails_says_why_and_where() {
+    let budget = Deadline::after(Duration::from_secs(10));
+    // Bound and listening, never answering TLS: this build has no TLS engine, or the
+    // handshake never completes within the budget.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let refused = {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        free.local_addr().unwrap().port()
+    };
+    let short = Deadline::after(Duration::from_millis(500));
+    let https = post(
+        &agent(),
+        &format!("https://127.0.0.1:{port}/secret"),
+        &json!({}),
+        short,
+    )
+    .unwrap_err();
+    assert!(
+        https.starts_with(&format!("https://127.0.0.1:{port}: ")) && !https.contains("secret"),
+        "{https}"
+    );
+    let closed = get(
+        &agent(),
+        &format!("http://127.0.0.1:{refused}/secret"),
+        budget,
+    )
+    .unwrap_err();
+    assert!(closed.contains("refused"), "{closed}");
+    assert!(!closed.contains("secret"), "{closed}");
+}
