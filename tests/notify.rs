@@ -548,3 +548,40 @@ fn each_notifier_adds_its_timeout_to_the_bound_and_status_sends_nothing() {
     );
     assert!(receiver.seen().is_empty(), "{:?}", receiver.seen());
 }
+
+/// The ntfy example of docs/CONFIG.md, "[notify]", as written there (only its ntfy.sh
+/// URL pointed at the local receiver): curl posts the message, with its spaces and
+/// quotes, as the body and the event in the title.
+#[test]
+fn the_documented_curl_example_delivers_the_message() {
+    let doc =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/CONFIG.md")).unwrap();
+    let example = doc
+        .split("```toml\n")
+        .filter_map(|b| b.split("```").next())
+        .find(|b| b.contains("ntfy.sh"))
+        .expect("the ntfy example in docs/CONFIG.md");
+    let table: toml::Table = example.parse().expect("the example is TOML");
+    let command = table["notify"]["command"].as_str().unwrap().to_string();
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "curl is needed for this test (.ci/run installs it)"
+    );
+    let (env, server, mut cfg) = setup();
+    let receiver = Receiver::start(&env);
+    let command = command.replace("https://ntfy.sh/my-watchdog-topic", &receiver.url("/topic"));
+    cfg.set("notify.command", command).write(&env);
+    server.set_memory_mode("503");
+
+    let r = run_watchdog(&env, &["check"]);
+    assert_exit(&env, &r, 1);
+    assert!(
+        events_named(&env, "notify_failed").is_empty(),
+        "{}",
+        log_text(&env)
+    );
+    let requests = receiver.requests();
+    assert_eq!(receiver.seen(), ["POST /topic"], "{}", log_text(&env));
+    let restarted = expect_events(&env, "restarted").remove(0);
+    assert_eq!(requests[0]["body"], restarted["message"]);
+}
