@@ -127,13 +127,8 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     if opts.json {
         print_json(&report.with_user_names());
     }
-    notify::after_run(
-        cfg,
-        opts.dry_run,
-        Some(&mut run.logger),
-        exit_code,
-        deadline,
-    );
+    let logger = Some(&mut run.logger);
+    notify::after_run(cfg, opts.dry_run, logger, exit_code, deadline);
     exit_code
 }
 
