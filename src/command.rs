@@ -4,12 +4,12 @@
 //! is killed, not only its leader.
 
 use std::fs::{self, File};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -86,10 +86,22 @@ pub fn without_launchd_job(command: &mut Command) -> &mut Command {
     command
 }
 
-/// Runs `argv` to completion within `deadline`.
+/// Runs `argv` to completion within `deadline`, stdin from /dev/null.
 pub fn run(
     argv: &[String],
     env: &[(&str, String)],
+    output: Output,
+    deadline: Deadline,
+) -> Result<Finished, CommandError> {
+    run_with_input(argv, env, None, output, deadline)
+}
+
+/// [`run`], with `input` written to the command's stdin (then closed) when given: a
+/// notification command reads the event there (src/notify.rs).
+pub fn run_with_input(
+    argv: &[String],
+    env: &[(&str, String)],
+    input: Option<&[u8]>,
     output: Output,
     deadline: Deadline,
 ) -> Result<Finished, CommandError> {
@@ -104,7 +116,10 @@ pub fn run(
     command
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v)))
-        .stdin(Stdio::null())
+        .stdin(match input {
+            Some(_) => Stdio::piped(),
+            None => Stdio::null(),
+        })
         .process_group(0);
     without_launchd_job(&mut command);
     match output {
@@ -124,6 +139,9 @@ pub fn run(
         command: shown.clone(),
         source,
     })?;
+    if let (Some(stdin), Some(input)) = (child.stdin.take(), input) {
+        feed(stdin, input.to_vec());
+    }
     let mut stdout = child.stdout.take().map(Collector::start);
     let mut stderr = child.stderr.take().map(Collector::start);
     let budget = deadline.remaining();
@@ -218,6 +236,35 @@ pub fn shell(
 ) -> Result<Finished, CommandError> {
     let argv = ["/bin/sh".to_string(), "-c".into(), shell.into()];
     run(&argv, env, Output::File(log), deadline)
+}
+
+/// Writes `input` to a command's stdin and closes it: on a thread of its own, so that a
+/// command that does not read its stdin never holds the run (the write ends with EPIPE
+/// when the command exits or is killed); or, when no thread can be started, here, once,
+/// without blocking: what fits in the pipe.
+fn feed(stdin: ChildStdin, input: Vec<u8>) {
+    let slot = Arc::new(Mutex::new(Some((stdin, input))));
+    let theirs = Arc::clone(&slot);
+    let started = std::thread::Builder::new()
+        .name("command-input".into())
+        .spawn(move || {
+            if let Some((mut pipe, bytes)) = theirs.lock().ok().and_then(|mut s| s.take()) {
+                let _ = pipe.write_all(&bytes);
+            }
+        });
+    if started.is_ok() {
+        return;
+    }
+    if let Some((pipe, bytes)) = slot.lock().ok().and_then(|mut s| s.take()) {
+        let fd = OwnedFd::from(pipe);
+        // SAFETY: fcntl on our own write end of the pipe (std creates it close-on-exec,
+        // the child has its copy as fd 0), only adding O_NONBLOCK.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        let _ = File::from(fd).write(&bytes);
+    }
 }
 
 /// Collects one pipe's output: on a thread of its own, so that a command that writes
@@ -439,6 +486,25 @@ mod tests {
             out.len()
         );
         assert_eq!(err.unwrap().finish(AFTER_EXIT), "last\n");
+    }
+
+    #[test]
+    fn input_reaches_stdin_and_a_command_that_ignores_it_is_not_held() {
+        let long = Deadline::after(Duration::from_secs(20));
+        let sh = |script: &str| argv(&["/bin/sh", "-c", script]);
+        let done = run_with_input(
+            &sh("cat; echo end"),
+            &[],
+            Some(b"{\"event\":\"restarted\"}\n"),
+            Output::Capture,
+            long,
+        )
+        .unwrap();
+        assert_eq!(done.stdout, "{\"event\":\"restarted\"}\nend\n");
+        // More than a pipe holds, never read: the command still ends, and so does the run.
+        let big = vec![b'x'; 1 << 20];
+        let done = run_with_input(&sh("exit 0"), &[], Some(&big), Output::Capture, long).unwrap();
+        assert!(done.status.success());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod lookup;
+pub mod notify;
 mod raw;
 mod render;
 pub mod signal;
@@ -66,6 +67,7 @@ pub struct Config {
     pub log: LogConfig,
     pub state: StateConfig,
     pub metrics: MetricsConfig,
+    pub notify: NotifyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +185,31 @@ pub struct StateConfig {
 pub struct MetricsConfig {
     /// `None` when configured as "" (no metrics); always a `*.prom` file name.
     pub textfile: Option<PathBuf>,
+}
+
+/// `[notify]` (docs/CONFIG.md, "[notify]"): who hears about a run, and the dead-man
+/// switch. Every notifier is bounded by `timeout` inside the run's bound.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    /// Run with `/bin/sh -c`, the event JSON on stdin; `None` when configured as "".
+    pub command: Option<String>,
+    /// POST the event JSON here; `None` when configured as "".
+    pub webhook: Option<String>,
+    /// The log events that notify, each one of [`notify::EVENTS`].
+    pub events: Vec<String>,
+    /// GET after every completed run (`/fail` appended when it ends badly).
+    pub heartbeat_url: Option<String>,
+    pub timeout: Duration,
+}
+
+impl NotifyConfig {
+    /// How many notifiers are configured: each may take up to `timeout` of a run.
+    pub fn notifiers(&self) -> u32 {
+        [&self.command, &self.webhook, &self.heartbeat_url]
+            .iter()
+            .filter(|n| n.is_some())
+            .count() as u32
+    }
 }
 
 impl Method {
@@ -361,6 +388,16 @@ pub fn defaults(home: Option<&Path>) -> Config {
             dir: path("~/.local/state/watchdog"),
         },
         metrics: MetricsConfig { textfile: None },
+        notify: NotifyConfig {
+            command: None,
+            webhook: None,
+            events: notify::DEFAULT_EVENTS
+                .iter()
+                .map(|e| (*e).to_owned())
+                .collect(),
+            heartbeat_url: None,
+            timeout: Duration::from_secs(5),
+        },
     }
 }
 

@@ -15,8 +15,10 @@ const SLACK: Duration = Duration::from_secs(5);
 const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// attempts × timeout + (attempts − 1) × interval + 2 × stop_timeout +
-/// command_timeout + verify_timeout + 5 s, saturating: a config of absurd values gets a
-/// bound that never arrives, not a panic.
+/// command_timeout + verify_timeout + notifiers × notify.timeout + 5 s, saturating: a
+/// config of absurd values gets a bound that never arrives, not a panic. Each configured
+/// notifier (`command`, `webhook`, `heartbeat_url`) has `notify.timeout` for all it
+/// sends in one run (src/notify.rs).
 pub fn run_bound(cfg: &Config) -> Duration {
     let attempts = cfg.health.attempts.max(1);
     [
@@ -25,6 +27,7 @@ pub fn run_bound(cfg: &Config) -> Duration {
         cfg.restart.stop_timeout.saturating_mul(2),
         cfg.restart.command_timeout,
         cfg.restart.verify_timeout,
+        cfg.notify.timeout.saturating_mul(cfg.notify.notifiers()),
         SLACK,
     ]
     .into_iter()
@@ -82,6 +85,13 @@ mod tests {
         cfg.restart.verify_timeout = Duration::from_secs(60);
         // 15 + 4 + 20 + 30 + 60 + 5
         assert_eq!(run_bound(&cfg), Duration::from_secs(134));
+        // Each configured notifier adds its timeout.
+        cfg.notify.timeout = Duration::from_secs(4);
+        cfg.notify.command = Some("true".into());
+        cfg.notify.heartbeat_url = Some("http://127.0.0.1:9/ping".into());
+        assert_eq!(run_bound(&cfg), Duration::from_secs(142));
+        cfg.notify.webhook = Some("http://127.0.0.1:9/hook".into());
+        assert_eq!(run_bound(&cfg), Duration::from_secs(146));
     }
 
     #[test]

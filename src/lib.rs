@@ -4,7 +4,7 @@
 //!   health, FDs and files;
 //! - decide: [`decide`] is a pure function of the observation, config and history;
 //! - act: [`act`] is the only code that signals, spawns or runs a restart command;
-//! - record: [`log`], [`history`], [`incident`], [`report`].
+//! - record: [`log`], [`history`], [`incident`], [`report`], [`notify`].
 //!
 //! [`commands`] holds one file per subcommand (`check` strings the four together,
 //! `status` stops after deciding). Below them all: [`units`], [`exit_code`], [`users`],
@@ -25,6 +25,7 @@ pub mod incident;
 pub mod lock;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod probe;
 pub mod report;
 pub mod safe_fs;

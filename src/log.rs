@@ -79,7 +79,8 @@ impl Event {
         self
     }
 
-    fn to_json(&self, ts: &str) -> Value {
+    /// The event as one JSON object, as the log file holds it.
+    pub fn to_json(&self, ts: &str) -> Value {
         let mut object = Map::new();
         object.insert("ts".into(), ts.into());
         object.insert("level".into(), json(&self.level));
@@ -124,6 +125,23 @@ pub struct Logger {
     /// unavailable syslog (cron would mail that every minute).
     syslog: Syslog,
     verbosity: Verbosity,
+    /// Every event of this run, in order, with its time: the notifiers send them at the
+    /// end of the run (src/notify.rs).
+    emitted: Vec<Emitted>,
+}
+
+/// An event as it was emitted, with the `ts` its log line carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Emitted {
+    pub ts: String,
+    pub event: Event,
+}
+
+impl Emitted {
+    /// The object of its JSON log line.
+    pub fn json(&self) -> Value {
+        self.event.to_json(&self.ts)
+    }
 }
 
 enum Syslog {
@@ -156,6 +174,7 @@ impl Logger {
             file,
             syslog,
             verbosity,
+            emitted: Vec::new(),
         }
     }
 
@@ -166,6 +185,7 @@ impl Logger {
             file: None,
             syslog: Syslog::Off,
             verbosity,
+            emitted: Vec::new(),
         }
     }
 
@@ -198,6 +218,15 @@ impl Logger {
                 self.syslog = Syslog::Off;
             }
         }
+        self.emitted.push(Emitted {
+            ts,
+            event: event.clone(),
+        });
+    }
+
+    /// The events emitted so far this run, oldest first.
+    pub fn emitted(&self) -> &[Emitted] {
+        &self.emitted
     }
 
     fn shows_on_stderr(&self, event: &Event) -> bool {
@@ -470,6 +499,21 @@ mod tests {
             ts.split('.').nth(1).map(|f| &f[..3]).map(|m| m.len()),
             Some(3)
         );
+    }
+
+    #[test]
+    fn emitted_events_are_kept_with_the_ts_of_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("watchdog.log");
+        let mut logger = Logger::open(&cfg(&path, LogFormat::Json, 1 << 20), Verbosity::Quiet);
+        logger.emit(&restart_event());
+        logger.emit(&Event::new(Level::Info, "restarted", "healthy again"));
+        let names: Vec<&str> = logger.emitted().iter().map(|e| e.event.event).collect();
+        assert_eq!(names, ["restart", "restarted"]);
+        let line: Value =
+            serde_json::from_str(fs::read_to_string(&path).unwrap().lines().next().unwrap())
+                .unwrap();
+        assert_eq!(logger.emitted()[0].json(), line);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::incident;
 use crate::lock::{self, LockError};
 use crate::log::{Event, Level, Logger, Verbosity};
 use crate::metrics;
+use crate::notify;
 use crate::probe::health::Prober;
 use crate::probe::{self, Observation};
 use crate::report;
@@ -39,6 +40,7 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     let deadline = Deadline::after(bound);
     if let Err(refused) = trusted_dirs(cfg, true) {
         eprintln!("watchdog: {refused}");
+        notify::after_run(cfg, opts.dry_run, None, ExitCode::Usage, deadline);
         return ExitCode::Usage;
     }
     let lock = match lock::acquire(&cfg.state.dir) {
@@ -54,6 +56,7 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         }
         Err(e) => {
             eprintln!("watchdog: {e}; check [state] dir");
+            notify::after_run(cfg, opts.dry_run, None, ExitCode::Usage, deadline);
             return ExitCode::Usage;
         }
     };
@@ -135,6 +138,8 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     if opts.json {
         print_json(&report.with_user_names());
     }
+    let logger = Some(&mut run.logger);
+    notify::after_run(cfg, opts.dry_run, logger, exit_code, deadline);
     exit_code
 }
 
@@ -284,7 +289,8 @@ impl Run<'_> {
                     .reasons(codes(&hard))
                     .dry_run(dry_run)
                     .with("method", would.method.as_str())
-                    .with("would", would.kind.as_str());
+                    .with("would", would.kind.as_str())
+                    .with("why", why.key());
                 self.logger.emit(&event);
             }
             _ => {

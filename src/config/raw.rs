@@ -17,7 +17,7 @@ use serde::de::{self, Deserializer, Unexpected, Visitor};
 use toml::Spanned;
 
 use super::url::{URL_FORM, parse_http_url};
-use super::{Config, FdPathRule, FileAction, FileRule, LogFormat, Method, signal};
+use super::{Config, FdPathRule, FileAction, FileRule, LogFormat, Method, notify, signal};
 use crate::units::{DURATION_FORM, format_duration, parse_duration, parse_size};
 
 /// A check on two keys that failed, with the span of the key to blame.
@@ -44,6 +44,7 @@ pub(super) struct RawConfig {
     log: RawLog,
     state: RawState,
     metrics: RawMetrics,
+    notify: RawNotify,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +165,16 @@ struct RawMetrics {
     textfile: Option<PromPath>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "the [notify] table")]
+struct RawNotify {
+    command: Option<OptText>,
+    webhook: Option<NotifyUrl>,
+    events: Option<Vec<NotifyEvent>>,
+    heartbeat_url: Option<NotifyUrl>,
+    timeout: Option<NotifyTimeout>,
+}
+
 impl RawConfig {
     /// Writes every key the file set over `cfg` (the defaults), then runs the checks
     /// that involve two keys.
@@ -188,6 +199,7 @@ impl RawConfig {
             &mut cfg.metrics.textfile,
             self.metrics.textfile.map(|p| p.0.expand(home)),
         );
+        self.notify.overlay(cfg);
         Ok(())
     }
 }
@@ -347,6 +359,21 @@ impl RawLog {
         set(&mut l.syslog, self.syslog);
         set(&mut l.max_size, self.max_size.map(|s| s.0));
         set(&mut l.heartbeat, self.heartbeat);
+    }
+}
+
+impl RawNotify {
+    fn overlay(self, cfg: &mut Config) {
+        let n = &mut cfg.notify;
+        set(&mut n.command, self.command.map(|v| v.0));
+        set(&mut n.webhook, self.webhook.map(|v| v.0));
+        set(
+            &mut n.events,
+            self.events
+                .map(|names| names.into_iter().map(|e| e.0).collect()),
+        );
+        set(&mut n.heartbeat_url, self.heartbeat_url.map(|v| v.0));
+        set(&mut n.timeout, self.timeout.map(|d| d.0));
     }
 }
 
@@ -521,6 +548,9 @@ deserialize_scalar!(
     Method,
     FileAction,
     LogFormat,
+    NotifyUrl,
+    NotifyEvent,
+    NotifyTimeout,
 );
 
 /// Any duration, zero included (`startup_grace`, `interval`).
@@ -811,6 +841,59 @@ impl Scalar for PromPath {
                 Self::EXPECTING
             ))
         })
+    }
+}
+
+/// `notify.webhook`, `notify.heartbeat_url`: an http or https URL, "" for none.
+#[derive(Debug)]
+struct NotifyUrl(Option<String>);
+
+impl Scalar for NotifyUrl {
+    const EXPECTING: &'static str =
+        r#"a URL of the form http[s]://host[:port][/path], or "" for none"#;
+
+    fn from_text(text: &str) -> Option<Result<Self, String>> {
+        if text.is_empty() {
+            return Some(Ok(NotifyUrl(None)));
+        }
+        Some(notify::check_url(text).map(|()| NotifyUrl(Some(text.to_owned()))))
+    }
+}
+
+/// One name of `notify.events`: a log event that may notify.
+#[derive(Debug)]
+struct NotifyEvent(String);
+
+impl Scalar for NotifyEvent {
+    const EXPECTING: &'static str = "a log event name such as \"restarted\"";
+
+    fn from_text(text: &str) -> Option<Result<Self, String>> {
+        Some(notify::check_event(text).map(|()| NotifyEvent(text.to_owned())))
+    }
+}
+
+/// The longest one notifier may take: each is a quick call, and its timeout is added to
+/// every run's bound (docs/DESIGN.md, "Invariants"); a run once a minute must not wait
+/// minutes on a webhook.
+const MAX_NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `notify.timeout`: more than zero, at most [`MAX_NOTIFY_TIMEOUT`].
+#[derive(Debug)]
+struct NotifyTimeout(Duration);
+
+impl Scalar for NotifyTimeout {
+    const EXPECTING: &'static str = r#"a duration from "1ms" to "1m" such as "5s""#;
+
+    fn from_text(text: &str) -> Option<Result<Self, String>> {
+        Some(match parse_duration(text) {
+            Ok(d) if !d.is_zero() && d <= MAX_NOTIFY_TIMEOUT => Ok(NotifyTimeout(d)),
+            Ok(_) => Err(format!("expected {}, found {text:?}", Self::EXPECTING)),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn from_int(n: i64) -> Option<Result<Self, String>> {
+        Some(Err(duration_without_unit(n)))
     }
 }
 

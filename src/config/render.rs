@@ -72,6 +72,7 @@ pub(super) fn to_toml(cfg: &Config) -> String {
         "\n# Prometheus textfile-collector file (*.prom), rewritten every check; \"\" = none.\n[metrics]",
     );
     doc.opt_path("textfile", cfg.metrics.textfile.as_deref());
+    notify(&mut doc, cfg);
     doc.0
 }
 
@@ -182,6 +183,17 @@ fn log(doc: &mut Doc, cfg: &Config) {
     doc.raw("syslog", l.syslog);
     doc.size("max_size", l.max_size);
     doc.raw("heartbeat", l.heartbeat);
+}
+
+fn notify(doc: &mut Doc, cfg: &Config) {
+    let n = &cfg.notify;
+    doc.line("\n# Who hears about a run; each notifier is bounded by timeout.\n[notify]");
+    doc.opt_str("command", n.command.as_deref());
+    doc.opt_str("webhook", n.webhook.as_deref());
+    let events: Vec<String> = n.events.iter().map(|e| quote(e)).collect();
+    doc.raw("events", format!("[{}]", events.join(", ")));
+    doc.opt_str("heartbeat_url", n.heartbeat_url.as_deref());
+    doc.duration("timeout", n.timeout);
 }
 
 /// A TOML basic string: quotes, backslashes and control characters escaped.

@@ -559,6 +559,45 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
         42,
         "health.attempts",
     ),
+    // [notify]: event names from the list, http(s) URLs, a bounded timeout.
+    (
+        "[notify]\nevents = [\"restarted\", \"restartd\"]",
+        2,
+        24,
+        "unknown notify event \"restartd\": expected one of \"restarted\", \"restart_failed\"",
+    ),
+    (
+        "[notify]\nevents = [\"healthy\"]",
+        2,
+        11,
+        "heartbeat_url instead",
+    ),
+    (
+        "[notify]\nwebhook = \"ftp://x/\"",
+        2,
+        11,
+        "expected a URL of the form http[s]://host[:port][/path]",
+    ),
+    (
+        "[notify]\nheartbeat_url = \"https://\"",
+        2,
+        17,
+        "has no host",
+    ),
+    (
+        "[notify]\ntimeout = \"2m\"",
+        2,
+        11,
+        "from \"1ms\" to \"1m\"",
+    ),
+    (
+        "[notify]\ntimeout = \"0s\"",
+        2,
+        11,
+        "from \"1ms\" to \"1m\"",
+    ),
+    ("[notify]\ntimeout = 5", 2, 11, "a duration needs a unit"),
+    ("[notify]\nurl = \"x\"", 2, 1, "notify: unknown field `url`"),
     // No TLS in this build: a promise to skip certificate checks is refused, not ignored.
     (
         "[health]\nurl = \"http://127.0.0.1:8787/health\"\ninsecure_tls = true",
@@ -827,6 +866,12 @@ max_size = "1000000"
 heartbeat = true
 [state]
 dir = "/var/lib/watchdög"
+[notify]
+command = "osascript -e 'display notification (system attribute \"WATCHDOG_MESSAGE\")'"
+webhook = "https://hooks.example.com/services/T0/B0/x"
+events = ["restart_failed", "warning"]
+heartbeat_url = "http://127.0.0.1:8000/ping/1?x=1"
+timeout = "1m"
 "#;
 
 #[test]
@@ -878,7 +923,8 @@ fn to_toml_writes_every_key_in_the_documented_order() {
             "[restart]",
             "[log]",
             "[state]",
-            "[metrics]"
+            "[metrics]",
+            "[notify]"
         ]
     );
     for needle in [
@@ -894,6 +940,7 @@ fn to_toml_writes_every_key_in_the_documented_order() {
         "trend_window = \"6h\"",
         "trend_horizon = \"2h\"",
         "max_defer = \"30m\"",
+        "events = [\"restarted\", \"restart_failed\", \"orphan\", \"suppressed\"]",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
@@ -902,8 +949,8 @@ fn to_toml_writes_every_key_in_the_documented_order() {
         .filter(|l| l.contains(" = ") && !l.starts_with('#'))
         .count();
     // 4 target + 8 health + 6 fds + 2 fds.paths + 4 fds.budget + 1 memory + 3 files
-    // + 15 restart + 5 log + 1 state + 1 metrics
-    assert_eq!(keys, 50, "{text}");
+    // + 15 restart + 5 log + 1 state + 1 metrics + 5 notify
+    assert_eq!(keys, 55, "{text}");
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn strip_scheme(url: &str) -> Result<&str, String> {
 }
 
 /// Splits `host[:port]` or `[v6]:port` and checks both parts.
-fn split_authority(url: &str, authority: &str) -> Result<(String, u16), String> {
+pub(super) fn split_authority(url: &str, authority: &str) -> Result<(String, u16), String> {
     if authority.contains('@') {
         return Err(format!(
             "{url:?}: user names and passwords are not supported: expected {URL_FORM}"

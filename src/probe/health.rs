@@ -206,7 +206,7 @@ fn build_agent(timeout: Duration) -> ureq::Agent {
 /// is looked up on a thread so that the timeout holds, or, when no thread can start,
 /// on the calling thread, bounded then only by the failsafe (src/deadline/failsafe.rs).
 #[derive(Debug)]
-struct ThreadlessResolver;
+pub(crate) struct ThreadlessResolver;
 
 impl Resolver for ThreadlessResolver {
     fn resolve(

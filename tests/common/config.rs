@@ -135,17 +135,32 @@ dir = {state}
     }
 
     /// The bound on one run (docs/DESIGN.md, "Invariants"): attempts × timeout +
-    /// (attempts − 1) × interval + 2 × stop_timeout + command_timeout + verify_timeout + 5 s.
+    /// (attempts − 1) × interval + 2 × stop_timeout + command_timeout + verify_timeout +
+    /// notifiers × notify.timeout + 5 s (a notifier: a non-empty `notify.command`,
+    /// `notify.webhook` or `notify.heartbeat_url`; `notify.timeout` is 5 s unless set).
     pub fn bound_secs(&self) -> f64 {
         let attempts = self
             .get("health.attempts")
             .and_then(|v| v.as_integer())
             .expect("health.attempts") as f64;
+        let notifiers = ["notify.command", "notify.webhook", "notify.heartbeat_url"]
+            .iter()
+            .filter(|k| {
+                self.get(k)
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|s| !s.is_empty())
+            })
+            .count() as f64;
+        let notify_timeout = match self.get("notify.timeout") {
+            Some(_) => self.secs("notify.timeout"),
+            None => 5.0,
+        };
         attempts * self.secs("health.timeout")
             + (attempts - 1.0) * self.secs("health.interval")
             + 2.0 * self.secs("restart.stop_timeout")
             + self.secs("restart.command_timeout")
             + self.secs("restart.verify_timeout")
+            + notifiers * notify_timeout
             + 5.0
     }
 
