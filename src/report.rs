@@ -276,6 +276,10 @@ pub fn suppression_text(why: &Suppression) -> String {
                 "nothing was signalled, because the server could not be started again: {detail}"
             )
         }
+        Suppression::TlsRefused { detail } => format!(
+            "nothing was restarted: the server answered, but not in a way the watchdog \
+             accepts ({detail}); a restart would bring back the same answer"
+        ),
         Suppression::Starting { detail } => format!(
             "starting: {detail}; it was waited for up to {} and is left alone this run",
             human_duration(crate::probe::supervisor::STARTING_WAIT)
