@@ -78,7 +78,14 @@ pub fn describe(error: &ureq::Error, h: &HealthConfig, host: &str) -> Option<Tls
 fn certificate(error: &CertificateError, h: &HealthConfig, host: &str) -> String {
     use CertificateError as C;
     match error {
-        C::UnknownIssuer | C::BadSignature => match &h.ca_file {
+        // No issuer the probe trusts verifies the signature. rustls-webpki reports the
+        // last candidate issuer's failure: a system root that merely shares the subject
+        // (Debian's ssl-cert-snakeoil is CN=localhost too) gives a signature-algorithm
+        // error instead of UnknownIssuer, and means the same.
+        C::UnknownIssuer
+        | C::BadSignature
+        | C::UnsupportedSignatureAlgorithmContext { .. }
+        | C::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => match &h.ca_file {
             Some(path) => format!(
                 "certificate not trusted: health.ca_file ({}) holds neither it nor its \
                  issuer; copy the server's certificate there",
@@ -187,6 +194,15 @@ mod tests {
                 None,
                 "certificate not valid for 127.0.0.1: it names no host in subjectAltName (the \
                  CN is not used)",
+                true,
+            ),
+            (
+                cert(CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                    signature_algorithm_id: vec![],
+                    public_key_algorithm_id: vec![],
+                }),
+                None,
+                "certificate not trusted: set health.ca_file or insecure_tls",
                 true,
             ),
             (
