@@ -1,6 +1,8 @@
 //! HTTPS for the health probe (docs/CONFIG.md, "[health]"): whom the probe believes,
 //! and a failed handshake said as what it is, with the key that fixes it.
 
+use std::sync::Arc;
+
 use rustls::CertificateError;
 use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
@@ -17,7 +19,11 @@ use crate::safe_fs;
 /// `ca_file` is read here again (src/config/tls.rs checked it at load): what the probe
 /// trusts is what the file holds now, judged by the same rules.
 pub fn config(h: &HealthConfig) -> Result<TlsConfig, CaFileError> {
-    let builder = TlsConfig::builder().provider(TlsProvider::Rustls);
+    // ring, named here: ureq is built without a provider of its own (Cargo.toml).
+    let ring = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .unversioned_rustls_crypto_provider(ring);
     if h.insecure_tls {
         return Ok(builder.disable_verification(true).build());
     }
@@ -145,7 +151,6 @@ fn bare_name(name: &str) -> String {
 mod tests {
     use super::*;
     use std::io;
-    use std::sync::Arc;
 
     fn health(ca: Option<&str>) -> HealthConfig {
         let mut h = crate::config::defaults(None).health;
