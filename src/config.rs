@@ -19,9 +19,9 @@ mod lookup;
 mod raw;
 mod render;
 pub mod signal;
-pub mod tls;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 pub mod url;
 
 pub use lookup::{Loaded, Lookup, SYSTEM_CONFIG, load, load_from, lookup_path};

@@ -57,7 +57,8 @@ fn the_default_url_is_the_deep_check() {
     );
     // The port still comes from the URL: 8787.
     assert!(
-        r.stdout.contains("port = \"\"                     # the port of health.url"),
+        r.stdout
+            .contains("port = \"\"                     # the port of health.url"),
         "{}",
         r.dump()
     );
@@ -73,7 +74,13 @@ fn deep_body_passes_with_expect_body_and_its_checks() {
     assert_eq!(doc.status, 200, "{}", doc.text());
     let body = doc.json();
     assert_eq!(body["status"], "ok", "{body:#}");
-    for check in ["streams_lock", "stream_runtime", "sessions", "projects", "state_db"] {
+    for check in [
+        "streams_lock",
+        "stream_runtime",
+        "sessions",
+        "projects",
+        "state_db",
+    ] {
         assert_eq!(body["checks"][check]["status"], "ok", "{check}: {body:#}");
     }
     // expect_body may name a deep check too.
@@ -126,7 +133,12 @@ fn a_failed_state_db_check_is_unhealthy_only_through_the_deep_url() {
         Duration::from_secs(5),
     )
     .unwrap();
-    assert_eq!(deep.status, 200, "the new server ({new_pid}): {}", deep.text());
+    assert_eq!(
+        deep.status,
+        200,
+        "the new server ({new_pid}): {}",
+        deep.text()
+    );
 }
 
 /// `[fds.budget] field` reads the deep body's top-level `sessions`, never a number

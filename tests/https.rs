@@ -34,9 +34,7 @@ fn self_signed(dir: &Path, name: &str, addext: &[&str]) -> (PathBuf, PathBuf) {
     for ext in addext {
         cmd.args(["-addext", ext]);
     }
-    let out = cmd
-        .output()
-        .expect("openssl on PATH (.ci/run installs it)");
+    let out = cmd.output().expect("openssl on PATH (.ci/run installs it)");
     assert!(out.status.success(), "openssl req failed: {out:?}");
     (cert, key)
 }
@@ -97,7 +95,10 @@ fn server_is_healthy_with_its_certificate_in_ca_file() {
     assert_eq!(rep["verdict"], "healthy", "{rep:#}");
     assert_eq!(rep["health"]["status"], 200, "{rep:#}");
     assert_eq!(rep["target"]["pid"], server.pid, "{rep:#}");
-    assert!(server.health_requests() > probes, "the server was not asked");
+    assert!(
+        server.health_requests() > probes,
+        "the server was not asked"
+    );
     assert_untouched(&server);
     assert_nothing_done(&env);
     // `config --check` has nothing to warn about.
@@ -197,10 +198,13 @@ fn a_certificate_for_another_host_names_what_it_names() {
 #[test]
 fn a_ca_certificate_as_the_servers_is_explained() {
     let (env, server, mut cfg, cert) = tls_setup(&[]);
-    cfg.set("health.url", format!("https://localhost:{}/health?deep=1", server.port))
-        .set("health.ca_file", path_str(&cert))
-        .set("restart.method", "none")
-        .write(&env);
+    cfg.set(
+        "health.url",
+        format!("https://localhost:{}/health?deep=1", server.port),
+    )
+    .set("health.ca_file", path_str(&cert))
+    .set("restart.method", "none")
+    .write(&env);
     let rep = check(&env, 4);
     let detail = health_failed(&rep);
     assert!(
@@ -223,7 +227,9 @@ fn config_check_warns_about_insecure_tls_off_loopback() {
         r.stderr.contains(
             "watchdog: warning: health.insecure_tls = true skips certificate verification \
              for 10.255.255.1, which is not a loopback address"
-        ) && r.stderr.contains("set health.ca_file to its certificate instead"),
+        ) && r
+            .stderr
+            .contains("set health.ca_file to its certificate instead"),
         "{}",
         r.dump()
     );
@@ -238,8 +244,14 @@ fn a_missing_or_non_pem_ca_file_is_a_config_error_at_its_line() {
     let not_pem = env.root.join("notes.txt");
     fs::write(&not_pem, "not a certificate\n").unwrap();
     let cases = [
-        (env.root.join("missing.pem"), "cannot read it (No such file or directory"),
-        (not_pem, "holds no certificate (no -----BEGIN CERTIFICATE----- block)"),
+        (
+            env.root.join("missing.pem"),
+            "cannot read it (No such file or directory",
+        ),
+        (
+            not_pem,
+            "holds no certificate (no -----BEGIN CERTIFICATE----- block)",
+        ),
         (env.root.clone(), "it is a directory, not a regular file"),
     ];
     for (path, needle) in cases {
@@ -300,7 +312,10 @@ mod ownership {
         chown_tree(&their_dir, uid, gid);
 
         let cases = [
-            (&theirs, format!("is owned by uid {uid}, not by this user (uid 0) or root")),
+            (
+                &theirs,
+                format!("is owned by uid {uid}, not by this user (uid 0) or root"),
+            ),
             (&group_writable, "is writable by its group".to_owned()),
             (&link, format!("is owned by uid {uid}")),
         ];
@@ -310,9 +325,12 @@ mod ownership {
             let r = run_watchdog(&env, &["check", "--json"]);
             assert_exit(&env, &r, 2);
             assert!(
-                r.stderr.contains(&format!("health.ca_file {:?}: refusing it: it ", path_str(path)))
-                    && r.stderr.contains(&needle)
-                    && r.stderr.contains("chooses which server the health check believes"),
+                r.stderr.contains(&format!(
+                    "health.ca_file {:?}: refusing it: it ",
+                    path_str(path)
+                )) && r.stderr.contains(&needle)
+                    && r.stderr
+                        .contains("chooses which server the health check believes"),
                 "{path:?}: {}",
                 r.dump()
             );

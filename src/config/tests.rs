@@ -561,12 +561,7 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
         42,
         "health.attempts",
     ),
-    (
-        "[health]\nca_file = 7",
-        2,
-        11,
-        "expected a path such as",
-    ),
+    ("[health]\nca_file = 7", 2, 11, "expected a path such as"),
 ];
 
 #[test]

@@ -195,12 +195,37 @@ mod tests {
             ("https://127.0.0.1:8787/health", true, None, &[]),
             ("https://[::1]:8787/health", true, None, &[]),
             ("https://localhost:8787/health", true, None, &[]),
-            ("https://mini.local:8787/health", true, None, &["not a loopback"]),
-            ("https://10.0.0.5/health", true, None, &["10.0.0.5, which is not a loopback"]),
+            (
+                "https://mini.local:8787/health",
+                true,
+                None,
+                &["not a loopback"],
+            ),
+            (
+                "https://10.0.0.5/health",
+                true,
+                None,
+                &["10.0.0.5, which is not a loopback"],
+            ),
             ("https://10.0.0.5/health", false, Some("/ca.pem"), &[]),
-            ("https://127.0.0.1/", true, Some("/ca.pem"), &["ca_file is not used"]),
-            ("http://127.0.0.1:8787/health", true, None, &["https:// URLs only"]),
-            ("http://127.0.0.1:8787/health", false, Some("/ca.pem"), &["https:// URLs only"]),
+            (
+                "https://127.0.0.1/",
+                true,
+                Some("/ca.pem"),
+                &["ca_file is not used"],
+            ),
+            (
+                "http://127.0.0.1:8787/health",
+                true,
+                None,
+                &["https:// URLs only"],
+            ),
+            (
+                "http://127.0.0.1:8787/health",
+                false,
+                Some("/ca.pem"),
+                &["https:// URLs only"],
+            ),
             ("http://127.0.0.1:8787/health", false, None, &[]),
         ];
         for (url, insecure, ca, expected) in table {
@@ -214,10 +239,25 @@ mod tests {
 
     #[test]
     fn loopback_names_and_addresses() {
-        for host in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1", "localhost", "LOCALHOST.", "a.localhost"] {
+        for host in [
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+            "localhost",
+            "LOCALHOST.",
+            "a.localhost",
+        ] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in ["10.0.0.1", "::", "0.0.0.0", "mini.local", "localhost.example.com", "notlocalhost"] {
+        for host in [
+            "10.0.0.1",
+            "::",
+            "0.0.0.0",
+            "mini.local",
+            "localhost.example.com",
+            "notlocalhost",
+        ] {
             assert!(!is_loopback(host), "{host}");
         }
     }
@@ -240,14 +280,23 @@ mod tests {
         let with_key = write(
             dir.path(),
             "both.pem",
-            &format!("{}-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n", valid_pem()),
+            &format!(
+                "{}-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+                valid_pem()
+            ),
         );
         assert_eq!(read_ca_file(&with_key, euid).map(|c| c.len()).ok(), Some(1));
 
         let cases: Vec<(std::path::PathBuf, &str)> = vec![
-            (dir.path().join("missing.pem"), "cannot read it (No such file"),
+            (
+                dir.path().join("missing.pem"),
+                "cannot read it (No such file",
+            ),
             (write(dir.path(), "empty.pem", ""), "holds no certificate"),
-            (write(dir.path(), "text.pem", "hello\n"), "holds no certificate"),
+            (
+                write(dir.path(), "text.pem", "hello\n"),
+                "holds no certificate",
+            ),
             (
                 write(dir.path(), "cut.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n"),
                 "not a readable PEM file",
@@ -265,14 +314,23 @@ mod tests {
         for (path, needle) in cases {
             let err = read_ca_file(&path, euid).expect_err(&path.display().to_string());
             let text = err.to_string();
-            assert!(text.starts_with(&format!("health.ca_file {:?}: ", path.display().to_string())), "{text}");
+            assert!(
+                text.starts_with(&format!(
+                    "health.ca_file {:?}: ",
+                    path.display().to_string()
+                )),
+                "{text}"
+            );
             assert!(text.contains(needle), "{path:?}: {text}");
         }
         // Writable by others: refused like the configuration itself.
         let open = write(dir.path(), "open.pem", &valid_pem());
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o666)).unwrap();
         let text = read_ca_file(&open, euid).unwrap_err().to_string();
-        assert!(text.contains("refusing it") && text.contains("chmod go-w"), "{text}");
+        assert!(
+            text.contains("refusing it") && text.contains("chmod go-w"),
+            "{text}"
+        );
     }
 
     /// The key's line and column, and the file named in the message.
@@ -280,13 +338,19 @@ mod tests {
     fn a_bad_ca_file_is_a_config_error_at_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
-        let text = format!("[health]\nurl = \"https://127.0.0.1:8787/health\"\nca_file = {:?}\n", missing.display().to_string());
+        let text = format!(
+            "[health]\nurl = \"https://127.0.0.1:8787/health\"\nca_file = {:?}\n",
+            missing.display().to_string()
+        );
         let origin = Path::new("/etc/watchdog/watchdog.toml");
         let cfg = Config::from_toml_str(&text, origin, None).expect("parses without I/O");
         assert_eq!(cfg.health.ca_file.as_deref(), Some(missing.as_path()));
         let err = check_ca_file(&cfg, &text, origin).unwrap_err().to_string();
         assert!(
-            err.starts_with(&format!("/etc/watchdog/watchdog.toml:3:11: health.ca_file {:?}: cannot read it", missing.display().to_string())),
+            err.starts_with(&format!(
+                "/etc/watchdog/watchdog.toml:3:11: health.ca_file {:?}: cannot read it",
+                missing.display().to_string()
+            )),
             "{err}"
         );
         let good = write(dir.path(), "ca.pem", &valid_pem());

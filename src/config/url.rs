@@ -62,11 +62,7 @@ fn strip_scheme(url: &str) -> Result<(&str, bool), String> {
 
 /// Splits `host[:port]` or `[v6]:port` and checks both parts; `default_port` when the
 /// URL names none.
-fn split_authority(
-    url: &str,
-    authority: &str,
-    default_port: u16,
-) -> Result<(String, u16), String> {
+fn split_authority(url: &str, authority: &str, default_port: u16) -> Result<(String, u16), String> {
     if authority.contains('@') {
         return Err(format!(
             "{url:?}: user names and passwords are not supported: expected {URL_FORM}"
@@ -148,8 +144,18 @@ mod tests {
             ("http://host/health?deep=1", "host", 80, "/health?deep=1"),
             ("http://host?deep=1", "host", 80, "/?deep=1"),
             ("http://my-host.local:65535/x", "my-host.local", 65535, "/x"),
-            ("https://127.0.0.1:8787/health", "127.0.0.1", 8787, "/health"),
-            ("HTTPS://mini.local/health?deep=1", "mini.local", 443, "/health?deep=1"),
+            (
+                "https://127.0.0.1:8787/health",
+                "127.0.0.1",
+                8787,
+                "/health",
+            ),
+            (
+                "HTTPS://mini.local/health?deep=1",
+                "mini.local",
+                443,
+                "/health?deep=1",
+            ),
             ("https://[::1]/", "::1", 443, "/"),
         ];
         for (url, host, port, path) in cases {

@@ -59,13 +59,11 @@ pub fn describe(error: &ureq::Error, h: &HealthConfig, host: &str) -> Option<Tls
     };
     Some(match e {
         rustls::Error::InvalidCertificate(cert) => answered(certificate(cert, h, host)),
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-            answered(
-                "no TLS answer: the server does not speak TLS on this port (serving plain \
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => answered(
+            "no TLS answer: the server does not speak TLS on this port (serving plain \
                  HTTP? then write http:// in health.url)"
-                    .to_owned(),
-            )
-        }
+                .to_owned(),
+        ),
         rustls::Error::PeerIncompatible(why) => answered(format!(
             "TLS handshake failed: no protocol version or cipher in common with the server \
              ({why:?})"
@@ -186,7 +184,10 @@ mod tests {
                     expected: rustls::pki_types::ServerName::try_from("127.0.0.1")
                         .unwrap()
                         .to_owned(),
-                    presented: vec!["DnsName(\"mini.local\")".into(), "IpAddress(10.0.0.5)".into()],
+                    presented: vec![
+                        "DnsName(\"mini.local\")".into(),
+                        "IpAddress(10.0.0.5)".into(),
+                    ],
                 }),
                 None,
                 "certificate not valid for 127.0.0.1: it names mini.local, 10.0.0.5; use a \
@@ -202,10 +203,12 @@ mod tests {
                 true,
             ),
             (
-                cert(CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
-                    signature_algorithm_id: vec![],
-                    public_key_algorithm_id: vec![],
-                }),
+                cert(
+                    CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                        signature_algorithm_id: vec![],
+                        public_key_algorithm_id: vec![],
+                    },
+                ),
                 None,
                 "certificate not trusted: set health.ca_file or insecure_tls",
                 true,
@@ -244,7 +247,10 @@ mod tests {
         ];
         for (error, ca, expected, answered) in table {
             let found = describe(&error, &health(ca), "127.0.0.1").expect("a TLS error");
-            assert!(found.why.starts_with(expected), "{found:?}\nexpected: {expected}");
+            assert!(
+                found.why.starts_with(expected),
+                "{found:?}\nexpected: {expected}"
+            );
             assert_eq!(found.answered, answered, "{found:?}");
         }
     }
@@ -273,6 +279,9 @@ mod tests {
         assert!(config(&h).is_ok());
         h.url = "https://127.0.0.1:8787/health".to_owned();
         let err = config(&h).unwrap_err().to_string();
-        assert!(err.starts_with("health.ca_file \"/nonexistent/ca.pem\": cannot read it"), "{err}");
+        assert!(
+            err.starts_with("health.ca_file \"/nonexistent/ca.pem\": cannot read it"),
+            "{err}"
+        );
     }
 }
