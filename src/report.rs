@@ -277,8 +277,8 @@ pub fn suppression_text(why: &Suppression) -> String {
             )
         }
         Suppression::TlsRefused { detail } => format!(
-            "nothing was restarted: the server answered, but not in a way the watchdog \
-             accepts ({detail}); a restart would bring back the same answer"
+            "the server answered, but its TLS answer was refused ({detail}): a restart \
+             would bring back the same answer"
         ),
         Suppression::Starting { detail } => format!(
             "starting: {detail}; it was waited for up to {} and is left alone this run",
