@@ -22,6 +22,7 @@ mod render;
 pub mod signal;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 pub mod url;
 
 pub use lookup::{Loaded, Lookup, SYSTEM_CONFIG, load, load_from, lookup_path};
@@ -90,9 +91,13 @@ pub struct HealthConfig {
     pub expect_status: Vec<u16>,
     /// `None` when configured as "".
     pub expect_body: Option<String>,
-    /// Always false: the loader refuses `true` while the probe has no HTTPS
-    /// (docs/CONFIG.md, "[health]"); kept so that `watchdog config` prints the key.
+    /// https: accept any certificate (docs/CONFIG.md, "[health]"); `watchdog config
+    /// --check` warns when the host is not loopback.
     pub insecure_tls: bool,
+    /// https: the PEM certificates to trust instead of the system's, e.g. the server's
+    /// self-signed one; `None` when configured as "". Read through src/safe_fs.rs when
+    /// the configuration is loaded and again when the probe is built (src/config/tls.rs).
+    pub ca_file: Option<PathBuf>,
     /// Numeric fields of the /health JSON that say the server is busy (an agent run in
     /// flight): a restart for a predictive reason waits while any is non-zero.
     pub busy_fields: Vec<String>,
@@ -320,6 +325,9 @@ pub struct Overrides {
     pub max_fds: Option<u64>,
 }
 
+/// The default `health.url`: Hermes WebUI's deep health check (docs/CONFIG.md, "[health]").
+pub const DEFAULT_HEALTH_URL: &str = "http://127.0.0.1:8787/health?deep=1";
+
 /// The defaults (docs/CONFIG.md), which watch a Hermes WebUI on 127.0.0.1:8787. `home`
 /// expands `~`; with `None` those paths keep their literal `~` (see the module docs).
 pub fn defaults(home: Option<&Path>) -> Config {
@@ -332,13 +340,16 @@ pub fn defaults(home: Option<&Path>) -> Config {
             startup_grace: Duration::from_secs(120),
         },
         health: HealthConfig {
-            url: "http://127.0.0.1:8787/health".to_owned(),
+            // Upstream's readiness probe for watchdogs (its docs/supervisor.md): it also
+            // takes the stream lock and opens state.db, and answers 503 when either fails.
+            url: DEFAULT_HEALTH_URL.to_owned(),
             timeout: Duration::from_secs(5),
             attempts: 3,
             interval: Duration::from_secs(2),
             expect_status: vec![200],
             expect_body: None,
             insecure_tls: false,
+            ca_file: None,
             busy_fields: vec!["active_runs".to_owned(), "active_streams".to_owned()],
         },
         fds: FdsConfig {
@@ -456,7 +467,7 @@ impl Config {
     }
 
     /// The TCP port the target listens on: `target.port`, else the port of
-    /// `health.url` (80 when it names none). `None` only if `health.url` was changed
+    /// `health.url` (80, or 443 for https, when it names none). `None` only if `health.url` was changed
     /// to something invalid after validation.
     pub fn port(&self) -> Option<u16> {
         self.target
@@ -481,6 +492,7 @@ impl Config {
         let opt = |p: &Option<PathBuf>| p.as_deref().is_some_and(tilde);
         [
             ("target.pidfile", opt(&self.target.pidfile)),
+            ("health.ca_file", opt(&self.health.ca_file)),
             ("files.path", self.files.iter().any(|f| tilde(&f.path))),
             ("restart.service_dir", opt(&self.restart.service_dir)),
             ("log.file", opt(&self.log.file)),

@@ -211,6 +211,12 @@ pub enum Suppression {
     Starting {
         detail: String,
     },
+    /// Health failed only because the server's TLS answer was refused (its certificate
+    /// not trusted, or no TLS at all): the server answered, and a restart would bring
+    /// back the same certificate. `detail` is the probe's error, which names the fix.
+    TlsRefused {
+        detail: String,
+    },
 }
 
 impl Suppression {
@@ -229,6 +235,7 @@ impl Suppression {
             Suppression::NoJob { .. } => "no_job",
             Suppression::CannotRestart { .. } => "cannot_restart",
             Suppression::Starting { .. } => "starting",
+            Suppression::TlsRefused { .. } => "tls_refused",
         }
     }
 }
@@ -672,6 +679,11 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
     }
     if method == Method::None {
         return suppressed(Suppression::MethodNone);
+    }
+    if obs.health.tls_refused && only_health_failed(reasons) {
+        return suppressed(Suppression::TlsRefused {
+            detail: obs.health.error.clone().unwrap_or_default(),
+        });
     }
     if let Some(problem) = &obs.restart.problem {
         return suppressed(Suppression::NoJob {

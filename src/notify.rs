@@ -18,7 +18,7 @@ use crate::config::{Config, NotifyConfig};
 use crate::deadline::{Deadline, failsafe};
 use crate::exit_code::ExitCode;
 use crate::log::{Emitted, Event, Level, Logger};
-use crate::probe::health::ThreadlessResolver;
+use crate::probe::health::{ThreadlessResolver, tls};
 use crate::units::format_duration;
 
 /// At most this much of a failing command's output goes into the log line.
@@ -237,6 +237,7 @@ fn agent() -> ureq::Agent {
         .max_idle_connections(0)
         .max_idle_connections_per_host(0)
         .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls::system_roots())
         .build();
     ureq::Agent::with_parts(config, DefaultConnector::new(), ThreadlessResolver)
 }

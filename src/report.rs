@@ -328,6 +328,10 @@ pub fn suppression_text(why: &Suppression) -> String {
                 "nothing was signalled, because the server could not be started again: {detail}"
             )
         }
+        Suppression::TlsRefused { detail } => format!(
+            "the server answered, but its TLS answer was refused ({detail}): a restart \
+             would bring back the same answer"
+        ),
         Suppression::Starting { detail } => format!(
             "starting: {detail}; it was waited for up to {} and is left alone this run",
             human_duration(crate::probe::supervisor::STARTING_WAIT)

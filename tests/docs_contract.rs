@@ -213,24 +213,30 @@ fn config_doc_examples_are_accepted() {
     }
 }
 
+/// docs/CONFIG.md, "HTTPS": a ca_file that cannot be read is refused at its line with
+/// the fix, before anything is touched; insecure_tls off loopback is warned about.
 #[test]
-fn insecure_tls_true_is_refused_with_file_line_and_fix_and_false_is_accepted() {
+fn a_missing_ca_file_is_refused_with_file_line_and_fix_and_insecure_tls_is_warned_about() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let file = dir.path().join("watchdog.toml");
+    let missing = dir.path().join("cert.pem");
     std::fs::write(
         &file,
         format!(
-            "[health]\ninsecure_tls = true\n[state]\ndir = {:?}\n[log]\nfile = \"\"\n",
+            "[health]\nurl = \"https://127.0.0.1:8787/health\"\nca_file = {:?}\n[state]\n\
+             dir = {:?}\n[log]\nfile = \"\"\n",
+            missing.display(),
             state.display()
         ),
     )
     .unwrap();
     let path = file.to_str().unwrap();
     let expected = format!(
-        "watchdog: {path}:2:16: health.insecure_tls = true: this build has no HTTPS \
-         (health.url must be http://), so there is no certificate check to skip: remove \
-         the line or write insecure_tls = false\n"
+        "watchdog: {path}:3:11: health.ca_file {:?}: cannot read it (No such file or \
+         directory (os error 2)): write the server's certificate there (Hermes WebUI's \
+         HERMES_WEBUI_TLS_CERT file), or set ca_file = \"\" to use the system's trust store\n",
+        missing.display()
     );
     for args in [
         vec!["config", "--check", "-c", path],
@@ -243,9 +249,23 @@ fn insecure_tls_true_is_refused_with_file_line_and_fix_and_false_is_accepted() {
     }
     assert!(!state.exists(), "a refused config touched the state dir");
 
-    std::fs::write(&file, "[health]\ninsecure_tls = false\n").unwrap();
+    std::fs::write(
+        &file,
+        "[health]\nurl = \"https://10.0.0.5/health\"\ninsecure_tls = true\n",
+    )
+    .unwrap();
     let run = watchdog(&["config", "--check", "-c", path]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).starts_with(
+            "watchdog: warning: health.insecure_tls = true skips certificate verification for \
+             10.0.0.5, which is not a loopback address: anything on the way there can answer \
+             for the server (and so keep a dead one running or get a live one restarted); set \
+             health.ca_file to its certificate instead\n"
+        ),
+        "{}",
+        text(&run.stderr)
+    );
 }
 
 /// The second argument of every `Event::new(..)` call in the program's own source (the

@@ -486,7 +486,7 @@ mod tests {
         cfg.health.url = url;
         cfg.health.timeout = Duration::from_secs(5);
         cfg.restart.verify_timeout = Duration::from_millis(1100);
-        let prober = Prober::new(&cfg.health);
+        let prober = Prober::new(&cfg.health).expect("no ca_file");
         let ctx = Context {
             cfg: &cfg,
             prober: &prober,
@@ -611,7 +611,7 @@ mod respawn_tests {
         let (port, _stranger) = reparented(Some(4343));
 
         let cfg = crate::config::defaults(None);
-        let prober = Prober::new(&cfg.health);
+        let prober = Prober::new(&cfg.health).expect("no ca_file");
         let state = tempfile::tempdir().unwrap();
         let ctx = context(&cfg, &prober, port, state.path());
         assert_eq!(respawned_by_parent(&old, &ctx), None);

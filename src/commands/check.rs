@@ -37,6 +37,15 @@ struct Run<'a> {
 
 pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
+    // Before anything is touched: a ca_file that can no longer be used is a
+    // configuration error (src/config/tls.rs), not a failed health check.
+    let prober = match Prober::new(&cfg.health) {
+        Ok(prober) => prober,
+        Err(e) => {
+            eprintln!("watchdog: {e}");
+            return ExitCode::Usage;
+        }
+    };
     let deadline = Deadline::after(bound);
     if let Err(refused) = trusted_dirs(cfg, true) {
         eprintln!("watchdog: {refused}");
@@ -74,7 +83,6 @@ pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
         ));
     }
     let history = load_history(cfg, SystemTime::now(), Some(&mut logger));
-    let prober = Prober::new(&cfg.health);
     let obs = probe::observe(cfg, opts.pid, history.memory(), &prober, deadline);
     // One clock for the run: the age the decision uses is the age the report shows.
     let mut run = Run {

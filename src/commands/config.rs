@@ -12,6 +12,11 @@ pub fn run(cfg: &Config, source: Option<&Path>, check_only: bool) -> ExitCode {
     let origin = source.map_or("no config file; defaults".into(), |p| {
         p.display().to_string()
     });
+    // Valid but worth a second look (src/config/tls.rs): said by `config` and
+    // `config --check` alike, on stderr so that printed TOML stays clean.
+    for warning in crate::config::tls::warnings(cfg) {
+        eprintln!("watchdog: warning: {warning}");
+    }
     if check_only {
         eprintln!("watchdog: configuration OK ({origin})");
         // Said now rather than found in the log later; a warning only, since the

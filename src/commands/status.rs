@@ -20,12 +20,20 @@ use super::{Options, print_json};
 /// log or the history.
 pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
+    // Before anything is touched: a ca_file that can no longer be used is a
+    // configuration error (src/config/tls.rs), not a failed health check.
+    let prober = match Prober::new(&cfg.health) {
+        Ok(prober) => prober,
+        Err(e) => {
+            eprintln!("watchdog: {e}");
+            return ExitCode::Usage;
+        }
+    };
     if let Err(refused) = trusted_dirs(cfg, false) {
         eprintln!("watchdog: {refused}");
         return ExitCode::Usage;
     }
     let history = load_history(cfg, SystemTime::now(), None);
-    let prober = Prober::new(&cfg.health);
     let obs = probe::observe(
         cfg,
         opts.pid,

@@ -85,10 +85,14 @@ pub fn load_from(lookup: &Lookup, home: Option<&Path>) -> Result<Loaded, ConfigE
         Lookup::FirstExisting(candidates) => read_first_existing(candidates)?,
     };
     let loaded = match found {
-        Some((path, text)) => Loaded {
-            config: Config::from_toml_str(&text, &path, home)?,
-            source: Some(path),
-        },
+        Some((path, text)) => {
+            let config = Config::from_toml_str(&text, &path, home)?;
+            super::tls::check_ca_file(&config, &text, &path)?;
+            Loaded {
+                config,
+                source: Some(path),
+            }
+        }
         None => Loaded {
             config: super::defaults(home),
             source: None,

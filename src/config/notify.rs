@@ -1,7 +1,7 @@
 //! What `[notify]` accepts (docs/CONFIG.md, "[notify]"): the event names that may
 //! notify, and the form of the webhook and heartbeat URLs.
 
-use super::url::split_authority;
+use super::url::{split_authority, strip_scheme};
 
 /// The log events (docs/REPORT.md, "Log events") an operator may be notified of. Left
 /// out: `healthy` (every minute: that is what `heartbeat_url` is for) and
@@ -29,19 +29,15 @@ pub const URL_FORM: &str = "a URL of the form http[s]://host[:port][/path]";
 /// Checks a notifier URL: `http` or `https`, a valid host and port, no spaces. It is
 /// only ever requested, never handed to a shell.
 pub fn check_url(url: &str) -> Result<(), String> {
-    let lower = url.to_ascii_lowercase();
-    let rest = ["http://", "https://"]
-        .iter()
-        .find(|scheme| lower.starts_with(**scheme))
-        .map(|scheme| &url[scheme.len()..])
-        .ok_or_else(|| format!("expected {URL_FORM}, found {url:?}"))?;
+    let (rest, https) =
+        strip_scheme(url).map_err(|_| format!("expected {URL_FORM}, found {url:?}"))?;
     if let Some(bad) = rest.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "{url:?} contains {bad:?}: expected {URL_FORM}, with no spaces"
         ));
     }
     let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    split_authority(url, authority)
+    split_authority(url, authority, if https { 443 } else { 80 })
         .map(|_| ())
         .map_err(|e| e.replace(super::url::URL_FORM, URL_FORM))
 }

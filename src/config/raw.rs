@@ -67,8 +67,8 @@ struct RawHealth {
     interval: Option<Spanned<Dur>>,
     expect_status: Option<StatusList>,
     expect_body: Option<OptText>,
-    // Spanned: `true` is refused at its position (see `RawHealth::overlay`).
-    insecure_tls: Option<Spanned<bool>>,
+    insecure_tls: Option<bool>,
+    ca_file: Option<OptPathText>,
     busy_fields: Option<Vec<Text>>,
 }
 
@@ -180,7 +180,7 @@ impl RawConfig {
     /// that involve two keys.
     pub(super) fn overlay(self, cfg: &mut Config, home: Option<&Path>) -> Result<(), CrossError> {
         self.target.overlay(cfg, home);
-        self.health.overlay(cfg)?;
+        self.health.overlay(cfg, home)?;
         self.fds.overlay(cfg)?;
         set(&mut cfg.memory.max_rss, self.memory.max_rss.map(|v| v.0));
         if let Some(files) = self.files {
@@ -220,7 +220,7 @@ impl RawTarget {
 const MAX_PROBE_TIME: Duration = Duration::from_secs(3600);
 
 impl RawHealth {
-    fn overlay(self, cfg: &mut Config) -> Result<(), CrossError> {
+    fn overlay(self, cfg: &mut Config, home: Option<&Path>) -> Result<(), CrossError> {
         let h = &mut cfg.health;
         // Blame the first of the three the file set.
         let span = [
@@ -237,20 +237,10 @@ impl RawHealth {
         set(&mut h.interval, self.interval.map(|d| d.into_inner().0));
         set(&mut h.expect_status, self.expect_status.map(|s| s.0));
         set(&mut h.expect_body, self.expect_body.map(|b| b.0));
-        // There is no TLS in this build (an https health.url is refused), so there is no
-        // certificate check to skip: `true` would promise something that does not
-        // happen. `false` stays valid, so that `watchdog config` output reads back.
-        if let Some(insecure) = self.insecure_tls
-            && *insecure.get_ref()
-        {
-            return Err(CrossError {
-                span: insecure.span(),
-                message: "health.insecure_tls = true: this build has no HTTPS (health.url \
-                          must be http://), so there is no certificate check to skip: \
-                          remove the line or write insecure_tls = false"
-                    .to_owned(),
-            });
-        }
+        set(&mut h.insecure_tls, self.insecure_tls);
+        // The file itself is read when the configuration is loaded (src/config/tls.rs):
+        // parsing stays free of I/O.
+        set(&mut h.ca_file, self.ca_file.map(|p| p.expand(home)));
         set(
             &mut h.busy_fields,
             self.busy_fields

@@ -99,6 +99,7 @@ fn health(doc: &mut Doc, cfg: &Config) {
     doc.raw("expect_status", format!("[{}]", codes.join(", ")));
     doc.opt_str("expect_body", h.expect_body.as_deref());
     doc.raw("insecure_tls", h.insecure_tls);
+    doc.opt_path("ca_file", h.ca_file.as_deref());
     let fields: Vec<String> = h.busy_fields.iter().map(|f| quote(f)).collect();
     doc.raw("busy_fields", format!("[{}]", fields.join(", ")));
 }

@@ -27,13 +27,14 @@ match = ""                    # substring of the full command line, e.g. "server
 startup_grace = "120s"        # a process younger than this is not restarted for failed health
 
 [health]
-url = "http://127.0.0.1:8787/health"
+url = "http://127.0.0.1:8787/health?deep=1"   # upstream's readiness probe for watchdogs
 timeout = "5s"                # the whole request: connect, headers and body
 attempts = 3                  # unhealthy only when every attempt fails
 interval = "2s"               # pause between attempts
 expect_status = [200]
 expect_body = ""              # substring the body must contain, e.g. "\"status\": \"ok\""
-insecure_tls = false          # only false: this build has no HTTPS
+insecure_tls = false          # https: skip certificate verification (warned unless loopback)
+ca_file = ""                  # https: PEM bundle to trust, e.g. the server's self-signed cert
 
 [fds]
 max = 1000                    # restart at or above this many open FDs
@@ -91,13 +92,14 @@ fn defaults_are_the_documented_values() {
     assert_eq!(t.match_, None);
     assert_eq!(t.startup_grace, Duration::from_secs(120));
     let h = &cfg.health;
-    assert_eq!(h.url, "http://127.0.0.1:8787/health");
+    assert_eq!(h.url, "http://127.0.0.1:8787/health?deep=1");
     assert_eq!(h.timeout, Duration::from_secs(5));
     assert_eq!(h.attempts, 3);
     assert_eq!(h.interval, Duration::from_secs(2));
     assert_eq!(h.expect_status, vec![200]);
     assert_eq!(h.expect_body, None);
     assert!(!h.insecure_tls);
+    assert_eq!(h.ca_file, None);
     let f = &cfg.fds;
     assert_eq!((f.max, f.max_percent, f.warn_percent), (1000, 90, 75));
     assert_eq!(
@@ -403,16 +405,16 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
     ("[health]\nexpect_status = [600]", 2, 18, "found 600"),
     // URLs.
     (
-        "[health]\nurl = \"https://127.0.0.1:8787/health\"",
+        "[health]\nurl = \"https:127.0.0.1:8787/health\"",
         2,
         7,
-        "HTTPS is not supported by this build yet; use the plain-HTTP",
+        "expected a URL of the form http[s]://host[:port][/path]",
     ),
     (
         "[health]\nurl = \"127.0.0.1:8787\"",
         2,
         7,
-        "expected a URL of the form http://host[:port][/path]",
+        "expected a URL of the form http[s]://host[:port][/path]",
     ),
     (
         "[health]\nurl = \"http://127.0.0.1:99999/\"",
@@ -421,7 +423,7 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
         "not a TCP port from 1 to 65535",
     ),
     ("[health]\nurl = \"http://::1:8787/\"", 2, 7, "in brackets"),
-    ("[health]\nurl = \"\"", 2, 7, "http://host[:port][/path]"),
+    ("[health]\nurl = \"\"", 2, 7, "http[s]://host[:port][/path]"),
     // Names.
     (
         "[restart]\nmethod = \"docker\"",
@@ -598,13 +600,7 @@ const REJECTED: &[(&str, usize, usize, &str)] = &[
     ),
     ("[notify]\ntimeout = 5", 2, 11, "a duration needs a unit"),
     ("[notify]\nurl = \"x\"", 2, 1, "notify: unknown field `url`"),
-    // No TLS in this build: a promise to skip certificate checks is refused, not ignored.
-    (
-        "[health]\nurl = \"http://127.0.0.1:8787/health\"\ninsecure_tls = true",
-        3,
-        16,
-        "health.insecure_tls = true: this build has no HTTPS",
-    ),
+    ("[health]\nca_file = 7", 2, 11, "expected a path such as"),
 ];
 
 /// A textfile node_exporter would never read is refused where it is written; "" is
@@ -668,16 +664,24 @@ fn invalid_displays_as_path_line_column_message() {
 }
 
 #[test]
-fn insecure_tls_true_is_refused_with_the_fix_and_false_is_accepted() {
-    let err = parse("[health]\ninsecure_tls = true").expect_err("insecure_tls = true");
-    assert_eq!(
-        err.to_string(),
-        "/etc/watchdog/watchdog.toml:2:16: health.insecure_tls = true: this build has no \
-         HTTPS (health.url must be http://), so there is no certificate check to skip: \
-         remove the line or write insecure_tls = false"
+fn tls_keys_are_read_and_the_url_may_be_https() {
+    let cfg = parsed(
+        "[health]\nurl = \"https://127.0.0.1:8787/health?deep=1\"\ninsecure_tls = true\n\
+         ca_file = \"~/.hermes/cert.pem\"",
     );
+    assert!(cfg.health.insecure_tls);
+    assert_eq!(
+        cfg.health.ca_file.as_deref(),
+        Some(Path::new("/home/me/.hermes/cert.pem"))
+    );
+    assert_eq!(cfg.port(), Some(8787));
+    assert_eq!(parsed("[health]\nca_file = \"\"").health.ca_file, None);
     assert_eq!(parsed("[health]\ninsecure_tls = false"), defaults(home()));
-    assert!(!parsed("[health]\ninsecure_tls = false").health.insecure_tls);
+    // An https URL without a port is the server on 443.
+    assert_eq!(
+        parsed("[health]\nurl = \"https://mini.local/health\"").port(),
+        Some(443)
+    );
 }
 
 #[test]
@@ -941,6 +945,8 @@ fn to_toml_writes_every_key_in_the_documented_order() {
         "trend_horizon = \"2h\"",
         "max_defer = \"30m\"",
         "events = [\"restarted\", \"restart_failed\", \"orphan\", \"suppressed\"]",
+        "insecure_tls = false",
+        "ca_file = \"\"",
     ] {
         assert!(text.contains(needle), "{needle} missing from\n{text}");
     }
@@ -948,9 +954,9 @@ fn to_toml_writes_every_key_in_the_documented_order() {
         .lines()
         .filter(|l| l.contains(" = ") && !l.starts_with('#'))
         .count();
-    // 4 target + 8 health + 6 fds + 2 fds.paths + 4 fds.budget + 1 memory + 3 files
+    // 4 target + 9 health + 6 fds + 2 fds.paths + 4 fds.budget + 1 memory + 3 files
     // + 15 restart + 5 log + 1 state + 1 metrics + 5 notify
-    assert_eq!(keys, 55, "{text}");
+    assert_eq!(keys, 56, "{text}");
 }
 
 #[test]
@@ -1170,11 +1176,11 @@ fn overrides_apply_with_the_same_checks() {
     let rejected: &[(Overrides, &str, &str)] = &[
         (
             Overrides {
-                url: Some("https://x/".into()),
+                url: Some("ftp://x/".into()),
                 ..Overrides::default()
             },
             "--url",
-            "HTTPS is not supported",
+            "http[s]://host[:port][/path]",
         ),
         (
             Overrides {
@@ -1182,7 +1188,7 @@ fn overrides_apply_with_the_same_checks() {
                 ..Overrides::default()
             },
             "--url",
-            "http://host[:port][/path]",
+            "http[s]://host[:port][/path]",
         ),
         (
             Overrides {

@@ -1,27 +1,29 @@
-//! The health URL: `http://host[:port][/path]`, checked when the configuration is read
-//! so that a typo is a configuration error (exit 2), not a failed health check that
+//! The health URL: `http[s]://host[:port][/path]`, checked when the configuration is
+//! read so that a typo is a configuration error (exit 2), not a failed health check that
 //! triggers a restart.
 
 use std::net::Ipv6Addr;
 
 /// The expected form, quoted in every URL error.
-pub const URL_FORM: &str = "a URL of the form http://host[:port][/path]";
+pub const URL_FORM: &str = "a URL of the form http[s]://host[:port][/path]";
 
 /// The parts of a valid health URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
     /// A host name, an IPv4 address, or an IPv6 address without its brackets.
     pub host: String,
-    /// The explicit port, or 80.
+    /// The explicit port, or the scheme's: 80, or 443 for https.
     pub port: u16,
     /// The path with any query, never empty (`"/"` when the URL has none).
     pub path: String,
+    /// `https://`: the probe speaks TLS (src/probe/health/tls.rs).
+    pub https: bool,
 }
 
-/// Parses and checks a health URL. HTTPS is refused with its own message: this build
-/// carries no TLS stack, and the server is normally reached over plain-HTTP loopback.
+/// Parses and checks a health URL, `http://` or `https://` (Hermes WebUI serves HTTPS on
+/// its one port when given a certificate).
 pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
-    let rest = strip_scheme(url)?;
+    let (rest, https) = strip_scheme(url)?;
     if let Some(bad) = rest.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "{url:?} contains {bad:?}: expected {URL_FORM}, with no spaces"
@@ -29,31 +31,42 @@ pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
     }
     let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(split);
-    let (host, port) = split_authority(url, authority)?;
+    let (host, port) = split_authority(url, authority, if https { 443 } else { 80 })?;
     let path = match path {
         "" => "/".to_owned(),
         p if p.starts_with('/') => p.to_owned(),
         p => format!("/{p}"),
     };
-    Ok(HttpUrl { host, port, path })
+    Ok(HttpUrl {
+        host,
+        port,
+        path,
+        https,
+    })
 }
 
-fn strip_scheme(url: &str) -> Result<&str, String> {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Err(format!(
-            "{url:?}: HTTPS is not supported by this build yet; use the plain-HTTP \
-             loopback URL of the server, e.g. \"http://127.0.0.1:8787/health\""
-        ));
-    }
-    match url.get(..7) {
-        Some(scheme) if scheme.eq_ignore_ascii_case("http://") => Ok(&url[7..]),
-        _ => Err(format!("expected {URL_FORM}, found {url:?}")),
+/// The rest of the URL after its scheme, and whether that scheme is https.
+pub(super) fn strip_scheme(url: &str) -> Result<(&str, bool), String> {
+    let has = |scheme: &str| {
+        url.get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+    };
+    if has("http://") {
+        Ok((&url[7..], false))
+    } else if has("https://") {
+        Ok((&url[8..], true))
+    } else {
+        Err(format!("expected {URL_FORM}, found {url:?}"))
     }
 }
 
-/// Splits `host[:port]` or `[v6]:port` and checks both parts.
-pub(super) fn split_authority(url: &str, authority: &str) -> Result<(String, u16), String> {
+/// Splits `host[:port]` or `[v6]:port` and checks both parts; `default_port` when the
+/// URL names none.
+pub(super) fn split_authority(
+    url: &str,
+    authority: &str,
+    default_port: u16,
+) -> Result<(String, u16), String> {
     if authority.contains('@') {
         return Err(format!(
             "{url:?}: user names and passwords are not supported: expected {URL_FORM}"
@@ -90,7 +103,7 @@ pub(super) fn split_authority(url: &str, authority: &str) -> Result<(String, u16
         check_host_name(url, host)?;
     }
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(p) => parse_port(url, p)?,
     };
     Ok((host.to_owned(), port))
@@ -135,22 +148,38 @@ mod tests {
             ("http://host/health?deep=1", "host", 80, "/health?deep=1"),
             ("http://host?deep=1", "host", 80, "/?deep=1"),
             ("http://my-host.local:65535/x", "my-host.local", 65535, "/x"),
+            (
+                "https://127.0.0.1:8787/health",
+                "127.0.0.1",
+                8787,
+                "/health",
+            ),
+            (
+                "HTTPS://mini.local/health?deep=1",
+                "mini.local",
+                443,
+                "/health?deep=1",
+            ),
+            ("https://[::1]/", "::1", 443, "/"),
         ];
         for (url, host, port, path) in cases {
             let parsed = parse_http_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
             assert_eq!(parsed.host, *host, "{url}");
             assert_eq!(parsed.port, *port, "{url}");
             assert_eq!(parsed.path, *path, "{url}");
+            assert_eq!(parsed.https, url.to_ascii_lowercase().starts_with("https"));
         }
     }
 
     #[test]
     fn invalid_urls() {
         let cases: &[(&str, &str)] = &[
-            ("https://127.0.0.1:8787/health", "HTTPS is not supported"),
-            ("ftp://host/", "http://host[:port][/path]"),
-            ("127.0.0.1:8787", "http://host[:port][/path]"),
-            ("", "http://host[:port][/path]"),
+            ("ftp://host/", "http[s]://host[:port][/path]"),
+            ("127.0.0.1:8787", "http[s]://host[:port][/path]"),
+            ("", "http[s]://host[:port][/path]"),
+            ("https:/host/", "http[s]://host[:port][/path]"),
+            ("https://", "no host"),
+            ("https://host:0/", "not a TCP port"),
             ("http://", "no host"),
             ("http:///health", "no host"),
             ("http://host:0/", "not a TCP port"),

@@ -54,8 +54,10 @@ fn healthy() -> HealthResult {
             status: Some(200),
             latency_ms: Some(3),
             error: None,
+            tls_refused: false,
         }],
         json: None,
+        tls_refused: false,
     }
 }
 
@@ -65,6 +67,7 @@ fn hanging() -> HealthResult {
         status: None,
         latency_ms: None,
         error: Some("timed out after 5s".into()),
+        tls_refused: false,
     };
     HealthResult {
         ok: false,
@@ -73,6 +76,28 @@ fn hanging() -> HealthResult {
         error: Some("timed out after 5s".into()),
         attempts: vec![failed.clone(), failed.clone(), failed],
         json: None,
+        tls_refused: false,
+    }
+}
+
+/// Every attempt reached the server and its certificate was not trusted.
+fn untrusted_certificate() -> HealthResult {
+    let why = "certificate not trusted: set health.ca_file or insecure_tls";
+    let failed = Attempt {
+        ok: false,
+        status: None,
+        latency_ms: None,
+        error: Some(why.into()),
+        tls_refused: true,
+    };
+    HealthResult {
+        ok: false,
+        status: None,
+        latency_ms: None,
+        error: Some(why.into()),
+        attempts: vec![failed.clone(), failed],
+        json: None,
+        tls_refused: true,
     }
 }
 
@@ -497,6 +522,23 @@ const ROWS: &[Row] = &[
         verdict: Verdict::Warning,
         codes: &[(NoProcess, Soft)],
         plan: Expect::Nothing,
+    },
+    Row {
+        name: "a certificate the probe does not trust is not restarted for",
+        change: |o, _, _| o.health = untrusted_certificate(),
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard)],
+        plan: Expect::Suppressed("tls_refused"),
+    },
+    Row {
+        name: "a refused certificate does not hold back another hard reason",
+        change: |o, _, _| {
+            o.health = untrusted_certificate();
+            o.fds = Some(Ok(fds(1500, 30)));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(HealthFailed, Hard), (FdsOverLimit, Hard)],
+        plan: Expect::Restart,
     },
     Row {
         name: "method none never acts",

@@ -249,8 +249,8 @@ fn server_text_in_an_event_is_never_run_by_the_shell() {
 #[test]
 fn a_request_that_fails_says_why_and_where() {
     let budget = Deadline::after(Duration::from_secs(10));
-    // Bound and listening, never answering TLS: this build has no TLS engine, or the
-    // handshake never completes within the budget.
+    // Bound and listening, never answering: the TLS handshake never completes within
+    // the budget.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let refused = {
@@ -266,7 +266,7 @@ fn a_request_that_fails_says_why_and_where() {
     )
     .unwrap_err();
     assert!(
-        https.starts_with(&format!("https://127.0.0.1:{port}: ")) && !https.contains("secret"),
+        https.starts_with(&format!("https://127.0.0.1:{port} ")) && !https.contains("secret"),
         "{https}"
     );
     let closed = get(
@@ -277,4 +277,29 @@ fn a_request_that_fails_says_why_and_where() {
     .unwrap_err();
     assert!(closed.contains("refused"), "{closed}");
     assert!(!closed.contains("secret"), "{closed}");
+}
+
+/// An https webhook goes through the same TLS stack as the health probe (ring, the
+/// system's roots): a server that is no TLS server is a failure to report, never a
+/// panic for want of a crypto provider.
+#[test]
+fn an_https_webhook_is_spoken_to_with_tls() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}/hook");
+    let sent = post(
+        &agent(),
+        &url,
+        &serde_json::json!({"text": "x"}),
+        Deadline::after(Duration::from_secs(5)),
+    );
+    let err = sent.expect_err("a plain-HTTP answer to a TLS hello is no delivery");
+    assert!(err.contains("127.0.0.1"), "{err}");
+    let _ = server.join();
 }

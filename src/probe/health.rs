@@ -1,4 +1,7 @@
-//! The health probe (docs/DESIGN.md, "Health"): bounded HTTP GETs against `health.url`.
+//! The health probe (docs/DESIGN.md, "Health"): bounded HTTP(S) GETs against
+//! `health.url`. TLS settings and TLS errors live in `tls.rs` beside this file.
+
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -8,6 +11,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout, time};
 
 use crate::config::HealthConfig;
+use crate::config::tls::CaFileError;
 use crate::deadline::Deadline;
 use crate::units::format_duration;
 
@@ -23,6 +27,10 @@ pub struct Attempt {
     pub latency_ms: Option<u64>,
     /// Why the attempt failed, in words an operator can act on.
     pub error: Option<String>,
+    /// The server answered the TLS handshake and its answer (the certificate, or plain
+    /// HTTP) is what failed: a restart would not change it.
+    #[serde(skip)]
+    pub tls_refused: bool,
 }
 
 /// The outcome of all attempts: healthy as soon as one attempt passes.
@@ -37,6 +45,10 @@ pub struct HealthResult {
     /// The body of the passing attempt parsed as JSON, when it was JSON.
     #[serde(skip)]
     pub json: Option<serde_json::Value>,
+    /// Every attempt failed in TLS after the server answered (see `Attempt`): the
+    /// decision does not restart for it (src/decide.rs, `Suppression::TlsRefused`).
+    #[serde(skip)]
+    pub tls_refused: bool,
 }
 
 pub struct Prober {
@@ -48,11 +60,15 @@ impl Prober {
     /// Builds the one HTTP agent used for every attempt. The proxy setting is fixed here:
     /// ureq's default reads `HTTP_PROXY`/`ALL_PROXY` when its config is built, so the
     /// environment at construction time is the one that must be (and is) ignored.
-    pub fn new(cfg: &HealthConfig) -> Self {
-        Prober {
+    ///
+    /// Fails only when `health.ca_file` can no longer be used (it was checked when the
+    /// configuration was loaded): a configuration error, exit 2, never a failed probe
+    /// that could restart a working server.
+    pub fn new(cfg: &HealthConfig) -> Result<Self, CaFileError> {
+        Ok(Prober {
             cfg: cfg.clone(),
-            agent: build_agent(cfg.timeout),
-        }
+            agent: build_agent(cfg.timeout, tls::config(cfg)?),
+        })
     }
 
     /// Up to `attempts` GETs, `interval` apart, stopping at the first that passes;
@@ -96,6 +112,7 @@ impl Prober {
                         status: Some(body.status),
                         latency_ms,
                         error: None,
+                        tls_refused: false,
                     },
                     json,
                 )
@@ -108,6 +125,7 @@ impl Prober {
                     status: failure.status,
                     latency_ms,
                     error: Some(failure.why),
+                    tls_refused: failure.tls_refused,
                 };
                 (attempt, None)
             }
@@ -124,7 +142,7 @@ impl Prober {
             .build();
         let mut response = request
             .call()
-            .map_err(|e| Failure::no_answer(&e, timeout))?;
+            .map_err(|e| Failure::no_answer(&e, timeout, &self.cfg))?;
         let status = response.status().as_u16();
         if !self.cfg.expect_status.contains(&status) {
             return Err(Failure::answered(
@@ -162,24 +180,40 @@ struct Failure {
     /// Set when the server sent a status line before the attempt failed.
     status: Option<u16>,
     why: String,
+    tls_refused: bool,
 }
 
 impl Failure {
-    fn no_answer(error: &ureq::Error, timeout: Duration) -> Self {
-        Failure {
-            status: None,
-            why: describe_error(error, timeout),
+    fn no_answer(error: &ureq::Error, timeout: Duration, cfg: &HealthConfig) -> Self {
+        let host = cfg
+            .url
+            .parse::<Uri>()
+            .ok()
+            .and_then(|u| u.host().map(str::to_owned))
+            .unwrap_or_default();
+        match tls::describe(error, cfg, &host) {
+            Some(tls) => Failure {
+                status: None,
+                why: tls.why,
+                tls_refused: tls.answered,
+            },
+            None => Failure {
+                status: None,
+                why: describe_error(error, timeout),
+                tls_refused: false,
+            },
         }
     }
     fn answered(status: u16, why: String) -> Self {
         Failure {
             status: Some(status),
             why,
+            tls_refused: false,
         }
     }
 }
 
-fn build_agent(timeout: Duration) -> ureq::Agent {
+fn build_agent(timeout: Duration, tls: ureq::tls::TlsConfig) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         // A 503 is a reading (the server says it is degraded), not a transport error.
@@ -195,6 +229,7 @@ fn build_agent(timeout: Duration) -> ureq::Agent {
         .max_idle_connections(0)
         .max_idle_connections_per_host(0)
         .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
         .build();
     ureq::Agent::with_parts(config, DefaultConnector::new(), ThreadlessResolver)
 }
@@ -256,7 +291,7 @@ impl Resolver for ThreadlessResolver {
 }
 
 /// The address of a URL whose host is an IP literal (`127.0.0.1`, `[::1]`), with its
-/// port or http's 80; `None` for a name or another scheme.
+/// port or its scheme's (80, 443); `None` for a name or another scheme.
 fn literal_address(uri: &Uri) -> Option<SocketAddr> {
     let host = uri.host()?;
     let bare = host
@@ -267,6 +302,7 @@ fn literal_address(uri: &Uri) -> Option<SocketAddr> {
     let port = match (uri.port_u16(), uri.scheme_str()) {
         (Some(port), _) => port,
         (None, Some(scheme)) if scheme.eq_ignore_ascii_case("http") => 80,
+        (None, Some(scheme)) if scheme.eq_ignore_ascii_case("https") => 443,
         _ => return None,
     };
     Some(SocketAddr::new(ip, port))
@@ -280,6 +316,7 @@ fn summarize(attempts: Vec<Attempt>, json: Option<serde_json::Value>) -> HealthR
         latency_ms: last.and_then(|a| a.latency_ms),
         error: last.and_then(|a| a.error.clone()),
         json,
+        tls_refused: !attempts.is_empty() && attempts.iter().all(|a| a.tls_refused),
         attempts,
     }
 }
@@ -309,7 +346,6 @@ fn describe_error(error: &ureq::Error, timeout: Duration) -> String {
         ureq::Error::HostNotFound => "host not found".to_string(),
         ureq::Error::ConnectionFailed => "connection failed".to_string(),
         ureq::Error::BadUri(uri) => format!("invalid URL: {uri}"),
-        ureq::Error::TlsRequired => "https URLs are not supported by this build".to_string(),
         ureq::Error::Protocol(e) => format!("bad HTTP response: {e}"),
         other => other.to_string(),
     }
@@ -350,6 +386,7 @@ mod tests {
             expect_status: vec![200],
             expect_body: None,
             insecure_tls: false,
+            ca_file: None,
             busy_fields: Vec::new(),
         }
     }
@@ -360,6 +397,8 @@ mod tests {
             ("http://127.0.0.1:8787/health", Some("127.0.0.1:8787")),
             ("http://[::1]:9000/", Some("[::1]:9000")),
             ("http://10.1.2.3/x", Some("10.1.2.3:80")),
+            ("https://10.1.2.3/x", Some("10.1.2.3:443")),
+            ("https://[::1]:8443/", Some("[::1]:8443")),
             ("http://localhost:8787/health", None),
             ("http://example.com/", None),
         ];
@@ -432,7 +471,9 @@ mod tests {
     fn check_with(url: String, adjust: impl FnOnce(&mut HealthConfig)) -> HealthResult {
         let mut cfg = config(url, Duration::from_secs(2));
         adjust(&mut cfg);
-        Prober::new(&cfg).check(Deadline::after(Duration::from_secs(60)))
+        Prober::new(&cfg)
+            .expect("no ca_file")
+            .check(Deadline::after(Duration::from_secs(60)))
     }
 
     const OK_BODY: &[u8] = br#"{"status": "ok", "sessions": 2, "uptime_seconds": 12.5}"#;
@@ -526,7 +567,9 @@ mod tests {
         let mut cfg = config(url, Duration::from_secs(5));
         cfg.attempts = 3;
         cfg.interval = Duration::ZERO;
-        let result = Prober::new(&cfg).check(Deadline::after(Duration::from_millis(500)));
+        let result = Prober::new(&cfg)
+            .expect("no ca_file")
+            .check(Deadline::after(Duration::from_millis(500)));
         assert!(!result.ok);
         assert_eq!(result.attempts.len(), 1, "{result:?}");
         let error = result.error.unwrap_or_default();
@@ -683,18 +726,42 @@ mod tests {
         );
     }
 
+    /// An https URL against a plain-HTTP server (Hermes WebUI falls back to HTTP when
+    /// its certificate does not load): said as such, and marked as an answer a restart
+    /// would not change.
     #[test]
-    fn https_without_tls_support_is_a_clear_error() {
-        let url = serve(vec![Box::new(|stream: TcpStream| {
-            thread::sleep(Duration::from_secs(3));
-            drop(stream);
+    fn https_against_plain_http_says_so() {
+        // Answered at once: a server that waits for a request line may never see one in
+        // a ClientHello, and then it is a hang.
+        let url = serve(vec![Box::new(|mut stream: TcpStream| {
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            thread::sleep(Duration::from_millis(500));
         })]);
         let result = check_with(url.replace("http://", "https://"), |_| {});
         assert!(!result.ok);
         assert_eq!(
             result.error.as_deref(),
-            Some("https URLs are not supported by this build")
+            Some(
+                "no TLS answer: the server does not speak TLS on this port (serving plain \
+                 HTTP? then write http:// in health.url)"
+            )
         );
+        assert!(result.tls_refused, "{result:?}");
+    }
+
+    /// A server that accepts and never answers the handshake is a hang like any other
+    /// (restartable), not a TLS refusal.
+    #[test]
+    fn https_hang_is_a_timeout() {
+        let url = serve(vec![Box::new(|stream: TcpStream| {
+            thread::sleep(Duration::from_secs(3));
+            drop(stream);
+        })]);
+        let result = check_with(url.replace("http://", "https://"), |c| {
+            c.timeout = Duration::from_millis(300)
+        });
+        assert_eq!(result.error.as_deref(), Some("timed out after 300ms"));
+        assert!(!result.tls_refused);
     }
 
     #[test]

@@ -53,6 +53,8 @@ proptest! {
         timeout_ms in 1u64..600_000,
         trend_window_s in 60u64..86_400,
         log_file in proptest::option::of("/[^\0]{1,24}"),
+        ca_file in proptest::option::of("/[^\0]{1,24}"),
+        insecure_tls: bool,
     ) {
         let mut cfg = defaults(home());
         cfg.target.match_ = match_;
@@ -63,6 +65,8 @@ proptest! {
         cfg.fds.paths = paths.into_iter().map(|(pattern, max)| FdPathRule { pattern, max }).collect();
         cfg.fds.trend_window = Duration::from_secs(trend_window_s);
         cfg.log.file = log_file.map(PathBuf::from);
+        cfg.health.ca_file = ca_file.map(PathBuf::from);
+        cfg.health.insecure_tls = insecure_tls;
         let written = cfg.to_toml();
         let read = from_toml(&written).map_err(|e| TestCaseError::fail(format!("{e}\n{written}")))?;
         prop_assert_eq!(read, cfg);

@@ -82,7 +82,7 @@ proptest! {
         v6: Option<std::net::Ipv6Addr>,
         port: Option<u16>,
         path in "(/[A-Za-z0-9._~%?=&#-]{0,12}){0,3}",
-        scheme in prop::sample::select(vec!["http://", "HTTP://", "Http://"]),
+        scheme in prop::sample::select(vec!["http://", "HTTP://", "Http://", "https://", "HTTPS://"]),
     ) {
         let port = port.filter(|&p| p != 0);
         let authority = v6.map_or(host.clone(), |ip| format!("[{ip}]"));
@@ -90,10 +90,12 @@ proptest! {
             Some(p) => format!("{scheme}{authority}:{p}{path}"),
             None => format!("{scheme}{authority}{path}"),
         };
+        let https = scheme.eq_ignore_ascii_case("https://");
         let expected = HttpUrl {
             host: v6.map_or(host, |ip| ip.to_string()),
-            port: port.unwrap_or(80),
+            port: port.unwrap_or(if https { 443 } else { 80 }),
             path: if path.is_empty() { "/".to_string() } else { path },
+            https,
         };
         prop_assert_eq!(parse_http_url(&written), Ok(expected));
     }
@@ -150,6 +152,7 @@ fn busy_of(json: Option<Value>, fields: &[String]) -> Option<String> {
             error: None,
             attempts: Vec::new(),
             json,
+            tls_refused: false,
         },
         fds: None,
         files: Vec::new(),

@@ -114,3 +114,32 @@ pub fn epoch_now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// Samples of `pid` `age` seconds before its last real sample with `offset` FDs more
+/// than it, copied from that sample and put first. Every other field is kept.
+pub fn prefill_points(env: &TestEnv, pid: u32, points: &[(u64, i64)]) {
+    let mut doc = read_history(env);
+    let samples = doc["samples"].as_array().cloned().unwrap_or_default();
+    let last = samples
+        .iter()
+        .rev()
+        .find(|s| s["pid"] == pid)
+        .unwrap_or_else(|| panic!("no sample of PID {pid}: {doc}"))
+        .clone();
+    let at = last["at"].as_u64().unwrap();
+    let total = last["total"].as_i64().unwrap();
+    let mut filled = Vec::new();
+    for &(age, offset) in points {
+        let mut s = last.clone();
+        s["at"] = Value::from(at - age);
+        assert!(
+            total + offset >= 0,
+            "a sample below 0 FDs: {total} {offset:+}"
+        );
+        s["total"] = Value::from(total + offset);
+        filled.push(s);
+    }
+    filled.extend(samples);
+    doc["samples"] = Value::Array(filled);
+    write_history(env, &doc);
+}

@@ -34,6 +34,10 @@ pub struct ServerOpts {
     pub startup_delay: Option<f64>,
     /// Pass `--pidfile env.pidfile` (default true).
     pub pidfile: bool,
+    /// Serve HTTPS with this certificate and key (`--tls-cert`, `--tls-key`). The
+    /// server is then ready once it listens (the harness speaks plain HTTP only), and
+    /// its `url`/`base` are `https://`: its `/control` requests cannot be made.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for ServerOpts {
@@ -42,6 +46,7 @@ impl Default for ServerOpts {
             ignore_sigterm: false,
             startup_delay: None,
             pidfile: true,
+            tls: None,
         }
     }
 }
@@ -117,6 +122,9 @@ impl TestServer {
         if let Some(d) = opts.startup_delay {
             cmd.arg("--startup-delay").arg(d.to_string());
         }
+        if let Some((cert, key)) = &opts.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
         cmd.current_dir(&env.root)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -150,12 +158,14 @@ impl TestServer {
                 );
             }
             if let Some(port) = read_port(&env.port_file) {
-                let base = format!("http://127.0.0.1:{port}");
-                // /control/fds answers whatever the /health mode is.
-                if http_get(&format!("{base}/control/fds"), Duration::from_secs(2))
-                    .is_ok_and(|r| r.status == 200)
-                    && listener_pid(port) == Some(pid)
-                {
+                let scheme = if opts.tls.is_some() { "https" } else { "http" };
+                let base = format!("{scheme}://127.0.0.1:{port}");
+                // /control/fds answers whatever the /health mode is. Over TLS the kernel
+                // saying it listens is enough: connections wait in its backlog.
+                let answers = opts.tls.is_some()
+                    || http_get(&format!("{base}/control/fds"), Duration::from_secs(2))
+                        .is_ok_and(|r| r.status == 200);
+                if answers && listener_pid(port) == Some(pid) {
                     server.port = port;
                     server.url = format!("{base}/health");
                     server.base = base;

@@ -2,8 +2,14 @@
 """A stand-in for Hermes WebUI, for watchdog's tests. Python 3 standard library only.
 
 It answers GET /health like Hermes (JSON with status, sessions, active_streams,
-active_runs, uptime_seconds; 503 + "degraded" when degraded) and can be made to
-misbehave in the ways the incident report describes:
+active_runs, uptime_seconds; 503 + "degraded" when degraded), and GET /health?deep=1
+like upstream's _handle_health in api/routes.py of nesquena/hermes-webui: the same
+fields plus runs, last_run_finished_at, server_started_at, accept_loop and a `checks`
+object (streams_lock, stream_runtime, sessions, projects, state_db, each with a
+"status"); state_db really opens DIR/state.db and reads its schema version ("missing"
+when there is none, which upstream counts as healthy). Any failed check: 503 with
+"status": "degraded". It can be made to misbehave in the ways the incident report
+describes:
 
   --mode-file F   read on every /health request (the file persists across restarts):
                     ok       (default; also when F is missing or empty)
@@ -13,6 +19,9 @@ misbehave in the ways the incident report describes:
                     dribble  send the headers, then the body one byte per second
                     big      a 50 MB body
                     nobody   200 with a body that lacks '"status": "ok"'
+                    state_db the deep check cannot open state.db: /health?deep=1
+                             answers 503 "degraded" with checks.state_db "error";
+                             plain /health stays 200 (as upstream's does)
   GET /control/mode?m=M   the same modes, held in memory only, so a restarted server
                           comes back healthy; m= (empty) clears it. Wins over the file.
   GET /control/leak?n=N   open N more SQLite connections to DIR/state.db in WAL mode
@@ -42,6 +51,11 @@ Start-up flags:
   --startup-delay S   sleep S seconds before binding
   --fail-if-exists F  exit 1 at once (before anything else) while F exists: a server
                       that cannot start, for a supervisor to give up on (FATAL)
+  --tls-cert F --tls-key K
+                      serve HTTPS on the port, as Hermes does with HERMES_WEBUI_TLS_CERT
+                      and HERMES_WEBUI_TLS_KEY (Python's ssl; TLS 1.2 at least); the
+                      handshake runs in the connection's thread, so a client that never
+                      finishes one holds no other
 
 Like Hermes, it raises its soft RLIMIT_NOFILE to 4096 when it is lower.
 """
@@ -56,6 +70,7 @@ import select
 import signal
 import socket
 import sqlite3
+import ssl
 import struct
 import sys
 import threading
@@ -63,11 +78,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-MODES = ("ok", "503", "hang", "reset", "dribble", "big", "nobody")
+MODES = ("ok", "503", "hang", "reset", "dribble", "big", "nobody", "state_db")
 BIG_BODY_BYTES = 50 * 1024 * 1024
 BIND_RETRY_SECONDS = 15.0
 
 STARTED = time.monotonic()
+STARTED_AT = time.time()
+REQUESTS = {"total": 0, "last_at": 0.0}  # upstream's accept_loop counters
 ARGS = None
 MEMORY_MODE = None  # set through /control/mode; not persisted
 LOCK = threading.Lock()
@@ -312,7 +329,8 @@ class Handler(BaseHTTPRequestHandler):
         query = parse_qs(url.query, keep_blank_values=True)
         try:
             if url.path == "/health":
-                self.health()
+                deep = query.get("deep", [""])[0].lower() in ("1", "true", "yes", "on")
+                self.health(deep)
             elif url.path == "/control/leak":
                 with LOCK:
                     leak_sqlite(int(query.get("n", ["1"])[0]))
@@ -365,8 +383,75 @@ class Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    def health(self):
+    def deep_doc(self, mode):
+        """Upstream's deep payload: the shallow fields, what _run_lifecycle_health and
+        _accept_loop_health add, and the checks of _deep_health_checks."""
+
+        def timed(check):
+            t0 = time.time()
+            result = check()
+            result["ms"] = round((time.time() - t0) * 1000, 1)
+            return result
+
+        def state_db():
+            path = os.path.join(ARGS.db, "state.db")
+            if mode == "state_db":
+                # A real failure: a directory where SQLite needs a file.
+                path = ARGS.db
+            elif not os.path.exists(path):
+                return {"status": "missing"}
+            try:
+                conn = sqlite3.connect(path)
+                try:
+                    conn.execute("PRAGMA schema_version").fetchone()
+                finally:
+                    conn.close()
+            except Exception as e:  # upstream reports the type, never the text
+                return {"status": "error", "error": type(e).__name__}
+            return {"status": "ok"}
+
+        with LOCK:
+            counters = dict(COUNTERS)
+        streams = counters["active_streams"]
+        checks = {
+            "streams_lock": timed(lambda: {"status": "ok", "active_streams": streams}),
+            "stream_runtime": {
+                "status": "ok",
+                "active_streams": streams,
+                "total_subscribers": 0,
+                "total_offline_buffered_events": 0,
+                "streams": [],
+            },
+            "sessions": timed(lambda: {"status": "ok", "count": counters["sessions"]}),
+            "projects": timed(lambda: {"status": "ok", "count": 0}),
+            "state_db": timed(state_db),
+        }
+        healthy = all(c.get("status") in ("ok", "missing") for c in checks.values())
+        doc = {
+            "status": "ok" if healthy else "degraded",
+            "sessions": counters["sessions"],
+            "active_streams": streams,
+            "active_runs": counters["active_runs"],
+            "runs": [],
+            "last_run_finished_at": None,
+            "server_started_at": STARTED_AT,
+            "uptime_seconds": round(time.monotonic() - STARTED, 1),
+            "accept_loop": {
+                "requests_total": REQUESTS["total"],
+                "last_request_at": round(REQUESTS["last_at"], 3),
+            },
+            "checks": checks,
+        }
+        return (200 if healthy else 503), json.dumps(doc)
+
+    def health(self, deep=False):
         mode = current_mode()
+        REQUESTS["total"] += 1
+        REQUESTS["last_at"] = time.time()
+        if deep and mode in ("ok", "state_db"):
+            status, body = self.deep_doc(mode)
+            self.send_body(status, body)
+            return
         if mode == "503":
             self.send_body(503, self.health_doc("degraded"))
         elif mode == "hang":
@@ -402,6 +487,9 @@ class Handler(BaseHTTPRequestHandler):
                 sent += len(chunk)
         elif mode == "nobody":
             self.send_body(200, '{"hello": "world"}')
+        elif mode == "state_db":
+            # Only the deep check opens state.db: plain /health does not notice.
+            self.send_body(200, self.health_doc("ok"))
         else:
             if mode != "ok":
                 log("unknown mode %r, answering ok" % mode)
@@ -411,6 +499,24 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    ssl_context = None  # set by --tls-cert/--tls-key
+
+    def finish_request(self, request, client_address):
+        """Runs in the connection's own thread: the TLS handshake happens here, so a
+        client that stalls in it (or rejects the certificate) holds only itself."""
+        if self.ssl_context is None:
+            return super().finish_request(request, client_address)
+        try:
+            request.settimeout(30)
+            tls = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            log("client %s: TLS handshake failed: %s" % (client_address, e))
+            return
+        try:
+            tls.settimeout(None)
+            return super().finish_request(tls, client_address)
+        finally:
+            tls.close()
 
     def handle_error(self, request, client_address):
         exc = sys.exc_info()[1]
@@ -472,7 +578,11 @@ def main():
     p.add_argument("--ignore-sigterm", action="store_true")
     p.add_argument("--startup-delay", type=float, default=0.0)
     p.add_argument("--fail-if-exists")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
     ARGS = p.parse_args()
+    if bool(ARGS.tls_cert) != bool(ARGS.tls_key):
+        p.error("--tls-cert and --tls-key go together")
 
     if ARGS.fail_if_exists and os.path.exists(ARGS.fail_if_exists):
         log("%s exists: failing at start-up" % ARGS.fail_if_exists)
@@ -496,7 +606,14 @@ def main():
         time.sleep(ARGS.startup_delay)
 
     server = bind()
-    log("listening on 127.0.0.1:%d" % server.server_address[1])
+    scheme = "http"
+    if ARGS.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(ARGS.tls_cert, ARGS.tls_key)
+        server.ssl_context = ctx
+        scheme = "https"
+    log("listening on %s://127.0.0.1:%d" % (scheme, server.server_address[1]))
     server.serve_forever()
 
 

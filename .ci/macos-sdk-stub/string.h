@@ -1,0 +1,10 @@
+/* Stands in for the Apple SDK header of the same name while .ci/macos-check
+ * type-checks the crate for the Mac from Linux: ring (the crypto of the https health
+ * probe) compiles C in its build script even for `cargo check`, and only these few
+ * headers are not the compiler's own. Nothing compiled against them is ever linked. */
+#include <stddef.h>
+void *memcpy(void *, const void *, size_t);
+void *memmove(void *, const void *, size_t);
+void *memset(void *, int, size_t);
+int memcmp(const void *, const void *, size_t);
+size_t strlen(const char *);
