@@ -510,7 +510,7 @@ fn a_planted_history_supervisor_is_never_started() {
 /// pid`, wait (bounded), say "starting", and neither kill the process as an orphan nor
 /// restart it, healthy or not.
 #[test]
-#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
+#[ignore = "needs root and supervisord (root's supervisord, user = root; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_program_supervisord_is_starting_is_never_an_orphan() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -690,7 +690,7 @@ impl Drop for Strays {
 /// for the starting job (bounded), leaves it alone, and credits the supervisor in the
 /// report instead of pointing the operator at a [target] config that is fine.
 #[test]
-#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
+#[ignore = "needs root and supervisord (root's supervisord, user = root; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_respawn_in_the_gap_after_a_crash_is_reported_as_the_supervisor_starting_it() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -788,7 +788,7 @@ fn another_users_launchd_label_is_not_used_by_a_root_watchdog() {
 /// left). The run waits (bounded), reports "starting" with exit 4, and does not start
 /// it again behind supervisord's back: supervisord owns the retries.
 #[test]
-#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
+#[ignore = "needs root and supervisord (root's supervisord, user = root; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_program_in_backoff_with_retries_left_is_left_to_supervisord() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
