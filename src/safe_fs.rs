@@ -759,7 +759,11 @@ mod tests {
     /// only root can give a directory away).
     #[cfg(target_os = "linux")]
     fn dir_owned_by(uid: u32) -> (tempfile::TempDir, PathBuf) {
-        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        assert_eq!(
+            own_euid(),
+            0,
+            "this test chowns: run it as root (script/test as root runs it; so does .ci/run)"
+        );
         let dir = private_tempdir();
         let run = dir.path().join("run");
         fs::create_dir(&run).unwrap();
@@ -942,6 +946,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
+    #[ignore = "needs root (chowns a directory to another user): run by script/test as root and .ci/run"]
     fn what_was_found_trusted_for_one_user_is_not_trusted_for_another() {
         let other = 4242;
         let (_dir, run) = dir_owned_by(other);
@@ -1028,9 +1033,14 @@ mod tests {
     /// `/dev` is the system's (only looked at here, never opened).
     #[cfg(target_os = "linux")]
     #[test]
+    #[ignore = "needs root (mknod makes a real device): run by script/test as root and .ci/run"]
     fn a_device_or_anything_in_dev_is_refused_never_moved_aside() {
         use std::os::unix::fs::FileTypeExt;
-        assert_eq!(own_euid(), 0, "mknod needs root: run it as root");
+        assert_eq!(
+            own_euid(),
+            0,
+            "mknod needs root: run it as root (script/test as root runs it; so does .ci/run)"
+        );
         let dir = private_tempdir();
         let null = dir.path().join("watchdog.log");
         let c = std::ffi::CString::new(null.as_os_str().as_encoded_bytes()).unwrap();
@@ -1087,6 +1097,7 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
+    #[ignore = "needs root (chowns a directory to another user): run by script/test as root and .ci/run"]
     fn a_chain_is_trusted_only_when_owned_by_root_or_the_trusted_users() {
         let other = 4242;
         let (_dir, run) = dir_owned_by(other);
@@ -1149,8 +1160,13 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
+    #[ignore = "needs root (chowns a program and its directory to another user): run by script/test as root and .ci/run"]
     fn a_program_is_trusted_only_when_nobody_else_can_replace_it() {
-        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        assert_eq!(
+            own_euid(),
+            0,
+            "this test chowns: run it as root (script/test as root runs it; so does .ci/run)"
+        );
         let dir = private_tempdir();
         let bin = dir.path().join("bin");
         fs::create_dir(&bin).unwrap();
@@ -1186,11 +1202,12 @@ mod tests {
     /// name looked for (macOS allows it; Linux unless `fs.protected_hardlinks` is set):
     /// a program is run from there only if that directory is writable by nobody else.
     #[test]
+    #[ignore = "needs root (the trust rule for root's own programs): run by script/test as root and .ci/run"]
     fn a_program_in_a_directory_anyone_may_add_to_is_not_trusted() {
         assert_eq!(
             own_euid(),
             0,
-            "this test runs root's program: run it as root"
+            "this test runs root's program: run it as root (script/test as root runs it; so does .ci/run)"
         );
         let dir = private_tempdir();
         let shared = dir.path().join("shared");
@@ -1217,9 +1234,14 @@ mod tests {
     /// root's private group `root` (gid 0, no members) and groups that are not it.
     #[cfg(target_os = "linux")]
     #[test]
+    #[ignore = "needs root (chowns directories to other groups): run by script/test as root and .ci/run"]
     fn a_dir_writable_only_by_its_owners_private_group_is_trusted() {
         use std::os::unix::fs::chown;
-        assert_eq!(own_euid(), 0, "this test chowns: run it as root");
+        assert_eq!(
+            own_euid(),
+            0,
+            "this test chowns: run it as root (script/test as root runs it; so does .ci/run)"
+        );
         let dir = private_tempdir();
         let home = dir.path().join("home");
         let state = home.join(".local/state/watchdog");

@@ -377,11 +377,13 @@ fn census_patterns_count_paths_as_check_does() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs lsof (apt-get install lsof): run by script/test --all and .ci/run"]
 fn census_agrees_with_lsof_kind_by_kind() {
     census_agrees_with_lsof(DB_CONNECTIONS);
 }
 
 #[test]
+#[ignore = "needs lsof (apt-get install lsof): run by script/test --all and .ci/run"]
 fn census_of_a_large_table_agrees_with_lsof_kind_by_kind() {
     census_agrees_with_lsof(LARGE_DB_CONNECTIONS);
 }
@@ -523,13 +525,14 @@ const NOBODY: u32 = 65534;
 const NOGROUP: u32 = 65534;
 
 #[test]
+#[ignore = "needs root (runs the watchdog as nobody against root's process): run by script/test as root and .ci/run"]
 fn unreadable_process_exits_4_with_permission_denied_and_no_count() {
     // SAFETY: getuid has no preconditions.
     let uid = unsafe { libc::getuid() };
     assert_eq!(
         uid, 0,
         "this test starts the process as root and the watchdog as nobody: run it as root \
-         (CI does)"
+         (script/test as root runs it; so does .ci/run)"
     );
     let env = TestEnv::new();
     // No server: a config with its defaults pointed into the temp dir.

@@ -83,6 +83,10 @@ fn own_uid() -> u32 {
 /// `watchdog fds --json` on a server holding N extra files: its total is the count
 /// `lsof` gives, the N handles are one path with count N, and they are files.
 #[test]
+#[cfg_attr(
+    target_os = "linux",
+    ignore = "needs lsof on Linux (apt-get install lsof; part of macOS): run by script/test --all and .ci/run"
+)]
 fn fds_counts_a_servers_extra_files_as_lsof_does() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -125,6 +129,10 @@ fn fds_counts_a_servers_extra_files_as_lsof_does() {
 /// The census in a `check`: the report's `fds` counts the N extra files, a path rule
 /// counts them, and under its limit nothing is done.
 #[test]
+#[cfg_attr(
+    target_os = "linux",
+    ignore = "needs lsof on Linux (apt-get install lsof; part of macOS): run by script/test --all and .ci/run"
+)]
 fn check_reports_the_census_of_a_server_holding_n_extra_files() {
     let (env, server, mut cfg) = setup();
     const N: usize = 25;
@@ -159,6 +167,10 @@ fn check_reports_the_census_of_a_server_holding_n_extra_files() {
 /// With no pidfile (configured but absent, or not configured at all), `status` finds the
 /// server by its port and names the PID `lsof` says holds it.
 #[test]
+#[cfg_attr(
+    target_os = "linux",
+    ignore = "needs lsof on Linux (apt-get install lsof; part of macOS): run by script/test --all and .ci/run"
+)]
 fn status_names_the_port_holder_without_a_pidfile() {
     let (env, server, mut cfg) = setup_with(ServerOpts {
         pidfile: false,
@@ -261,6 +273,10 @@ fn status_human_and_json_on_a_healthy_server() {
 
 /// `status` on a server answering 503 exits 4, says why, and touches nothing.
 #[test]
+#[cfg_attr(
+    target_os = "linux",
+    ignore = "needs lsof on Linux (apt-get install lsof; part of macOS): run by script/test --all and .ci/run"
+)]
 fn status_on_an_unhealthy_server_exits_4_and_touches_nothing() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -348,6 +364,10 @@ fn assert_builtin_restart(env: &TestEnv, server: &TestServer, rep: &Value, reaso
 /// A server that accepts but never answers /health is replaced: exit 1, a new PID that
 /// answers, the old one gone.
 #[test]
+#[cfg_attr(
+    target_os = "linux",
+    ignore = "needs lsof on Linux (apt-get install lsof; part of macOS): run by script/test --all and .ci/run"
+)]
 fn a_wedged_server_is_restarted_builtin() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -364,6 +384,10 @@ fn a_wedged_server_is_restarted_builtin() {
 /// A server holding more files on one path than its rule allows is replaced, though
 /// its /health is fine; the replacement holds none of them.
 #[test]
+#[cfg_attr(
+    target_os = "linux",
+    ignore = "needs lsof on Linux (apt-get install lsof; part of macOS): run by script/test --all and .ci/run"
+)]
 fn an_over_limit_server_is_restarted_builtin() {
     let (env, server, mut cfg) = setup();
     leak_files(&server, 30);

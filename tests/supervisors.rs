@@ -215,6 +215,7 @@ fn assert_stopped_by_supervisord(sup: &Supervisord) {
 }
 
 #[test]
+#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
 fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -281,6 +282,7 @@ fn supervisord_job_is_detected_and_an_fd_leak_is_restarted_through_supervisorctl
 }
 
 #[test]
+#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
 fn supervisord_program_in_fatal_is_started_through_supervisorctl() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -406,6 +408,7 @@ fn assert_orphan_event(env: &TestEnv, orphan: u32, recurring: bool) -> Value {
 }
 
 #[test]
+#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
 fn double_fork_orphan_under_supervisord_is_killed_and_its_recurrence_explained() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -468,6 +471,7 @@ fn orphan_status(env: &TestEnv, tools: &Tools) -> Value {
 }
 
 #[test]
+#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
 fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -555,6 +559,7 @@ fn double_fork_orphan_is_left_alone_when_not_allowed_or_not_recognised() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+#[ignore = "needs runit's runsv and sv (apt-get install runit): run by script/test --all and .ci/run"]
 fn runit_service_is_detected_and_restarted_through_sv() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);

@@ -189,6 +189,7 @@ fn assert_unhealthy_but_not_killed(env: &TestEnv, server: &UserServer, why: &str
 /// A process title for argv[0] (setproctitle, `exec -a`): its replay could never start,
 /// so the server is not killed, and the operator is told to set start_command.
 #[test]
+#[ignore = "needs root (runs the server as another user): run by script/test as root and .ci/run"]
 fn a_process_title_is_not_killed_for_a_replay_that_cannot_start() {
     require_root();
     let env = TestEnv::new();
@@ -211,6 +212,7 @@ fn a_process_title_is_not_killed_for_a_replay_that_cannot_start() {
 /// A working directory deleted under the running server: a replay could not start
 /// there, so the server is not killed.
 #[test]
+#[ignore = "needs root (runs the server as another user): run by script/test as root and .ci/run"]
 fn a_server_whose_cwd_was_deleted_is_not_killed() {
     require_root();
     let env = TestEnv::new();
@@ -229,6 +231,7 @@ fn a_server_whose_cwd_was_deleted_is_not_killed() {
 /// With start_command set, the deleted directory is no obstacle: the command runs
 /// elsewhere, so the restart goes ahead (as the server's user).
 #[test]
+#[ignore = "needs root (restarts another user's server as that user): run by script/test as root and .ci/run"]
 fn start_command_restarts_a_server_whose_cwd_was_deleted() {
     require_root();
     let env = TestEnv::new();
@@ -250,6 +253,7 @@ fn start_command_restarts_a_server_whose_cwd_was_deleted() {
 /// group and groups of the server a run last saw are remembered (in the private
 /// history) and the start runs as them.
 #[test]
+#[ignore = "needs root (starts a server as the user it last ran as): run by script/test as root and .ci/run"]
 fn start_command_starts_a_server_that_is_down_as_the_user_it_last_ran_as() {
     require_root();
     let env = TestEnv::new();
@@ -285,6 +289,7 @@ fn start_command_starts_a_server_that_is_down_as_the_user_it_last_ran_as() {
 /// Root replays a server of SERVER_USER that runs with supplementary groups: the
 /// replacement has the same uid, gid and groups, and no group of root's.
 #[test]
+#[ignore = "needs root (replays another user's server with its groups): run by script/test as root and .ci/run"]
 fn a_replayed_server_keeps_its_user_group_and_supplementary_groups() {
     let (_, after, r) = credentials_across_restart(
         &format!("{},5000", ATTACKER.1),
@@ -376,6 +381,7 @@ fn restored_credentials(start: bool) -> (Vec<String>, Vec<String>) {
 /// cleared the groups (`setgroups(0)`; on xnu that list is `{0}` and makes group 0 the
 /// effective group): the identity is set by hand (src/act/spawn.rs).
 #[test]
+#[ignore = "needs root (replays another user's server with its groups): run by script/test as root and .ci/run"]
 fn a_replay_restores_the_servers_groups_and_never_group_0() {
     let (before, after) = restored_credentials(false);
     assert_eq!(after, before);
@@ -384,6 +390,7 @@ fn a_replay_restores_the_servers_groups_and_never_group_0() {
 
 /// [`a_replay_restores_the_servers_groups_and_never_group_0`], through `start_command`.
 #[test]
+#[ignore = "needs root (starts another user's server with its groups): run by script/test as root and .ci/run"]
 fn start_command_restores_the_servers_groups_and_never_group_0() {
     let (before, after) = restored_credentials(true);
     assert_eq!(after, before);
@@ -451,6 +458,7 @@ fn check_as_launch_agent(env: &TestEnv) -> RunResult {
 }
 
 #[test]
+#[ignore = "needs root (replays another user's server): run by script/test as root and .ci/run"]
 fn a_replayed_server_gets_no_launchd_job_variables() {
     let after = environment_of_replacement(false);
     // Its own environment, less launchd's variables: none of the watchdog's.
@@ -462,6 +470,7 @@ fn a_replayed_server_gets_no_launchd_job_variables() {
 }
 
 #[test]
+#[ignore = "needs root (starts another user's server): run by script/test as root and .ci/run"]
 fn start_command_gets_no_launchd_job_variables() {
     let after = environment_of_replacement(true);
     // The watchdog's environment, less launchd's variables.
@@ -476,6 +485,7 @@ fn start_command_gets_no_launchd_job_variables() {
 /// job variables. The command here only records its environment; the server stays
 /// unhealthy, so the restart is reported failed.
 #[test]
+#[ignore = "needs root (runs the restart command of another user's server): run by script/test as root and .ci/run"]
 fn a_restart_command_gets_no_launchd_job_variables() {
     require_root();
     let env = TestEnv::new();
@@ -514,6 +524,7 @@ fn a_restart_command_gets_no_launchd_job_variables() {
 /// kernel hides can read as empty) is not replayed bare, without PATH or HOME: it is
 /// not killed, and the operator is told to set start_command.
 #[test]
+#[ignore = "needs root (runs the server as another user): run by script/test as root and .ci/run"]
 fn a_server_with_an_empty_environment_is_not_killed_for_a_bare_replay() {
     require_root();
     let env = TestEnv::new();
@@ -536,6 +547,7 @@ fn a_server_with_an_empty_environment_is_not_killed_for_a_bare_replay() {
 /// server of its user that runs with a group the watchdog lacks is not killed, since
 /// its replacement would lose that group.
 #[test]
+#[ignore = "needs root (runs the server and the watchdog as another user with other groups): run by script/test as root and .ci/run"]
 fn a_watchdog_without_root_does_not_replay_groups_it_lacks() {
     require_root();
     let env = TestEnv::new();

@@ -134,6 +134,7 @@ fn is_link(path: &Path) -> bool {
 /// (exit 2), names the directory and the fix, and touches nothing anywhere: no lock, no
 /// log line, no history, not the victim, dry run or not.
 #[test]
+#[ignore = "needs root (another user's links in a root watchdog's state dir): run by script/test as root and .ci/run"]
 fn a_world_writable_state_dir_is_refused_before_anything_is_touched() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -176,6 +177,7 @@ fn a_world_writable_state_dir_is_refused_before_anything_is_touched() {
 /// A `[state] dir` that belongs to another user, even private to them: they could swap
 /// anything in it. Refused with `chown` as the fix.
 #[test]
+#[ignore = "needs root (chowns the state dir to another user): run by script/test as root and .ci/run"]
 fn a_state_dir_of_another_user_is_refused() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -200,6 +202,7 @@ fn a_state_dir_of_another_user_is_refused() {
 /// (with a link planted at the log's name) is refused before the state dir is even
 /// created.
 #[test]
+#[ignore = "needs root (a root watchdog's log dir others can write): run by script/test as root and .ci/run"]
 fn a_world_writable_log_dir_is_refused() {
     let (env, server, mut cfg) = setup();
     let victims = Victims::plant(&env);
@@ -235,6 +238,7 @@ fn a_world_writable_log_dir_is_refused() {
 /// that user's own works for that user (see `private_state_for`), but the same
 /// directory is refused to root, whose it is not.
 #[test]
+#[ignore = "needs root (runs the watchdog as another user): run by script/test as root and .ci/run"]
 fn a_users_private_state_dir_is_theirs_only() {
     let (env, server, mut cfg) = setup();
     let log = private_state_for(&env, SERVER_USER.0, SERVER_USER.1);
@@ -266,6 +270,7 @@ fn a_users_private_state_dir_is_theirs_only() {
 /// files are created afresh; the restart goes ahead (its output file too) and the
 /// incident snapshot lands in a real `incidents/`.
 #[test]
+#[ignore = "needs root (links to root's files in a root watchdog's state dir): run by script/test as root and .ci/run"]
 fn planted_links_in_a_private_state_dir_are_never_followed() {
     for dry_run in [true, false] {
         let (env, server, cfg) = setup();
@@ -352,6 +357,7 @@ fn planted_links_in_a_private_state_dir_are_never_followed() {
 /// moves it aside and reports it, and the healthy server gives exit 0 (the failsafe's
 /// exit would be 3).
 #[test]
+#[ignore = "needs root (a root watchdog's state dir): run by script/test as root and .ci/run"]
 fn a_fifo_at_the_history_does_not_block_the_run() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -443,6 +449,7 @@ fn assert_crash_loop(env: &TestEnv, r: &RunResult) {
 /// keep it reached. The corrupt file is kept for the operator, the error names it, and
 /// the count carries over to the next run.
 #[test]
+#[ignore = "needs root (a root watchdog's state dir): run by script/test as root and .ci/run"]
 fn a_corrupt_history_keeps_the_guard_from_the_log() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -496,6 +503,7 @@ fn a_corrupt_history_keeps_the_guard_from_the_log() {
 /// root-owned file that must not be read or written): the guard counts as reached for
 /// one window, and stays so on the next run.
 #[test]
+#[ignore = "needs root (a root watchdog's log linked to root's file): run by script/test as root and .ci/run"]
 fn a_corrupt_history_and_an_unreadable_log_hold_the_guard() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -537,6 +545,7 @@ fn a_corrupt_history_and_an_unreadable_log_hold_the_guard() {
 /// Restarts dated a year ahead (clock skew) would keep the guard shut for a year: they
 /// are dropped and reported, and the unhealthy server is restarted.
 #[test]
+#[ignore = "needs root (a root watchdog's state dir): run by script/test as root and .ci/run"]
 fn restarts_dated_in_the_future_are_ignored_and_reported() {
     let (env, server, cfg) = setup();
     cfg.write(&env);
@@ -573,6 +582,7 @@ fn restarts_dated_in_the_future_are_ignored_and_reported() {
 /// 256 MiB one are moved aside and reported, and the run goes on within a memory limit
 /// far below the file's size.
 #[test]
+#[ignore = "needs root (a root watchdog's state dir): run by script/test as root and .ci/run"]
 fn an_oversized_history_is_moved_aside_with_bounded_memory() {
     let (env, server, cfg) = setup();
     cfg.write(&env);

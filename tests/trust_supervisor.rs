@@ -234,6 +234,7 @@ fn attacker_claiming(env: &TestEnv, url: &str, own_socket: Option<&Path>) -> (Ch
 }
 
 #[test]
+#[ignore = "needs root and supervisord (another user claims root's program; pip install supervisor): run by script/test as root and .ci/run"]
 fn another_users_claim_on_roots_supervisord_program_is_not_used() {
     require_root();
     let env = TestEnv::new();
@@ -279,6 +280,7 @@ fn another_users_claim_on_roots_supervisord_program_is_not_used() {
 
 /// The same claim, pointing at a control socket the attacker holds itself.
 #[test]
+#[ignore = "needs root and supervisorctl (another user's control socket; pip install supervisor): run by script/test as root and .ci/run"]
 fn another_users_claim_on_its_own_control_socket_is_not_used() {
     require_root();
     let env = TestEnv::new();
@@ -312,6 +314,7 @@ fn another_users_claim_on_its_own_control_socket_is_not_used() {
 /// name in its environment: supervisord is its ancestor and holds the socket, but
 /// supervisord runs `hermes:victim` as another PID. Only the status was asked.
 #[test]
+#[ignore = "needs root and supervisord (programs of other users; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_program_naming_another_program_of_its_supervisord_is_not_used() {
     require_root();
     require_system_python();
@@ -370,6 +373,7 @@ fn a_program_naming_another_program_of_its_supervisord_is_not_used() {
 /// SERVER_USER; it is its ancestor, holds the socket and runs it as the job. The
 /// restart goes through supervisorctl, and the history records the job as confirmed.
 #[test]
+#[ignore = "needs root and supervisord (a job of another user; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_confirmed_job_of_another_user_is_restarted_through_supervisorctl() {
     require_root();
     require_system_python();
@@ -433,6 +437,7 @@ fn a_confirmed_job_of_another_user_is_restarted_through_supervisorctl() {
 /// once did, or an older version that recorded a claim unchecked) and the port is
 /// free: the unit is not started, nor even asked about.
 #[test]
+#[ignore = "needs root (a history planted for a root watchdog): run by script/test as root and .ci/run"]
 fn a_planted_history_supervisor_is_never_started() {
     require_root();
     let env = TestEnv::new();
@@ -505,6 +510,7 @@ fn a_planted_history_supervisor_is_never_started() {
 /// pid`, wait (bounded), say "starting", and neither kill the process as an orphan nor
 /// restart it, healthy or not.
 #[test]
+#[ignore = "needs root and supervisord (root's supervisord, user = root; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_program_supervisord_is_starting_is_never_an_orphan() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -585,6 +591,7 @@ fn a_program_supervisord_is_starting_is_never_an_orphan() {
 /// service directory: the ancestor's name and cwd say "runit service", but root's real
 /// runsv runs another PID for that service. Only `sv status` was asked.
 #[test]
+#[ignore = "needs root and runit (another user's fake runsv; apt-get install runit): run by script/test as root and .ci/run"]
 fn a_process_under_a_fake_runsv_in_roots_service_dir_is_not_used() {
     require_root();
     require_system_python();
@@ -683,6 +690,7 @@ impl Drop for Strays {
 /// for the starting job (bounded), leaves it alone, and credits the supervisor in the
 /// report instead of pointing the operator at a [target] config that is fine.
 #[test]
+#[ignore = "needs root and supervisord (root's supervisord, user = root; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_respawn_in_the_gap_after_a_crash_is_reported_as_the_supervisor_starting_it() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);
@@ -751,6 +759,7 @@ fn a_respawn_in_the_gap_after_a_crash_is_reported_as_the_supervisor_starting_it(
 /// confirmed by ancestry: a root watchdog does not take another user's label (the
 /// stand-in `launchctl` records that it was never run).
 #[test]
+#[ignore = "needs root (another user's process carries a launchd label): run by script/test as root and .ci/run"]
 fn another_users_launchd_label_is_not_used_by_a_root_watchdog() {
     require_root();
     require_system_python();
@@ -779,6 +788,7 @@ fn another_users_launchd_label_is_not_used_by_a_root_watchdog() {
 /// left). The run waits (bounded), reports "starting" with exit 4, and does not start
 /// it again behind supervisord's back: supervisord owns the retries.
 #[test]
+#[ignore = "needs root and supervisord (root's supervisord, user = root; pip install supervisor): run by script/test as root and .ci/run"]
 fn a_program_in_backoff_with_retries_left_is_left_to_supervisord() {
     let env = TestEnv::new();
     let tools = Tools::new(&env);

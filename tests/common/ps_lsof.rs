@@ -132,7 +132,10 @@ pub fn require_lsof() -> PathBuf {
             .find(|p| p.is_file())
     });
     found.unwrap_or_else(|| {
-        panic!("lsof is not installed; this test compares against it: apt-get install lsof")
+        panic!(
+            "lsof is not installed; this test compares against it: run script/bootstrap, \
+             or `apt-get install lsof`"
+        )
     })
 }
 

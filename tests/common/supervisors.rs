@@ -43,8 +43,8 @@ pub fn require_supervisor() {
         .is_ok_and(|s| s.success());
     assert!(
         ok,
-        "supervisord is not installed for {}: run `pip install supervisor` \
-         (these tests start a real supervisord)",
+        "supervisord is not installed for {}: run script/bootstrap, or \
+         `python3 -m pip install supervisor` (these tests start a real supervisord)",
         python()
     );
 }
@@ -223,7 +223,10 @@ pub fn require_runit() -> (PathBuf, PathBuf) {
     let dirs = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"];
     let find = |name| {
         find_executable(name, &dirs).unwrap_or_else(|| {
-            panic!("{name} is not installed: run `apt-get install runit` (these tests start a real runsv)")
+            panic!(
+                "{name} is not installed: run script/bootstrap, or `apt-get install runit` \
+                 (these tests start a real runsv)"
+            )
         })
     };
     (find("runsv"), find("sv"))

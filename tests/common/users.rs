@@ -28,14 +28,17 @@ pub const SERVER_USER: (u32, u32) = (4242, 4242);
 pub const ATTACKER: (u32, u32) = (4343, 4343);
 
 /// Fails the test unless it runs as root (the trust tests are about a root watchdog;
-/// CI runs as root). Never a silent skip.
+/// CI runs as root). Never a silent skip: the tests that call it are `#[ignore]`d with
+/// the reason, so plain `cargo test` lists them, and this says how to run them when
+/// someone asks for them anyway (`--include-ignored`, `script/test --all`).
 #[track_caller]
 pub fn require_root() {
     // SAFETY: geteuid(2) takes no arguments and cannot fail.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
         euid, 0,
-        "this test plays root against other users: run it as root"
+        "this test plays root against other users: run it as root \
+         (script/test as root runs every ignored test; .ci/run does)"
     );
 }
 

@@ -683,6 +683,10 @@ fn blind() -> Clues {
 /// finds the job by the ancestor's PID in launchd's listing of user/501, trusts it
 /// (launchd's own pairing), and addresses status and kickstart to that domain.
 #[test]
+#[cfg_attr(
+    not(target_os = "macos"),
+    ignore = "needs root (starts the job as uid 501, a Mac's first user; on a Mac runner that is itself): run by script/test as root and .ci/run"
+)]
 fn with_the_environment_hidden_the_job_is_found_by_an_ancestors_pid() {
     // A real process of the server's user: an ancestor is read, and must be that user's.
     let job_process = Sleeper::start(Some((501, 20)));
@@ -982,7 +986,11 @@ impl Sleeper {
         command.arg("30");
         // The test's own user (a Mac runner's is 501) needs no change of user.
         if let Some((uid, gid)) = ids.filter(|&(uid, _)| uid != os::own_uid()) {
-            assert_eq!(os::own_uid(), 0, "this test needs root");
+            assert_eq!(
+                os::own_uid(),
+                0,
+                "this test needs root (script/test as root runs it; so does .ci/run)"
+            );
             command.uid(uid).gid(gid);
         }
         Sleeper(command.spawn().unwrap())
