@@ -123,6 +123,9 @@ mod tests {
             .split("## Exit codes")
             .nth(1)
             .expect("README has an Exit codes section")
+            .split("\n## ")
+            .next()
+            .unwrap_or_default()
             .lines()
             .filter(|l| l.starts_with("| ") && !l.starts_with("| code"))
             .collect();

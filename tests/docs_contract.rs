@@ -179,12 +179,11 @@ fn config_doc_lists_every_key_with_the_printed_default() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
-#[test]
-fn config_doc_examples_are_accepted() {
-    let doc = read("docs/CONFIG.md");
+/// The ```toml blocks of a Markdown file.
+fn toml_examples(markdown: &str) -> Vec<String> {
     let mut examples = Vec::new();
     let mut current: Option<String> = None;
-    for line in doc.lines() {
+    for line in markdown.lines() {
         match (&mut current, line.trim()) {
             (None, "```toml") => current = Some(String::new()),
             (Some(block), "```") => {
@@ -198,19 +197,67 @@ fn config_doc_examples_are_accepted() {
             (None, _) => {}
         }
     }
-    assert!(examples.len() >= 5, "found {} examples", examples.len());
+    examples
+}
+
+/// Every example is accepted by `watchdog config --check` as it is written, except that
+/// a `ca_file` names a certificate the test makes (the examples name the operator's).
+fn assert_examples_accepted(doc: &str, at_least: usize) {
+    let examples = toml_examples(&read(doc));
+    assert!(
+        examples.len() >= at_least,
+        "{doc}: found {} examples",
+        examples.len()
+    );
     let dir = tempfile::tempdir().unwrap();
     for (i, example) in examples.iter().enumerate() {
+        let example = with_a_real_ca_file(example, dir.path());
         let file = dir.path().join(format!("example-{i}.toml"));
-        std::fs::write(&file, example).unwrap();
+        std::fs::write(&file, &example).unwrap();
         let run = watchdog(&["config", "--check", "-c", file.to_str().unwrap()]);
         assert_eq!(
             run.status.code(),
             Some(0),
-            "docs/CONFIG.md example {i} is refused: {}\n{example}",
+            "{doc} example {i} is refused: {}\n{example}",
             text(&run.stderr)
         );
     }
+}
+
+/// `example` with the path of an uncommented `ca_file = "…"` replaced by a self-signed
+/// certificate made in `dir` (openssl, which script/bootstrap installs).
+fn with_a_real_ca_file(example: &str, dir: &Path) -> String {
+    let Some(line) = example
+        .lines()
+        .find(|l| l.trim_start().starts_with("ca_file = \"/"))
+    else {
+        return example.to_string();
+    };
+    let cert = dir.join("cert.pem");
+    if !cert.exists() {
+        let made = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+            .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+            .args(["-subj", "/CN=localhost", "-keyout"])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl is not installed: run script/bootstrap");
+        assert!(made.status.success(), "openssl: {}", text(&made.stderr));
+    }
+    example.replace(line, &format!("ca_file = {:?}", cert.display().to_string()))
+}
+
+#[test]
+fn config_doc_examples_are_accepted() {
+    assert_examples_accepted("docs/CONFIG.md", 5);
+}
+
+/// README's examples are what an operator copies first.
+#[test]
+fn readme_examples_are_accepted() {
+    assert_examples_accepted("README.md", 8);
 }
 
 /// docs/CONFIG.md, "HTTPS": a ca_file that cannot be read is refused at its line with
