@@ -297,10 +297,25 @@ for group in options.process_group_configs:
 print(json.dumps(out))
 "#;
 
+/// Fails (never skips) when supervisor is not installed for the `python3` on PATH.
+fn require_supervisor() {
+    let ok = Command::new(tool("python3", "python3"))
+        .args(["-c", "import supervisor.options"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "supervisord is not installed for python3: run script/bootstrap, or \
+         `python3 -m pip install supervisor`"
+    );
+}
+
 #[test]
 #[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
 fn supervisord_loads_the_program_section() {
-    common::require_supervisor();
+    require_supervisor();
     let dir = tempfile::tempdir().unwrap();
     // supervisord refuses an unknown user and a log file in a directory that is not
     // there: the placeholders become a user every system has and a home in the temp
