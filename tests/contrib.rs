@@ -38,9 +38,13 @@ fn exe() -> String {
     fs::canonicalize(&bin).unwrap_or(bin).display().to_string()
 }
 
+/// `name` on PATH or in the sbin directories; missing is a failure that names the
+/// install, never a skip (the tests that need a tool a fresh machine lacks are
+/// `#[ignore]`d with it).
 fn tool(name: &str, package: &str) -> PathBuf {
-    find_executable(name, &["/usr/sbin", "/sbin"])
-        .unwrap_or_else(|| panic!("{name} is needed: apt-get install {package} (.ci/run does)"))
+    find_executable(name, &["/usr/sbin", "/sbin"]).unwrap_or_else(|| {
+        panic!("{name} is not installed: run script/bootstrap, or apt-get install {package}")
+    })
 }
 
 /// `watchdog schedule kind` as `env -i PATH=$PATH HOME=home` runs it, the binary's
@@ -252,6 +256,7 @@ fn verify_unit(dir: &Path, name: &str, text: &str) {
 // systemd exists only on Linux (as in tests/schedule.rs).
 #[cfg(target_os = "linux")]
 #[test]
+#[ignore = "needs systemd-analyze (apt-get install systemd): run by script/test --all and .ci/run"]
 fn systemd_units_pass_systemd_analyze_verify() {
     let dir = tempfile::tempdir().unwrap();
     // verify also checks that ExecStart's program exists: the placeholder path is
@@ -292,8 +297,25 @@ for group in options.process_group_configs:
 print(json.dumps(out))
 "#;
 
+/// Fails (never skips) when supervisor is not installed for the `python3` on PATH.
+fn require_supervisor() {
+    let ok = Command::new(tool("python3", "python3"))
+        .args(["-c", "import supervisor.options"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "supervisord is not installed for python3: run script/bootstrap, or \
+         `python3 -m pip install supervisor`"
+    );
+}
+
 #[test]
+#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
 fn supervisord_loads_the_program_section() {
+    require_supervisor();
     let dir = tempfile::tempdir().unwrap();
     // supervisord refuses an unknown user and a log file in a directory that is not
     // there: the placeholders become a user every system has and a home in the temp
@@ -402,6 +424,7 @@ fn default_log(home: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs logrotate (apt-get install logrotate): run by script/test --all and .ci/run"]
 fn logrotate_reads_the_snippet_and_rotates_beside_the_watchdogs_own_generation() {
     let text = read("logs/logrotate.d/watchdog");
     let log = default_log(LINUX_HOME);

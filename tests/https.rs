@@ -34,7 +34,9 @@ fn self_signed(dir: &Path, name: &str, addext: &[&str]) -> (PathBuf, PathBuf) {
     for ext in addext {
         cmd.args(["-addext", ext]);
     }
-    let out = cmd.output().expect("openssl on PATH (.ci/run installs it)");
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("openssl is not installed ({e}): run script/bootstrap --basic, or apt-get install openssl")
+    });
     assert!(out.status.success(), "openssl req failed: {out:?}");
     (cert, key)
 }
@@ -288,6 +290,7 @@ mod ownership {
     use std::os::unix::fs::{PermissionsExt, symlink};
 
     #[test]
+    #[ignore = "needs root (chowns CA files to another user): run by script/test as root and .ci/run"]
     fn a_ca_file_another_user_can_write_is_refused() {
         require_root();
         let (env, server, mut cfg, cert) = tls_setup(SERVER_EXTENSIONS);
