@@ -254,6 +254,18 @@ fn config_doc_examples_are_accepted() {
     assert_examples_accepted("docs/CONFIG.md", 5);
 }
 
+/// README shows contrib/'s alert rules as they are (tests/metrics.rs runs them through
+/// `promtool check rules`).
+#[test]
+fn readme_shows_the_alert_rules_of_contrib() {
+    let rules = read("contrib/prometheus/watchdog.rules.yml");
+    let readme = read("README.md");
+    assert!(
+        readme.contains(&format!("```yaml\n{rules}```")),
+        "README's alert rules differ from contrib/prometheus/watchdog.rules.yml"
+    );
+}
+
 /// README's examples are what an operator copies first.
 #[test]
 fn readme_examples_are_accepted() {

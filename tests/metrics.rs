@@ -48,39 +48,10 @@ fn node_exporter() -> PathBuf {
     )
 }
 
-/// The alert rules README shows (checked here with `promtool check rules`): the watchdog
-/// has not run for 5 minutes, it restarted the server, a restart failed, the server is
-/// down.
-const ALERT_RULES: &str = r#"groups:
-  - name: watchdog
-    rules:
-      - alert: WatchdogNotRunning
-        expr: time() - watchdog_last_run_timestamp_seconds > 300
-        for: 1m
-        labels:
-          severity: critical
-        annotations:
-          summary: "watchdog for {{ $labels.target }} has not run for 5 minutes on {{ $labels.instance }}"
-      - alert: WatchdogRestartedServer
-        expr: increase(watchdog_restarts_total[15m]) > 0
-        labels:
-          severity: warning
-        annotations:
-          summary: "watchdog restarted {{ $labels.target }} on {{ $labels.instance }}"
-      - alert: WatchdogRestartFailed
-        expr: increase(watchdog_restart_failures_total[15m]) > 0 or watchdog_last_exit_code == 3
-        labels:
-          severity: critical
-        annotations:
-          summary: "watchdog could not restart {{ $labels.target }} on {{ $labels.instance }}"
-      - alert: WatchedServerDown
-        expr: watchdog_health_up == 0
-        for: 5m
-        labels:
-          severity: critical
-        annotations:
-          summary: "{{ $labels.target }} fails its health check on {{ $labels.instance }}"
-"#;
+/// The alert rules contrib/prometheus/watchdog.rules.yml gives (checked here with
+/// `promtool check rules`; README shows the same text): the watchdog has not run for 5
+/// minutes, it restarted the server, a restart failed, the server is down.
+const ALERT_RULES: &str = include_str!("../contrib/prometheus/watchdog.rules.yml");
 
 /// A collector directory (root's, 0755, as node_exporter's would be) and the textfile
 /// in it, written into the config.
@@ -531,7 +502,8 @@ fn a_dry_run_and_status_write_no_metrics() {
     assert!(names_in(&dir).is_empty(), "{:?}", names_in(&dir));
 }
 
-/// The alert rules README gives are valid Prometheus rules.
+/// The alert rules of contrib/ are valid Prometheus rules, and README shows them as they
+/// are.
 #[test]
 #[ignore = "needs promtool (apt-get install prometheus): run by script/test --all and .ci/run"]
 fn the_readme_alert_rules_pass_promtool() {
