@@ -11,14 +11,13 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use ureq::unversioned::transport::DefaultConnector;
 
 use crate::command::{self, Output};
 use crate::config::{Config, NotifyConfig};
 use crate::deadline::{Deadline, failsafe};
 use crate::exit_code::ExitCode;
 use crate::log::{Emitted, Event, Level, Logger};
-use crate::probe::health::{ThreadlessResolver, tls};
+use crate::probe::health::{self, tls};
 use crate::units::format_duration;
 
 /// At most this much of a failing command's output goes into the log line.
@@ -84,7 +83,7 @@ pub fn after_run(
             |event, d| run_command(shell, event, d),
         ));
     }
-    let agent = (n.webhook.is_some() || n.heartbeat_url.is_some()).then(agent);
+    let agent = (n.webhook.is_some() || n.heartbeat_url.is_some()).then(|| agent(n.timeout));
     if let (Some(url), Some(agent)) = (&n.webhook, &agent) {
         failures.extend(each_event(
             Notifier::Webhook,
@@ -223,23 +222,14 @@ fn shown(output: &str) -> String {
     }
 }
 
-/// The HTTP agent of the webhook and the heartbeat. Like the health probe's: no proxy
-/// from the environment (a scheduled run's environment is not the shell's, and a
-/// notification that worked by hand would fail from cron), no redirects, a status is a
-/// reading and not an error, names looked up without aborting when no thread can
-/// start. TLS is ureq's default (an https URL is verified against its default roots
-/// once the build has a TLS engine; there is no setting to weaken it here).
-fn agent() -> ureq::Agent {
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .proxy(None)
-        .max_idle_connections(0)
-        .max_idle_connections_per_host(0)
-        .user_agent(concat!("watchdog/", env!("CARGO_PKG_VERSION")))
-        .tls_config(tls::system_roots())
-        .build();
-    ureq::Agent::with_parts(config, DefaultConnector::new(), ThreadlessResolver)
+/// The HTTP agent of the webhook and the heartbeat: the health probe's
+/// (src/probe/health.rs, `build_agent`: no proxy from the environment, which a
+/// scheduled run does not share with the shell; no redirects; a status is a reading;
+/// names looked up without aborting when no thread can start), verified against the
+/// system's trust store, with no setting to weaken it. Each request sets its own
+/// timeout from what is left of the notifier's budget.
+fn agent(timeout: Duration) -> ureq::Agent {
+    health::build_agent(timeout, tls::system_roots())
 }
 
 /// POSTs the event JSON with `Content-Type: application/json`; any 2xx is delivered.

@@ -13,7 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{RunResult, WATCHDOG_TIMEOUT, find_executable, run_with_timeout, watchdog_bin};
+use common::{
+    RunResult, WATCHDOG_TIMEOUT, find_executable, python3_output, run_with_timeout, watchdog_bin,
+};
 
 /// The documented inputs the watchdog's contrib files are printed for
 /// (contrib/README.md): the binary where `cargo install` users copy it or Homebrew
@@ -127,34 +129,6 @@ fn the_watchdogs_jobs_are_what_schedule_prints() {
     );
 }
 
-/// Runs `python3 -c program args...` with `input` on stdin; its stdout, or a panic
-/// with its stderr.
-fn python(program: &str, args: &[&Path], input: &str) -> String {
-    let mut child = Command::new(tool("python3", "python3"))
-        .arg("-c")
-        .arg(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python3 failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Loads each plist with plistlib and checks every key against the type launchd.plist(5)
 /// gives it: launchd ignores a job whose key has the wrong type (`<string>60</string>`
 /// for StartInterval) or silently drops a misspelt key. Prints the plists as JSON.
@@ -212,7 +186,7 @@ print(json.dumps(out))
 fn plists_are_read_by_plistlib_with_launchd_key_types() {
     let watchdog = contrib().join("watchdog/io.github.watchdog.check.plist");
     let server = contrib().join("hermes-webui/com.example.hermes-webui.plist");
-    let json = python(PLIST_CHECK, &[&watchdog, &server], "");
+    let json = python3_output(PLIST_CHECK, &[&watchdog, &server], "");
     let plists: serde_json::Value = serde_json::from_str(&json).unwrap();
     let watchdog = &plists[watchdog.display().to_string()];
     assert_eq!(
@@ -344,10 +318,10 @@ fn supervisord_loads_the_program_section() {
         ),
     )
     .unwrap();
-    let json = python(SUPERVISORD_LOAD, &[&conf], "");
+    let json = python3_output(SUPERVISORD_LOAD, &[&conf], "");
     let programs: serde_json::Value = serde_json::from_str(&json).unwrap();
     let p = &programs["hermes-webui"];
-    let nobody = python("import pwd; print(pwd.getpwnam('nobody').pw_uid)", &[], "");
+    let nobody = python3_output("import pwd; print(pwd.getpwnam('nobody').pw_uid)", &[], "");
     assert_eq!(
         p["command"],
         format!("/bin/bash {home}/hermes-webui/start.sh --foreground"),
@@ -496,7 +470,7 @@ fn logrotate_reads_the_snippet_and_rotates_beside_the_watchdogs_own_generation()
 
 /// The user and group the test runs as, by name (logrotate's `su` takes names).
 fn own_names() -> String {
-    python(
+    python3_output(
         "import os, pwd, grp; \
          print(pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(os.getegid()).gr_name)",
         &[],

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::find_executable;
 use common::{RunResult, WATCHDOG_TIMEOUT, run_with_timeout, watchdog_bin};
+use common::{find_executable, python3_output};
 
 struct Sandbox {
     dir: tempfile::TempDir,
@@ -474,33 +474,6 @@ fn schedule_with_path(sandbox: &Sandbox, kind: &str, path: &str) -> RunResult {
     sandbox.run_within(cmd, path, WATCHDOG_TIMEOUT)
 }
 
-/// Runs `python3 -c program` with `input` on stdin; its stdout.
-fn python(program: &str, input: &str) -> String {
-    let python =
-        find_executable("python3", &[]).expect("python3 is needed: apt-get install python3");
-    let mut child = Command::new(python)
-        .args(["-c", program])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python3 failed: {}\n{input}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[test]
 fn printed_launchd_plist_is_read_by_plistlib_as_it_is() {
     let sandbox = Sandbox::new();
@@ -515,8 +488,9 @@ fn printed_launchd_plist_is_read_by_plistlib_as_it_is() {
         "{}",
         out.dump()
     );
-    let json = python(
+    let json = python3_output(
         "import json, plistlib, sys; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))",
+        &[],
         &out.stdout,
     );
     let plist: serde_json::Value = serde_json::from_str(&json).unwrap();

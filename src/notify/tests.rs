@@ -259,7 +259,7 @@ fn a_request_that_fails_says_why_and_where() {
     };
     let short = Deadline::after(Duration::from_millis(500));
     let https = post(
-        &agent(),
+        &agent(Duration::from_secs(10)),
         &format!("https://127.0.0.1:{port}/secret"),
         &json!({}),
         short,
@@ -270,7 +270,7 @@ fn a_request_that_fails_says_why_and_where() {
         "{https}"
     );
     let closed = get(
-        &agent(),
+        &agent(Duration::from_secs(10)),
         &format!("http://127.0.0.1:{refused}/secret"),
         budget,
     )
@@ -294,7 +294,7 @@ fn an_https_webhook_is_spoken_to_with_tls() {
     });
     let url = format!("https://127.0.0.1:{port}/hook");
     let sent = post(
-        &agent(),
+        &agent(Duration::from_secs(10)),
         &url,
         &serde_json::json!({"text": "x"}),
         Deadline::after(Duration::from_secs(5)),

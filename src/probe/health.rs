@@ -213,7 +213,7 @@ impl Failure {
     }
 }
 
-fn build_agent(timeout: Duration, tls: ureq::tls::TlsConfig) -> ureq::Agent {
+pub(crate) fn build_agent(timeout: Duration, tls: ureq::tls::TlsConfig) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
         // A 503 is a reading (the server says it is degraded), not a transport error.
@@ -241,7 +241,7 @@ fn build_agent(timeout: Duration, tls: ureq::tls::TlsConfig) -> ureq::Agent {
 /// is looked up on a thread so that the timeout holds, or, when no thread can start,
 /// on the calling thread, bounded then only by the failsafe (src/deadline/failsafe.rs).
 #[derive(Debug)]
-pub(crate) struct ThreadlessResolver;
+struct ThreadlessResolver;
 
 impl Resolver for ThreadlessResolver {
     fn resolve(

@@ -127,3 +127,33 @@ pub fn write_script(path: &Path, text: &str) {
 pub fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
+
+/// Runs `python3 -c program args...` with `input` on stdin: its stdout, or a panic with
+/// its stderr.
+pub fn python3_output(program: &str, args: &[&Path], input: &str) -> String {
+    use std::io::Write as _;
+    let python = find_executable("python3", &[])
+        .expect("python3 is not installed: run script/bootstrap, or apt-get install python3");
+    let mut child = std::process::Command::new(python)
+        .arg("-c")
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python3 failed: {}\n{input}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
