@@ -28,6 +28,13 @@ const PRE_KILL_PAUSE: Duration = Duration::from_secs(1);
 /// bound, whose slack covers it): an attempt cut to nothing by the end of the wait
 /// proves nothing and would report "timed out after 0s" instead of what the server did.
 const LEAST_ATTEMPT: Duration = Duration::from_secs(1);
+/// `verify` polls every `FAST_POLL` for the first `FAST_FOR` after the restart, then
+/// every `SLOW_POLL`: most servers bind within a second or two, so an answer is
+/// seen within 100 ms of it; one that takes longer (upstream binds 25 s after start)
+/// is not probed ten times a second for the whole wait (docs/DESIGN.md, "Acting").
+const FAST_POLL: Duration = Duration::from_millis(100);
+const FAST_FOR: Duration = Duration::from_secs(3);
+const SLOW_POLL: Duration = Duration::from_millis(250);
 
 /// What acting needs from the rest of the run.
 pub struct Context<'a> {
@@ -419,7 +426,17 @@ fn verify(
                 ),
             );
         }
-        sleep(deadline.cap(Duration::from_millis(250)));
+        sleep(deadline.cap(verify_pause(started.elapsed())));
+    }
+}
+
+/// The pause after a failed verify attempt made `elapsed` after the wait began:
+/// [`FAST_POLL`] at first, then [`SLOW_POLL`]. The wait's deadline caps it (`verify`).
+pub fn verify_pause(elapsed: Duration) -> Duration {
+    if elapsed < FAST_FOR {
+        FAST_POLL
+    } else {
+        SLOW_POLL
     }
 }
 
@@ -457,6 +474,32 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;
+
+    /// When attempts that fail at once (connection refused) are made: every 100 ms for
+    /// the first 3 s (30 of them), then every 250 ms, and never past the deadline.
+    #[test]
+    fn verify_polls_fast_first_then_backs_off() {
+        let deadline = Duration::from_secs(5);
+        let mut at = Duration::ZERO;
+        let mut times = vec![at];
+        loop {
+            at += verify_pause(at).min(deadline.saturating_sub(at));
+            times.push(at);
+            if at >= deadline {
+                break;
+            }
+        }
+        let gaps: Vec<u128> = times
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis())
+            .collect();
+        assert_eq!(&gaps[..30], &[100; 30][..]);
+        assert_eq!(times[30], Duration::from_secs(3));
+        assert_eq!(&gaps[30..], &[250; 8][..]);
+        assert_eq!(times.last(), Some(&deadline));
+        assert_eq!(verify_pause(Duration::from_secs(3)), SLOW_POLL);
+        assert_eq!(verify_pause(Duration::from_secs(60)), SLOW_POLL);
+    }
 
     /// A server that answers every request at once with HTTP 500, until dropped.
     fn failing_server() -> (TcpListener, String) {
