@@ -99,10 +99,11 @@ pub fn perform(
             // the signal does not end the process, and failing to send it (another
             // user's job) must not keep the supervisor from restarting it.
             let mut steps = Vec::new();
-            if let Some(target) = target
-                && let Err(e) = pre_kill_signal(target, &mut steps, ctx)
-            {
-                steps.push(format!("pre-kill signal not sent: {e}"));
+            if let Some(target) = target {
+                before_supervisor_stop(target, &mut steps);
+                if let Err(e) = pre_kill_signal(target, &mut steps, ctx) {
+                    steps.push(format!("pre-kill signal not sent: {e}"));
+                }
             }
             supervised_restart(steps, supervisor, target.map(|t| t.identity), ctx)
         }
@@ -126,7 +127,7 @@ fn kill_orphan(orphan: &ProcessInfo, supervisor: &Supervisor, ctx: &Context) -> 
         orphan.identity,
         ctx.deadline.cap(ctx.cfg.restart.stop_timeout),
     ) {
-        Ok(ending) => steps.push(format!("orphan PID {} {}", orphan.pid(), ending.describe())),
+        Ok(ended) => steps.push(format!("orphan PID {} {}", orphan.pid(), ended.describe())),
         Err(e) => return Outcome::failed(&steps, e),
     }
     if let Err(why) = wait_port_free(ctx) {
@@ -148,6 +149,37 @@ fn supervised_restart(
             verify(steps, None, false, Some(supervisor), old, ctx)
         }
         Err(why) => Outcome::failed(&steps, why),
+    }
+}
+
+/// The supervisor's own stop sends SIGTERM and waits its stop timeout (supervisord's
+/// `stopwaitsecs`, 10 s by default) before SIGKILL. A stopped server (`T`) cannot act
+/// on that SIGTERM until continued, so the restart would sit out the whole wait: it is
+/// sent SIGCONT first. A continue ends nothing, so the supervisor stays in charge of
+/// the stop (docs/DESIGN.md, "Invariants"). A server in uninterruptible sleep (`D`)
+/// acts on no signal until the kernel wait ends; that is said, and the supervisor's own
+/// SIGKILL ends it: the watchdog does not kill a supervised process itself.
+fn before_supervisor_stop(target: &ProcessInfo, steps: &mut Vec<String>) {
+    let state = signal::state_of(target.identity).unwrap_or(target.state);
+    match signal::treatment(state) {
+        signal::Treatment::Term => {}
+        signal::Treatment::TermThenCont => match signal::send(target.identity, libc::SIGCONT) {
+            Ok(true) => steps.push(format!(
+                "PID {} was stopped (T): sent SIGCONT so that it acts on the supervisor's SIGTERM at once",
+                target.pid()
+            )),
+            Ok(false) => {}
+            Err(e) => steps.push(format!(
+                "PID {} is stopped (T) and SIGCONT was not sent ({e}): the supervisor's stop \
+                 will wait its stop timeout and kill it",
+                target.pid()
+            )),
+        },
+        signal::Treatment::TermThenKillIfStillD => steps.push(format!(
+            "PID {} is in uninterruptible sleep (D): it cannot act on the supervisor's SIGTERM \
+             until the kernel wait ends; the supervisor's SIGKILL after its stop timeout ends it",
+            target.pid()
+        )),
     }
 }
 
@@ -199,7 +231,7 @@ fn builtin_restart(target: &ProcessInfo, way_back: Option<&RestartPath>, ctx: &C
         return Outcome::failed(&steps, e);
     }
     match signal::terminate(target.identity, ctx.deadline.cap(restart.stop_timeout)) {
-        Ok(ending) => steps.push(format!("PID {} {}", target.pid(), ending.describe())),
+        Ok(ended) => steps.push(format!("PID {} {}", target.pid(), ended.describe())),
         Err(e) => return Outcome::failed(&steps, e),
     }
     if let Err(why) = wait_port_free(ctx) {
