@@ -30,6 +30,9 @@ const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ServerOpts {
     /// Pass `--ignore-sigterm`.
     pub ignore_sigterm: bool,
+    /// Pass `--log-sigterm`: SIGTERM is handled (a line in DB/sigterm.log), then the
+    /// server dies of it.
+    pub log_sigterm: bool,
     /// Pass `--startup-delay S`.
     pub startup_delay: Option<f64>,
     /// Pass `--pidfile env.pidfile` (default true).
@@ -44,6 +47,7 @@ impl Default for ServerOpts {
     fn default() -> Self {
         ServerOpts {
             ignore_sigterm: false,
+            log_sigterm: false,
             startup_delay: None,
             pidfile: true,
             tls: None,
@@ -118,6 +122,9 @@ impl TestServer {
         }
         if opts.ignore_sigterm {
             cmd.arg("--ignore-sigterm");
+        }
+        if opts.log_sigterm {
+            cmd.arg("--log-sigterm");
         }
         if let Some(d) = opts.startup_delay {
             cmd.arg("--startup-delay").arg(d.to_string());

@@ -48,6 +48,10 @@ Start-up flags:
   --pidfile F         write own PID to F (like Hermes ctl.sh's ~/.hermes/webui.pid)
   --db DIR            directory holding state.db (default: the current directory)
   --ignore-sigterm    ignore SIGTERM
+  --log-sigterm       handle SIGTERM as a server that shuts down cleanly: append
+                      "PID SIGTERM handled" to DB/sigterm.log, then die of SIGTERM (its
+                      default action, re-raised). The handler only runs while the process
+                      does: a stopped one acts on it once continued (SIGCONT)
   --startup-delay S   sleep S seconds before binding
   --fail-if-exists F  exit 1 at once (before anything else) while F exists: a server
                       that cannot start, for a supervisor to give up on (FATAL)
@@ -567,6 +571,13 @@ def on_usr1(_signum, _frame):
         f.write("%d stack dump\n" % os.getpid())
 
 
+def on_sigterm(_signum, _frame):
+    with open(os.path.join(ARGS.db, "sigterm.log"), "a", encoding="utf-8") as f:
+        f.write("%d SIGTERM handled\n" % os.getpid())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -576,6 +587,7 @@ def main():
     p.add_argument("--db", default=".")
     p.add_argument("--mode-file")
     p.add_argument("--ignore-sigterm", action="store_true")
+    p.add_argument("--log-sigterm", action="store_true")
     p.add_argument("--startup-delay", type=float, default=0.0)
     p.add_argument("--fail-if-exists")
     p.add_argument("--tls-cert")
@@ -593,6 +605,8 @@ def main():
             f.write("%d\n" % os.getpid())
     if ARGS.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif ARGS.log_sigterm:
+        signal.signal(signal.SIGTERM, on_sigterm)
     # Like Hermes WebUI, SIGUSR1 dumps the thread stacks; here it leaves a record of
     # the signal in DB/usr1.log so a test can see the pre-kill signal arrived.
     signal.signal(signal.SIGUSR1, on_usr1)
