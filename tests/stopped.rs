@@ -165,3 +165,69 @@ fn a_stopped_server_under_supervisord_is_continued_before_its_restart() {
     assert_ne!(now, Some(pid), "supervisord runs a new server");
     assert_eq!(now, rep["action"]["new_pid"].as_u64().map(|p| p as u32));
 }
+
+/// Opens the wedged server's FIFO for writing when the test ends, so that the child its
+/// `posix_spawn` left blocked on it execs `/bin/true` and exits (`--wedge-d-on-usr2`).
+#[cfg(target_os = "linux")]
+struct ReleaseFifo(std::path::PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Drop for ReleaseFifo {
+    fn drop(&mut self) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: fails at once (ENXIO) when no child waits on it any more.
+        let _ = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.0);
+    }
+}
+
+/// A server whose main thread is in uninterruptible sleep (`D`, a real killable kernel
+/// wait: the parent of a vfork-style `posix_spawn` whose child blocks on a FIFO) acts on
+/// no SIGTERM, though it handles one: still in `D` a second after the SIGTERM, it is
+/// killed with SIGKILL, its handler never having run, and the step says why.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_server_stuck_in_uninterruptible_sleep_gets_sigkill_and_the_step_says_why() {
+    let env = TestEnv::new();
+    let server = TestServer::start(
+        &env,
+        ServerOpts {
+            log_sigterm: true,
+            wedge_d_on_usr2: true,
+            ..ServerOpts::default()
+        },
+    );
+    let _release = ReleaseFifo(env.db_dir.join("wedge.fifo"));
+    let cfg = env.base_config(&server);
+    cfg.write(&env);
+    server.signal(libc::SIGUSR2);
+    assert!(
+        wait_until(Duration::from_secs(10), || proc_state(server.pid)
+            == Some('D')),
+        "the server did not enter uninterruptible sleep: state {:?}",
+        proc_state(server.pid)
+    );
+
+    let r = run_watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 1);
+    let rep = report(&r);
+    assert_eq!(rep["target"]["state"], "uninterruptible", "{rep:#}");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains(&format!(
+            "PID {} was in uninterruptible sleep (D), where SIGTERM cannot be acted on",
+            server.pid
+        )),
+        "{rep:#}"
+    );
+    assert_restarted(&env, &server);
+    let status = server.exit_status().expect("the old server was reaped");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+    let handled = fs::read_to_string(env.db_dir.join("sigterm.log")).unwrap_or_default();
+    assert!(
+        !handled.contains(&format!("{} SIGTERM handled", server.pid)),
+        "a process in D ran its SIGTERM handler: {handled:?}"
+    );
+}
