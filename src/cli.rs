@@ -98,10 +98,15 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Print, install or remove the job that runs `watchdog check` every minute.
+    /// Print, install or remove the job that runs `watchdog check` every minute (or --every).
     Schedule {
         #[arg(value_enum)]
         kind: ScheduleArg,
+        /// How often the job runs: 60s by default; launchd and systemd take seconds
+        /// from 10s up (e.g. 30s), cron whole minutes that divide an hour (1m, 5m).
+        /// Shorter finds a wedged server sooner, for more load and log churn.
+        #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_duration, conflicts_with = "uninstall")]
+        every: Option<std::time::Duration>,
         /// Install the job instead of printing it: a line in your crontab, a
         /// LaunchAgent bootstrapped into gui/UID, or systemd user units with the timer
         /// enabled. Running it again changes nothing.

@@ -65,7 +65,7 @@ pub fn write(
             "argv": target.argv,
             "cwd": target.cwd,
             "rss_bytes": target.rss_bytes,
-            "state": format!("{:?}", target.state).to_lowercase(),
+            "state": target.state.as_str(),
         },
         "reasons": reasons,
         "health": obs.health,

@@ -85,9 +85,11 @@ fn construct(cli: &Cli) -> (Command, Options) {
         Some(cli::Command::Config { check }) => Command::Config { check_only: *check },
         Some(cli::Command::Schedule {
             kind,
+            every,
             install,
             uninstall,
         }) => Command::Schedule {
+            every: every.unwrap_or(schedule::DEFAULT_EVERY),
             kind: match kind {
                 ScheduleArg::Cron => schedule::ScheduleKind::Cron,
                 ScheduleArg::Launchd => schedule::ScheduleKind::Launchd,
@@ -164,11 +166,20 @@ mod tests {
                 parsed(&args).0,
                 Command::Schedule {
                     kind: schedule::ScheduleKind::Systemd,
-                    step
+                    step,
+                    every: schedule::DEFAULT_EVERY,
                 },
                 "{args:?}"
             );
         }
+        assert_eq!(
+            parsed(&["watchdog", "schedule", "launchd", "--every", "30s"]).0,
+            Command::Schedule {
+                kind: schedule::ScheduleKind::Launchd,
+                step: schedule::Step::Print,
+                every: std::time::Duration::from_secs(30),
+            }
+        );
     }
 
     #[test]

@@ -84,6 +84,12 @@ pub struct TargetReport {
     pub age_s: u64,
     pub argv: Vec<String>,
     pub port: Option<u16>,
+    /// Its state at the observation (`ProcState::as_str`): a stopped or
+    /// uninterruptible server is ended differently (`src/act/signal.rs`).
+    pub state: &'static str,
+    /// The same, for the status page: "stopped (T)".
+    #[serde(skip)]
+    pub state_label: &'static str,
     /// Which sources named the process: "pid", "pidfile", "port", "match".
     pub found_by: Vec<&'static str>,
     /// The supervisor that owns the process, once supervisors are detected.
@@ -198,6 +204,8 @@ fn target_report(target: &Target, port: Option<u16>, obs: &Observation) -> Targe
         age_s: age(target, obs.at).as_secs(),
         argv: target.info.argv.clone(),
         port,
+        state: target.info.state.as_str(),
+        state_label: target.info.state.label(),
         found_by: target.evidence.clone(),
         supervisor: supervisor_report(obs),
     }
@@ -345,9 +353,14 @@ pub fn status_text(report: &Report, url: &str) -> String {
     let _ = writeln!(out, "watchdog status — {url}");
     match &report.target {
         Some(t) => {
+            // Only a state that changes what is done is shown: "stopped (T)".
+            let state = match t.state {
+                "running" => String::new(),
+                _ => format!(", {}", t.state_label),
+            };
             let _ = writeln!(
                 out,
-                "target    PID {} `{}`, up {}, found by {}",
+                "target    PID {} `{}`, up {}, found by {}{state}",
                 t.pid,
                 t.argv.join(" "),
                 human_duration(Duration::from_secs(t.age_s)),

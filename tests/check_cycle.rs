@@ -302,8 +302,9 @@ fn health_hang_restarts_within_the_bound() {
     assert_within_bound(&r, &cfg);
 }
 
-/// A SIGSTOPped server: the kernel still accepts connections, nothing answers, and
-/// SIGTERM stays pending, so only SIGKILL after stop_timeout ends it.
+/// A SIGSTOPped server: the kernel still accepts connections and nothing answers. Its
+/// SIGTERM (default action) ends it even while stopped; one that handles SIGTERM needs
+/// the SIGCONT the watchdog sends after it (tests/stopped.rs).
 #[test]
 fn sigstopped_server_is_killed_and_restarted_within_the_bound() {
     let (env, server, cfg) = setup();

@@ -190,7 +190,7 @@ fn man_page_renders_with_every_subcommand_and_exit_code() {
     for own in [
         "watchdog fds [--top N]",
         "watchdog config [--check]",
-        "watchdog schedule cron|launchd|systemd [--install] [--uninstall]",
+        "watchdog schedule cron|launchd|systemd [--every DURATION] [--install] [--uninstall]",
         "--max-fds <N>",
         "--dry-run",
     ] {

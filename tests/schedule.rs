@@ -682,3 +682,128 @@ fn an_older_cron_line_without_path_is_kept_and_named() {
     );
     assert_eq!(fs::read_to_string(&table).unwrap(), "");
 }
+
+// ---------------------------------------------------------------------------------------
+// --every
+// ---------------------------------------------------------------------------------------
+
+/// Exit 2, nothing on stdout (a `> file` gets no half file), and every word of `said`
+/// in the message.
+#[track_caller]
+fn assert_refused(out: &RunResult, said: &[&str]) {
+    assert_eq!(out.status, Some(2), "{}", out.dump());
+    assert_eq!(out.stdout, "", "{}", out.dump());
+    for words in said {
+        assert!(
+            out.stderr.contains(words),
+            "{words:?} not in:\n{}",
+            out.dump()
+        );
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs systemd-analyze (apt-get install systemd): run by script/test --all and .ci/run"]
+fn a_30s_systemd_timer_passes_verify_and_differs_only_in_its_interval() {
+    let sandbox = Sandbox::new();
+    let default = sandbox.watchdog(&["schedule", "systemd"]);
+    let out = sandbox.watchdog(&["schedule", "systemd", "--every", "30s"]);
+    assert_ok(&out);
+    let (service, timer) = split_units(&stdout(&out));
+    let (default_service, default_timer) = split_units(&stdout(&default));
+    assert_eq!(service, default_service);
+    assert_eq!(
+        timer,
+        default_timer
+            .replace("every minute", "every 30s")
+            .replace("OnUnitActiveSec=1min", "OnUnitActiveSec=30s")
+    );
+    // systemd's default AccuracySec (a minute) would coalesce 30 s ticks.
+    assert!(timer.lines().any(|l| l == "AccuracySec=1s"), "{timer}");
+    verify_units(&sandbox, &service, &timer);
+    // And systemd reads the span as 30 seconds.
+    let analyze = find_executable("systemd-analyze", &[])
+        .expect("systemd-analyze is needed: run script/bootstrap, or apt-get install systemd");
+    let mut span = Command::new(analyze);
+    span.args(["timespan", "30s"]);
+    let span = run_with_timeout(span, WATCHDOG_TIMEOUT);
+    assert!(
+        span.stdout.lines().any(|l| l.trim() == "μs: 30000000"),
+        "{}",
+        span.dump()
+    );
+}
+
+#[test]
+fn a_30s_launchd_plist_is_read_by_plistlib_with_start_interval_30() {
+    let sandbox = Sandbox::new();
+    let default = sandbox.watchdog(&["schedule", "launchd"]);
+    let out = sandbox.watchdog(&["schedule", "launchd", "--every", "30s"]);
+    assert_ok(&out);
+    assert_eq!(
+        out.stdout,
+        default
+            .stdout
+            .replace("<integer>60</integer>", "<integer>30</integer>"),
+        "only StartInterval changes"
+    );
+    let json = python(
+        "import json, plistlib, sys; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))",
+        &out.stdout,
+    );
+    let plist: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(plist["StartInterval"], 30, "{}", out.stdout);
+}
+
+#[test]
+fn cron_takes_whole_minutes_and_refuses_seconds_with_the_reason() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.watchdog(&["schedule", "cron", "--every", "5m"]);
+    assert_ok(&out);
+    let line = stdout(&out).lines().nth(1).unwrap_or_default().to_string();
+    assert!(line.starts_with("*/5 * * * * PATH="), "{}", out.dump());
+    assert_eq!(
+        cron_command(&line),
+        cron_command(
+            stdout(&sandbox.watchdog(&["schedule", "cron"]))
+                .lines()
+                .nth(1)
+                .unwrap()
+        ),
+        "only the minute field changes"
+    );
+    for every in ["30s", "90s", "7m"] {
+        assert_refused(
+            &sandbox.watchdog(&["schedule", "cron", "--every", every]),
+            &[
+                "cron's finest field is the minute",
+                "watchdog schedule launchd",
+                "watchdog schedule systemd",
+            ],
+        );
+    }
+    // --install refuses the same, and leaves the crontab alone.
+    let table = sandbox.crontab("");
+    assert_refused(
+        &sandbox.watchdog(&["schedule", "cron", "--every", "30s", "--install"]),
+        &["cron's finest field is the minute"],
+    );
+    assert_eq!(fs::read_to_string(&table).unwrap(), "");
+    assert!(sandbox.calls().is_empty(), "{}", sandbox.calls());
+}
+
+#[test]
+fn an_interval_below_10s_is_refused_naming_the_run_bound_and_the_lock() {
+    let sandbox = Sandbox::new();
+    for kind in ["cron", "launchd", "systemd"] {
+        assert_refused(
+            &sandbox.watchdog(&["schedule", kind, "--every", "5s"]),
+            &["below 10s", "bound_s", "exit 5"],
+        );
+    }
+    assert_refused(
+        &sandbox.watchdog(&["schedule", "launchd", "--every", "1500ms"]),
+        &["whole number of seconds"],
+    );
+}

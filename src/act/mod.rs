@@ -28,6 +28,13 @@ const PRE_KILL_PAUSE: Duration = Duration::from_secs(1);
 /// bound, whose slack covers it): an attempt cut to nothing by the end of the wait
 /// proves nothing and would report "timed out after 0s" instead of what the server did.
 const LEAST_ATTEMPT: Duration = Duration::from_secs(1);
+/// `verify` polls every `FAST_POLL` for the first `FAST_FOR` after the restart, then
+/// every `SLOW_POLL`: most servers bind within a second or two, so an answer is
+/// seen within 100 ms of it; one that takes longer (upstream binds 25 s after start)
+/// is not probed ten times a second for the whole wait (docs/DESIGN.md, "Acting").
+const FAST_POLL: Duration = Duration::from_millis(100);
+const FAST_FOR: Duration = Duration::from_secs(3);
+const SLOW_POLL: Duration = Duration::from_millis(250);
 
 /// What acting needs from the rest of the run.
 pub struct Context<'a> {
@@ -92,10 +99,11 @@ pub fn perform(
             // the signal does not end the process, and failing to send it (another
             // user's job) must not keep the supervisor from restarting it.
             let mut steps = Vec::new();
-            if let Some(target) = target
-                && let Err(e) = pre_kill_signal(target, &mut steps, ctx)
-            {
-                steps.push(format!("pre-kill signal not sent: {e}"));
+            if let Some(target) = target {
+                before_supervisor_stop(target, &mut steps);
+                if let Err(e) = pre_kill_signal(target, &mut steps, ctx) {
+                    steps.push(format!("pre-kill signal not sent: {e}"));
+                }
             }
             supervised_restart(steps, supervisor, target.map(|t| t.identity), ctx)
         }
@@ -119,7 +127,7 @@ fn kill_orphan(orphan: &ProcessInfo, supervisor: &Supervisor, ctx: &Context) -> 
         orphan.identity,
         ctx.deadline.cap(ctx.cfg.restart.stop_timeout),
     ) {
-        Ok(ending) => steps.push(format!("orphan PID {} {}", orphan.pid(), ending.describe())),
+        Ok(ended) => steps.push(format!("orphan PID {} {}", orphan.pid(), ended.describe())),
         Err(e) => return Outcome::failed(&steps, e),
     }
     if let Err(why) = wait_port_free(ctx) {
@@ -141,6 +149,37 @@ fn supervised_restart(
             verify(steps, None, false, Some(supervisor), old, ctx)
         }
         Err(why) => Outcome::failed(&steps, why),
+    }
+}
+
+/// The supervisor's own stop sends SIGTERM and waits its stop timeout (supervisord's
+/// `stopwaitsecs`, 10 s by default) before SIGKILL. A stopped server (`T`) cannot act
+/// on that SIGTERM until continued, so the restart would sit out the whole wait: it is
+/// sent SIGCONT first. A continue ends nothing, so the supervisor stays in charge of
+/// the stop (docs/DESIGN.md, "Invariants"). A server in uninterruptible sleep (`D`)
+/// acts on no signal until the kernel wait ends; that is said, and the supervisor's own
+/// SIGKILL ends it: the watchdog does not kill a supervised process itself.
+fn before_supervisor_stop(target: &ProcessInfo, steps: &mut Vec<String>) {
+    let state = signal::state_of(target.identity).unwrap_or(target.state);
+    match signal::treatment(state) {
+        signal::Treatment::Term => {}
+        signal::Treatment::TermThenCont => match signal::send(target.identity, libc::SIGCONT) {
+            Ok(true) => steps.push(format!(
+                "PID {} was stopped (T): sent SIGCONT so that it acts on the supervisor's SIGTERM at once",
+                target.pid()
+            )),
+            Ok(false) => {}
+            Err(e) => steps.push(format!(
+                "PID {} is stopped (T) and SIGCONT was not sent ({e}): the supervisor's stop \
+                 will wait its stop timeout and kill it",
+                target.pid()
+            )),
+        },
+        signal::Treatment::TermThenKillIfStillD => steps.push(format!(
+            "PID {} is in uninterruptible sleep (D): it cannot act on the supervisor's SIGTERM \
+             until the kernel wait ends; the supervisor's SIGKILL after its stop timeout ends it",
+            target.pid()
+        )),
     }
 }
 
@@ -192,7 +231,7 @@ fn builtin_restart(target: &ProcessInfo, way_back: Option<&RestartPath>, ctx: &C
         return Outcome::failed(&steps, e);
     }
     match signal::terminate(target.identity, ctx.deadline.cap(restart.stop_timeout)) {
-        Ok(ending) => steps.push(format!("PID {} {}", target.pid(), ending.describe())),
+        Ok(ended) => steps.push(format!("PID {} {}", target.pid(), ended.describe())),
         Err(e) => return Outcome::failed(&steps, e),
     }
     if let Err(why) = wait_port_free(ctx) {
@@ -419,7 +458,17 @@ fn verify(
                 ),
             );
         }
-        sleep(deadline.cap(Duration::from_millis(250)));
+        sleep(deadline.cap(verify_pause(started.elapsed())));
+    }
+}
+
+/// The pause after a failed verify attempt made `elapsed` after the wait began:
+/// [`FAST_POLL`] at first, then [`SLOW_POLL`]. The wait's deadline caps it (`verify`).
+pub fn verify_pause(elapsed: Duration) -> Duration {
+    if elapsed < FAST_FOR {
+        FAST_POLL
+    } else {
+        SLOW_POLL
     }
 }
 
@@ -457,6 +506,32 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;
+
+    /// When attempts that fail at once (connection refused) are made: every 100 ms for
+    /// the first 3 s (30 of them), then every 250 ms, and never past the deadline.
+    #[test]
+    fn verify_polls_fast_first_then_backs_off() {
+        let deadline = Duration::from_secs(5);
+        let mut at = Duration::ZERO;
+        let mut times = vec![at];
+        loop {
+            at += verify_pause(at).min(deadline.saturating_sub(at));
+            times.push(at);
+            if at >= deadline {
+                break;
+            }
+        }
+        let gaps: Vec<u128> = times
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_millis())
+            .collect();
+        assert_eq!(&gaps[..30], &[100; 30][..]);
+        assert_eq!(times[30], Duration::from_secs(3));
+        assert_eq!(&gaps[30..], &[250; 8][..]);
+        assert_eq!(times.last(), Some(&deadline));
+        assert_eq!(verify_pause(Duration::from_secs(3)), SLOW_POLL);
+        assert_eq!(verify_pause(Duration::from_secs(60)), SLOW_POLL);
+    }
 
     /// A server that answers every request at once with HTTP 500, until dropped.
     fn failing_server() -> (TcpListener, String) {

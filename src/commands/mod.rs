@@ -55,6 +55,8 @@ pub enum Command {
     Schedule {
         kind: schedule::ScheduleKind,
         step: schedule::Step,
+        /// `--every`: how often the job runs.
+        every: std::time::Duration,
     },
 }
 
@@ -95,7 +97,7 @@ pub fn run(command: &Command, cfg: &Config, source: Option<&Path>, opts: &Option
         Command::Status => status::run(cfg, opts),
         Command::Fds { top } => fds::run(cfg, opts, *top),
         Command::Config { check_only } => config::run(cfg, source, *check_only),
-        Command::Schedule { kind, step } => {
+        Command::Schedule { kind, step, every } => {
             // The units and the LaunchAgent go under the user's home: never guess it.
             let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
                 eprintln!("watchdog: HOME is not set: schedule needs the user's home directory");
@@ -107,8 +109,9 @@ pub fn run(command: &Command, cfg: &Config, source: Option<&Path>, opts: &Option
                 config: source.and_then(|p| std::path::absolute(p).ok()),
                 home: PathBuf::from(home),
                 path: std::env::var("PATH").ok(),
+                every: *every,
             };
-            schedule::run(*kind, *step, &job)
+            schedule::run(*kind, *step, &job, crate::deadline::run_bound(cfg))
         }
     }
 }

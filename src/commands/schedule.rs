@@ -1,5 +1,6 @@
-//! `watchdog schedule <cron|launchd|systemd> [--install | --uninstall]`: the job that
-//! runs `watchdog check` every minute, printed for review, installed for the current
+//! `watchdog schedule <cron|launchd|systemd> [--every DURATION] [--install | --uninstall]`:
+//! the job that runs `watchdog check` every minute (or every `--every`, where the
+//! scheduler can: [`check_every`]), printed for review, installed for the current
 //! user or removed again. Both change only the user's own crontab, LaunchAgents or
 //! systemd user units, and say what they did.
 
@@ -26,6 +27,11 @@ pub const LABEL: &str = "io.github.watchdog.check";
 const UNIT: &str = "watchdog-check";
 /// A bound on `crontab`, `launchctl` and `systemctl` while installing.
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
+/// The interval without `--every`: what contrib/watchdog/ ships.
+pub const DEFAULT_EVERY: Duration = Duration::from_secs(60);
+/// The shortest `--every`: below it, ticks mostly find the previous run still holding
+/// the lock (a run may take up to its bound) and only exit 5.
+pub const LEAST_EVERY: Duration = Duration::from_secs(10);
 
 /// What the job runs: this binary, `check`, and the config file if one was used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +43,63 @@ pub struct Job {
     /// jobs with `PATH=/usr/bin:/bin` and launchd with less, so tools the operator
     /// reaches (a pip-installed `supervisorctl`, Homebrew's) would be missing.
     pub path: Option<String>,
+    /// How often the job runs ([`DEFAULT_EVERY`] unless `--every`).
+    pub every: Duration,
+}
+
+/// Whether `kind` can run the job every `every`; why not, for the operator, else. `bound`
+/// is the longest a run of this configuration may take (`bound_s`,
+/// `crate::deadline::run_bound`), named in the refusal of a too short interval.
+pub fn check_every(kind: ScheduleKind, every: Duration, bound: Duration) -> Result<(), String> {
+    let shown = crate::units::format_duration(every);
+    if every.subsec_nanos() != 0 {
+        return Err(format!(
+            "--every {shown}: the interval is a whole number of seconds (launchd's StartInterval \
+             and systemd's timers count seconds)"
+        ));
+    }
+    if every < LEAST_EVERY {
+        return Err(format!(
+            "--every {shown} is below {least}: a run may take up to its bound ({bound}s with this \
+             configuration: `bound_s` in `watchdog status --json`) while the server does not \
+             answer, and a run that starts while another holds the lock does nothing but exit 5; \
+             ticks that close together add load, not detection. Use --every {least} or more",
+            least = crate::units::format_duration(LEAST_EVERY),
+            bound = bound.as_secs(),
+        ));
+    }
+    let seconds = every.as_secs();
+    let minutes = seconds / 60;
+    if kind == ScheduleKind::Cron
+        && (!seconds.is_multiple_of(60) || minutes >= 60 || 60 % minutes != 0)
+    {
+        return Err(format!(
+            "--every {shown}: cron's finest field is the minute, and `*/N` in it repeats evenly \
+             only for an N that divides 60, so cron runs the job every 1m, 2m, 3m, 4m, 5m, 6m, \
+             10m, 12m, 15m, 20m or 30m; for seconds use `watchdog schedule launchd` or \
+             `watchdog schedule systemd` (e.g. --every 30s)"
+        ));
+    }
+    Ok(())
+}
+
+/// A timer span as systemd writes it: `1min` (the default's form), `2min`, `30s`.
+fn systemd_span(every: Duration) -> String {
+    let seconds = every.as_secs();
+    if seconds.is_multiple_of(60) {
+        format!("{}min", seconds / 60)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// "every minute" (the default's words), "every 30s", "every 2m".
+fn every_words(every: Duration) -> String {
+    if every == DEFAULT_EVERY {
+        "every minute".into()
+    } else {
+        format!("every {}", crate::units::format_duration(every))
+    }
 }
 
 /// Directories every job's PATH ends with, so that the system's own tools (`ps`,
@@ -82,7 +145,14 @@ pub fn cron_line(job: &Job) -> String {
         shell_quote(&job_path(job.path.as_deref(), &[]))
     )];
     words.extend(job.argv().iter().map(|a| shell_quote(a)));
-    format!("* * * * * {}", cron_escape(&words.join(" ")))
+    // `check_every` let through only whole minutes below 60 that divide it.
+    let minutes = (job.every.as_secs() / 60).max(1);
+    let minute = if minutes == 1 {
+        "*".to_string()
+    } else {
+        format!("*/{minutes}")
+    };
+    format!("{minute} * * * * {}", cron_escape(&words.join(" ")))
 }
 
 /// Cron ends a command at its first unescaped `%` (the rest becomes stdin), and drops
@@ -91,7 +161,7 @@ fn cron_escape(command: &str) -> String {
     command.replace('%', "\\%")
 }
 
-/// A LaunchAgent run every 60 s. launchd gives agents a minimal PATH; the one here is
+/// A LaunchAgent run every `job.every` (60 s by default). launchd gives agents a minimal PATH; the one here is
 /// the operator's (see [`job_path`]) and also reaches Homebrew's `supervisorctl`,
 /// should the server run under supervisord.
 pub fn launchd_plist(job: &Job) -> String {
@@ -112,7 +182,7 @@ pub fn launchd_plist(job: &Job) -> String {
     <array>
 {args}    </array>
     <key>StartInterval</key>
-    <integer>60</integer>
+    <integer>{every}</integer>
     <key>RunAtLoad</key>
     <true/>
     <key>StandardErrorPath</key>
@@ -125,12 +195,16 @@ pub fn launchd_plist(job: &Job) -> String {
 </dict>
 </plist>
 "#,
+        every = job.every.as_secs(),
         log = xml_escape(&log.display().to_string()),
         path = xml_escape(&job_path(job.path.as_deref(), LAUNCHD_EXTRA_PATH)),
     )
 }
 
-/// A oneshot service and the timer that starts it every minute, as user units. The
+/// A oneshot service and the timer that starts it every minute (every `job.every`), as
+/// user units. Under a minute, `OnUnitActiveSec=30s` counts from the service's last
+/// start, and `AccuracySec=1s` keeps systemd from coalescing the ticks (its default
+/// accuracy is a minute). The
 /// service's default `KillMode=control-group` would kill, when a run ends, everything
 /// left in its cgroup: a server the run restarted itself (`setsid` leaves the session,
 /// not the cgroup) included. `KillMode=process` ends only the watchdog.
@@ -155,16 +229,18 @@ pub fn systemd_units(job: &Job) -> (String, String) {
     );
     let timer = format!(
         "[Unit]\n\
-         Description=Run watchdog-check every minute\n\
+         Description=Run watchdog-check {words}\n\
          \n\
          [Timer]\n\
          OnBootSec=1min\n\
-         OnUnitActiveSec=1min\n\
+         OnUnitActiveSec={span}\n\
          AccuracySec=1s\n\
          Unit={UNIT}.service\n\
          \n\
          [Install]\n\
-         WantedBy=timers.target\n"
+         WantedBy=timers.target\n",
+        words = every_words(job.every),
+        span = systemd_span(job.every),
     );
     (service, timer)
 }
@@ -192,7 +268,15 @@ pub enum Step {
     Uninstall,
 }
 
-pub fn run(kind: ScheduleKind, step: Step, job: &Job) -> ExitCode {
+/// `bound` is the longest a run of the configuration may take (`bound_s`), for the
+/// refusal of a too short `--every`.
+pub fn run(kind: ScheduleKind, step: Step, job: &Job, bound: Duration) -> ExitCode {
+    if step != Step::Uninstall
+        && let Err(why) = check_every(kind, job.every, bound)
+    {
+        eprintln!("watchdog: schedule: {why}");
+        return ExitCode::Usage;
+    }
     // Warnings about the job to be scheduled, on stderr: never in the printed file.
     if step != Step::Uninstall {
         let path = job_path(job.path.as_deref(), &[]);
@@ -647,7 +731,70 @@ mod tests {
             config: config.map(PathBuf::from),
             home: PathBuf::from("/Users/me"),
             path: Some("/opt/homebrew/bin:/usr/bin:/bin".into()),
+            every: DEFAULT_EVERY,
         }
+    }
+
+    /// launchd and systemd take seconds from 10 s up; cron only whole minutes dividing
+    /// 60; each refusal says why and what to use instead.
+    #[test]
+    fn every_is_checked_against_the_scheduler() {
+        use ScheduleKind::*;
+        let bound = Duration::from_secs(134);
+        let secs = Duration::from_secs;
+        for kind in [Launchd, Systemd] {
+            for ok in [10, 30, 45, 60, 90, 300] {
+                assert_eq!(check_every(kind, secs(ok), bound), Ok(()), "{kind:?} {ok}");
+            }
+        }
+        for ok in [60, 120, 300, 600, 1800] {
+            assert_eq!(check_every(Cron, secs(ok), bound), Ok(()), "{ok}");
+        }
+        for bad in [30, 90, 420, 3600] {
+            let why = check_every(Cron, secs(bad), bound).unwrap_err();
+            assert!(
+                why.contains("cron's finest field is the minute")
+                    && why.contains("watchdog schedule systemd"),
+                "{why}"
+            );
+        }
+        for kind in [Cron, Launchd, Systemd] {
+            let why = check_every(kind, secs(5), bound).unwrap_err();
+            assert!(
+                why.contains("below 10s") && why.contains("134s") && why.contains("exit 5"),
+                "{why}"
+            );
+            let why = check_every(kind, Duration::from_millis(10_500), bound).unwrap_err();
+            assert!(why.contains("whole number of seconds"), "{why}");
+        }
+    }
+
+    /// Only the interval changes: the cron minute field, StartInterval, OnUnitActiveSec
+    /// and the timer's description.
+    #[test]
+    fn every_changes_only_the_interval() {
+        let at = |every| Job {
+            every: Duration::from_secs(every),
+            ..job(None)
+        };
+        assert_eq!(
+            cron_line(&at(300)),
+            cron_line(&at(60)).replacen("* * * * *", "*/5 * * * *", 1)
+        );
+        assert_eq!(
+            launchd_plist(&at(30)),
+            launchd_plist(&at(60)).replace("<integer>60</integer>", "<integer>30</integer>")
+        );
+        let (service, timer) = systemd_units(&at(30));
+        let (service60, timer60) = systemd_units(&at(60));
+        assert_eq!(service, service60);
+        assert_eq!(
+            timer,
+            timer60
+                .replace("every minute", "every 30s")
+                .replace("OnUnitActiveSec=1min", "OnUnitActiveSec=30s")
+        );
+        assert!(systemd_units(&at(120)).1.contains("OnUnitActiveSec=2min\n"));
     }
 
     const PATH: &str = "PATH=/opt/homebrew/bin:/usr/bin:/bin:/usr/sbin:/sbin";

@@ -20,6 +20,8 @@ fn report() -> Report {
             age_s: 3600,
             argv: vec!["python3".into(), "server.py".into()],
             port: Some(8787),
+            state: "running",
+            state_label: "running",
             found_by: vec!["port"],
             supervisor: None,
         }),

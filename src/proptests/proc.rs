@@ -32,7 +32,8 @@ Max locked memory         8388608              8388608              bytes
 /// What `parse_state` should make of each one-letter state of proc(5).
 fn expected_state(code: char) -> ProcState {
     match code {
-        'R' | 'S' | 'D' => ProcState::Running,
+        'R' | 'S' => ProcState::Running,
+        'D' => ProcState::Uninterruptible,
         'T' | 't' => ProcState::Stopped,
         'Z' | 'X' | 'x' => ProcState::Zombie,
         _ => ProcState::Other,

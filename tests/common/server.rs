@@ -30,6 +30,12 @@ const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ServerOpts {
     /// Pass `--ignore-sigterm`.
     pub ignore_sigterm: bool,
+    /// Pass `--log-sigterm`: SIGTERM is handled (a line in DB/sigterm.log), then the
+    /// server dies of it.
+    pub log_sigterm: bool,
+    /// Pass `--wedge-d-on-usr2`: SIGUSR2 puts the server's main thread in
+    /// uninterruptible sleep (D) until DB/wedge.fifo is opened for writing.
+    pub wedge_d_on_usr2: bool,
     /// Pass `--startup-delay S`.
     pub startup_delay: Option<f64>,
     /// Pass `--pidfile env.pidfile` (default true).
@@ -44,6 +50,8 @@ impl Default for ServerOpts {
     fn default() -> Self {
         ServerOpts {
             ignore_sigterm: false,
+            log_sigterm: false,
+            wedge_d_on_usr2: false,
             startup_delay: None,
             pidfile: true,
             tls: None,
@@ -118,6 +126,12 @@ impl TestServer {
         }
         if opts.ignore_sigterm {
             cmd.arg("--ignore-sigterm");
+        }
+        if opts.log_sigterm {
+            cmd.arg("--log-sigterm");
+        }
+        if opts.wedge_d_on_usr2 {
+            cmd.arg("--wedge-d-on-usr2");
         }
         if let Some(d) = opts.startup_delay {
             cmd.arg("--startup-delay").arg(d.to_string());

@@ -48,6 +48,18 @@ Start-up flags:
   --pidfile F         write own PID to F (like Hermes ctl.sh's ~/.hermes/webui.pid)
   --db DIR            directory holding state.db (default: the current directory)
   --ignore-sigterm    ignore SIGTERM
+  --log-sigterm       handle SIGTERM as a server that shuts down cleanly: append
+                      "PID SIGTERM handled" to DB/sigterm.log, then die of SIGTERM (its
+                      default action, re-raised). The handler only runs while the process
+                      does: a stopped one acts on it once continued (SIGCONT)
+  --wedge-d-on-usr2   on SIGUSR2, the main thread (whose state /proc/PID/stat shows)
+                      enters uninterruptible sleep (D) and stays there: it posix_spawns
+                      /bin/true with an open of DB/wedge.fifo as a file action, and
+                      glibc's posix_spawn (clone with CLONE_VFORK) keeps the parent in a
+                      killable D wait until the child execs, which it does not while no
+                      one opens the FIFO for writing. Nothing is accepted meanwhile; a
+                      handled SIGTERM is not acted on, SIGKILL is. Whoever opens the FIFO
+                      for writing (O_NONBLOCK) lets the child exec and exit.
   --startup-delay S   sleep S seconds before binding
   --fail-if-exists F  exit 1 at once (before anything else) while F exists: a server
                       that cannot start, for a supervisor to give up on (FATAL)
@@ -567,6 +579,34 @@ def on_usr1(_signum, _frame):
         f.write("%d stack dump\n" % os.getpid())
 
 
+def on_sigterm(_signum, _frame):
+    with open(os.path.join(ARGS.db, "sigterm.log"), "a", encoding="utf-8") as f:
+        f.write("%d SIGTERM handled\n" % os.getpid())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+LISTENER = None
+
+
+def on_usr2_wedge_d(_signum, _frame):
+    fifo = os.path.join(ARGS.db, "wedge.fifo")
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+    log("SIGUSR2: entering uninterruptible sleep on %s" % fifo)
+    # The child gets a copy of every FD until it execs: not of the listening socket,
+    # which would keep the port held after this process is killed.
+    os.posix_spawn(
+        "/bin/true",
+        ["true"],
+        dict(os.environ),
+        file_actions=[
+            (os.POSIX_SPAWN_CLOSE, LISTENER.fileno()),
+            (os.POSIX_SPAWN_OPEN, 3, fifo, os.O_RDONLY, 0),
+        ],
+    )
+
+
 def main():
     global ARGS
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -576,6 +616,8 @@ def main():
     p.add_argument("--db", default=".")
     p.add_argument("--mode-file")
     p.add_argument("--ignore-sigterm", action="store_true")
+    p.add_argument("--log-sigterm", action="store_true")
+    p.add_argument("--wedge-d-on-usr2", action="store_true")
     p.add_argument("--startup-delay", type=float, default=0.0)
     p.add_argument("--fail-if-exists")
     p.add_argument("--tls-cert")
@@ -593,9 +635,13 @@ def main():
             f.write("%d\n" % os.getpid())
     if ARGS.ignore_sigterm:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    elif ARGS.log_sigterm:
+        signal.signal(signal.SIGTERM, on_sigterm)
     # Like Hermes WebUI, SIGUSR1 dumps the thread stacks; here it leaves a record of
     # the signal in DB/usr1.log so a test can see the pre-kill signal arrived.
     signal.signal(signal.SIGUSR1, on_usr1)
+    if ARGS.wedge_d_on_usr2:
+        signal.signal(signal.SIGUSR2, on_usr2_wedge_d)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4096:
         want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
@@ -605,7 +651,9 @@ def main():
     if ARGS.startup_delay > 0:
         time.sleep(ARGS.startup_delay)
 
+    global LISTENER
     server = bind()
+    LISTENER = server.socket
     scheme = "http"
     if ARGS.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -356,7 +356,8 @@ pub(crate) fn parse_stat(text: &str) -> Result<StatFields, String> {
 
 fn parse_state(code: &str) -> ProcState {
     match code {
-        "R" | "S" | "D" => ProcState::Running,
+        "R" | "S" => ProcState::Running,
+        "D" => ProcState::Uninterruptible,
         "T" | "t" => ProcState::Stopped,
         "Z" | "X" | "x" => ProcState::Zombie,
         _ => ProcState::Other,
@@ -483,7 +484,8 @@ mod tests {
 
     #[test]
     fn stat_states() {
-        assert_eq!(parse_state("D"), ProcState::Running);
+        assert_eq!(parse_state("S"), ProcState::Running);
+        assert_eq!(parse_state("D"), ProcState::Uninterruptible);
         assert_eq!(parse_state("t"), ProcState::Stopped);
         assert_eq!(parse_state("Z"), ProcState::Zombie);
         assert_eq!(parse_state("X"), ProcState::Zombie);

@@ -59,11 +59,40 @@ pub struct Identity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcState {
     Running,
-    /// Stopped by a signal (SIGSTOP, SIGTSTP) or traced.
+    /// Stopped by a signal (SIGSTOP, SIGTSTP) or traced: it acts on no signal but
+    /// SIGKILL until continued (`src/act/signal.rs`, `treatment`).
     Stopped,
+    /// In uninterruptible sleep (Linux `D`): it acts on no signal until the kernel
+    /// wait ends; SIGKILL too, unless the wait is a killable one. macOS does not tell
+    /// this apart from an ordinary sleep (`p_stat` has SSLEEP for both).
+    Uninterruptible,
     /// Exited but not reaped: holds no FDs and no port; as good as dead to us.
     Zombie,
     Other,
+}
+
+impl ProcState {
+    /// The word for the report's `target.state` and the incident's `process.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcState::Running => "running",
+            ProcState::Stopped => "stopped",
+            ProcState::Uninterruptible => "uninterruptible",
+            ProcState::Zombie => "zombie",
+            ProcState::Other => "other",
+        }
+    }
+
+    /// For the operator, with the letter `ps` shows: "stopped (T)".
+    pub fn label(self) -> &'static str {
+        match self {
+            ProcState::Running => "running",
+            ProcState::Stopped => "stopped (T)",
+            ProcState::Uninterruptible => "in uninterruptible sleep (D)",
+            ProcState::Zombie => "a zombie (Z)",
+            ProcState::Other => "in another state",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
