@@ -748,8 +748,9 @@ fn a_30s_launchd_plist_is_read_by_plistlib_with_start_interval_30() {
             .replace("<integer>60</integer>", "<integer>30</integer>"),
         "only StartInterval changes"
     );
-    let json = python(
+    let json = python3_output(
         "import json, plistlib, sys; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))",
+        &[],
         &out.stdout,
     );
     let plist: serde_json::Value = serde_json::from_str(&json).unwrap();
