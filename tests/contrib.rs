@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use common::{
@@ -216,7 +216,7 @@ fn plists_are_read_by_plistlib_with_launchd_key_types() {
 /// `systemd-analyze verify` on each unit, which must pass with no warning about it
 /// (an unknown or malformed setting is only a warning: "ignoring").
 #[cfg(target_os = "linux")]
-fn verify_unit(dir: &Path, name: &str, text: &str) {
+fn verify_unit(dir: &std::path::Path, name: &str, text: &str) {
     let path = dir.join(name);
     fs::write(&path, text).unwrap();
     let mut verify = Command::new(tool("systemd-analyze", "systemd"));

@@ -11,8 +11,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use common::find_executable;
+use common::python3_output;
 use common::{RunResult, WATCHDOG_TIMEOUT, run_with_timeout, watchdog_bin};
-use common::{find_executable, python3_output};
 
 struct Sandbox {
     dir: tempfile::TempDir,
