@@ -467,6 +467,21 @@ fn why_no_process(obs: &Observation) -> String {
     }
 }
 
+/// The age of the process a supervisor reports running as its job, when no server was
+/// found and it is younger than `grace`: a supervisor restarted the server a moment
+/// ago and it has not bound its port yet (Hermes WebUI binds up to 25 s after it
+/// starts). A `start` through the supervisor would kill it and begin again
+/// (docs/RELIABILITY.md, "What the runs found"); it gets the target's startup grace.
+fn young_job(obs: &Observation, now: SystemTime, grace: Duration) -> Option<Duration> {
+    let supervision = obs.restart.supervision.as_ref()?;
+    let job = supervision.job.as_ref().ok()?;
+    job.pid?;
+    let age = now
+        .duration_since(supervision.job_started?)
+        .unwrap_or(Duration::ZERO);
+    (age < grace).then_some(age)
+}
+
 /// The race after a crash: no server was found when the run looked, but its supervisor
 /// has started (or is starting) a new one by the time health passed. The config is
 /// fine; say so instead of pointing at [target].
@@ -744,6 +759,14 @@ fn plan(obs: &Observation, cfg: &Config, ctx: &Context, reasons: &[Reason]) -> P
                 grace: cfg.target.startup_grace,
             });
         }
+    }
+    if kind == ActionKind::Start
+        && let Some(age) = young_job(obs, ctx.now, cfg.target.startup_grace)
+    {
+        return suppressed(Suppression::StartupGrace {
+            age,
+            grace: cfg.target.startup_grace,
+        });
     }
     let only_predictive = !reasons.iter().any(|r| r.severity == Severity::Hard);
     if only_predictive && let Some(busy) = busy(obs, cfg) {

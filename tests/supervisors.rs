@@ -345,6 +345,77 @@ fn supervisord_program_in_fatal_is_started_through_supervisorctl() {
     assert_replaced(pid, new_pid, port);
 }
 
+/// A server its supervisor has just started again and that has not bound its port yet
+/// (Hermes WebUI binds up to 25 s after it starts) gets the startup grace: a `start`
+/// through the supervisor would kill it and begin again, and the next one would be as
+/// slow (found by bench/ttr; docs/RELIABILITY.md, "What the runs found").
+#[test]
+#[ignore = "needs supervisord (pip install supervisor): run by script/test --all and .ci/run"]
+fn a_job_its_supervisor_just_started_again_is_left_to_bind_its_port() {
+    let env = TestEnv::new();
+    let tools = Tools::new(&env);
+    tools.install_supervisorctl();
+    // The program starts slowly (binds after 60 s) once the flag exists.
+    let slow = env.root.join("slow-start");
+    let argv = sh_words(&testserver_argv(&env));
+    let script = env.root.join("webui.sh");
+    write_script(
+        &script,
+        &format!(
+            "#!/bin/sh\nif [ -e {flag} ]; then exec {argv} --startup-delay 60; fi\nexec {argv}\n",
+            flag = sh_quote(&slow.display().to_string())
+        ),
+    );
+    let sup = start_supervisord(
+        &env,
+        &tools,
+        &program_section(&env, &[script.display().to_string()], "startsecs = 1\n"),
+    );
+    sup.wait_state(JOB, "RUNNING");
+    let (pid, port) = wait_for_server(&env, UP_TIMEOUT, None);
+    auto_config(&env, port)
+        .set("target.startup_grace", "2m")
+        .write(&env);
+    assert_exit(&env, &tools.watchdog(&env, &["check"]), 0);
+
+    // It crashes; supervisord starts it again and calls it RUNNING after startsecs, long
+    // before it binds.
+    fs::write(&slow, "").unwrap();
+    assert!(kill_if_testserver(&env.pid_log, pid, libc::SIGKILL));
+    let mut again = None;
+    assert!(
+        wait_until(UP_TIMEOUT, || {
+            again = match sup.status(JOB) {
+                (state, Some(p)) if state == "RUNNING" && p != pid => Some(p),
+                _ => None,
+            };
+            again.is_some()
+        }),
+        "supervisord did not start it again:\n{}",
+        sup.logs()
+    );
+    assert_eq!(
+        listener_pid(port),
+        None,
+        "precondition: nothing on the port yet"
+    );
+    tools.take_calls("supervisorctl");
+
+    let r = tools.watchdog(&env, &["check", "--json"]);
+    assert_exit(&env, &r, 4);
+    let rep = report(&r);
+    assert!(rep["target"].is_null(), "{rep:#}");
+    assert_eq!(rep["action"]["result"], "suppressed", "{rep:#}");
+    let detail = rep["action"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("startup grace"), "{rep:#}");
+    let calls = tools.take_calls("supervisorctl");
+    assert!(
+        calls.iter().all(|c| !c.contains(" restart ")),
+        "the starting job was restarted: {calls:?}"
+    );
+    assert_eq!(sup.status(JOB), ("RUNNING".to_string(), again));
+}
+
 // ---------------------------------------------------------------------------------------
 // The double-fork orphan under supervisord
 // ---------------------------------------------------------------------------------------

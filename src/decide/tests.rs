@@ -189,9 +189,17 @@ fn supervised(o: &mut Observation, orphan: bool) {
                 holder,
                 job_pid: Some(5000),
             }),
+            job_started: None,
         }),
         ..Resolution::plain(Method::Supervisor)
     };
+}
+
+/// The supervisor's job process started `ago` before the observation.
+fn job_started(o: &mut Observation, ago: Duration) {
+    if let Some(supervision) = o.restart.supervision.as_mut() {
+        supervision.job_started = now().checked_sub(ago);
+    }
 }
 
 /// The supervisor reports its job starting (STARTING, `pid` giving `pid`).
@@ -746,6 +754,41 @@ const ROWS: &[Row] = &[
         verdict: Verdict::Unhealthy,
         codes: &[(NoProcess, Hard)],
         plan: Expect::Start,
+    },
+    Row {
+        name: "a job its supervisor started a moment ago, not yet on the port, gets the startup grace",
+        change: |o, _, _| {
+            supervised(o, false);
+            no_target(o);
+            o.health = hanging();
+            job_started(o, Duration::from_secs(5));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Suppressed("startup_grace"),
+    },
+    Row {
+        name: "a job running past the startup grace with nothing on the port is started",
+        change: |o, _, _| {
+            supervised(o, false);
+            no_target(o);
+            o.health = hanging();
+            job_started(o, Duration::from_secs(600));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(NoProcess, Hard)],
+        plan: Expect::Start,
+    },
+    Row {
+        name: "a young job does not shield an orphan holding the port",
+        change: |o, c, _| {
+            supervised(o, true);
+            c.target.match_ = Some("server.py".into());
+            job_started(o, Duration::from_secs(1));
+        },
+        verdict: Verdict::Unhealthy,
+        codes: &[(OrphanPortHolder, Hard)],
+        plan: Expect::KillOrphan,
     },
     Row {
         name: "an orphan on the port is killed even while healthy",

@@ -26,7 +26,7 @@ pub mod supervisord;
 pub mod systemd;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -308,6 +308,11 @@ pub struct Supervision {
     pub supervisor: Supervisor,
     pub job: Result<JobStatus, String>,
     pub orphan: Option<Orphan>,
+    /// When the job's process started, where it could be read: a supervisor that
+    /// reports a job running may have started it a moment ago, before it binds its port
+    /// (docs/RELIABILITY.md, "What the runs found"; the decision in src/decide.rs,
+    /// `young_job`).
+    pub job_started: Option<SystemTime>,
 }
 
 impl Supervisor {
@@ -787,12 +792,19 @@ fn resolve_in(
         (Ok(status), Some(target)) => orphan_of(status, target),
         _ => None,
     };
+    let job_started = job
+        .as_ref()
+        .ok()
+        .and_then(|status| status.pid)
+        .and_then(|pid| os::process_info(pid).ok())
+        .map(|info| info.start_time);
     Resolution {
         method: supervisor.kind.method(),
         supervision: Some(Supervision {
             supervisor,
             job,
             orphan,
+            job_started,
         }),
         ..plain(Method::None)
     }
