@@ -76,11 +76,14 @@ impl Prober {
     pub fn check(&self, deadline: Deadline) -> HealthResult {
         let mut attempts = Vec::new();
         let mut json = None;
+        let first = Instant::now();
         // `attempts` is validated as >= 1 by the config; max(1) keeps a zero from
         // producing a result with no attempt at all.
-        for n in 0..self.cfg.attempts.max(1) {
+        let count = self.cfg.attempts.max(1);
+        for n in 0..count {
             if n > 0 {
-                std::thread::sleep(deadline.cap(self.cfg.interval));
+                let pause = pause_before(n, count, &self.cfg, first.elapsed());
+                std::thread::sleep(deadline.cap(pause));
             }
             if n > 0 && deadline.passed() {
                 break;
@@ -319,6 +322,26 @@ fn summarize(attempts: Vec<Attempt>, json: Option<serde_json::Value>) -> HealthR
         tls_refused: !attempts.is_empty() && attempts.iter().all(|a| a.tls_refused),
         attempts,
     }
+}
+
+/// The pause before attempt `n` (counted from 0; `n` ≥ 1) of `attempts`, `since_first`
+/// after the first began: `health.interval`, except before the last attempt, which is
+/// made no sooner than `attempts × interval` after the first. Failures that come at once
+/// (a 503, a refused connection) would otherwise span only `(attempts − 1) × interval`,
+/// and a fault a little longer than that, but shorter than `attempts × interval`, would
+/// fail every attempt and cause a restart (found by bench/ttr; docs/RELIABILITY.md).
+/// Never later than attempts that each waited their whole timeout would have made it,
+/// so the run's bound (src/deadline.rs) is unchanged.
+fn pause_before(n: u32, attempts: u32, h: &HealthConfig, since_first: Duration) -> Duration {
+    if n + 1 < attempts {
+        return h.interval;
+    }
+    let hung = h
+        .timeout
+        .saturating_add(h.interval)
+        .saturating_mul(attempts.saturating_sub(1));
+    let span = h.interval.saturating_mul(attempts).min(hung);
+    span.saturating_sub(since_first).max(h.interval)
 }
 
 fn elapsed_ms(started: Instant) -> u64 {
@@ -793,6 +816,28 @@ mod tests {
         assert_eq!(result.status, Some(200));
         assert_eq!(result.error, None);
         assert!(result.json.is_some());
+    }
+
+    /// The last attempt waits until the attempts span `attempts × interval` when the
+    /// failures came at once, and no longer than hung attempts would have taken.
+    #[test]
+    fn the_last_attempt_comes_no_sooner_than_attempts_times_interval() {
+        let mut h = crate::config::defaults(None).health;
+        h.timeout = Duration::from_secs(2);
+        h.interval = Duration::from_secs(1);
+        let ms = Duration::from_millis;
+        // Fast failures: 1 s, then up to 3 s after the first.
+        assert_eq!(pause_before(1, 3, &h, ms(10)), ms(1000));
+        assert_eq!(pause_before(2, 3, &h, ms(1020)), ms(1980));
+        // Hung attempts (2 s each): the usual interval, as before.
+        assert_eq!(pause_before(2, 3, &h, ms(5000)), ms(1000));
+        // Two attempts: the second 2 s after the first.
+        assert_eq!(pause_before(1, 2, &h, ms(5)), ms(1995));
+        // A timeout short beside the interval: never later than hung attempts would be
+        // (2 × (0.1 + 10) = 20.2 s, not 3 × 10 = 30 s).
+        h.timeout = ms(100);
+        h.interval = Duration::from_secs(10);
+        assert_eq!(pause_before(2, 3, &h, ms(10_050)), ms(10_150));
     }
 
     #[test]
