@@ -22,7 +22,8 @@ use crate::report;
 use crate::units;
 
 use super::state::{
-    LISTED_INCIDENTS, REPEAT_QUIET, current_sample, decision_context, load_history, trusted_dirs,
+    LISTED_INCIDENTS, REPEAT_QUIET, current_sample, decision_context, load_history, prober,
+    trusted_dirs,
 };
 use super::{Options, print_json};
 
@@ -37,14 +38,8 @@ struct Run<'a> {
 
 pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
-    // Before anything is touched: a ca_file that can no longer be used is a
-    // configuration error (src/config/tls.rs), not a failed health check.
-    let prober = match Prober::new(&cfg.health) {
-        Ok(prober) => prober,
-        Err(e) => {
-            eprintln!("watchdog: {e}");
-            return ExitCode::Usage;
-        }
+    let Some(prober) = prober(cfg) else {
+        return ExitCode::Usage;
     };
     let deadline = Deadline::after(bound);
     if let Err(refused) = trusted_dirs(cfg, true) {

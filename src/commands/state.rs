@@ -8,6 +8,7 @@ use crate::decide;
 use crate::history::{self, History};
 use crate::log::{Event, Level, Logger};
 use crate::probe::Observation;
+use crate::probe::health::Prober;
 use crate::safe_fs;
 use crate::trend::{self, FdSample};
 use crate::units;
@@ -18,6 +19,15 @@ pub(super) const REPEAT_QUIET: Duration = Duration::from_secs(3600);
 const SAMPLED_PATHS: usize = 5;
 /// Incidents listed by `status` and the `--json` report.
 pub(super) const LISTED_INCIDENTS: usize = 5;
+
+/// The health prober, built before anything is touched: a `health.ca_file` that can no
+/// longer be used is a configuration error (src/config/tls.rs), said on stderr, not a
+/// failed health check. `None`: the run exits 2.
+pub(super) fn prober(cfg: &Config) -> Option<Prober> {
+    Prober::new(&cfg.health)
+        .map_err(|e| eprintln!("watchdog: {e}"))
+        .ok()
+}
 
 /// The state directory and the log's directory must be ones only this user (or root)
 /// can change, all the way up (docs/SECURITY.md): otherwise another user could plant a

@@ -9,25 +9,18 @@ use crate::decide;
 use crate::exit_code::ExitCode;
 use crate::incident;
 use crate::probe;
-use crate::probe::health::Prober;
 use crate::report;
 
 use super::check::exit_code;
-use super::state::{LISTED_INCIDENTS, decision_context, load_history, trusted_dirs};
+use super::state::{LISTED_INCIDENTS, decision_context, load_history, prober, trusted_dirs};
 use super::{Options, print_json};
 
 /// Observe and decide as `check --dry-run` would; print; touch nothing, not even the
 /// log or the history.
 pub fn run(cfg: &Config, opts: &Options) -> ExitCode {
     let bound = run_bound(cfg);
-    // Before anything is touched: a ca_file that can no longer be used is a
-    // configuration error (src/config/tls.rs), not a failed health check.
-    let prober = match Prober::new(&cfg.health) {
-        Ok(prober) => prober,
-        Err(e) => {
-            eprintln!("watchdog: {e}");
-            return ExitCode::Usage;
-        }
+    let Some(prober) = prober(cfg) else {
+        return ExitCode::Usage;
     };
     if let Err(refused) = trusted_dirs(cfg, false) {
         eprintln!("watchdog: {refused}");
