@@ -210,15 +210,7 @@ impl ProcCensus {
             } else if let Some(anon) = target.strip_prefix("anon_inode:") {
                 let name = anon.trim_start_matches('[').trim_end_matches(']');
                 let name = name.split(':').next().unwrap_or(name);
-                match name {
-                    "eventfd" => "eventfd",
-                    "eventpoll" => "epoll",
-                    "inotify" => "inotify",
-                    "timerfd" => "timerfd",
-                    "signalfd" => "signalfd",
-                    _ => "anon",
-                }
-                .to_string()
+                super::ps_lsof::anon_inode_kind(name).to_string()
             } else {
                 "other".to_string()
             };

@@ -109,14 +109,7 @@ impl LsofFd {
             "a_inode" => {
                 let n = self.name.trim_start_matches('[');
                 let n = n.split([':', ']']).next().unwrap_or("");
-                match n {
-                    "eventfd" => "eventfd",
-                    "eventpoll" => "epoll",
-                    "inotify" => "inotify",
-                    "timerfd" => "timerfd",
-                    "signalfd" => "signalfd",
-                    _ => "anon",
-                }
+                anon_inode_kind(n)
             }
             _ => "other",
         }
@@ -198,4 +191,17 @@ pub fn lsof_fds(pid: u32) -> Vec<LsofFd> {
     }
     out.sort_by_key(|f| f.fd);
     out
+}
+
+/// The census kind of an anonymous inode by its kernel name (`eventfd`, `eventpoll`, …),
+/// as both test references (lsof's `a_inode` rows, `/proc` links) name it.
+pub fn anon_inode_kind(name: &str) -> &'static str {
+    match name {
+        "eventfd" => "eventfd",
+        "eventpoll" => "epoll",
+        "inotify" => "inotify",
+        "timerfd" => "timerfd",
+        "signalfd" => "signalfd",
+        _ => "anon",
+    }
 }
